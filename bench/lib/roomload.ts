@@ -1,0 +1,212 @@
+// The open-loop room load behind chat, fanout, direct and soak: connect every client, join its
+// rooms, send at a fixed aggregate rate (latency from the intended send time, as wrk2 does), drain,
+// then check every member got every message of its rooms exactly once and in seq order.
+import { Meter, nowUs, verdict, type Correctness, type RunResult } from './stats.ts';
+import type { Sink, Transport } from './transport.ts';
+import type { ProcSampler } from './proc.ts';
+
+export interface RoomLoadSpec {
+  scenario: string;
+  clients: number;
+  rooms: number;
+  /** Rooms of client c. */
+  membership(c: number): number[];
+  /** (client, room) pairs that send, used round-robin. */
+  senders: Array<[number, number]>;
+  rate: number;
+  durationS: number;
+  warmupS: number;
+  drainS: number;
+  connectConcurrency: number;
+}
+
+export interface RunEnv {
+  serverLabel: string;
+  /** ws://... (or http://... for socketio) and the matching http://host:port for the HTTP API. */
+  url: string;
+  httpBase: string;
+  /** Unique per run: room names are prefix + index. */
+  prefix: string;
+  sampler: ProcSampler;
+  /** Builds the transport for a run, given the sink it must feed. */
+  transport(sink: Sink): Transport;
+}
+
+const ST_SENT = 1, ST_ACKED = 2, ST_REFUSED = 3, ST_SKIPPED = 4;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunResult> {
+  const startedAt = new Date().toISOString();
+  // membership as flat typed arrays (struct of arrays): slot s = one (client, room) subscription
+  const slotBase = new Int32Array(spec.clients + 1);
+  const slotRoomList: number[] = [];
+  for (let c = 0; c < spec.clients; c++) { slotBase[c] = slotRoomList.length; slotRoomList.push(...spec.membership(c)); }
+  slotBase[spec.clients] = slotRoomList.length;
+  const nSlots = slotRoomList.length;
+  const slotRoom = Int32Array.from(slotRoomList);
+  const slotNext = new Float64Array(nSlots).fill(-1); // next expected seq; -1 = not joined yet
+  const roomLast = new Float64Array(spec.rooms);     // highest seq seen per room (acks and msgs)
+  const total = Math.ceil(spec.rate * (spec.warmupS + spec.durationS));
+  const status = new Uint8Array(total);
+  const connectStart = new Float64Array(spec.clients);
+  const wasOpen = new Uint8Array(spec.clients);
+  let opened = 0, failed = 0, joined = 0, loadPhase = false, closing = false;
+  let acked = 0, sentCount = 0;
+  const c0: Correctness = { gaps: 0, duplicates: 0, missing: 0, unacked: 0, dupAcks: 0, earlyMsgs: 0, disconnects: 0, failedConnects: 0, otherFailures: 0, ok: true, notes: [] };
+  const meter = new Meter(env.sampler, `${spec.scenario}/${env.serverLabel}`, () => sentCount - acked);
+  let onConnectDone: () => void = () => {};
+  let onJoinDone: () => void = () => {};
+
+  const slotOf = (c: number, room: number): number => {
+    for (let s = slotBase[c], e = slotBase[c + 1]; s < e; s++) if (slotRoom[s] === room) return s;
+    return -1;
+  };
+
+  const sink: Sink = {
+    opened(c) {
+      meter.connect.recordValue(Math.max(1, nowUs() - connectStart[c]));
+      opened++;
+      wasOpen[c] = 1;
+      for (let s = slotBase[c]; s < slotBase[c + 1]; s++) transport.join(c, slotRoom[s], 0);
+      onConnectDone();
+    },
+    closed(c, code) {
+      if (closing) return;
+      if (!wasOpen[c]) { failed++; meter.error(`connect_${code}`); onConnectDone(); return; }
+      c0.disconnects++;
+      meter.error(`closed_${code}`);
+    },
+    joined(c, room, seq) {
+      const s = slotOf(c, room);
+      if (s < 0) { meter.error('joined_unknown_room'); return; }
+      if (slotNext[s] < 0) joined++;
+      slotNext[s] = seq + 1;
+      if (seq > roomLast[room]) roomLast[room] = seq;
+      onJoinDone();
+    },
+    ack(_c, room, seq, k, tUs) {
+      if (k < 0 || k >= total || status[k] === 0) { c0.otherFailures++; meter.error('ack_unknown_cid'); return; }
+      if (status[k] === ST_ACKED) { c0.dupAcks++; return; }
+      status[k] = ST_ACKED;
+      acked++;
+      meter.onAck(nowUs(), tUs);
+      if (room >= 0 && seq > roomLast[room]) roomLast[room] = seq;
+    },
+    msg(c, room, seq, k, tUs) {
+      if (k >= 0) meter.onDelivery(nowUs(), tUs);
+      const s = room < 0 ? -1 : slotOf(c, room);
+      if (s < 0) { c0.otherFailures++; meter.error('msg_for_unjoined_room'); return; }
+      const nx = slotNext[s];
+      if (nx < 0) c0.earlyMsgs++;            // msg before joined: a contract violation
+      else if (seq === nx) slotNext[s] = nx + 1;
+      else if (seq < nx) c0.duplicates++;
+      else { c0.gaps += seq - nx; slotNext[s] = seq + 1; }
+      if (seq > roomLast[room]) roomLast[room] = seq;
+    },
+    refused(_c, code, k) {
+      meter.error(code);
+      if (k >= 0 && k < total && status[k] === ST_SENT) { status[k] = ST_REFUSED; acked++; }
+    },
+  };
+  const transport = env.transport(sink);
+
+  // 1. connect, bounded concurrency; each client joins its rooms as soon as it is open
+  const tConnect = performance.now();
+  await new Promise<void>((resolve) => {
+    let next = 0;
+    const pump = (): void => {
+      while (next < spec.clients && next - (opened + failed) < spec.connectConcurrency) {
+        connectStart[next] = nowUs();
+        transport.connect(next, `u${next}`);
+        next++;
+      }
+      if (opened + failed >= spec.clients) resolve();
+    };
+    onConnectDone = pump;
+    pump();
+  });
+  const connectS = (performance.now() - tConnect) / 1000;
+  c0.failedConnects = failed;
+  // 2. wait for every joined
+  await Promise.race([new Promise<void>((resolve) => { onJoinDone = () => { if (joined >= nSlots - countSlotsOfFailed()) resolve(); }; onJoinDone(); }), sleep(30_000)]);
+  function countSlotsOfFailed(): number {
+    let n = 0;
+    for (let c = 0; c < spec.clients; c++) if (!transport.isOpen(c)) n += slotBase[c + 1] - slotBase[c];
+    return n;
+  }
+  if (joined < nSlots) c0.notes.push(`${nSlots - joined} of ${nSlots} joins never answered`);
+  process.stderr.write(`[${spec.scenario}/${env.serverLabel}] ${opened}/${spec.clients} connected in ${connectS.toFixed(1)} s, ${joined}/${nSlots} joined; ` +
+    `offering ${spec.rate} msgs/s for ${spec.warmupS}+${spec.durationS} s\n`);
+
+  // 3. open-loop sending: every tick sends whatever is due by now, each with its intended time
+  loadPhase = true;
+  const t0 = nowUs() + 2000;
+  meter.from = t0 + spec.warmupS * 1e6;
+  meter.to = meter.from + spec.durationS * 1e6;
+  const perUs = spec.rate / 1e6;
+  const S = spec.senders.length;
+  const sendC = Int32Array.from(spec.senders.map((p) => p[0]));
+  const sendR = Int32Array.from(spec.senders.map((p) => p[1]));
+  let k = 0;
+  meter.start();
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      const now = nowUs();
+      let due = Math.floor((now - t0) * perUs);
+      if (due > total) due = total;
+      for (; k < due; k++) {
+        const intended = Math.floor(t0 + k / perUs);
+        const i = k % S, c = sendC[i];
+        if (!transport.isOpen(c)) { status[k] = ST_SKIPPED; meter.error('send_on_closed_connection'); continue; }
+        status[k] = ST_SENT;
+        sentCount++;
+        transport.send(c, sendR[i], k, intended);
+        meter.onSent(now, intended);
+      }
+      if (k >= total) { clearInterval(timer); resolve(); }
+    }, 1);
+  });
+
+  // 4. drain: wait for outstanding acks and deliveries, bounded
+  const caughtUp = (): boolean => {
+    if (acked < sentCount) return false;
+    for (let s = 0; s < nSlots; s++) if (slotNext[s] >= 0 && slotNext[s] - 1 < roomLast[slotRoom[s]]) return false;
+    return true;
+  };
+  const drainEnd = performance.now() + spec.drainS * 1000;
+  while (!caughtUp() && performance.now() < drainEnd) await sleep(50);
+  meter.stop();
+  loadPhase = false;
+
+  // 5. correctness
+  for (let i = 0; i < total; i++) if (status[i] === ST_SENT) c0.unacked++;
+  for (let s = 0; s < nSlots; s++) if (slotNext[s] >= 0) c0.missing += Math.max(0, roomLast[slotRoom[s]] - (slotNext[s] - 1));
+  c0.missing += c0.gaps;
+  c0.ok = c0.gaps + c0.duplicates + c0.missing + c0.unacked + c0.dupAcks + c0.earlyMsgs + c0.disconnects + c0.failedConnects + c0.otherFailures === 0 && joined === nSlots;
+  void loadPhase;
+
+  // 6. close politely, then make sure nothing lingers
+  closing = true;
+  for (let c = 0; c < spec.clients; c++) transport.close(c);
+  await sleep(300);
+  transport.destroyAll();
+
+  const membersPerRoom = nSlots / spec.rooms;
+  const res: RunResult = {
+    scenario: spec.scenario, server: env.serverLabel, url: env.url, transport: transport.kind, startedAt,
+    params: { clients: spec.clients, rooms: spec.rooms, senders: S, rate: spec.rate, durationS: spec.durationS, warmupS: spec.warmupS, membersPerRoom },
+    offeredRate: spec.rate,
+    sentRate: round1(meter.wSent / spec.durationS),
+    achievedRate: round1(meter.wAcks / spec.durationS),
+    acksPerS: round1(meter.wAcks / spec.durationS),
+    deliveriesPerS: round1(meter.wDeliveries / spec.durationS),
+    latency: meter.latency(), curves: meter.curves(), errors: meter.errorsObject(),
+    resources: meter.resources(), correctness: c0, timeline: meter.timeline,
+    sustainable: false, verdict: '',
+    extra: { connectSeconds: round1(connectS), expectedDeliveriesPerS: round1((meter.wAcks / spec.durationS) * membersPerRoom) },
+  };
+  Object.assign(res, verdict(res));
+  return res;
+}
+
+export const round1 = (v: number): number => Math.round(v * 10) / 10;

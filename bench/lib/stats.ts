@@ -1,0 +1,133 @@
+// What a run measures: histograms, counters, the per-second timeline and the live progress line.
+import { newHist, record, summarize, percentileCurve, type Histogram, type LatencySummary } from './hist.ts';
+import type { ProcSampler } from './proc.ts';
+
+/** Monotonic clock in integer microseconds (the unit of every cid timestamp and histogram). */
+export const nowUs = (): number => Math.floor(performance.now() * 1000);
+
+export interface TimelinePoint {
+  t: number; sent: number; acks: number; deliveries: number; ackP99: number; deliveryP99: number;
+  pending: number; serverCpu: number; serverRssMb: number; genCpu: number;
+}
+
+export interface Correctness {
+  gaps: number; duplicates: number; missing: number; unacked: number; dupAcks: number;
+  earlyMsgs: number; disconnects: number; failedConnects: number; otherFailures: number;
+  ok: boolean; notes: string[];
+}
+
+export interface RunResult {
+  scenario: string; server: string; url: string; transport: string; startedAt: string;
+  params: Record<string, number | string | boolean>;
+  offeredRate: number; sentRate: number; achievedRate: number; acksPerS: number; deliveriesPerS: number;
+  latency: { ack: LatencySummary; delivery: LatencySummary; connect: LatencySummary };
+  curves: { ack: Array<[number, number]>; delivery: Array<[number, number]> };
+  errors: Record<string, number>;
+  resources: { serverCpuAvg: number; serverCpuMax: number; serverRssMaxMb: number; genCpuAvg: number; genCpuMax: number; maxSchedLagMs: number };
+  correctness: Correctness;
+  timeline: TimelinePoint[];
+  sustainable: boolean; verdict: string;
+  extra?: Record<string, unknown>;
+}
+
+export class Meter {
+  readonly ack: Histogram = newHist();
+  readonly delivery: Histogram = newHist();
+  readonly connect: Histogram = newHist();
+  private readonly ackIv: Histogram = newHist();
+  private readonly delivIv: Histogram = newHist();
+  readonly errors = new Map<string, number>();
+  readonly timeline: TimelinePoint[] = [];
+  /** The measured window [from, to) in us, for both intended send times and receive times. */
+  from = Infinity;
+  to = Infinity;
+  sent = 0; acks = 0; deliveries = 0;
+  wSent = 0; wAcks = 0; wDeliveries = 0;
+  maxLagUs = 0;
+  private last = { sent: 0, acks: 0, deliveries: 0 };
+  private timer: NodeJS.Timeout | undefined;
+  private t0 = 0;
+
+  constructor(private readonly sampler: ProcSampler, private readonly label: string, private readonly pending: () => number) {}
+
+  error(code: string): void { this.errors.set(code, (this.errors.get(code) ?? 0) + 1); }
+
+  /** An ack for a send intended at tUs, received now. */
+  onAck(now: number, tUs: number): void {
+    this.acks++;
+    if (now >= this.from && now < this.to) this.wAcks++;
+    if (tUs >= this.from && tUs < this.to) { record(this.ack, now - tUs); record(this.ackIv, now - tUs); }
+  }
+
+  onDelivery(now: number, tUs: number): void {
+    this.deliveries++;
+    if (now >= this.from && now < this.to) this.wDeliveries++;
+    if (tUs >= this.from && tUs < this.to) { record(this.delivery, now - tUs); record(this.delivIv, now - tUs); }
+  }
+
+  onSent(now: number, tUs: number): void {
+    this.sent++;
+    if (tUs >= this.from && tUs < this.to) this.wSent++;
+    if (now - tUs > this.maxLagUs) this.maxLagUs = now - tUs;
+  }
+
+  /** Starts the once-per-second sampling and progress line. */
+  start(): void {
+    this.t0 = nowUs();
+    this.sampler.sample();
+    this.timer = setInterval(() => this.tick(), 1000);
+  }
+
+  stop(): void { if (this.timer) clearInterval(this.timer); this.timer = undefined; }
+
+  private tick(): void {
+    const r = this.sampler.sample();
+    const p: TimelinePoint = {
+      t: Math.round((nowUs() - this.t0) / 1e6),
+      sent: this.sent - this.last.sent, acks: this.acks - this.last.acks, deliveries: this.deliveries - this.last.deliveries,
+      ackP99: this.ackIv.totalCount ? this.ackIv.getValueAtPercentile(99) / 1000 : 0,
+      deliveryP99: this.delivIv.totalCount ? this.delivIv.getValueAtPercentile(99) / 1000 : 0,
+      pending: this.pending(), serverCpu: r.serverCpu, serverRssMb: r.serverRssMb, genCpu: r.genCpu,
+    };
+    this.last = { sent: this.sent, acks: this.acks, deliveries: this.deliveries };
+    this.ackIv.reset(); this.delivIv.reset();
+    this.timeline.push(p);
+    const cpu = (v: number): string => (Number.isNaN(v) ? '-' : v.toFixed(0) + '%');
+    process.stderr.write(
+      `[${this.label}] t=${p.t}s sent/s=${p.sent} acks/s=${p.acks} deliv/s=${p.deliveries} ack.p99=${p.ackP99.toFixed(1)}ms ` +
+      `deliv.p99=${p.deliveryP99.toFixed(1)}ms pending=${p.pending} server=${cpu(p.serverCpu)} ` +
+      `${Number.isNaN(p.serverRssMb) ? '' : p.serverRssMb.toFixed(0) + 'MB '}gen=${cpu(p.genCpu)}\n`);
+  }
+
+  /** Resource summary over the measured window's timeline points. */
+  resources(): RunResult['resources'] {
+    const pts = this.timeline.length > 2 ? this.timeline.slice(1) : this.timeline;
+    const vals = (f: (p: TimelinePoint) => number): number[] => pts.map(f).filter((v) => !Number.isNaN(v));
+    const avg = (a: number[]): number => (a.length ? Math.round(a.reduce((x, y) => x + y, 0) / a.length) : NaN);
+    const max = (a: number[]): number => (a.length ? Math.round(Math.max(...a)) : NaN);
+    return {
+      serverCpuAvg: avg(vals((p) => p.serverCpu)), serverCpuMax: max(vals((p) => p.serverCpu)),
+      serverRssMaxMb: max(vals((p) => p.serverRssMb)),
+      genCpuAvg: avg(vals((p) => p.genCpu)), genCpuMax: max(vals((p) => p.genCpu)),
+      maxSchedLagMs: Math.round(this.maxLagUs / 100) / 10,
+    };
+  }
+
+  latency(): RunResult['latency'] {
+    return { ack: summarize(this.ack), delivery: summarize(this.delivery), connect: summarize(this.connect) };
+  }
+
+  curves(): RunResult['curves'] {
+    return { ack: percentileCurve(this.ack), delivery: percentileCurve(this.delivery) };
+  }
+
+  errorsObject(): Record<string, number> { return Object.fromEntries([...this.errors].sort((a, b) => b[1] - a[1])); }
+}
+
+/** The find-max criteria, applied to one run. */
+export function verdict(r: Pick<RunResult, 'offeredRate' | 'achievedRate' | 'latency' | 'correctness'>, p99LimitMs = 100): { sustainable: boolean; verdict: string } {
+  if (!r.correctness.ok) return { sustainable: false, verdict: 'correctness errors' };
+  if (r.achievedRate < 0.95 * r.offeredRate) return { sustainable: false, verdict: `achieved ${r.achievedRate.toFixed(0)}/s < 95% of offered ${r.offeredRate}/s` };
+  if (r.latency.ack.p99 > p99LimitMs) return { sustainable: false, verdict: `ack p99 ${r.latency.ack.p99} ms > ${p99LimitMs} ms` };
+  return { sustainable: true, verdict: 'sustained' };
+}

@@ -1,0 +1,155 @@
+// How the generator talks to a server: the lean raw-WebSocket client for PROTOCOL.md servers, and
+// socket.io-client for the Socket.IO peer. Both turn frames into the same Sink calls.
+import { io, type Socket } from 'socket.io-client';
+import { WsConn, sourceAddress, type WsTarget, type WsHandlers } from './wsclient.ts';
+import { OP_ACK, OP_ERROR, OP_JOINED, OP_MSG, cidField, opChar, roomIndex, uintField } from './scan.ts';
+
+/** Receives what the transports decode. c = client index, room = room index (-1 if not ours), k = our send number (-1 if not ours). */
+export interface Sink {
+  opened(c: number): void;
+  closed(c: number, code: number | string): void;
+  joined(c: number, room: number, seq: number): void;
+  ack(c: number, room: number, seq: number, k: number, tUs: number, id: string): void;
+  msg(c: number, room: number, seq: number, k: number, tUs: number): void;
+  refused(c: number, code: string, k: number): void;
+}
+
+export interface Transport {
+  readonly kind: 'raw' | 'socketio';
+  connect(c: number, user: string): void;
+  join(c: number, room: number, limit: number): void;
+  send(c: number, room: number, k: number, tUs: number): void;
+  isOpen(c: number): boolean;
+  close(c: number): void;
+  destroyAll(): void;
+}
+
+/** The 64-byte chat text every scenario sends (ASCII, no escaping needed). */
+export const TEXT64 = 'The quick brown fox jumps over the lazy dog; pack my box: 0123456';
+
+/** Room names are `<prefix><index>`, the prefix unique per run so persistent servers start clean. */
+export function roomName(prefix: string, i: number): string { return prefix + i; }
+
+interface FastBuffer extends Buffer { latin1Slice(start: number, end: number): string }
+
+export class RawTransport implements Transport {
+  readonly kind = 'raw';
+  private readonly conns: Array<WsConn | undefined> = [];
+  private readonly sendPrefix: string[] = [];
+  private readonly cid = new Float64Array(2);
+  private readonly handlers: WsHandlers;
+
+  constructor(private readonly target: WsTarget, private readonly prefix: string, private readonly sink: Sink, private readonly text = TEXT64) {
+    this.handlers = {
+      open: (conn) => this.sink.opened(conn.tag),
+      close: (conn, code) => { if (this.conns[conn.tag] === conn) this.sink.closed(conn.tag, code); },
+      message: (conn, buf, start, end) => this.message(conn, buf, start, end),
+    };
+  }
+
+  connect(c: number, user: string): void {
+    const q = `user=${encodeURIComponent(user)}&name=${encodeURIComponent(user)}`;
+    const path = this.target.path + (this.target.path.includes('?') ? '&' : '?') + q;
+    this.conns[c] = new WsConn(this.target, path, sourceAddress(c, this.target.host), this.handlers, c);
+  }
+
+  join(c: number, room: number, limit: number): void {
+    this.conns[c]?.sendText('{"op":"join","room":"' + roomName(this.prefix, room) + '","limit":' + limit + '}');
+  }
+
+  send(c: number, room: number, k: number, tUs: number): void {
+    let p = this.sendPrefix[room];
+    if (p === undefined) p = this.sendPrefix[room] = '{"op":"send","room":"' + roomName(this.prefix, room) + '","text":"' + this.text + '","cid":"';
+    this.conns[c]!.sendText(p + k + '.' + tUs + '"}'); // prebuilt prefix per room: one concat per send
+  }
+
+  isOpen(c: number): boolean { return this.conns[c]?.isOpen === true; }
+  close(c: number): void { this.conns[c]?.close(); }
+  destroyAll(): void { for (const w of this.conns) w?.destroy(); }
+
+  private message(conn: WsConn, buf: Buffer, start: number, end: number): void {
+    // latin1Slice: a one-byte string straight from the bytes, no UTF-8 decoding (only ASCII fields are read)
+    const s = (buf as FastBuffer).latin1Slice(start, end);
+    const c = conn.tag;
+    const op = opChar(s);
+    if (op === OP_MSG) {
+      const ours = cidField(s, this.cid);
+      this.sink.msg(c, roomIndex(s, this.prefix), uintField(s, '"seq":'), ours ? this.cid[0] : -1, ours ? this.cid[1] : 0);
+    } else if (op === OP_ACK) {
+      const ours = cidField(s, this.cid);
+      const i = s.indexOf('"id":"');
+      this.sink.ack(c, roomIndex(s, this.prefix), uintField(s, '"seq":'), ours ? this.cid[0] : -1, ours ? this.cid[1] : 0, i < 0 ? '' : s.slice(i + 6, i + 19));
+    } else if (op === OP_JOINED) {
+      const f = JSON.parse(buf.toString('utf8', start, end)) as { seq?: number; messages?: Array<{ seq?: number }> };
+      let seq = typeof f.seq === 'number' ? f.seq : 0;
+      for (const m of f.messages ?? []) if (typeof m.seq === 'number' && m.seq > seq) seq = m.seq;
+      this.sink.joined(c, roomIndex(s, this.prefix), seq);
+    } else if (op === OP_ERROR) {
+      const f = JSON.parse(buf.toString('utf8', start, end)) as { code?: string };
+      const ours = cidField(s, this.cid);
+      this.sink.refused(c, String(f.code ?? 'error'), ours ? this.cid[0] : -1);
+    }
+  }
+}
+
+interface SioMessage { room: string; seq: number; cid?: string }
+interface SioReply { op: string; seq?: number; room?: string; id?: string; cid?: string; code?: string }
+
+/**
+ * socket.io-client driving the Socket.IO peer (bench/peers/socketio.ts): heavier per frame than the
+ * raw client (engine.io + JSON.parse of every packet), so it can saturate the generator's core first.
+ */
+export class SocketIoTransport implements Transport {
+  readonly kind = 'socketio';
+  private readonly socks: Array<Socket | undefined> = [];
+  private readonly cid = new Float64Array(2);
+  private readonly roomRe: RegExp;
+
+  constructor(private readonly host: string, private readonly port: number, private readonly prefix: string, private readonly sink: Sink, private readonly text = TEXT64) {
+    this.roomRe = new RegExp('^' + prefix.replace(/[.]/g, '\\.') + '(\\d+)$');
+  }
+
+  private room(name: string): number { const m = this.roomRe.exec(name); return m ? Number(m[1]) : -1; }
+  private parseCid(cid: string | undefined): boolean {
+    if (cid === undefined) return false;
+    const dot = cid.indexOf('.');
+    if (dot < 0) return false;
+    this.cid[0] = Number(cid.slice(0, dot)); this.cid[1] = Number(cid.slice(dot + 1));
+    return true;
+  }
+
+  connect(c: number, user: string): void {
+    const s = io(`http://${this.host}:${this.port}`, {
+      transports: ['websocket'], forceNew: true, reconnection: false, timeout: 30_000,
+      query: { user, name: user }, localAddress: sourceAddress(c, this.host),
+    } as Parameters<typeof io>[1]);
+    this.socks[c] = s;
+    s.on('connect', () => this.sink.opened(c));
+    s.on('connect_error', (e: Error) => this.sink.closed(c, 'connect_error:' + e.message));
+    s.on('disconnect', (reason: string) => this.sink.closed(c, reason));
+    s.on('msg', (m: SioMessage) => {
+      const ours = this.parseCid(m.cid);
+      this.sink.msg(c, this.room(m.room), m.seq, ours ? this.cid[0] : -1, ours ? this.cid[1] : 0);
+    });
+  }
+
+  join(c: number, room: number, limit: number): void {
+    this.socks[c]?.emit('join', { room: roomName(this.prefix, room), limit }, (r: SioReply) => {
+      if (r.op === 'joined') this.sink.joined(c, room, r.seq ?? 0);
+      else this.sink.refused(c, r.code ?? 'error', -1);
+    });
+  }
+
+  send(c: number, room: number, k: number, tUs: number): void {
+    const cid = k + '.' + tUs;
+    this.socks[c]!.emit('send', { room: roomName(this.prefix, room), text: this.text, cid }, (r: SioReply) => {
+      const ours = this.parseCid(r.cid);
+      if (r.op === 'ack') this.sink.ack(c, room, r.seq ?? -1, ours ? this.cid[0] : -1, ours ? this.cid[1] : 0, r.id ?? '');
+      else this.sink.refused(c, r.code ?? 'error', ours ? this.cid[0] : -1);
+    });
+  }
+
+  isOpen(c: number): boolean { return this.socks[c]?.connected === true; }
+  close(c: number): void { this.socks[c]?.disconnect(); }
+  destroyAll(): void { for (const s of this.socks) s?.disconnect(); }
+}

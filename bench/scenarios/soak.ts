@@ -1,0 +1,26 @@
+// soak: the chat load at a moderate rate for a long time; watch RSS, errors and tail latency drift.
+import { runRoomLoad } from '../lib/roomload.ts';
+import type { Scenario } from './types.ts';
+
+export const soak: Scenario = {
+  name: 'soak',
+  summary: 'chat load (1,000 clients, 100 rooms) at a moderate rate for 5 minutes by default; RSS growth reported',
+  defaults: { clients: 1000, rooms: 100, rate: 5000, durationS: 300, warmupS: 10, drainS: 10, findMaxStart: 5000 },
+  rated: false,
+  async run(o, env) {
+    const r = await runRoomLoad({
+      scenario: 'soak', clients: o.clients, rooms: o.rooms, rate: o.rate, durationS: o.durationS, warmupS: o.warmupS, drainS: o.drainS,
+      membership: (c) => [c % o.rooms],
+      senders: Array.from({ length: o.clients }, (_, c) => [c, c % o.rooms] as [number, number]),
+      connectConcurrency: 256,
+    }, env);
+    const rss = r.timeline.map((p) => p.serverRssMb).filter((v) => !Number.isNaN(v));
+    if (rss.length >= 20) {
+      const q = Math.floor(rss.length / 4);
+      const first = rss.slice(q, 2 * q).reduce((a, b) => a + b, 0) / q;
+      const last = rss.slice(-q).reduce((a, b) => a + b, 0) / q;
+      r.extra = { ...r.extra, rssSecondQuarterMb: Math.round(first), rssLastQuarterMb: Math.round(last), rssGrowthMb: Math.round(last - first) };
+    }
+    return r;
+  },
+};

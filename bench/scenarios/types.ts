@@ -1,0 +1,21 @@
+// What every scenario file exports, and the options it is run with.
+import type { RunResult } from '../lib/stats.ts';
+import type { RunEnv } from '../lib/roomload.ts';
+
+export interface RunOptions {
+  clients: number;
+  rooms: number;
+  rate: number;
+  durationS: number;
+  warmupS: number;
+  drainS: number;
+}
+
+export interface Scenario {
+  name: string;
+  summary: string;
+  defaults: RunOptions & { findMaxStart: number };
+  /** Whether --find-max and compare's rate search apply (a rate of messages or iterations). */
+  rated: boolean;
+  run(o: RunOptions, env: RunEnv): Promise<RunResult>;
+}

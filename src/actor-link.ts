@@ -1,0 +1,85 @@
+// The front thread's end of the persistence actor: starts the worker, batches commands into one
+// msgpackr-encoded postMessage per event-loop turn, and hands decoded events to one handler.
+
+import { Worker } from 'node:worker_threads';
+import { decodeBatch, encodeBatch, WORKER_BOOT, type ActorInit, type FromActor, type ToActor } from '../workers/contract.ts';
+import type { Config } from './config.ts';
+
+export class ActorLink {
+  private readonly worker: Worker;
+  private outbox: ToActor[] = [];
+  private flushScheduled = false;
+  private exited = false;
+  private onEvents: (evts: FromActor[]) => void = () => {};
+
+  private constructor(worker: Worker) {
+    this.worker = worker;
+  }
+
+  /** Start the actor and wait until its store is open. Rejects with the actor's start-up error. */
+  static start(config: Config): Promise<ActorLink> {
+    const init: ActorInit = { __entry: new URL('../workers/persistence.ts', import.meta.url).href, config };
+    const worker = new Worker(WORKER_BOOT, { workerData: init, name: 'persistence-actor' });
+    const link = new ActorLink(worker);
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      const onExit = (code: number): void => reject(new Error(`persistence actor exited with code ${code} during start-up`));
+      worker.once('error', onError);
+      worker.once('exit', onExit);
+      worker.on('message', (buf: Uint8Array) => {
+        const evts = decodeBatch<FromActor>(buf);
+        if (evts.length > 0 && evts[0].t === 'ready') {
+          worker.off('error', onError);
+          worker.off('exit', onExit);
+          worker.on('exit', () => { link.exited = true; });
+          resolve(link);
+          evts.shift();
+        }
+        if (evts.length > 0) link.onEvents(evts);
+      });
+    });
+  }
+
+  /** The one handler for everything the actor says. */
+  listen(handler: (evts: FromActor[]) => void): void {
+    this.onEvents = handler;
+  }
+
+  /** Errors of the worker after start-up (a crash of the actor is fatal to the engine). */
+  onFailure(handler: (err: Error) => void): void {
+    this.worker.on('error', handler);
+    this.worker.on('exit', (code) => { if (code !== 0) handler(new Error(`persistence actor exited with code ${code}`)); });
+  }
+
+  send(cmd: ToActor): void {
+    this.outbox.push(cmd);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      // One postMessage per event-loop turn: every frame uWS handed us in this poll phase rides it.
+      setImmediate(this.flush);
+    }
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    if (this.outbox.length === 0 || this.exited) return;
+    const buf = encodeBatch(this.outbox);
+    this.outbox = [];
+    this.worker.postMessage(buf, [buf.buffer as ArrayBuffer]);
+  };
+
+  /** Ask the actor to commit what it holds and stop; resolves once it has exited. */
+  async shutdown(): Promise<void> {
+    if (this.exited) return;
+    this.send({ t: 'shutdown' });
+    this.flush();
+    await new Promise<void>((resolve) => {
+      this.worker.once('exit', () => resolve());
+      // The actor posts 'closed' after its final commit; the engine's handler sees it first.
+    });
+  }
+
+  terminate(): Promise<number> {
+    return this.worker.terminate();
+  }
+}

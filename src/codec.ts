@@ -1,0 +1,199 @@
+// Where a frame comes in and is validated: client frames are decoded (JSON text or MessagePack
+// binary, by the connection's subprotocol) and checked here, once; everything past this file takes
+// a typed ClientFrame. Server frames are encoded here too, JSON from precomputed pieces.
+
+import { Packr } from 'msgpackr';
+import { messageJson, type Delivered, type Message } from '../workers/contract.ts';
+import { TSID_RE } from '../workers/ids.ts';
+import { ERRORS, type ErrorCode } from './errors.ts';
+
+export const Codec = { Json: 0, Msgpack: 1 } as const;
+export type Codec = (typeof Codec)[keyof typeof Codec];
+
+/** Subprotocols in the engine's order of preference. */
+export const SUBPROTOCOLS: Record<string, Codec> = {
+  'chat.v1.json': Codec.Json,
+  'chat.v1.msgpack': Codec.Msgpack,
+};
+
+export const ROOM_RE = /^[A-Za-z0-9._:-]{1,64}$/;
+const MAX_REF = 128;
+const MAX_CID = 128;
+
+export type ClientFrame =
+  | { op: 'join'; ref: string | undefined; room: string; since: string | undefined; limit: number }
+  | { op: 'leave'; ref: string | undefined; room: string }
+  | { op: 'send'; ref: string | undefined; room: string; text: string; cid: string }
+  | { op: 'history'; ref: string | undefined; room: string; before: string | undefined; after: string | undefined; limit: number }
+  | { op: 'read'; ref: string | undefined; room: string; upTo: string }
+  | { op: 'typing'; ref: string | undefined; room: string }
+  | { op: 'ping'; ref: string | undefined };
+
+/** A refused frame: what the error frame must carry. */
+export interface FrameError {
+  error: ErrorCode;
+  message: string;
+  ref: string | undefined;
+  cid: string | undefined;
+}
+
+export type Decoded = ClientFrame | FrameError;
+
+export function isFrameError(d: Decoded): d is FrameError {
+  return (d as FrameError).error !== undefined;
+}
+
+const unpackr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+const packr = new Packr({ useRecords: false });
+const textDecoder = new TextDecoder('utf-8', { fatal: true });
+
+function fail(error: ErrorCode, message: string, ref?: string, cid?: string): FrameError {
+  return { error, message, ref, cid };
+}
+
+/** Decode one WebSocket message according to the connection's codec. */
+export function decodeFrame(codec: Codec, data: ArrayBuffer, isBinary: boolean): Decoded {
+  let raw: unknown;
+  if (codec === Codec.Json) {
+    if (isBinary) return fail('bad_frame', 'this connection speaks chat.v1.json: send text frames');
+    try {
+      raw = JSON.parse(textDecoder.decode(data));
+    } catch {
+      return fail('bad_frame', 'frame is not valid JSON');
+    }
+  } else {
+    if (!isBinary) return fail('bad_frame', 'this connection speaks chat.v1.msgpack: send binary frames');
+    try {
+      raw = unpackr.unpack(new Uint8Array(data));
+    } catch {
+      return fail('bad_frame', 'frame is not valid MessagePack');
+    }
+  }
+  return validate(raw);
+}
+
+function optString(v: unknown): v is string | undefined {
+  return v === undefined || typeof v === 'string';
+}
+
+function isId(v: unknown): v is string {
+  return typeof v === 'string' && TSID_RE.test(v);
+}
+
+function intIn(v: unknown, min: number, max: number): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+}
+
+/** Check a decoded value against the protocol; returns a typed frame or the error to send. */
+export function validate(raw: unknown): Decoded {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return fail('bad_frame', 'a frame must be an object');
+  const f = raw as Record<string, unknown>;
+  const ref = f.ref;
+  if (!optString(ref) || (ref !== undefined && ref.length > MAX_REF)) return fail('invalid', `ref must be a string of at most ${MAX_REF} characters`);
+  const op = f.op;
+  if (typeof op !== 'string') return fail('invalid', 'op is missing', ref);
+  const room = f.room;
+  const roomOk = typeof room === 'string' && ROOM_RE.test(room);
+  const needRoom = (): FrameError => fail('invalid', 'room must match [A-Za-z0-9._:-]{1,64}', ref);
+  switch (op) {
+    case 'send': {
+      const cid = typeof f.cid === 'string' && f.cid.length >= 1 && f.cid.length <= MAX_CID ? f.cid : undefined;
+      const echoCid = typeof f.cid === 'string' ? f.cid.slice(0, MAX_CID) : undefined;
+      if (cid === undefined) return fail('invalid', `cid must be a string of 1..${MAX_CID} characters`, ref, echoCid);
+      if (!roomOk) return fail('invalid', 'room must match [A-Za-z0-9._:-]{1,64}', ref, cid);
+      if (typeof f.text !== 'string') return fail('invalid', 'text must be a string', ref, cid);
+      return { op, ref, room: room as string, text: f.text, cid };
+    }
+    case 'join': {
+      if (!roomOk) return needRoom();
+      if (f.since !== undefined && !isId(f.since)) return fail('invalid', 'since must be a message id', ref);
+      if (f.limit !== undefined && !intIn(f.limit, 0, 100)) return fail('invalid', 'limit must be an integer 0..100', ref);
+      return { op, ref, room: room as string, since: f.since as string | undefined, limit: (f.limit as number | undefined) ?? 50 };
+    }
+    case 'leave':
+    case 'typing':
+      if (!roomOk) return needRoom();
+      return { op, ref, room: room as string };
+    case 'history': {
+      if (!roomOk) return needRoom();
+      const q = checkPage(f.before, f.after, f.limit);
+      if (typeof q === 'string') return fail('invalid', q, ref);
+      return { op, ref, room: room as string, ...q };
+    }
+    case 'read':
+      if (!roomOk) return needRoom();
+      if (!isId(f.upTo)) return fail('invalid', 'upTo must be a message id', ref);
+      return { op, ref, room: room as string, upTo: f.upTo };
+    case 'ping':
+      return { op, ref };
+    default:
+      return fail('unknown_op', `unknown op "${op.slice(0, 32)}"`, ref);
+  }
+}
+
+export interface PageParams {
+  before: string | undefined;
+  after: string | undefined;
+  limit: number;
+}
+
+/** Validate history cursors and limit; returns an error message or the typed parameters. */
+export function checkPage(before: unknown, after: unknown, limit: unknown): PageParams | string {
+  if (before !== undefined && !isId(before)) return 'before must be a message id';
+  if (after !== undefined && !isId(after)) return 'after must be a message id';
+  if (before !== undefined && after !== undefined) return 'give before or after, not both';
+  if (limit !== undefined && !intIn(limit, 1, 100)) return 'limit must be an integer 1..100';
+  return { before: before as string | undefined, after: after as string | undefined, limit: (limit as number | undefined) ?? 50 };
+}
+
+// ---- server frames -----------------------------------------------------------------------------
+
+/** A server frame ready to send: a string for text frames, bytes for binary ones. */
+export type Out = string | Uint8Array;
+
+/** Pieces of a frame that are the same for every copy, computed once. */
+const Q = JSON.stringify;
+
+function refPart(ref: string | undefined): string {
+  return ref === undefined ? '' : `,"ref":${Q(ref)}`;
+}
+
+/** The `msg` frame for JSON subscribers: the actor's Message JSON with the op spliced in front. */
+export function msgFrameJson(json: string): string {
+  return '{"op":"msg",' + json.slice(1);
+}
+
+export function msgFrameMsgpack(json: string): Uint8Array {
+  const m = JSON.parse(json) as Record<string, unknown>;
+  return packr.pack({ op: 'msg', ...m });
+}
+
+export function encodeAck(codec: Codec, cid: string, room: string, id: string, seq: number, at: number, ref: string | undefined): Out {
+  if (codec === Codec.Json) return `{"op":"ack","cid":${Q(cid)},"room":"${room}","id":"${id}","seq":${seq},"at":${at}${refPart(ref)}}`;
+  return packr.pack(ref === undefined ? { op: 'ack', cid, room, id, seq, at } : { op: 'ack', cid, room, id, seq, at, ref });
+}
+
+export function encodeError(codec: Codec, code: ErrorCode, message: string | undefined, ref: string | undefined, cid: string | undefined): Out {
+  const f: Record<string, unknown> = { op: 'error', code, message: message ?? ERRORS[code].message };
+  if (ref !== undefined) f.ref = ref;
+  if (cid !== undefined) f.cid = cid;
+  return codec === Codec.Json ? Q(f) : packr.pack(f);
+}
+
+/** Any other frame: plain fields plus an optional message list, each message given as its JSON. */
+export function encodeFrame(codec: Codec, fields: Record<string, unknown>, messages?: Delivered[], ref?: string): Out {
+  if (codec === Codec.Json) {
+    let s = Q(ref === undefined ? fields : { ...fields, ref });
+    if (messages) s = s.slice(0, -1) + ',"messages":[' + messages.map((d) => d.json).join(',') + ']}';
+    return s;
+  }
+  const f: Record<string, unknown> = { ...fields };
+  if (messages) f.messages = messages.map((d) => JSON.parse(d.json) as Message);
+  if (ref !== undefined) f.ref = ref;
+  return packr.pack(f);
+}
+
+/** A stored message (from a reader) in the form the front thread keeps. */
+export function toDelivered(m: Message): Delivered {
+  return { room: m.room, seq: m.seq, id: m.id, at: m.at, json: messageJson(m) };
+}

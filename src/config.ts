@@ -1,0 +1,244 @@
+// The one place that reads settings. Environment variables, mirrored by CLI flags (a flag wins),
+// validated once at start-up; a bad value throws ConfigError naming the setting, and the CLI
+// prints it and exits 2. Everything downstream takes the typed, already-checked Config.
+
+export type Delivery = 'after-commit' | 'immediate';
+export type SqliteSync = 'normal' | 'full';
+export type AuthMode = 'none' | 'jwt';
+
+export type StoreUrl =
+  | { kind: 'sqlite'; path: string }
+  | { kind: 'mysql'; url: string };
+
+export interface Config {
+  port: number;
+  host: string;
+  store: StoreUrl;
+  sqliteSync: SqliteSync;
+  delivery: Delivery;
+  auth: AuthMode;
+  jwtSecret: string | null;
+  jwtPublicKey: string | null;
+  allowedOrigins: string[];
+  /** Retention in ms; 0 = keep forever. */
+  retentionMs: number;
+  maxPayload: number;
+  redisUrl: string | null;
+  nodeId: number;
+  /** Messages of each active room held on the front thread. */
+  window: number;
+  bufferMaxMessages: number;
+  bufferMaxBytes: number;
+  maxBackpressure: number;
+  idleTimeout: number;
+  readers: number;
+  recoveryMax: number;
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** Test hook: the actor sleeps this long before each commit (a slow disk). */
+  testCommitDelayMs: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+interface Setting<K extends keyof Config> {
+  key: K;
+  env: string;
+  flag: string;
+  def: string;
+  help: string;
+  parse: (raw: string, name: string) => Config[K];
+}
+
+function int(min: number, max: number) {
+  return (raw: string, name: string): number => {
+    if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be a whole number, got "${raw}"`);
+    const n = Number(raw);
+    if (n < min || n > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${n}`);
+    return n;
+  };
+}
+
+function oneOf<T extends string>(...values: T[]) {
+  return (raw: string, name: string): T => {
+    const v = raw.trim().toLowerCase() as T;
+    if (!values.includes(v)) throw new ConfigError(`${name} must be one of ${values.join(', ')}, got "${raw}"`);
+    return v;
+  };
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1 << 20, mb: 1 << 20, mib: 1 << 20 };
+
+function bytes(min: number, max: number) {
+  return (raw: string, name: string): number => {
+    const m = /^(\d+)\s*([a-z]*)$/i.exec(raw.trim());
+    const unit = m ? SIZE_UNITS[m[2].toLowerCase()] : undefined;
+    if (!m || unit === undefined) throw new ConfigError(`${name} must be a size like 65536, 64k or 1m, got "${raw}"`);
+    const n = Number(m[1]) * unit;
+    if (n < min || n > max) throw new ConfigError(`${name} must be between ${min} and ${max} bytes, got ${n}`);
+    return n;
+  };
+}
+
+const DURATION_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `30d`, `12h`, `15m`, `90s`; empty = 0 (forever). */
+export function parseDuration(raw: string, name: string): number {
+  const v = raw.trim();
+  if (v === '') return 0;
+  const m = /^(\d+)\s*([smhd])$/.exec(v);
+  if (!m || Number(m[1]) === 0) throw new ConfigError(`${name} must be a duration like 30d, 12h, 15m or 90s (or empty for forever), got "${raw}"`);
+  return Number(m[1]) * DURATION_UNITS[m[2]];
+}
+
+function parseStore(raw: string, name: string): StoreUrl {
+  const v = raw.trim();
+  if (v.startsWith('sqlite:')) {
+    const path = v.slice('sqlite:'.length);
+    if (path === '') throw new ConfigError(`${name}: sqlite: needs a file path, e.g. sqlite:./data/chat.db`);
+    return { kind: 'sqlite', path };
+  }
+  if (v.startsWith('mysql://')) {
+    let u: URL;
+    try {
+      u = new URL(v);
+    } catch {
+      throw new ConfigError(`${name}: "${redactUrl(v)}" is not a valid mysql:// URL`);
+    }
+    if (!u.hostname || u.pathname.length < 2) throw new ConfigError(`${name}: a mysql URL needs a host and a database, e.g. mysql://root@127.0.0.1:3306/test`);
+    return { kind: 'mysql', url: v };
+  }
+  throw new ConfigError(`${name} must be sqlite:<path> or mysql://user:pass@host:port/db, got "${redactUrl(v)}"`);
+}
+
+function text(raw: string): string {
+  return raw;
+}
+
+function nullable(raw: string): string | null {
+  return raw.trim() === '' ? null : raw;
+}
+
+function origins(raw: string, name: string): string[] {
+  const list = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const o of list) {
+    let u: URL;
+    try {
+      u = new URL(o);
+    } catch {
+      throw new ConfigError(`${name}: "${o}" is not an origin like https://chat.example.com`);
+    }
+    if (u.origin !== o) throw new ConfigError(`${name}: "${o}" is not an exact origin (scheme://host[:port], no path or slash); did you mean "${u.origin}"?`);
+  }
+  return list;
+}
+
+function host(raw: string, name: string): string {
+  const v = raw.trim();
+  if (!/^[A-Za-z0-9.:-]+$/.test(v)) throw new ConfigError(`${name} must be an IP address or host name, got "${raw}"`);
+  return v;
+}
+
+/** Hide a password in a URL before it is printed anywhere. */
+export function redactUrl(url: string): string {
+  return url.replace(/(\/\/[^:/@]*:)[^@]*@/, '$1***@');
+}
+
+// Order is the order of --help.
+const SETTINGS: Setting<keyof Config>[] = [
+  { key: 'port', env: 'CHAT_PORT', flag: '--port', def: '8080', help: 'listen port (0 = any free port, printed on start)', parse: int(0, 65535) },
+  { key: 'host', env: 'CHAT_HOST', flag: '--host', def: '0.0.0.0', help: 'listen address', parse: host },
+  { key: 'store', env: 'CHAT_STORE', flag: '--store', def: 'sqlite:./data/chat.db', help: 'sqlite:<path> or mysql://user:pass@host:port/db', parse: parseStore },
+  { key: 'sqliteSync', env: 'CHAT_SQLITE_SYNC', flag: '--sqlite-sync', def: 'normal', help: 'normal (survives a process crash) or full (also power loss)', parse: oneOf('normal', 'full') },
+  { key: 'delivery', env: 'CHAT_DELIVERY', flag: '--delivery', def: 'after-commit', help: 'after-commit (deliver once stored) or immediate (deliver on acceptance, ack on commit)', parse: oneOf('after-commit', 'immediate') },
+  { key: 'auth', env: 'CHAT_AUTH', flag: '--auth', def: 'none', help: 'none (?user=&name=) or jwt', parse: oneOf('none', 'jwt') },
+  { key: 'jwtSecret', env: 'CHAT_JWT_SECRET', flag: '--jwt-secret', def: '', help: 'HS256 secret (auth jwt)', parse: nullable },
+  { key: 'jwtPublicKey', env: 'CHAT_JWT_PUBLIC_KEY', flag: '--jwt-public-key', def: '', help: 'PEM public key for RS256/ES256 (auth jwt)', parse: nullable },
+  { key: 'allowedOrigins', env: 'CHAT_ALLOWED_ORIGINS', flag: '--allowed-origins', def: '', help: 'comma-separated exact origins allowed to open a WebSocket; empty = any', parse: origins },
+  { key: 'retentionMs', env: 'CHAT_RETENTION', flag: '--retention', def: '', help: 'keep messages this long (30d, 12h, 15m, 90s); empty = forever', parse: parseDuration },
+  { key: 'maxPayload', env: 'CHAT_MAX_PAYLOAD', flag: '--max-payload', def: '65536', help: 'largest accepted frame in bytes', parse: bytes(512, 16 << 20) },
+  { key: 'redisUrl', env: 'CHAT_REDIS_URL', flag: '--redis-url', def: '', help: 'multi-node bus (not in this version: must stay empty)', parse: nullable },
+  { key: 'nodeId', env: 'CHAT_NODE_ID', flag: '--node-id', def: '0', help: "this node's id, 0..1023 (the TSID node bits)", parse: int(0, 1023) },
+  { key: 'window', env: 'CHAT_WINDOW', flag: '--window', def: '200', help: 'messages of each active room kept hot on the front thread', parse: int(100, 100_000) },
+  { key: 'bufferMaxMessages', env: 'CHAT_BUFFER_MAX_MESSAGES', flag: '--buffer-max-messages', def: '50000', help: 'write buffer cap in messages; past it sends get overloaded', parse: int(1, 10_000_000) },
+  { key: 'bufferMaxBytes', env: 'CHAT_BUFFER_MAX_BYTES', flag: '--buffer-max-bytes', def: '64m', help: 'write buffer cap in bytes of message text; past it sends get overloaded', parse: bytes(1024, 4096 * 1024 * 1024) },
+  { key: 'maxBackpressure', env: 'CHAT_MAX_BACKPRESSURE', flag: '--max-backpressure', def: '1m', help: 'per-connection send buffer; a connection past it is closed as a slow consumer', parse: bytes(1024, 1024 << 20) },
+  { key: 'idleTimeout', env: 'CHAT_IDLE_TIMEOUT', flag: '--idle-timeout', def: '120', help: 'seconds without traffic before a connection is closed (pings are sent automatically); 0 = never', parse: (raw, name) => { const n = int(0, 960)(raw, name); if (n !== 0 && (n < 8 || n % 4 !== 0)) throw new ConfigError(`${name} must be 0 or a multiple of 4 of at least 8 (a uWebSockets.js rule), got ${n}`); return n; } },
+  { key: 'readers', env: 'CHAT_READERS', flag: '--readers', def: '1', help: 'reader threads for history pages that touch the disk', parse: int(1, 64) },
+  { key: 'recoveryMax', env: 'CHAT_RECOVERY_MAX', flag: '--recovery-max', def: '20000', help: 'most messages a join with since replays; past it recovered:false', parse: int(1, 1_000_000) },
+  { key: 'logLevel', env: 'CHAT_LOG_LEVEL', flag: '--log-level', def: 'info', help: 'debug, info, warn, error or silent', parse: oneOf('debug', 'info', 'warn', 'error', 'silent') },
+  { key: 'testCommitDelayMs', env: 'CHAT_TEST_COMMIT_DELAY_MS', flag: '--test-commit-delay-ms', def: '0', help: 'test hook: sleep this long before every commit (simulates a slow disk)', parse: int(0, 60_000) },
+];
+
+export function helpText(): string {
+  const lines = [
+    'Usage: npm start -- [flags]    (or: node --import tsx src/cli.ts [flags])',
+    '',
+    'Every setting is an environment variable; the flag beside it overrides it.',
+    '',
+  ];
+  for (const s of SETTINGS) {
+    lines.push(`  ${s.env.padEnd(26)} ${(s.flag + ' <v>').padEnd(28)} ${s.help}${s.def ? ` (default ${s.def})` : ''}`);
+  }
+  lines.push('', '  --help                     print this and exit');
+  return lines.join('\n');
+}
+
+/** Parse `--flag value` and `--flag=value` pairs; unknown flags are errors. */
+function parseFlags(argv: string[]): Map<string, string> {
+  const byFlag = new Map(SETTINGS.map((s) => [s.flag, s]));
+  const out = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const eq = arg.indexOf('=');
+    const flag = eq >= 0 ? arg.slice(0, eq) : arg;
+    const s = byFlag.get(flag);
+    if (!s) throw new ConfigError(`unknown option ${flag} (see --help)`);
+    let value: string | undefined;
+    if (eq >= 0) value = arg.slice(eq + 1);
+    else value = argv[++i];
+    if (value === undefined) throw new ConfigError(`${flag} needs a value`);
+    out.set(s.env, value);
+  }
+  return out;
+}
+
+/** Build the Config from env and argv (flags win). Throws ConfigError with an actionable message. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] = []): Config {
+  const flags = parseFlags(argv);
+  const cfg = {} as Record<keyof Config, unknown>;
+  for (const s of SETTINGS) {
+    const raw = flags.get(s.env) ?? env[s.env] ?? s.def;
+    const name = flags.has(s.env) ? s.flag : s.env;
+    cfg[s.key] = s.parse(raw, name);
+  }
+  const c = cfg as unknown as Config;
+  if (c.auth === 'jwt' && !c.jwtSecret && !c.jwtPublicKey) {
+    throw new ConfigError('CHAT_AUTH=jwt needs CHAT_JWT_SECRET (HS256) or CHAT_JWT_PUBLIC_KEY (RS256/ES256)');
+  }
+  if (c.auth === 'jwt' && c.jwtSecret && c.jwtPublicKey) {
+    throw new ConfigError('set only one of CHAT_JWT_SECRET and CHAT_JWT_PUBLIC_KEY');
+  }
+  if (c.jwtSecret && c.jwtSecret.length < 32) {
+    throw new ConfigError('CHAT_JWT_SECRET must be at least 32 characters (HS256 needs a 256-bit key)');
+  }
+  if (c.redisUrl) {
+    throw new ConfigError('CHAT_REDIS_URL: the multi-node bus is not part of this version; unset it to run a single node');
+  }
+  if (c.store.kind === 'mysql') {
+    throw new ConfigError('CHAT_STORE: the MySQL store is not part of this version yet; use sqlite:<path>');
+  }
+  return c;
+}
+
+/** The config as it is safe to log: secrets redacted. */
+export function describeConfig(c: Config): Record<string, unknown> {
+  return {
+    ...c,
+    store: c.store.kind === 'sqlite' ? `sqlite:${c.store.path}` : redactUrl(c.store.url),
+    jwtSecret: c.jwtSecret ? '***' : null,
+    jwtPublicKey: c.jwtPublicKey ? '(pem)' : null,
+    redisUrl: c.redisUrl ? redactUrl(c.redisUrl) : null,
+  };
+}

@@ -1,0 +1,230 @@
+// The uWebSockets.js app: WebSocket upgrade and frame intake, the HTTP API, listen and stop.
+
+import { Piscina } from 'piscina';
+import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from 'uWebSockets.js';
+import { uws } from '../native/uws.ts';
+import { WORKER_BOOT, type ReaderInit } from '../workers/contract.ts';
+import { ActorLink } from './actor-link.ts';
+import { Authenticator, type Identity } from './auth.ts';
+import { checkPage, Codec, decodeFrame, isFrameError, ROOM_RE, SUBPROTOCOLS } from './codec.ts';
+import type { Config } from './config.ts';
+import { Engine, type Session } from './engine.ts';
+import { CLOSE, ChatError, ERRORS, type ErrorCode } from './errors.ts';
+import type { Logger } from './log.ts';
+import { renderMetrics } from './metrics.ts';
+
+const STATUS_TEXT: Record<number, string> = {
+  200: '200 OK', 201: '201 Created', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden',
+  404: '404 Not Found', 405: '405 Method Not Allowed', 413: '413 Payload Too Large', 426: '426 Upgrade Required',
+  429: '429 Too Many Requests', 503: '503 Service Unavailable',
+};
+
+export interface RunningServer {
+  engine: Engine;
+  host: string;
+  port: number;
+  /** Stop accepting, commit and ack what is held, close every connection. */
+  stop(): Promise<void>;
+}
+
+function sendJson(res: HttpResponse, status: number, body: string): void {
+  res.cork(() => {
+    res.writeStatus(STATUS_TEXT[status] ?? `${status} Unknown`).writeHeader('content-type', 'application/json').end(body);
+  });
+}
+
+function sendError(res: HttpResponse, code: ErrorCode, message?: string): void {
+  sendJson(res, ERRORS[code].status, JSON.stringify({ error: { code, message: message ?? ERRORS[code].message } }));
+}
+
+/** Pick the first subprotocol the client offers that the engine speaks; '' = none offered. */
+function chooseProtocol(header: string): { codec: Codec; echo: string } | null {
+  if (header.trim() === '') return { codec: Codec.Json, echo: '' };
+  for (const p of header.split(',')) {
+    const name = p.trim();
+    const codec = SUBPROTOCOLS[name];
+    if (codec !== undefined) return { codec, echo: name };
+  }
+  return null;
+}
+
+export async function startServer(cfg: Config, log: Logger): Promise<RunningServer> {
+  const actor = await ActorLink.start(cfg);
+  if (cfg.store.kind !== 'sqlite') throw new Error('only the sqlite store is available');
+  const readerInit: ReaderInit = { __entry: new URL('../workers/reader.ts', import.meta.url).href, path: cfg.store.path };
+  const readers = new Piscina({
+    filename: WORKER_BOOT.href,
+    workerData: readerInit,
+    minThreads: cfg.readers,
+    maxThreads: cfg.readers,
+    // Bounded: a flood of cold history requests queues here, not in memory without limit.
+    maxQueue: 10_000,
+  });
+  const app: TemplatedApp = uws.App();
+  const engine = new Engine(cfg, app, actor, readers, log);
+  const auth = new Authenticator(cfg);
+  const sessions = new Set<Session>();
+  let connSeq = 0;
+  let listenSocket: us_listen_socket | null = null;
+
+  actor.onFailure((err) => {
+    log.fatal({ err: err.message }, 'persistence actor failed; exiting');
+    process.exit(1);
+  });
+
+  // Frames up to twice the limit are read and answered `too_large`; beyond that uWS closes 1009.
+  const hardLimit = Math.max(cfg.maxPayload * 2, cfg.maxPayload + 16 * 1024);
+
+  app.ws<Session>('/ws', {
+    compression: uws.DISABLED,
+    maxPayloadLength: hardLimit,
+    maxBackpressure: cfg.maxBackpressure,
+    closeOnBackpressureLimit: 1,
+    idleTimeout: cfg.idleTimeout,
+    sendPingsAutomatically: true,
+
+    upgrade: (res: HttpResponse, req: HttpRequest, context) => {
+      // Everything from req must be read now: it is invalid after this function returns.
+      const key = req.getHeader('sec-websocket-key');
+      const protocolHeader = req.getHeader('sec-websocket-protocol');
+      const extensions = req.getHeader('sec-websocket-extensions');
+      const origin = req.getHeader('origin');
+      const creds = { query: req.getQuery() ?? '', authorization: req.getHeader('authorization') };
+      let aborted = false;
+      res.onAborted(() => { aborted = true; });
+      if (!engine.accepting) return sendError(res, 'overloaded', 'the engine is shutting down');
+      if (cfg.allowedOrigins.length > 0 && origin !== '' && !cfg.allowedOrigins.includes(origin)) {
+        return sendError(res, 'forbidden', 'this origin may not open a WebSocket here');
+      }
+      const proto = chooseProtocol(protocolHeader);
+      if (proto === null) return sendError(res, 'invalid', `no supported subprotocol offered; use one of ${Object.keys(SUBPROTOCOLS).join(', ')}`);
+      auth.identify(creds).then((id: Identity) => {
+        if (aborted) return;
+        const s: Session = {
+          connId: ++connSeq,
+          userId: id.id,
+          userName: id.name,
+          codec: proto.codec,
+          rooms: new Set(),
+          ws: null,
+          closed: false,
+          expiry: null,
+          expiresAt: id.exp,
+        };
+        res.cork(() => res.upgrade(s, key, proto.echo, extensions, context));
+      }, (err: unknown) => {
+        if (aborted) return;
+        if (err instanceof ChatError) return sendError(res, err.code, err.message);
+        log.error({ err: String(err) }, 'upgrade failed');
+        sendError(res, 'unauthorized');
+      });
+    },
+
+    open: (ws: WebSocket<Session>) => {
+      const s = ws.getUserData();
+      s.ws = ws;
+      sessions.add(s);
+      engine.stats.connections++;
+      engine.stats.connectionsTotal++;
+      if (s.expiresAt > 0) {
+        // A token that expires mid-session closes the socket with 1008 (policy violation).
+        s.expiry = setTimeout(() => { if (!s.closed) ws.end(CLOSE.policy, 'token expired'); }, Math.max(0, s.expiresAt - Date.now()));
+      }
+    },
+
+    message: (ws: WebSocket<Session>, data: ArrayBuffer, isBinary: boolean) => {
+      const s = ws.getUserData();
+      if (data.byteLength > cfg.maxPayload) {
+        // Not parsed, so no ref or cid can be echoed; nothing of it is stored or delivered.
+        return engine.error(s, 'too_large', `frame of ${data.byteLength} bytes exceeds CHAT_MAX_PAYLOAD (${cfg.maxPayload})`, undefined);
+      }
+      const d = decodeFrame(s.codec, data, isBinary);
+      if (isFrameError(d)) return engine.error(s, d.error, d.message, d.ref, d.cid);
+      engine.onFrame(s, d);
+    },
+
+    close: (ws: WebSocket<Session>, code: number) => {
+      const s = ws.getUserData();
+      // uWS closes a socket that passed maxBackpressure with 1006 and no close frame; a socket whose
+      // buffer is still over the limit at close is the slow consumer being cut off, and counted.
+      if (code === 1006 && engine.wasSlow(s)) engine.stats.slowConsumerCloses++;
+      sessions.delete(s);
+      engine.stats.connections--;
+      engine.onClose(s);
+    },
+  });
+
+  app.get('/ws', (res) => sendError(res, 'invalid', 'this endpoint speaks WebSocket only'));
+
+  app.get('/healthz', (res) => {
+    const ok = engine.accepting;
+    const body = {
+      ok,
+      store: engine.storeOk ? 'ok' : 'degraded',
+      reason: engine.storeReason,
+      connections: engine.stats.connections,
+      buffered: engine.inflight,
+    };
+    sendJson(res, ok ? 200 : 503, JSON.stringify(body));
+  });
+
+  app.get('/metrics', (res) => {
+    res.cork(() => {
+      res.writeStatus('200 OK').writeHeader('content-type', 'text/plain; version=0.0.4').end(renderMetrics(engine, cfg));
+    });
+  });
+
+  app.get('/api/rooms/:room/messages', (res, req) => {
+    const rawRoom = req.getParameter(0) ?? '';
+    const query = new URLSearchParams(req.getQuery() ?? '');
+    const creds = { query: req.getQuery() ?? '', authorization: req.getHeader('authorization') };
+    let aborted = false;
+    res.onAborted(() => { aborted = true; });
+    let room: string;
+    try {
+      room = decodeURIComponent(rawRoom);
+    } catch {
+      return sendError(res, 'invalid', 'room is not valid percent-encoding');
+    }
+    if (!ROOM_RE.test(room)) return sendError(res, 'invalid', 'room must match [A-Za-z0-9._:-]{1,64}');
+    const limitRaw = query.get('limit');
+    if (limitRaw !== null && !/^\d{1,4}$/.test(limitRaw)) return sendError(res, 'invalid', 'limit must be an integer 1..100');
+    const page = checkPage(query.get('before') || undefined, query.get('after') || undefined, limitRaw === null ? undefined : Number(limitRaw));
+    if (typeof page === 'string') return sendError(res, 'invalid', page);
+    auth.identify(creds)
+      .then(() => engine.history(room, page))
+      .then((p) => {
+        if (aborted) return;
+        sendJson(res, 200, '{"messages":[' + p.messages.map((d) => d.json).join(',') + '],"more":' + p.more + '}');
+      }, (err: unknown) => {
+        if (aborted) return;
+        if (err instanceof ChatError) return sendError(res, err.code, err.message);
+        log.error({ err: String(err), room }, 'history request failed');
+        sendError(res, 'overloaded', 'history is unavailable right now; retry');
+      });
+  });
+
+  app.any('/*', (res) => sendError(res, 'not_found', 'no such route'));
+
+  const port = await new Promise<number>((resolve, reject) => {
+    app.listen(cfg.host, cfg.port, (sock) => {
+      if (!sock) return reject(new Error(`cannot listen on ${cfg.host}:${cfg.port} (in use, or not an address of this host)`));
+      listenSocket = sock;
+      resolve(uws.us_socket_local_port(sock));
+    });
+  });
+
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      if (listenSocket) uws.us_listen_socket_close(listenSocket);
+      listenSocket = null;
+      await engine.drain();
+      for (const s of [...sessions]) if (!s.closed && s.ws) s.ws.end(CLOSE.goingAway, 'server shutting down');
+      await readers.destroy();
+    })();
+    return stopping;
+  };
+
+  return { engine, host: cfg.host, port, stop };
+}

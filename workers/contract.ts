@@ -1,0 +1,202 @@
+// The one contract between the front thread (src/) and the persistence actor (workers/).
+// Every message that crosses the MessagePort is a member of ToActor or FromActor; both sides
+// import this file, so a new message type is one edit here and the compiler finds every handler.
+// Messages cross in batches: one postMessage carries an array, msgpackr-encoded into one buffer
+// that is transferred, not cloned (one postMessage per message costs ~5x).
+
+import { Packr } from 'msgpackr';
+import type { Config } from '../src/config.ts';
+
+export type MessageType = 'CHAT' | 'ENTER' | 'QUIT' | 'SYSTEM';
+
+/** The public message object of PROTOCOL.md. */
+export interface Message {
+  id: string;
+  room: string;
+  seq: number;
+  type: MessageType;
+  from: { id: string; name: string };
+  text: string;
+  at: number;
+  cid?: string;
+}
+
+/** A message as the front thread keeps and publishes it: the JSON is encoded once, by the actor. */
+export interface Delivered {
+  room: string;
+  seq: number;
+  id: string;
+  at: number;
+  /** JSON.stringify(Message), exactly the bytes of the Message object on the wire. */
+  json: string;
+}
+
+/** The Message JSON, keys in the order PROTOCOL.md shows them. Every copy of a message uses this. */
+export function messageJson(m: Message): string {
+  return JSON.stringify(m.cid === undefined
+    ? { id: m.id, room: m.room, seq: m.seq, type: m.type, from: { id: m.from.id, name: m.from.name }, text: m.text, at: m.at }
+    : { id: m.id, room: m.room, seq: m.seq, type: m.type, from: { id: m.from.id, name: m.from.name }, text: m.text, at: m.at, cid: m.cid });
+}
+
+/** A room's state as the actor knows it, sent to the front thread when it activates the room. */
+export interface RoomState {
+  room: string;
+  kind: 'public' | 'group' | 'direct';
+  epoch: string;
+  /** Last seq the front thread may show (committed, or accepted in immediate mode). */
+  lastSeq: number;
+  /** The newest messages (at most the window size), oldest first, ending at lastSeq. */
+  recent: Delivered[];
+  /** True when `recent` holds every message the room still has (no older page in the store). */
+  complete: boolean;
+}
+
+// ---- front -> actor ----------------------------------------------------------------------------
+
+export interface SendCmd {
+  t: 'send';
+  /** Front-thread handle of the pending send; echoed in the result. */
+  token: number;
+  room: string;
+  type: MessageType;
+  fromId: string;
+  fromName: string;
+  text: string;
+  cid: string | null;
+  /** Server time at acceptance (ms). */
+  at: number;
+}
+
+export interface LoadCmd {
+  t: 'load';
+  room: string;
+  /** Create the room (public) if it does not exist. */
+  create: boolean;
+}
+
+export interface ShutdownCmd {
+  t: 'shutdown';
+}
+
+export type ToActor = SendCmd | LoadCmd | ShutdownCmd;
+
+// ---- actor -> front ----------------------------------------------------------------------------
+
+/** Outcome of one send once it is durable (or found to be a duplicate of a durable one). */
+export interface SendResult {
+  token: number;
+  /** The message the ack names; for a duplicate, the original. */
+  room: string;
+  seq: number;
+  id: string;
+  at: number;
+  /** True when this send repeated an earlier (from.id, cid): ack it, do not deliver again. */
+  dup: boolean;
+  /** The Message JSON to publish (after-commit, new messages only); null otherwise. */
+  json: string | null;
+  /** Set when the send was refused instead (e.g. the room was deleted); nothing was stored. */
+  error: 'not_found' | null;
+}
+
+export interface AcceptedEvt {
+  t: 'accepted';
+  /** immediate mode: messages with id and seq assigned, not yet durable. Publish now. */
+  msgs: Delivered[];
+}
+
+export interface CommittedEvt {
+  t: 'committed';
+  results: SendResult[];
+  /** Size of the last commit's transaction (messages) and how long it took (ms). */
+  batch: number;
+  commitMs: number;
+}
+
+export interface RoomEvt {
+  t: 'room';
+  room: string;
+  /** null: the room does not exist (and create was false). */
+  state: RoomState | null;
+}
+
+export interface HealthEvt {
+  t: 'health';
+  ok: boolean;
+  /** Why the store is degraded (no secrets). */
+  reason: string | null;
+}
+
+export interface ClosedEvt {
+  t: 'closed';
+}
+
+/** The store is open and migrated: the front thread may start listening. */
+export interface ReadyEvt {
+  t: 'ready';
+}
+
+export type FromActor = AcceptedEvt | CommittedEvt | RoomEvt | HealthEvt | ClosedEvt | ReadyEvt;
+
+/** The JS bootstrap every worker starts from (it registers tsx, then imports `__entry`). */
+export const WORKER_BOOT = new URL('./boot.mjs', import.meta.url);
+
+/** What the actor is started with (worker_threads workerData); it talks on parentPort. */
+export interface ActorInit {
+  __entry: string;
+  config: Config;
+}
+
+// ---- front -> readers (piscina tasks) ----------------------------------------------------------
+
+/** A history page from the store: oldest first, `limit + 1` rows at most so `more` can be told. */
+export interface PageTask {
+  kind: 'page';
+  room: string;
+  before?: string;
+  after?: string;
+  limit: number;
+  notBefore: number;
+}
+
+/** Everything after `since` (at most `max + 1` messages), for a join that recovers a gap. */
+export interface SinceTask {
+  kind: 'since';
+  room: string;
+  since: string;
+  max: number;
+  notBefore: number;
+}
+
+export type ReadTask = PageTask | SinceTask;
+
+export interface PageResult {
+  messages: Message[];
+}
+
+export interface SinceResult {
+  /** Seq of the `since` message, or null when it is not (or no longer) stored. */
+  sinceSeq: number | null;
+  messages: Message[];
+}
+
+/** What the reader pool's workers are started with. */
+export interface ReaderInit {
+  __entry: string;
+  path: string;
+}
+
+// ---- encoding ----------------------------------------------------------------------------------
+
+// Records (msgpackr's structure extension) turn repeated object keys into a one-byte reference, so
+// a batch of 500 SendCmds carries each key name once. Structures are not shared across calls, so
+// the two threads never have to agree on a structure table.
+const packr = new Packr({ useRecords: true, moreTypes: false });
+
+export function encodeBatch(items: ToActor[] | FromActor[]): Uint8Array {
+  // pack() returns a view into msgpackr's reusable buffer; copy it so the copy can be transferred.
+  return new Uint8Array(packr.pack(items));
+}
+
+export function decodeBatch<T extends ToActor | FromActor>(buf: Uint8Array): T[] {
+  return packr.unpack(buf) as T[];
+}

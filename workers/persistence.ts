@@ -1,0 +1,288 @@
+// The persistence actor: a dedicated worker thread that alone owns the write buffer and the
+// database write connection. This is where a message gets its id and seq, and where it is written.
+//
+// Group commit: sends that arrive while a commit runs queue in the MessagePort; when the commit
+// returns, the event loop hands all of them over before the setImmediate that runs the next
+// commit, which takes everything buffered in one transaction. No batch size or flush timer to tune:
+// the batch is exactly what arrived during the previous commit.
+
+import { parentPort, workerData } from 'node:worker_threads';
+import {
+  decodeBatch, encodeBatch, messageJson,
+  type ActorInit, type Delivered, type FromActor, type LoadCmd, type Message, type RoomState, type SendCmd, type SendResult, type ToActor,
+} from './contract.ts';
+import { IdGenerator, tsidFloor } from './ids.ts';
+import { SqliteStore } from './sqlite-store.ts';
+import type { MessageStore, NewMessage, RoomRow } from './store.ts';
+
+interface ActorRoom {
+  row: RoomRow;
+  /** Last seq handed out (accepted). */
+  lastSeq: number;
+  /** Last seq durably committed. */
+  committedSeq: number;
+}
+
+interface Pending {
+  msg: NewMessage;
+  token: number;
+  json: string;
+  /** Tokens of retried sends (same sender and cid) waiting on this one's commit. */
+  dups: number[];
+}
+
+const MAX_CACHED_ROOMS = 100_000;
+const PURGE_BATCH = 1000;
+
+class PersistenceActor {
+  private readonly rooms = new Map<string, ActorRoom>();
+  private buffer: Pending[] = [];
+  private readonly inflight = new Map<string, Pending>();
+  /** Duplicates of already-durable messages: answered with the next flush. */
+  private readyDups: SendResult[] = [];
+  private out: FromActor[] = [];
+  private commitScheduled = false;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private healthy = true;
+  private closing = false;
+  private readonly ids: IdGenerator;
+  private readonly sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+  constructor(
+    private readonly cfg: ActorInit['config'],
+    private readonly store: MessageStore,
+    private readonly post: (buf: Uint8Array) => void,
+    private readonly onClosed: () => void,
+  ) {
+    this.ids = new IdGenerator(cfg.nodeId);
+  }
+
+  receive(cmds: ToActor[]): void {
+    for (const c of cmds) {
+      switch (c.t) {
+        case 'send': this.accept(c); break;
+        case 'load': this.load(c); break;
+        case 'shutdown': this.shutdown(); return;
+      }
+    }
+    this.flush();
+    this.scheduleCommit();
+  }
+
+  private room(id: string, create: boolean): ActorRoom | null {
+    let r = this.rooms.get(id);
+    if (r) return r;
+    let row = this.store.getRoom(id);
+    if (!row) {
+      if (!create) return null;
+      row = { id, kind: 'public', name: null, subject: null, epoch: this.ids.next().id, lastSeq: 0, createdAt: Date.now() };
+      this.store.createRoom(row);
+    }
+    r = { row, lastSeq: row.lastSeq, committedSeq: row.lastSeq };
+    if (this.rooms.size >= MAX_CACHED_ROOMS) this.evictRoom();
+    this.rooms.set(id, r);
+    return r;
+  }
+
+  private evictRoom(): void {
+    // Map iteration is insertion order: drop the oldest room with nothing uncommitted.
+    for (const [id, r] of this.rooms) {
+      if (r.committedSeq === r.lastSeq) {
+        this.rooms.delete(id);
+        return;
+      }
+    }
+  }
+
+  private accept(c: SendCmd): void {
+    const key = c.cid === null ? null : c.fromId + '\0' + c.cid;
+    if (key !== null) {
+      const p = this.inflight.get(key);
+      if (p) {
+        p.dups.push(c.token);
+        return;
+      }
+      const hit = this.store.findByCid(c.fromId, c.cid!);
+      if (hit) {
+        this.readyDups.push({ token: c.token, room: hit.room, seq: hit.seq, id: hit.id, at: hit.at, dup: true, json: null, error: null });
+        return;
+      }
+    }
+    // The front thread only forwards sends to rooms it has loaded, so the room exists unless it
+    // was deleted meanwhile; in auth mode none an unknown room is a new public room.
+    const r = this.room(c.room, true);
+    if (!r) {
+      this.readyDups.push({ token: c.token, room: c.room, seq: 0, id: '', at: 0, dup: false, json: null, error: 'not_found' });
+      return;
+    }
+    const { id, tsid } = this.ids.next();
+    const seq = ++r.lastSeq;
+    const m: Message = { id, room: c.room, seq, type: c.type, from: { id: c.fromId, name: c.fromName }, text: c.text, at: c.at };
+    if (c.cid !== null) m.cid = c.cid;
+    const json = messageJson(m);
+    const p: Pending = {
+      msg: { tsid, id, room: c.room, seq, type: c.type, fromId: c.fromId, fromName: c.fromName, text: c.text, at: c.at, cid: c.cid },
+      token: c.token,
+      json,
+      dups: [],
+    };
+    this.buffer.push(p);
+    if (key !== null) this.inflight.set(key, p);
+    if (this.cfg.delivery === 'immediate') this.accepted(p);
+  }
+
+  private acceptedBatch: Delivered[] | null = null;
+
+  private accepted(p: Pending): void {
+    if (this.acceptedBatch === null) {
+      this.acceptedBatch = [];
+      this.out.push({ t: 'accepted', msgs: this.acceptedBatch });
+    }
+    this.acceptedBatch.push({ room: p.msg.room, seq: p.msg.seq, id: p.msg.id, at: p.msg.at, json: p.json });
+  }
+
+  private load(c: LoadCmd): void {
+    const r = this.room(c.room, c.create);
+    if (!r) {
+      this.out.push({ t: 'room', room: c.room, state: null });
+      return;
+    }
+    const windowSize = this.cfg.window;
+    const stored = this.store.latest(c.room, windowSize, this.notBefore());
+    const recent: Delivered[] = stored.map((m) => ({ room: m.room, seq: m.seq, id: m.id, at: m.at, json: messageJson(m) }));
+    let lastSeq = r.committedSeq;
+    if (this.cfg.delivery === 'immediate') {
+      // The front thread has already published what is accepted but not yet committed.
+      for (const p of this.buffer) {
+        if (p.msg.room === c.room) recent.push({ room: c.room, seq: p.msg.seq, id: p.msg.id, at: p.msg.at, json: p.json });
+      }
+      lastSeq = r.lastSeq;
+    }
+    const state: RoomState = {
+      room: c.room,
+      kind: r.row.kind,
+      epoch: r.row.epoch,
+      lastSeq,
+      recent: recent.length > windowSize ? recent.slice(recent.length - windowSize) : recent,
+      complete: stored.length < windowSize,
+    };
+    this.out.push({ t: 'room', room: c.room, state });
+  }
+
+  private notBefore(): number {
+    return this.cfg.retentionMs > 0 ? Date.now() - this.cfg.retentionMs : 0;
+  }
+
+  private scheduleCommit(): void {
+    if (this.commitScheduled || this.retryTimer !== null) return;
+    if (this.buffer.length === 0 && this.readyDups.length === 0) return;
+    this.commitScheduled = true;
+    // setImmediate runs after the poll phase: every message already queued on the port is in.
+    setImmediate(() => {
+      this.commitScheduled = false;
+      this.commit();
+    });
+  }
+
+  /** Commit everything buffered in one transaction; returns false if the store refused. */
+  private commit(): boolean {
+    const batch = this.buffer;
+    const results: SendResult[] = this.readyDups;
+    this.readyDups = [];
+    let commitMs = 0;
+    if (batch.length > 0) {
+      if (this.cfg.testCommitDelayMs > 0) Atomics.wait(this.sleeper, 0, 0, this.cfg.testCommitDelayMs);
+      const lastSeqs = new Map<string, number>();
+      for (const p of batch) lastSeqs.set(p.msg.room, p.msg.seq);
+      const t0 = performance.now();
+      try {
+        this.store.commit(batch.map((p) => p.msg), lastSeqs);
+      } catch (err) {
+        // Keep the buffer (ids and seqs stay assigned) and retry; the front thread refuses new
+        // sends with `overloaded` once its in-flight caps are reached.
+        this.readyDups = results.concat(this.readyDups);
+        this.setHealth(false, `commit failed: ${(err as Error).message}`);
+        this.flush();
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = null;
+          this.commit();
+        }, 250);
+        return false;
+      }
+      commitMs = performance.now() - t0;
+      this.buffer = [];
+      const publish = this.cfg.delivery === 'after-commit';
+      for (const p of batch) {
+        const m = p.msg;
+        const r = this.rooms.get(m.room);
+        if (r) r.committedSeq = m.seq;
+        if (m.cid !== null) this.inflight.delete(m.fromId + '\0' + m.cid);
+        results.push({ token: p.token, room: m.room, seq: m.seq, id: m.id, at: m.at, dup: false, json: publish ? p.json : null, error: null });
+        for (const token of p.dups) results.push({ token, room: m.room, seq: m.seq, id: m.id, at: m.at, dup: true, json: null, error: null });
+      }
+      this.setHealth(true, null);
+    }
+    if (results.length > 0) this.out.push({ t: 'committed', results, batch: batch.length, commitMs });
+    this.flush();
+    if (!this.closing) this.scheduleCommit();
+    return true;
+  }
+
+  private setHealth(ok: boolean, reason: string | null): void {
+    if (ok === this.healthy) return;
+    this.healthy = ok;
+    this.out.push({ t: 'health', ok, reason });
+  }
+
+  flush(): void {
+    if (this.out.length === 0) return;
+    this.post(encodeBatch(this.out));
+    this.out = [];
+    this.acceptedBatch = null;
+  }
+
+  /** Retention: delete expired messages in small batches, yielding between them. */
+  purgeExpired(): void {
+    if (this.cfg.retentionMs <= 0 || this.closing) return;
+    const cutoff = tsidFloor(Date.now() - this.cfg.retentionMs);
+    const n = this.store.purgeBefore(cutoff, PURGE_BATCH);
+    if (n === PURGE_BATCH) setImmediate(() => this.purgeExpired());
+  }
+
+  private shutdown(): void {
+    this.closing = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    // Commit what is held; if the store keeps failing, give up after a few tries (the front
+    // thread never acked those messages, so nothing acked is lost).
+    for (let i = 0; i < 20 && (this.buffer.length > 0 || this.readyDups.length > 0); i++) {
+      if (!this.commit()) {
+        if (this.retryTimer) clearTimeout(this.retryTimer);
+        this.retryTimer = null;
+        Atomics.wait(this.sleeper, 0, 0, 100);
+      }
+    }
+    this.out.push({ t: 'closed' });
+    this.flush();
+    this.store.close();
+    this.onClosed();
+  }
+}
+
+function main(): void {
+  const init = workerData as ActorInit;
+  const port = parentPort!;
+  const cfg = init.config;
+  if (cfg.store.kind !== 'sqlite') throw new Error(`store ${cfg.store.kind} is not supported by this actor`);
+  const store = new SqliteStore(cfg.store.path, cfg.sqliteSync);
+  const actor = new PersistenceActor(cfg, store, (buf) => port.postMessage(buf, [buf.buffer as ArrayBuffer]), () => setImmediate(() => port.close()));
+  port.on('message', (buf: Uint8Array) => actor.receive(decodeBatch<ToActor>(buf)));
+  if (cfg.retentionMs > 0) {
+    const every = Math.min(60_000, Math.max(1000, Math.floor(cfg.retentionMs / 10)));
+    setInterval(() => actor.purgeExpired(), every).unref();
+    actor.purgeExpired();
+  }
+  port.postMessage(encodeBatch([{ t: 'ready' }]));
+}
+
+main();
