@@ -27,14 +27,16 @@ export class Window {
     return this.n === 0 ? 0 : this.at(0).seq;
   }
 
-  push(d: Delivered): void {
+  /** Append; returns true when the oldest entry had to make room (the window no longer starts at 1). */
+  push(d: Delivered): boolean {
     if (this.n < this.capacity) {
       this.buf[(this.head + this.n) % this.capacity] = d;
       this.n++;
-    } else {
-      this.buf[this.head] = d;
-      this.head = (this.head + 1) % this.capacity;
+      return false;
     }
+    this.buf[this.head] = d;
+    this.head = (this.head + 1) % this.capacity;
+    return true;
   }
 
   /** Index of the first entry whose id is > id (or >= id when `inclusive`). Ids ascend with seq. */
@@ -102,14 +104,14 @@ export class Room {
     this.epoch = s.epoch;
     this.lastSeq = s.lastSeq;
     this.complete = s.complete;
-    for (const d of s.recent) this.window.push(d);
+    for (const d of s.recent) if (this.window.push(d)) this.complete = false;
     this.ready = true;
   }
 
   /** Append a delivered message; false if it does not continue the sequence (a bug upstream). */
   append(d: Delivered): boolean {
     if (d.seq !== this.lastSeq + 1) return false;
-    this.window.push(d);
+    if (this.window.push(d)) this.complete = false;
     this.lastSeq = d.seq;
     return true;
   }

@@ -72,8 +72,11 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
     process.exit(1);
   });
 
-  // Frames up to twice the limit are read and answered `too_large`; beyond that uWS closes 1009.
-  const hardLimit = Math.max(cfg.maxPayload * 2, cfg.maxPayload + 16 * 1024);
+  // Over CHAT_MAX_PAYLOAD: up to 2x it the frame is answered `too_large` and the connection stays;
+  // up to hardLimit it is answered and the connection closed with 1009; past hardLimit uWS drops
+  // the connection without reading further (the peer sees 1006). Nothing of any of them is used.
+  const softClose = cfg.maxPayload * 2;
+  const hardLimit = Math.min(Math.max(cfg.maxPayload * 32, 2 << 20), 64 << 20);
 
   app.ws<Session>('/ws', {
     compression: uws.DISABLED,
@@ -136,7 +139,9 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
       const s = ws.getUserData();
       if (data.byteLength > cfg.maxPayload) {
         // Not parsed, so no ref or cid can be echoed; nothing of it is stored or delivered.
-        return engine.error(s, 'too_large', `frame of ${data.byteLength} bytes exceeds CHAT_MAX_PAYLOAD (${cfg.maxPayload})`, undefined);
+        engine.error(s, 'too_large', `frame of ${data.byteLength} bytes exceeds CHAT_MAX_PAYLOAD (${cfg.maxPayload})`, undefined);
+        if (data.byteLength > softClose) ws.end(CLOSE.tooLarge, 'frame too large');
+        return;
       }
       const d = decodeFrame(s.codec, data, isBinary);
       if (isFrameError(d)) return engine.error(s, d.error, d.message, d.ref, d.cid);

@@ -127,6 +127,7 @@ export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunR
   });
   const connectS = (performance.now() - tConnect) / 1000;
   c0.failedConnects = failed;
+  if (opened === 0) { transport.destroyAll(); throw new Error(`${env.serverLabel}: no client could connect to ${env.url} (${[...meter.errors.keys()].join(', ')})`); }
   // 2. wait for every joined
   await Promise.race([new Promise<void>((resolve) => { onJoinDone = () => { if (joined >= nSlots - countSlotsOfFailed()) resolve(); }; onJoinDone(); }), sleep(30_000)]);
   function countSlotsOfFailed(): number {

@@ -15,7 +15,7 @@ export interface WsHandlers {
   close(conn: WsConn, code: number | string): void;
 }
 
-const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC65B11';
+const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 // One read buffer shared by every socket: reads are delivered one socket at a time on this thread,
 // and leftovers are copied out, so nothing outlives the callback (saves a Buffer per read).
 const SHARED_READ = Buffer.allocUnsafe(256 * 1024);

@@ -1,0 +1,141 @@
+// Runs a scenario against one server (spawned or --url), a --find-max rate search, or `compare`.
+import { startServer, pinSelf, ProcSampler, SERVER_KINDS, type ServerKind, type RunningServer } from './proc.ts';
+import { RawTransport, SocketIoTransport } from './transport.ts';
+import { parseWsUrl } from './wsclient.ts';
+import type { RunEnv } from './roomload.ts';
+import type { RunResult } from './stats.ts';
+import type { RunOptions, Scenario } from '../scenarios/types.ts';
+import { SCENARIOS } from '../scenarios/index.ts';
+import { textReport, writeReports, hardErrors, correctnessLine } from '../report.ts';
+
+export interface CliOptions {
+  scenario: string;
+  url?: string;
+  server: ServerKind;
+  rate?: number; durationS?: number; warmupS?: number; drainS?: number; clients?: number; rooms?: number;
+  json: boolean; out?: string; pin: boolean; findMax: boolean; profile: boolean;
+  pid?: number; p99LimitMs: number;
+  compare: boolean;
+}
+
+interface ServerOutcome { server: string; runs: RunResult[]; best?: RunResult; fatal: string[] }
+
+const log = (s: string): void => { process.stderr.write(s + '\n'); };
+/** Two significant digits: find-max steps land on readable rates. */
+const nice = (v: number): number => { const p = Math.pow(10, Math.max(0, Math.floor(Math.log10(v)) - 1)); return Math.max(1, Math.round(v / p) * p); };
+
+function makeEnv(kind: string, url: string, sampler: ProcSampler, step: number): RunEnv {
+  const prefix = `b${Date.now().toString(36)}${step}.`;
+  if (url.startsWith('http://')) {
+    const u = new URL(url);
+    const host = u.hostname;
+    if (!host.startsWith('127.')) throw new Error(`load tests target loopback only, not ${host}`);
+    return { serverLabel: kind, url, httpBase: url.replace(/\/$/, ''), prefix, sampler, transport: (sink) => new SocketIoTransport(host, Number(u.port), prefix, sink) };
+  }
+  const t = parseWsUrl(url);
+  return { serverLabel: kind, url, httpBase: `http://${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}`, prefix, sampler, transport: (sink) => new RawTransport(t, prefix, sink) };
+}
+
+/** A run's correctness failure that no overload explains (fatal even in a find-max step that fails). */
+function fatalOf(r: RunResult, searching: boolean): string | undefined {
+  if (r.correctness.ok) return undefined;
+  const overloaded = r.achievedRate < 0.95 * r.offeredRate || r.latency.ack.p99 > 100;
+  if (hardErrors(r) === 0 && searching && overloaded) return undefined; // a server past its limit may leave sends unacked or close slow consumers
+  return `${r.server} ${r.scenario} @${r.offeredRate}/s: ${correctnessLine(r)}`;
+}
+
+async function runAgainst(kind: string, url: string, pid: number | undefined, sc: Scenario, o: CliOptions, base: RunOptions): Promise<ServerOutcome> {
+  const sampler = new ProcSampler(pid);
+  const out: ServerOutcome = { server: kind, runs: [], fatal: [] };
+  let step = 0;
+  const one = async (rate: number, searching: boolean): Promise<RunResult> => {
+    const r = await sc.run({ ...base, rate }, makeEnv(kind, url, sampler, step++));
+    out.runs.push(r);
+    if (!o.json) process.stdout.write(textReport(r) + '\n');
+    const f = fatalOf(r, searching);
+    if (f) out.fatal.push(f);
+    return r;
+  };
+  if (!o.findMax || !sc.rated) {
+    out.best = await one(base.rate, false);
+    return out;
+  }
+  // --find-max: x1.3 until a step fails, then two bisection steps between the last pass and the fail
+  let rate = o.rate ?? sc.defaults.findMaxStart;
+  let lo: RunResult | undefined, hi: number | undefined;
+  for (let i = 0; i < 14 && hi === undefined; i++) {
+    const r = await one(rate, true);
+    if (r.sustainable) { lo = r; rate = nice(rate * 1.3); }
+    else if (lo === undefined && i < 3) { rate = nice(rate / 2); }
+    else hi = rate;
+    if (out.fatal.length) break;
+  }
+  for (let i = 0; i < 2 && lo && hi && (hi - lo.offeredRate) / hi > 0.08 && !out.fatal.length; i++) {
+    const mid = nice((lo.offeredRate + hi) / 2);
+    if (mid <= lo.offeredRate || mid >= hi) break;
+    const r = await one(mid, true);
+    if (r.sustainable) lo = r; else hi = mid;
+  }
+  out.best = lo;
+  log(`[find-max] ${kind} ${sc.name}: highest sustainable rate ${lo ? lo.offeredRate + '/s (ack p99 ' + lo.latency.ack.p99 + ' ms)' : 'none found'}` +
+    (hi ? `; failed at ${hi}/s` : ''));
+  return out;
+}
+
+async function runServer(kind: ServerKind, sc: Scenario, o: CliOptions, base: RunOptions): Promise<ServerOutcome> {
+  let srv: RunningServer | undefined;
+  try {
+    srv = await startServer({ kind, pin: o.pin, profileDir: o.profile ? (o.out ?? 'bench/results') + '/profile-' + kind : undefined });
+    log(`[bench] started ${kind} pid ${srv.pid} at ${srv.url}${o.pin ? ' (server on core 0, generator on core 1)' : ''}`);
+    return await runAgainst(kind, srv.url, srv.pid, sc, o, base);
+  } finally {
+    if (srv) await srv.stop();
+  }
+}
+
+export async function main(o: CliOptions): Promise<number> {
+  const sc = SCENARIOS[o.scenario];
+  if (!sc) { log(`unknown scenario "${o.scenario}"; one of: ${Object.keys(SCENARIOS).join(', ')}`); return 2; }
+  const base: RunOptions = {
+    clients: o.clients ?? sc.defaults.clients, rooms: o.rooms ?? sc.defaults.rooms, rate: o.rate ?? sc.defaults.rate,
+    durationS: o.durationS ?? (o.findMax || o.compare ? 8 : sc.defaults.durationS),
+    warmupS: o.warmupS ?? (o.findMax || o.compare ? 2 : sc.defaults.warmupS),
+    drainS: o.drainS ?? sc.defaults.drainS,
+  };
+  if (o.pin && !pinSelf(1)) log('[bench] taskset not available: server and generator float');
+  const outcomes: ServerOutcome[] = [];
+  if (o.compare) {
+    for (const kind of SERVER_KINDS) {
+      try { outcomes.push(await runServer(kind, sc, { ...o, findMax: sc.rated }, base)); }
+      catch (e) { log(`[compare] ${kind}: ${(e as Error).message.split('\n')[0]}`); outcomes.push({ server: kind, runs: [], fatal: [] }); }
+    }
+  } else if (o.url) {
+    outcomes.push(await runAgainst(new URL(o.url).host, o.url, o.pid, sc, o, base));
+  } else {
+    outcomes.push(await runServer(o.server, sc, o, base));
+  }
+
+  const summary: string[] = [];
+  if (o.compare || o.findMax) {
+    const ceiling = outcomes.find((x) => x.server === 'ceiling')?.best;
+    for (const x of outcomes) {
+      const b = x.best;
+      const ratio = b && ceiling ? ` = ${(b.offeredRate / ceiling.offeredRate * 100).toFixed(0)}% of the ceiling` : '';
+      summary.push(`- ${x.server}: ${b ? `${b.offeredRate.toLocaleString('en-US')} msgs/s sustained (ack p50 ${b.latency.ack.p50} / p99 ${b.latency.ack.p99} ms, server CPU ${b.resources.serverCpuAvg}%, generator CPU ${b.resources.genCpuAvg}%, ${b.transport} client)${ratio}` : x.runs.length ? 'no sustainable rate found' : 'not run'}`);
+    }
+    process.stdout.write(`\n${o.compare ? 'compare' : 'find-max'} ${sc.name}${o.compare ? ' (each server: --find-max, 2 s warm-up + 8 s per step; sustainable = achieved >= 95% of offered, ack p99 <= 100 ms, no correctness error)' : ''}:\n${summary.join('\n')}\n`);
+  }
+  const runs = outcomes.flatMap((x) => x.runs);
+  if (o.json) process.stdout.write(JSON.stringify({ scenario: sc.name, summary, outcomes: outcomes.map((x) => ({ server: x.server, best: x.best?.offeredRate ?? null, fatal: x.fatal })), runs }, null, 2) + '\n');
+  if (o.out) {
+    const shown = o.compare || o.findMax ? outcomes.map((x) => x.best).filter((r): r is RunResult => r !== undefined) : runs;
+    writeReports(o.out, `${o.compare ? 'compare' : o.findMax ? 'find-max' : 'run'}: ${sc.name}`, shown.length ? shown : runs, summary, { allSteps: runs.length });
+    log(`[bench] reports written to ${o.out}`);
+  }
+  const fatal = outcomes.flatMap((x) => x.fatal);
+  if (fatal.length) {
+    process.stderr.write(`\n!!!!!!!! CORRECTNESS ERRORS !!!!!!!!\n${fatal.map((f) => '  ' + f).join('\n')}\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n`);
+    return 1;
+  }
+  return 0;
+}

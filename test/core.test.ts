@@ -1,0 +1,310 @@
+// The engine core against the real thing: a uWS server process on a random port, a real SQLite
+// file, the real persistence actor and reader pool.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, getJson, startEngine, type EngineProc, type Frame } from './helpers.ts';
+
+const ID_RE = /^[0-9A-F][0-9A-HJKMNP-TV-Z]{12}$/;
+
+describe('protocol v1 over one engine', () => {
+  let eng: EngineProc;
+  beforeAll(async () => { eng = await startEngine({ CHAT_WINDOW: '100' }); });
+  afterAll(async () => { expect(await eng.stop()).toBe(0); });
+
+  it('three clients (JSON and msgpack) see each other in seq order, each send acked once', async () => {
+    const a = await Client.connect(eng.url, { user: 'a', name: 'Ann' });
+    const b = await Client.connect(eng.url, { user: 'b', name: 'Bob' });
+    const c = await Client.connect(eng.url, { user: 'c', name: 'Cy', protocol: 'chat.v1.msgpack' });
+    for (const x of [a, b, c]) {
+      const j = await x.request({ op: 'join', room: 'trio' });
+      expect(j).toMatchObject({ op: 'joined', room: 'trio', seq: 0, messages: [] });
+      expect(typeof j.epoch).toBe('string');
+    }
+    const senders = [a, b, c];
+    for (let i = 0; i < 30; i++) senders[i % 3].send({ op: 'send', room: 'trio', text: `m${i}`, cid: `cid-${i}` });
+    const acks = await Promise.all(senders.map((s, k) => Promise.all(
+      Array.from({ length: 10 }, (_, n) => s.op('ack', (f) => f.cid === `cid-${k + 3 * n}`)))));
+    for (const ack of acks.flat()) {
+      expect(ack.id).toMatch(ID_RE);
+      expect(ack.room).toBe('trio');
+      expect(typeof ack.at).toBe('number');
+    }
+    const views = await Promise.all([a, b, c].map((x) => x.msgs('trio', 30)));
+    for (const v of views) {
+      expect(v.map((m) => m.seq)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+      // the same message objects for JSON and msgpack members
+      expect(v.map((m) => m.id)).toEqual(views[0].map((m) => m.id));
+    }
+    const m0 = views[2].find((m) => m.cid === 'cid-0')!;
+    expect(m0).toMatchObject({ type: 'CHAT', text: 'm0', from: { id: 'a', name: 'Ann' }, room: 'trio' });
+    const ack0 = acks[0][0];
+    expect(m0.id).toBe(ack0.id);
+    expect(m0.seq).toBe(ack0.seq);
+    await Promise.all([a.close(), b.close(), c.close()]);
+  });
+
+  it('a retried send with the same cid gets the same ack and is delivered once', async () => {
+    const a = await Client.connect(eng.url, { user: 'retry-user' });
+    await a.request({ op: 'join', room: 'idem' });
+    a.send({ op: 'send', room: 'idem', text: 'once', cid: 'same' });
+    a.send({ op: 'send', room: 'idem', text: 'once', cid: 'same' });
+    const first = await a.op('ack');
+    const second = await a.op('ack');
+    expect(second).toMatchObject({ id: first.id, seq: first.seq, at: first.at });
+    const again = await a.request({ op: 'send', room: 'idem', text: 'once', cid: 'same' });
+    expect(again).toMatchObject({ op: 'ack', id: first.id, seq: first.seq });
+    const h = await a.request({ op: 'history', room: 'idem' });
+    expect(h.messages.map((m: Frame) => m.cid)).toEqual(['same']);
+    expect(a.frames.filter((f) => f.op === 'msg')).toHaveLength(1);
+    await a.close();
+  });
+
+  it('history pages cross the hot-window/store seam without a gap or a repeat (WS and HTTP)', async () => {
+    const a = await Client.connect(eng.url, { user: 'pager' });
+    await a.request({ op: 'join', room: 'long', limit: 0 });
+    const N = 357;
+    for (let i = 0; i < N; i++) a.send({ op: 'send', room: 'long', text: `t${i}`, cid: `p${i}` });
+    await a.msgs('long', N);
+    // backwards over WebSocket, 45 at a time
+    const seen: number[] = [];
+    let before: string | undefined;
+    for (;;) {
+      const h = await a.request({ op: 'history', room: 'long', limit: 45, ...(before ? { before } : {}) });
+      seen.unshift(...h.messages.map((m: Frame) => m.seq));
+      if (!h.more) break;
+      before = h.messages[0].id;
+    }
+    expect(seen).toEqual(Array.from({ length: N }, (_, i) => i + 1));
+    // forwards over HTTP, 100 at a time, from the very first message
+    const first = (await getJson(`${eng.http}/api/rooms/long/messages?limit=1&after=0000000000000`)).body.messages[0];
+    expect(first.seq).toBe(1);
+    const fwd: number[] = [1];
+    let after = first.id as string;
+    for (;;) {
+      const { status, body } = await getJson(`${eng.http}/api/rooms/long/messages?limit=100&after=${after}`);
+      expect(status).toBe(200);
+      fwd.push(...body.messages.map((m: Frame) => m.seq));
+      if (!body.more) break;
+      after = body.messages[body.messages.length - 1].id;
+    }
+    expect(fwd).toEqual(Array.from({ length: N }, (_, i) => i + 1));
+    // latest page over HTTP is the newest 50, oldest first
+    const latest = (await getJson(`${eng.http}/api/rooms/long/messages`)).body;
+    expect(latest.messages.map((m: Frame) => m.seq)).toEqual(Array.from({ length: 50 }, (_, i) => N - 49 + i));
+    expect(latest.more).toBe(true);
+    await a.close();
+  });
+
+  it('join with since recovers from the window and from the store; an unknown since is recovered:false', async () => {
+    const a = await Client.connect(eng.url, { user: 'rec' });
+    await a.request({ op: 'join', room: 'recov', limit: 0 });
+    for (let i = 0; i < 250; i++) a.send({ op: 'send', room: 'recov', text: `r${i}`, cid: `rc${i}` });
+    const all = await a.msgs('recov', 250);
+    const b = await Client.connect(eng.url, { user: 'rec2' });
+    const fromWindow = await b.request({ op: 'join', room: 'recov', since: all[239].id });
+    expect(fromWindow).toMatchObject({ recovered: true, seq: 250 });
+    expect(fromWindow.messages.map((m: Frame) => m.seq)).toEqual([241, 242, 243, 244, 245, 246, 247, 248, 249, 250]);
+    const c = await Client.connect(eng.url, { user: 'rec3' });
+    const fromStore = await c.request({ op: 'join', room: 'recov', since: all[4].id });
+    expect(fromStore.recovered).toBe(true);
+    expect(fromStore.messages.map((m: Frame) => m.seq)).toEqual(Array.from({ length: 245 }, (_, i) => i + 6));
+    // live messages continue right after joined.seq
+    a.send({ op: 'send', room: 'recov', text: 'live', cid: 'live' });
+    expect((await c.op('msg')).seq).toBe(251);
+    const d = await Client.connect(eng.url, { user: 'rec4' });
+    const unknown = await d.request({ op: 'join', room: 'recov', since: '0000000000001', limit: 5 });
+    expect(unknown.recovered).toBe(false);
+    expect(unknown.messages.map((m: Frame) => m.seq)).toEqual([247, 248, 249, 250, 251]);
+    await Promise.all([a.close(), b.close(), c.close(), d.close()]);
+  });
+
+  it('refuses bad frames with the right codes and keeps the connection', async () => {
+    const a = await Client.connect(eng.url, { user: 'bad' });
+    a.sendRaw('{not json');
+    expect(await a.op('error')).toMatchObject({ code: 'bad_frame' });
+    a.sendRaw('[1,2,3]');
+    expect(await a.op('error')).toMatchObject({ code: 'bad_frame' });
+    a.sendRaw(Buffer.from([0xc1, 0xff]));
+    expect(await a.op('error')).toMatchObject({ code: 'bad_frame' });
+    expect(await a.request({ op: 'fly' })).toMatchObject({ op: 'error', code: 'unknown_op' });
+    expect(await a.request({ op: 'join', room: 'bad room!' })).toMatchObject({ op: 'error', code: 'invalid' });
+    expect(await a.request({ op: 'join', room: 'x'.repeat(65) })).toMatchObject({ op: 'error', code: 'invalid' });
+    expect(await a.request({ op: 'join', room: 'ok', limit: 101 })).toMatchObject({ op: 'error', code: 'invalid' });
+    expect(await a.request({ op: 'join', room: 'ok', since: 'nope' })).toMatchObject({ op: 'error', code: 'invalid' });
+    expect(await a.request({ op: 'history', room: 'ok', limit: 0 })).toMatchObject({ op: 'error', code: 'invalid' });
+    expect(await a.request({ op: 'send', room: 'ok', text: 'no cid' })).toMatchObject({ op: 'error', code: 'invalid' });
+    expect(await a.request({ op: 'send', room: 'ok', text: 5, cid: 'k1' })).toMatchObject({ op: 'error', code: 'invalid', cid: 'k1' });
+    expect(await a.request({ op: 'send', room: '../etc', text: 'x', cid: 'k2' })).toMatchObject({ op: 'error', code: 'invalid', cid: 'k2' });
+    expect(await a.request({ op: 'history', room: 'never-created' })).toMatchObject({ op: 'error', code: 'not_found' });
+    expect(await a.request({ op: 'ping' })).toMatchObject({ op: 'pong' });
+    await a.close();
+  });
+
+  it('refuses a msgpack frame that is not an object, and text frames on a msgpack connection', async () => {
+    const c = await Client.connect(eng.url, { user: 'mp', protocol: 'chat.v1.msgpack' });
+    c.sendRaw(Buffer.from([0x93, 0x01, 0x02, 0x03])); // [1,2,3]
+    expect(await c.op('error')).toMatchObject({ code: 'bad_frame' });
+    c.sendRaw('{"op":"ping"}', false);
+    expect(await c.op('error')).toMatchObject({ code: 'bad_frame' });
+    expect(await c.request({ op: 'ping' })).toMatchObject({ op: 'pong' });
+    await c.close();
+  });
+
+  it('answers too_large for a frame over CHAT_MAX_PAYLOAD and closes 1009 far over it; others unaffected', async () => {
+    const a = await Client.connect(eng.url, { user: 'big' });
+    const b = await Client.connect(eng.url, { user: 'bystander' });
+    await b.request({ op: 'join', room: 'big' });
+    a.send({ op: 'send', room: 'big', text: 'x'.repeat(70_000), cid: 'big1' });
+    expect(await a.op('error')).toMatchObject({ code: 'too_large' });
+    expect(await a.request({ op: 'ping' })).toMatchObject({ op: 'pong' });
+    a.send({ op: 'send', room: 'big', text: 'x'.repeat(1 << 20), cid: 'big2' });
+    expect(await a.closed).toBe(1009);
+    expect(await b.request({ op: 'ping' })).toMatchObject({ op: 'pong' });
+    const h = await b.request({ op: 'history', room: 'big' });
+    expect(h.messages).toEqual([]);
+    await b.close();
+  });
+
+  it('refuses unsupported subprotocols before the upgrade and echoes the chosen one', async () => {
+    await expect(Client.connect(eng.url, { user: 'p', protocol: 'mqtt' })).rejects.toThrow(/HTTP 400/);
+    const c = await Client.connect(eng.url, { user: 'p', protocol: ['xyz', 'chat.v1.msgpack'] });
+    expect(c.ws.protocol).toBe('chat.v1.msgpack');
+    await c.close();
+  });
+
+  it('serves healthz, metrics, 404 and 400 as JSON', async () => {
+    const h = await getJson(`${eng.http}/healthz`);
+    expect(h).toMatchObject({ status: 200, body: { ok: true } });
+    const m = await fetch(`${eng.http}/metrics`);
+    expect(m.status).toBe(200);
+    expect(await m.text()).toMatch(/^chat_messages_acked_total \d+$/m);
+    expect(await getJson(`${eng.http}/nope`)).toMatchObject({ status: 404, body: { error: { code: 'not_found' } } });
+    for (const q of ['limit=0', 'limit=101', 'limit=1e3', 'before=zzz', "before=1' OR 1=1 --", 'after=0000000000000&before=0000000000000']) {
+      const r = await getJson(`${eng.http}/api/rooms/long/messages?${q}`);
+      expect(r.status, q).toBe(400);
+      expect(r.body.error.code).toBe('invalid');
+    }
+    expect((await getJson(`${eng.http}/api/rooms/${encodeURIComponent("x' OR '1'='1")}/messages`)).status).toBe(400);
+    expect((await getJson(`${eng.http}/api/rooms/no-such-room/messages`)).status).toBe(404);
+  });
+});
+
+describe('durability', () => {
+  it('a restart keeps history, seq and idempotency', async () => {
+    let eng = await startEngine();
+    const a = await Client.connect(eng.url, { user: 'u' });
+    await a.request({ op: 'join', room: 'keep' });
+    for (let i = 0; i < 5; i++) a.send({ op: 'send', room: 'keep', text: `k${i}`, cid: `k${i}` });
+    const acks = await Promise.all(Array.from({ length: 5 }, (_, i) => a.op('ack', (f) => f.cid === `k${i}`)));
+    const j1 = await a.request({ op: 'join', room: 'keep' });
+    await a.close();
+    expect(await eng.stop()).toBe(0);
+
+    eng = await startEngine({}, eng.dir);
+    const b = await Client.connect(eng.url, { user: 'u' });
+    const j = await b.request({ op: 'join', room: 'keep' });
+    expect(j.seq).toBe(5);
+    expect(j.epoch).toBe(j1.epoch);
+    expect(j.messages.map((m: Frame) => m.id)).toEqual(acks.map((x) => x.id));
+    const retry = await b.request({ op: 'send', room: 'keep', text: 'k2', cid: 'k2' });
+    expect(retry).toMatchObject({ op: 'ack', id: acks[2].id, seq: 3 });
+    const next = await b.request({ op: 'send', room: 'keep', text: 'new', cid: 'k5' });
+    expect(next.seq).toBe(6);
+    expect((await b.op('msg')).seq).toBe(6);
+    expect(b.frames.filter((f) => f.op === 'msg')).toHaveLength(1); // the retry was not delivered again
+    await b.close();
+    expect(await eng.stop()).toBe(0);
+  });
+
+  it('an ack means durable: kill -9 right after acks, every acked message is there after restart', async () => {
+    let eng = await startEngine();
+    const a = await Client.connect(eng.url, { user: 'k9' });
+    for (let i = 0; i < 200; i++) a.send({ op: 'send', room: 'k9', text: `x${i}`, cid: `x${i}` });
+    const acked: Frame[] = [];
+    while (acked.length < 50) acked.push(await a.op('ack'));
+    eng.proc.kill('SIGKILL');
+    await eng.exited;
+    for (const f of a.frames) if (f.op === 'ack' && !acked.includes(f)) acked.push(f);
+    eng = await startEngine({}, eng.dir);
+    const stored = new Map<string, Frame>();
+    let before: string | undefined;
+    for (;;) {
+      const { body } = await getJson(`${eng.http}/api/rooms/k9/messages?limit=100${before ? `&before=${before}` : ''}`);
+      for (const m of body.messages) stored.set(m.cid, m);
+      if (!body.more) break;
+      before = body.messages[0].id;
+    }
+    for (const ack of acked) expect(stored.get(ack.cid)?.id).toBe(ack.id);
+    const seqs = [...stored.values()].map((m) => m.seq).sort((x, y) => x - y);
+    expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
+    expect(await eng.stop()).toBe(0);
+  });
+
+  it('SIGTERM under load commits and acks what it holds, exits 0, and loses no acked message', async () => {
+    let eng = await startEngine({ CHAT_TEST_COMMIT_DELAY_MS: '20' });
+    const a = await Client.connect(eng.url, { user: 'term' });
+    let sent = 0;
+    const pump = setInterval(() => { for (let i = 0; i < 20; i++) a.send({ op: 'send', room: 'term', text: 't', cid: `t${sent++}` }); }, 2);
+    await a.op('ack');
+    const code = eng.stop('SIGTERM');
+    await new Promise((r) => setTimeout(r, 30));
+    clearInterval(pump);
+    expect(await code).toBe(0);
+    await a.closed;
+    const acked = a.frames.filter((f) => f.op === 'ack');
+    const refused = a.frames.filter((f) => f.op === 'error');
+    expect(acked.length).toBeGreaterThan(0);
+    for (const e of refused) expect(e.code).toBe('overloaded');
+    eng = await startEngine({}, eng.dir);
+    const cids = new Set<string>();
+    let before: string | undefined;
+    for (;;) {
+      const { body } = await getJson(`${eng.http}/api/rooms/term/messages?limit=100${before ? `&before=${before}` : ''}`);
+      for (const m of body.messages) cids.add(m.cid);
+      if (!body.more) break;
+      before = body.messages[0].id;
+    }
+    for (const ack of acked) expect(cids.has(ack.cid)).toBe(true);
+    for (const e of refused) expect(cids.has(e.cid)).toBe(false);
+    expect(await eng.stop()).toBe(0);
+  });
+});
+
+describe('bounded write buffer', () => {
+  it('refuses sends past the cap with overloaded (cid echoed), stores none of them', async () => {
+    const eng = await startEngine({ CHAT_TEST_COMMIT_DELAY_MS: '300', CHAT_BUFFER_MAX_MESSAGES: '5' });
+    const a = await Client.connect(eng.url, { user: 'ov' });
+    await a.request({ op: 'join', room: 'ov' });
+    for (let i = 0; i < 40; i++) a.send({ op: 'send', room: 'ov', text: `o${i}`, cid: `o${i}` });
+    const replies: Frame[] = [];
+    while (replies.length < 40) replies.push(await a.waitFor((f) => f.op === 'ack' || f.op === 'error'));
+    const refused = replies.filter((f) => f.op === 'error');
+    const acked = replies.filter((f) => f.op === 'ack');
+    expect(refused.length).toBeGreaterThan(0);
+    for (const e of refused) expect(e).toMatchObject({ code: 'overloaded', cid: expect.stringMatching(/^o\d+$/) });
+    const h = await a.request({ op: 'history', room: 'ov', limit: 100 });
+    expect(h.messages.map((m: Frame) => m.cid).sort()).toEqual(acked.map((f) => f.cid).sort());
+    const metrics = await (await fetch(`${eng.http}/metrics`)).text();
+    expect(metrics).toMatch(/chat_frames_refused_total\{code="overloaded"\} [1-9]/);
+    await a.close();
+    expect(await eng.stop()).toBe(0);
+  });
+});
+
+describe('immediate delivery', () => {
+  it('publishes on acceptance and acks on commit, still one copy per message in seq order', async () => {
+    const eng = await startEngine({ CHAT_DELIVERY: 'immediate', CHAT_TEST_COMMIT_DELAY_MS: '200' });
+    const a = await Client.connect(eng.url, { user: 'imm' });
+    await a.request({ op: 'join', room: 'imm' });
+    for (let i = 0; i < 10; i++) a.send({ op: 'send', room: 'imm', text: `i${i}`, cid: `i${i}` });
+    const msgs = await a.msgs('imm', 10);
+    expect(msgs.map((m) => m.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    // delivered before the (slow) commit acknowledged them
+    const firstMsg = a.frames.findIndex((f) => f.op === 'msg');
+    const firstAck = a.frames.findIndex((f) => f.op === 'ack');
+    expect(firstAck === -1 || firstMsg < firstAck).toBe(true);
+    for (let i = 0; i < 10; i++) await a.op('ack', (f) => f.cid === `i${i}`);
+    await a.close();
+    expect(await eng.stop()).toBe(0);
+  });
+});
