@@ -11,6 +11,8 @@ export class ActorLink {
   private flushScheduled = false;
   private exited = false;
   private onEvents: (evts: FromActor[]) => void = () => {};
+  /** Every block in the store, as the actor reported it at start-up. */
+  initialBlocks: [string, string][] = [];
 
   private constructor(worker: Worker) {
     this.worker = worker;
@@ -28,7 +30,9 @@ export class ActorLink {
       worker.once('exit', onExit);
       worker.on('message', (buf: Uint8Array) => {
         const evts = decodeBatch<FromActor>(buf);
-        if (evts.length > 0 && evts[0].t === 'ready') {
+        const first = evts[0];
+        if (first !== undefined && first.t === 'ready') {
+          link.initialBlocks = first.blocks;
           worker.off('error', onError);
           worker.off('exit', onExit);
           worker.on('exit', () => { link.exited = true; });

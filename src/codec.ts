@@ -195,5 +195,5 @@ export function encodeFrame(codec: Codec, fields: Record<string, unknown>, messa
 
 /** A stored message (from a reader) in the form the front thread keeps. */
 export function toDelivered(m: Message): Delivered {
-  return { room: m.room, seq: m.seq, id: m.id, at: m.at, json: messageJson(m) };
+  return { room: m.room, seq: m.seq, id: m.id, at: m.at, from: m.from.id, json: messageJson(m) };
 }

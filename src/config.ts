@@ -34,6 +34,15 @@ export interface Config {
   readers: number;
   recoveryMax: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /** Static bearer token of the host app's server API; null = only JWTs with role admin. */
+  adminToken: string | null;
+  /** Sends per second per connection (token bucket refill); 0 = no limit. */
+  sendRate: number;
+  sendBurst: number;
+  maxRoomsPerConn: number;
+  maxConnsPerUser: number;
+  /** Which rooms get ENTER/QUIT messages. */
+  enterQuit: 'public' | 'all' | 'off';
   /** Test hook: the actor sleeps this long before each commit (a slow disk). */
   testCommitDelayMs: number;
 }
@@ -168,6 +177,12 @@ const SETTINGS: Setting<keyof Config>[] = [
   { key: 'readers', env: 'CHAT_READERS', flag: '--readers', def: '1', help: 'reader threads for history pages that touch the disk', parse: int(1, 64) },
   { key: 'recoveryMax', env: 'CHAT_RECOVERY_MAX', flag: '--recovery-max', def: '20000', help: 'most messages a join with since replays; past it recovered:false', parse: int(1, 1_000_000) },
   { key: 'logLevel', env: 'CHAT_LOG_LEVEL', flag: '--log-level', def: 'info', help: 'debug, info, warn, error or silent', parse: oneOf('debug', 'info', 'warn', 'error', 'silent') },
+  { key: 'adminToken', env: 'CHAT_ADMIN_TOKEN', flag: '--admin-token', def: '', help: 'bearer token of the host app server API (>= 16 chars); empty = JWT role admin only', parse: (raw, name) => { const v = nullable(raw); if (v !== null && v.length < 16) throw new ConfigError(`${name} must be at least 16 characters`); return v; } },
+  { key: 'sendRate', env: 'CHAT_SEND_RATE', flag: '--send-rate', def: '50', help: 'sends per second per connection before rate_limited (token bucket); 0 = no limit', parse: int(0, 1_000_000) },
+  { key: 'sendBurst', env: 'CHAT_SEND_BURST', flag: '--send-burst', def: '100', help: 'burst size of the send token bucket', parse: int(1, 1_000_000) },
+  { key: 'maxRoomsPerConn', env: 'CHAT_MAX_ROOMS_PER_CONN', flag: '--max-rooms-per-conn', def: '200', help: 'rooms one connection may join', parse: int(1, 100_000) },
+  { key: 'maxConnsPerUser', env: 'CHAT_MAX_CONNS_PER_USER', flag: '--max-conns-per-user', def: '20', help: 'simultaneous connections of one user id', parse: int(1, 100_000) },
+  { key: 'enterQuit', env: 'CHAT_ENTER_QUIT', flag: '--enter-quit', def: 'public', help: 'ENTER/QUIT messages in: public rooms, all rooms, or off', parse: oneOf('public', 'all', 'off') },
   { key: 'testCommitDelayMs', env: 'CHAT_TEST_COMMIT_DELAY_MS', flag: '--test-commit-delay-ms', def: '0', help: 'test hook: sleep this long before every commit (simulates a slow disk)', parse: int(0, 60_000) },
 ];
 
@@ -239,6 +254,7 @@ export function describeConfig(c: Config): Record<string, unknown> {
     store: c.store.kind === 'sqlite' ? `sqlite:${c.store.path}` : redactUrl(c.store.url),
     jwtSecret: c.jwtSecret ? '***' : null,
     jwtPublicKey: c.jwtPublicKey ? '(pem)' : null,
+    adminToken: c.adminToken ? '***' : null,
     redisUrl: c.redisUrl ? redactUrl(c.redisUrl) : null,
   };
 }

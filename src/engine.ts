@@ -1,28 +1,32 @@
 // The front thread's hub. Client frames arrive here already validated (codec.ts); sends are
 // forwarded to the persistence actor; what the actor reports back is published here (deliver)
 // and acked here (onCommitted). Joins and history are served from the hot window, falling back
-// to the reader pool for older pages.
+// to the reader pool for older pages. Authorization is decided here, on every path, from the
+// room's kind and members that the actor sent when the room was activated.
 
 import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
 import type { Piscina } from 'piscina';
 import type {
-  CommittedEvt, Delivered, FromActor, Message, PageResult, ReadTask, SinceResult,
+  AdminOp, CommittedEvt, Delivered, FromActor, Message, MyRoomsResult, PageResult, ReadTask, ReplyEvt, RoomInfo, RoomsResult,
+  SendResult, SeqResult, SinceResult,
 } from '../workers/contract.ts';
 import type { ActorLink } from './actor-link.ts';
+import type { Identity } from './auth.ts';
 import {
   Codec, encodeAck, encodeError, encodeFrame, msgFrameJson, msgFrameMsgpack, toDelivered,
   type ClientFrame, type Out, type PageParams,
 } from './codec.ts';
 import type { Config } from './config.ts';
 import { ChatError, type ErrorCode } from './errors.ts';
-import { Room, RoomRegistry } from './rooms.ts';
 import type { Logger } from './log.ts';
+import { Room, RoomRegistry } from './rooms.ts';
 
 /** Per-socket state, created complete at upgrade (fixed shape; nothing is added later). */
 export interface Session {
   connId: number;
   userId: string;
   userName: string;
+  admin: boolean;
   codec: Codec;
   rooms: Set<string>;
   ws: WebSocket<Session> | null;
@@ -31,18 +35,47 @@ export interface Session {
   expiry: NodeJS.Timeout | null;
   /** When the identity's token expires (ms since the epoch); 0 = never. */
   expiresAt: number;
+  /** Send token bucket (CHAT_SEND_RATE / CHAT_SEND_BURST). */
+  sendTokens: number;
+  sendRefillAt: number;
+  /** Typing relay token bucket (1/s, burst 3). */
+  typingTokens: number;
+  typingRefillAt: number;
+}
+
+export function newSession(connId: number, id: Identity, codec: Codec, burst: number): Session {
+  const now = Date.now();
+  return {
+    connId, userId: id.id, userName: id.name, admin: id.admin, codec, rooms: new Set(), ws: null, closed: false,
+    expiry: null, expiresAt: id.exp, sendTokens: burst, sendRefillAt: now, typingTokens: TYPING_BURST, typingRefillAt: now,
+  };
 }
 
 interface PendingSend {
-  s: Session;
-  cid: string;
+  /** The connection to ack, or null (ENTER/QUIT/SYSTEM have no connection to answer). */
+  s: Session | null;
+  cid: string | null;
   ref: string | undefined;
   bytes: number;
+  /** Runs right after the message is published (before any later message of the room). */
+  delivered: (() => void) | null;
+  /** Runs when the send is settled (committed, duplicate or refused) instead of the default ack. */
+  settled: ((r: SendResult) => void) | null;
 }
 
 export interface Page {
   messages: Delivered[];
   more: boolean;
+}
+
+export interface MyRoomView {
+  id: string;
+  kind: RoomInfo['kind'];
+  name: string | null;
+  subject: string | null;
+  members: string[] | null;
+  unread: number;
+  last: Message | null;
 }
 
 /** Counters read by /metrics and /healthz; plain fields, bumped on the hot path for free. */
@@ -65,13 +98,24 @@ export class Stats {
 }
 
 const MAX_IDLE_ROOMS = 10_000;
+const TYPING_RATE = 1; // per second
+const TYPING_BURST = 3;
+const ZERO_ID = '0000000000000';
+
+type Frame<Op extends ClientFrame['op']> = Extract<ClientFrame, { op: Op }>;
 
 export class Engine {
   readonly stats = new Stats();
-  readonly rooms: RoomRegistry;
+  readonly rooms: RoomRegistry<Session>;
   private readonly pending = new Map<number, PendingSend>();
   private nextToken = 1;
   private inflightBytes = 0;
+  private readonly requests = new Map<number, (r: ReplyEvt) => void>();
+  private nextReq = 1;
+  /** blocker -> users they block. Small, and consulted on every delivery to a filtered session. */
+  private readonly blocks = new Map<string, Set<string>>();
+  /** Open connections per user id (limits, and re-attaching when blocks change). */
+  private readonly userSessions = new Map<string, Set<Session>>();
   /** False while the store refuses commits (reported by the actor). */
   storeOk = true;
   storeReason: string | null = null;
@@ -84,8 +128,10 @@ export class Engine {
     private readonly actor: ActorLink,
     private readonly readers: Piscina,
     private readonly log: Logger,
+    initialBlocks: [string, string][],
   ) {
-    this.rooms = new RoomRegistry(cfg.window, MAX_IDLE_ROOMS, (room, create) => actor.send({ t: 'load', room, create }));
+    this.rooms = new RoomRegistry<Session>(cfg.window, MAX_IDLE_ROOMS, (room, create) => actor.send({ t: 'load', room, create }));
+    for (const [a, b] of initialBlocks) this.blockSet(a).add(b);
     actor.listen((evts) => this.onActorEvents(evts));
   }
 
@@ -100,6 +146,45 @@ export class Engine {
   /** Whether the engine accepts new work (false once shutdown began). */
   get accepting(): boolean {
     return !this.stopping;
+  }
+
+  // ---- connections -----------------------------------------------------------------------------
+
+  /** May this user open one more connection? */
+  mayConnect(userId: string): boolean {
+    return (this.userSessions.get(userId)?.size ?? 0) < this.cfg.maxConnsPerUser;
+  }
+
+  onOpen(s: Session): void {
+    let set = this.userSessions.get(s.userId);
+    if (set === undefined) this.userSessions.set(s.userId, (set = new Set()));
+    set.add(s);
+  }
+
+  onClose(s: Session): void {
+    s.closed = true;
+    if (s.expiry !== null) clearTimeout(s.expiry);
+    for (const roomId of [...s.rooms]) {
+      const room = this.rooms.ready(roomId);
+      if (room !== undefined) this.detach(s, room, true);
+    }
+    s.rooms.clear();
+    s.ws = null;
+    const set = this.userSessions.get(s.userId);
+    if (set !== undefined) {
+      set.delete(s);
+      if (set.size === 0) this.userSessions.delete(s.userId);
+    }
+  }
+
+  /** At close: was this socket's send buffer over the backpressure limit (a cut-off slow consumer)? */
+  wasSlow(s: Session): boolean {
+    if (s.ws === null) return false;
+    try {
+      return s.ws.getBufferedAmount() >= this.cfg.maxBackpressure;
+    } catch {
+      return false;
+    }
   }
 
   // ---- output ----------------------------------------------------------------------------------
@@ -118,6 +203,50 @@ export class Engine {
     this.send(s, encodeError(s.codec, code, message, ref, cid));
   }
 
+  // ---- authorization ---------------------------------------------------------------------------
+
+  private canCreate(): boolean {
+    return this.cfg.auth === 'none';
+  }
+
+  /** Public rooms are open to anyone; group and direct rooms to their members (and admins). */
+  mayAccess(room: Room<Session>, userId: string, admin: boolean): boolean {
+    return room.members === null || admin || room.members.has(userId);
+  }
+
+  private blockSet(user: string): Set<string> {
+    let set = this.blocks.get(user);
+    if (set === undefined) this.blocks.set(user, (set = new Set()));
+    return set;
+  }
+
+  /** Does `viewer` block `sender`? */
+  blocked(viewer: string, sender: string): boolean {
+    const set = this.blocks.get(viewer);
+    return set !== undefined && set.has(sender);
+  }
+
+  private hidesAnyone(userId: string): boolean {
+    const set = this.blocks.get(userId);
+    return set !== undefined && set.size > 0;
+  }
+
+  private visibleTo(userId: string, list: Delivered[]): Delivered[] {
+    return this.hidesAnyone(userId) ? list.filter((d) => !this.blocked(userId, d.from)) : list;
+  }
+
+  /** Activate a room and check access; `cb` gets the room, or the error has been handled. */
+  private withRoom(roomId: string, create: boolean, who: { userId: string; admin: boolean }, cb: (room: Room<Session>) => void, fail: (code: ErrorCode, msg: string) => void): void {
+    const ready = this.rooms.ready(roomId);
+    const go = (room: Room<Session> | null): void => {
+      if (room === null) return fail('not_found', 'no such room');
+      if (!this.mayAccess(room, who.userId, who.admin)) return fail('forbidden', 'you are not a member of this room');
+      cb(room);
+    };
+    if (ready !== undefined) go(ready);
+    else this.rooms.activate(roomId, create, go);
+  }
+
   // ---- client frames ---------------------------------------------------------------------------
 
   onFrame(s: Session, f: ClientFrame): void {
@@ -126,58 +255,131 @@ export class Engine {
       case 'join': return this.onJoin(s, f);
       case 'leave': return this.onLeave(s, f);
       case 'history': return this.onHistory(s, f);
+      case 'read': return this.onRead(s, f);
       case 'typing': return this.onTyping(s, f);
       case 'ping': return this.send(s, encodeFrame(s.codec, { op: 'pong' }, undefined, f.ref));
-      case 'read': return this.error(s, 'unknown_op', 'read markers are not implemented in this version', f.ref);
     }
   }
 
-  private canCreate(): boolean {
-    return this.cfg.auth === 'none';
+  private takeSendToken(s: Session): boolean {
+    if (this.cfg.sendRate === 0) return true;
+    const now = Date.now();
+    s.sendTokens = Math.min(this.cfg.sendBurst, s.sendTokens + ((now - s.sendRefillAt) * this.cfg.sendRate) / 1000);
+    s.sendRefillAt = now;
+    if (s.sendTokens < 1) return false;
+    s.sendTokens -= 1;
+    return true;
   }
 
-  private onSend(s: Session, f: Extract<ClientFrame, { op: 'send' }>): void {
-    const room = this.rooms.ready(f.room);
-    if (room !== undefined) return this.forward(s, f);
-    this.rooms.activate(f.room, this.canCreate(), (r) => {
-      if (r === null) return this.error(s, 'not_found', 'no such room', f.ref, f.cid);
-      this.forward(s, f);
-    });
+  private onSend(s: Session, f: Frame<'send'>): void {
+    if (!this.takeSendToken(s)) return this.error(s, 'rate_limited', `more than ${this.cfg.sendRate} sends per second`, f.ref, f.cid);
+    this.withRoom(f.room, this.canCreate(), s, (room) => {
+      if (room.kind === 'direct') {
+        for (const other of room.members!) {
+          if (other !== s.userId && this.blocked(other, s.userId)) return this.error(s, 'forbidden', 'you cannot post in this room', f.ref, f.cid);
+        }
+      }
+      if (s.closed) return; // never acked, never stored: the client retries with the same cid
+      const bytes = f.text.length * 3 + f.cid.length + 64; // upper bound of the UTF-8 size, cheap
+      const refusal = this.admit(bytes);
+      if (refusal !== null) return this.error(s, 'overloaded', refusal, f.ref, f.cid);
+      this.forward({ s, cid: f.cid, ref: f.ref, bytes, delivered: null, settled: null }, room.id, 'CHAT', s.userId, s.userName, f.text);
+    }, (code, msg) => this.error(s, code, msg, f.ref, f.cid));
   }
 
-  /** Hand a send to the actor, unless the write buffer is full. */
-  private forward(s: Session, f: Extract<ClientFrame, { op: 'send' }>): void {
-    if (s.closed) return; // never acked, never stored: the client retries with the same cid
-    const bytes = f.text.length * 3 + f.cid.length + 64; // upper bound of the UTF-8 size, cheap
-    if (this.stopping || this.pending.size >= this.cfg.bufferMaxMessages || this.inflightBytes + bytes > this.cfg.bufferMaxBytes) {
-      return this.error(s, 'overloaded', this.stopping ? 'the engine is shutting down; retry on another node or later' : undefined, f.ref, f.cid);
-    }
+  /** Whether the write buffer takes `bytes` more; the reason if not. */
+  private admit(bytes: number): string | null {
+    if (this.stopping) return 'the engine is shutting down; retry later';
+    if (this.pending.size >= this.cfg.bufferMaxMessages || this.inflightBytes + bytes > this.cfg.bufferMaxBytes) return 'the store is behind; retry later, nothing was stored';
+    return null;
+  }
+
+  /** Hand a message to the actor; the PendingSend decides what happens when it settles. */
+  private forward(p: PendingSend, room: string, type: Message['type'], fromId: string, fromName: string, text: string): void {
     const token = this.nextToken++;
-    this.pending.set(token, { s, cid: f.cid, ref: f.ref, bytes });
-    this.inflightBytes += bytes;
+    this.pending.set(token, p);
+    this.inflightBytes += p.bytes;
     this.stats.accepted++;
-    this.actor.send({ t: 'send', token, room: f.room, type: 'CHAT', fromId: s.userId, fromName: s.userName, text: f.text, cid: f.cid, at: Date.now() });
+    this.actor.send({ t: 'send', token, room, type, fromId, fromName, text, cid: p.cid, at: Date.now(), create: this.canCreate() });
   }
 
-  private onJoin(s: Session, f: Extract<ClientFrame, { op: 'join' }>): void {
-    this.rooms.activate(f.room, this.canCreate(), (room) => {
+  private onJoin(s: Session, f: Frame<'join'>): void {
+    if (!s.rooms.has(f.room) && s.rooms.size >= this.cfg.maxRoomsPerConn) {
+      return this.error(s, 'forbidden', `a connection may join at most ${this.cfg.maxRoomsPerConn} rooms`, f.ref);
+    }
+    this.withRoom(f.room, this.canCreate(), s, (room) => {
       if (s.closed) return;
-      if (room === null) return this.error(s, 'not_found', 'no such room', f.ref);
-      if (f.since === undefined) return this.joined(s, room, this.latest(room, f.limit), undefined, f.ref);
-      this.recover(s, room, f.since, f.limit, f.ref);
-    });
+      const reply = (): void => {
+        if (f.since === undefined) this.joined(s, room, this.latest(room, f.limit), undefined, f.ref);
+        else this.recover(s, room, f.since, f.limit, f.ref);
+      };
+      const first = !s.rooms.has(room.id) && !room.presence.has(s.userId) && !room.entering.has(s.userId);
+      if (!first || !this.announces(room)) return reply();
+      // First connection of this user in the room: ENTER. The joined reply waits until the ENTER
+      // is published, so the member's own ENTER is the last of joined.messages.
+      const bytes = s.userName.length * 3 + 64;
+      if (this.admit(bytes) !== null) return reply(); // no room in the buffer for the ENTER: join without it
+      room.entering.add(s.userId);
+      this.forward({
+        s: null, cid: null, ref: undefined, bytes,
+        delivered: () => {
+          room.entering.delete(s.userId);
+          // Public rooms become "mine" (GET /api/me/rooms) from here; what came before is not unread.
+          if (room.kind === 'public') this.actor.send({ t: 'mark', room: room.id, user: s.userId, seq: room.lastSeq, id: this.lastId(room), ifAbsent: true });
+          reply();
+        },
+        settled: (r) => {
+          room.entering.delete(s.userId);
+          if (r.error !== null) this.error(s, r.error, 'no such room', f.ref);
+        },
+      }, room.id, 'ENTER', s.userId, s.userName, `${s.userName} entered`);
+    }, (code, msg) => this.error(s, code, msg, f.ref));
+  }
+
+  private announces(room: Room<Session>): boolean {
+    return this.cfg.enterQuit === 'all' || (this.cfg.enterQuit === 'public' && room.kind === 'public');
+  }
+
+  private markPresence(room: Room<Session>, userId: string, delta: number): number {
+    const n = (room.presence.get(userId) ?? 0) + delta;
+    if (n <= 0) room.presence.delete(userId);
+    else room.presence.set(userId, n);
+    return n;
+  }
+
+  private lastId(room: Room<Session>): string {
+    return room.window.size > 0 ? room.window.at(room.window.size - 1).id : ZERO_ID;
   }
 
   /** Reply `joined` and subscribe in the same turn: live msgs continue at joined.seq + 1. */
-  private joined(s: Session, room: Room, messages: Delivered[], recovered: boolean | undefined, ref: string | undefined): void {
+  private joined(s: Session, room: Room<Session>, messages: Delivered[], recovered: boolean | undefined, ref: string | undefined): void {
     if (s.closed || s.ws === null) return;
     const fields: Record<string, unknown> = { op: 'joined', room: room.id, epoch: room.epoch, seq: room.lastSeq };
     if (recovered !== undefined) fields.recovered = recovered;
-    this.send(s, encodeFrame(s.codec, fields, messages, ref));
-    if (!s.rooms.has(room.id)) {
-      s.rooms.add(room.id);
-      room.members++;
-      s.ws.subscribe(s.codec === Codec.Json ? room.jsonTopic : room.msgpackTopic);
+    this.send(s, encodeFrame(s.codec, fields, this.visibleTo(s.userId, messages), ref));
+    if (!s.rooms.has(room.id)) this.attach(s, room);
+  }
+
+  /** Subscribe a connection: the room's native topic, or one-by-one sends if its user blocks anyone. */
+  private attach(s: Session, room: Room<Session>): void {
+    s.rooms.add(room.id);
+    if (!room.sessions.has(s)) {
+      room.sessions.add(s);
+      this.markPresence(room, s.userId, +1);
+    }
+    if (this.hidesAnyone(s.userId)) room.filtered.add(s);
+    else s.ws!.subscribe(s.codec === Codec.Json ? room.jsonTopic : room.msgpackTopic);
+  }
+
+  /** Unsubscribe; the user's last connection leaving the room posts QUIT. */
+  private detach(s: Session, room: Room<Session>, closing: boolean): void {
+    s.rooms.delete(room.id);
+    if (!room.sessions.delete(s)) return;
+    if (room.filtered.delete(s) === false && !closing && s.ws !== null) {
+      s.ws.unsubscribe(s.codec === Codec.Json ? room.jsonTopic : room.msgpackTopic);
+    }
+    if (this.markPresence(room, s.userId, -1) === 0 && this.announces(room) && this.admit(64) === null) {
+      this.forward({ s: null, cid: null, ref: undefined, bytes: 64, delivered: null, settled: null }, room.id, 'QUIT', s.userId, s.userName, `${s.userName} left`);
     }
   }
 
@@ -186,13 +388,13 @@ export class Engine {
   }
 
   /** The newest `limit` visible messages; the window always holds the newest `window` >= 100. */
-  private latest(room: Room, limit: number): Delivered[] {
+  private latest(room: Room<Session>, limit: number): Delivered[] {
     const w = room.window;
     return w.slice(Math.max(w.firstVisible(this.notBefore()), w.size - limit), w.size);
   }
 
   /** join with `since`: every message after it, or recovered:false when the gap cannot be filled. */
-  private recover(s: Session, room: Room, since: string, limit: number, ref: string | undefined): void {
+  private recover(s: Session, room: Room<Session>, since: string, limit: number, ref: string | undefined): void {
     const w = room.window;
     const i = w.indexOf(since);
     if (i >= 0 && w.at(i).at >= this.notBefore()) return this.joined(s, room, w.slice(i + 1, w.size), true, ref);
@@ -216,7 +418,7 @@ export class Engine {
    * Stored messages after seq `fromSeq` joined to the window, as one gapless run ending at the
    * room's last seq; null if it would exceed `max` or has a hole (expired or not yet stored).
    */
-  private mergeAfter(room: Room, stored: Message[], fromSeq: number, max: number): Delivered[] | null {
+  private mergeAfter(room: Room<Session>, stored: Message[], fromSeq: number, max: number): Delivered[] | null {
     const w = room.window;
     const firstWin = w.size > 0 ? w.firstSeq : room.lastSeq + 1;
     const out: Delivered[] = [];
@@ -233,35 +435,39 @@ export class Engine {
     return out;
   }
 
-  private onLeave(s: Session, f: Extract<ClientFrame, { op: 'leave' }>): void {
-    this.unsubscribe(s, f.room);
+  private onLeave(s: Session, f: Frame<'leave'>): void {
+    const room = this.rooms.ready(f.room);
+    if (room !== undefined && s.rooms.has(f.room)) this.detach(s, room, false);
     this.send(s, encodeFrame(s.codec, { op: 'left', room: f.room }, undefined, f.ref));
   }
 
-  private unsubscribe(s: Session, roomId: string): void {
-    if (!s.rooms.delete(roomId)) return;
-    const room = this.rooms.ready(roomId);
-    if (room !== undefined) {
-      room.members--;
-      if (!s.closed && s.ws !== null) s.ws.unsubscribe(s.codec === Codec.Json ? room.jsonTopic : room.msgpackTopic);
-    }
+  private takeTypingToken(s: Session): boolean {
+    const now = Date.now();
+    s.typingTokens = Math.min(TYPING_BURST, s.typingTokens + ((now - s.typingRefillAt) * TYPING_RATE) / 1000);
+    s.typingRefillAt = now;
+    if (s.typingTokens < 1) return false;
+    s.typingTokens -= 1;
+    return true;
   }
 
-  private onTyping(s: Session, f: Extract<ClientFrame, { op: 'typing' }>): void {
+  private onTyping(s: Session, f: Frame<'typing'>): void {
     const room = this.rooms.ready(f.room);
     if (room === undefined || !s.rooms.has(f.room) || s.ws === null) {
       return this.error(s, 'forbidden', 'join the room before typing in it', f.ref);
     }
-    const user = { id: s.userId, name: s.userName };
+    if (!this.takeTypingToken(s)) return this.error(s, 'rate_limited', 'at most one typing event per second', f.ref);
+    const frame = { op: 'typing', room: room.id, user: { id: s.userId, name: s.userName } };
+    const json = JSON.stringify(frame);
     // ws.publish skips the sender itself: typing goes to the room's other members only.
-    s.ws.publish(room.jsonTopic, JSON.stringify({ op: 'typing', room: room.id, user }), false);
-    if (this.app.numSubscribers(room.msgpackTopic) > 0) {
-      s.ws.publish(room.msgpackTopic, encodeFrame(Codec.Msgpack, { op: 'typing', room: room.id, user }) as Uint8Array, true);
+    s.ws.publish(room.jsonTopic, json, false);
+    if (this.app.numSubscribers(room.msgpackTopic) > 0) s.ws.publish(room.msgpackTopic, encodeFrame(Codec.Msgpack, frame) as Uint8Array, true);
+    for (const o of room.filtered) {
+      if (o !== s && !this.blocked(o.userId, s.userId)) this.send(o, o.codec === Codec.Json ? json : encodeFrame(Codec.Msgpack, frame));
     }
   }
 
-  private onHistory(s: Session, f: Extract<ClientFrame, { op: 'history' }>): void {
-    this.history(f.room, f).then((page) => {
+  private onHistory(s: Session, f: Frame<'history'>): void {
+    this.history(f.room, f, s).then((page) => {
       this.send(s, encodeFrame(s.codec, { op: 'history', room: f.room, more: page.more }, page.messages, f.ref));
     }, (err: unknown) => {
       if (err instanceof ChatError) return this.error(s, err.code, err.message, f.ref);
@@ -270,23 +476,30 @@ export class Engine {
     });
   }
 
+  /** Activate + authorize as a promise (HTTP and async paths). */
+  private room(roomId: string, who: { userId: string; admin: boolean }): Promise<Room<Session>> {
+    return new Promise((resolve, reject) => {
+      this.withRoom(roomId, false, who, resolve, (code, msg) => reject(new ChatError(code, msg)));
+    });
+  }
+
   /**
    * A history page, oldest first. Served from the hot window when it covers the page, else from
    * the store through a reader, merged with the window by seq so the seam never duplicates or
    * drops a message.
    */
-  history(roomId: string, q: PageParams): Promise<Page> {
-    return new Promise<Room>((resolve, reject) => {
-      this.rooms.activate(roomId, false, (room) => (room === null ? reject(new ChatError('not_found', 'no such room')) : resolve(room)));
-    }).then((room) => {
-      const local = this.pageFromWindow(room, q);
-      if (local !== null) return local;
+  async history(roomId: string, q: PageParams, who: { userId: string; admin: boolean }): Promise<Page> {
+    const room = await this.room(roomId, who);
+    let page = this.pageFromWindow(room, q);
+    if (page === null) {
       const task: ReadTask = { kind: 'page', room: room.id, before: q.before, after: q.after, limit: q.limit, notBefore: this.notBefore() };
-      return this.read<PageResult>(task).then((res) => this.mergePage(room, q, res.messages.map(toDelivered)));
-    });
+      const res = await this.read<PageResult>(task);
+      page = this.mergePage(room, q, res.messages.map(toDelivered));
+    }
+    return { messages: this.visibleTo(who.userId, page.messages), more: page.more };
   }
 
-  private pageFromWindow(room: Room, q: PageParams): Page | null {
+  private pageFromWindow(room: Room<Session>, q: PageParams): Page | null {
     const w = room.window;
     const lo = w.firstVisible(this.notBefore());
     const hidden = lo > 0; // older entries expired: the window reaches past the visible start
@@ -304,7 +517,7 @@ export class Engine {
     return null;
   }
 
-  private mergePage(room: Room, q: PageParams, stored: Delivered[]): Page {
+  private mergePage(room: Room<Session>, q: PageParams, stored: Delivered[]): Page {
     const w = room.window;
     const firstWin = w.size > 0 ? w.firstSeq : room.lastSeq + 1;
     const all: Delivered[] = [];
@@ -323,25 +536,145 @@ export class Engine {
     return this.readers.run(task) as Promise<T>;
   }
 
-  /** At close: was this socket's send buffer over the backpressure limit (a cut-off slow consumer)? */
-  wasSlow(s: Session): boolean {
-    if (s.ws === null) return false;
-    try {
-      return s.ws.getBufferedAmount() >= this.cfg.maxBackpressure;
-    } catch {
-      return false;
+  /** `read`: move the caller's marker to `upTo` and answer with what is left unread. */
+  private onRead(s: Session, f: Frame<'read'>): void {
+    this.room(f.room, s).then(async (room) => {
+      const seq = await this.seqAt(room, f.upTo);
+      this.actor.send({ t: 'mark', room: room.id, user: s.userId, seq, id: f.upTo, ifAbsent: false });
+      this.send(s, encodeFrame(s.codec, { op: 'read', room: room.id, upTo: f.upTo, unread: Math.max(0, room.lastSeq - seq) }, undefined, f.ref));
+    }).catch((err: unknown) => {
+      if (err instanceof ChatError) return this.error(s, err.code, err.message, f.ref);
+      this.log.error({ err: String(err), room: f.room }, 'read marker failed');
+      this.error(s, 'overloaded', 'read markers are unavailable right now; retry', f.ref);
+    });
+  }
+
+  /** The seq of the newest message at or before id `upTo` (a position in id order). */
+  private async seqAt(room: Room<Session>, upTo: string): Promise<number> {
+    const w = room.window;
+    if (w.size > 0 && upTo >= w.at(0).id) {
+      const i = w.search(upTo, false); // first entry with id > upTo
+      return i === 0 ? w.firstSeq - 1 : w.at(i - 1).seq;
+    }
+    if (room.complete) return 0;
+    return (await this.read<SeqResult>({ kind: 'seqAt', room: room.id, id: upTo })).seq;
+  }
+
+  // ---- host-app and HTTP operations ------------------------------------------------------------
+
+  private request(body: AdminOp): Promise<ReplyEvt> {
+    const reqId = this.nextReq++;
+    return new Promise((resolve) => {
+      this.requests.set(reqId, resolve);
+      this.actor.send({ t: 'req', reqId, body });
+    });
+  }
+
+  private static replyError(r: ReplyEvt): ChatError {
+    return new ChatError(r.error === 'conflict' ? 'invalid' : r.error!, r.message ?? undefined);
+  }
+
+  async createRoom(who: Identity, spec: { id: string | null; kind: RoomInfo['kind']; name: string | null; subject: string | null; members: string[] }): Promise<{ room: RoomInfo; created: boolean }> {
+    if (this.stopping) throw new ChatError('overloaded', 'the engine is shutting down');
+    let members = spec.members;
+    if (!who.admin) {
+      if (spec.kind === 'public' && this.cfg.auth !== 'none') throw new ChatError('forbidden', 'only the host app (admin) creates public rooms');
+      if (spec.kind !== 'public' && !members.includes(who.id)) members = [...members, who.id];
+    }
+    if (spec.kind === 'direct' && new Set(members).size !== 2) throw new ChatError('invalid', 'a direct room has exactly two members');
+    const r = await this.request({ op: 'createRoom', id: spec.id, kind: spec.kind, name: spec.name, subject: spec.subject, members });
+    if (r.error !== null) throw Engine.replyError(r);
+    return { room: r.room!, created: r.created };
+  }
+
+  async deleteRoom(roomId: string): Promise<void> {
+    const r = await this.request({ op: 'deleteRoom', room: roomId });
+    if (r.error !== null) throw Engine.replyError(r);
+    const room = this.rooms.ready(roomId);
+    if (room !== undefined) {
+      // Close the topic: every joined connection is detached and told.
+      for (const s of [...room.sessions]) {
+        s.rooms.delete(roomId);
+        if (!room.filtered.delete(s) && s.ws !== null && !s.closed) s.ws.unsubscribe(s.codec === Codec.Json ? room.jsonTopic : room.msgpackTopic);
+        this.send(s, encodeFrame(s.codec, { op: 'left', room: roomId, reason: 'deleted' }));
+      }
+      room.sessions.clear();
+    }
+    this.rooms.forget(roomId);
+  }
+
+  async setMembers(roomId: string, users: string[], present: boolean): Promise<RoomInfo> {
+    const r = await this.request({ op: present ? 'addMembers' : 'removeMembers', room: roomId, users });
+    if (r.error !== null) throw Engine.replyError(r);
+    const room = this.rooms.ready(roomId);
+    if (room !== undefined) {
+      room.setInfo(r.room!);
+      if (!present) {
+        for (const s of [...room.sessions]) {
+          if (!this.mayAccess(room, s.userId, s.admin)) {
+            this.detach(s, room, false);
+            this.send(s, encodeFrame(s.codec, { op: 'left', room: roomId, reason: 'removed' }));
+          }
+        }
+      }
+    }
+    return r.room!;
+  }
+
+  /** A SYSTEM message from the host app; resolves with its ack once durable. */
+  postSystem(roomId: string, text: string): Promise<SendResult> {
+    return this.room(roomId, { userId: 'system', admin: true }).then((room) => new Promise<SendResult>((resolve, reject) => {
+      const bytes = text.length * 3 + 64;
+      const refusal = this.admit(bytes);
+      if (refusal !== null) return reject(new ChatError('overloaded', refusal));
+      this.forward({
+        s: null, cid: null, ref: undefined, bytes, delivered: null,
+        settled: (r) => (r.error !== null ? reject(new ChatError(r.error, 'no such room')) : resolve(r)),
+      }, room.id, 'SYSTEM', 'system', 'system', text);
+    }));
+  }
+
+  async setBlock(blocker: string, blocked: string, on: boolean): Promise<void> {
+    const r = await this.request({ op: 'block', blocker, blocked, on });
+    if (r.error !== null) throw Engine.replyError(r);
+    const set = this.blockSet(blocker);
+    if (on) set.add(blocked);
+    else set.delete(blocked);
+    if (set.size === 0) this.blocks.delete(blocker);
+    // Move the blocker's connections between the native topic and the filtered list.
+    for (const s of this.userSessions.get(blocker) ?? []) {
+      for (const roomId of s.rooms) {
+        const room = this.rooms.ready(roomId);
+        if (room === undefined || s.ws === null) continue;
+        const topic = s.codec === Codec.Json ? room.jsonTopic : room.msgpackTopic;
+        if (this.hidesAnyone(blocker) && !room.filtered.has(s)) {
+          s.ws.unsubscribe(topic);
+          room.filtered.add(s);
+        } else if (!this.hidesAnyone(blocker) && room.filtered.delete(s)) {
+          s.ws.subscribe(topic);
+        }
+      }
     }
   }
 
-  onClose(s: Session): void {
-    s.closed = true;
-    if (s.expiry !== null) clearTimeout(s.expiry);
-    for (const roomId of s.rooms) {
-      const room = this.rooms.ready(roomId);
-      if (room !== undefined) room.members--;
-    }
-    s.rooms.clear();
-    s.ws = null;
+  blockList(user: string): string[] {
+    return [...(this.blocks.get(user) ?? [])].sort();
+  }
+
+  async roomsBySubject(who: Identity, subject: string): Promise<RoomInfo[]> {
+    const res = await this.read<RoomsResult>({ kind: 'subject', subject });
+    return res.rooms.filter((r) => r.members === null || who.admin || r.members.includes(who.id));
+  }
+
+  async myRooms(who: Identity): Promise<MyRoomView[]> {
+    const res = await this.read<MyRoomsResult>({ kind: 'myRooms', user: who.id, notBefore: this.notBefore() });
+    return res.rooms.map((r) => {
+      const live = this.rooms.ready(r.info.id);
+      const lastSeq = live !== undefined ? live.lastSeq : r.lastSeq;
+      const lastD = live !== undefined && live.window.size > 0 ? live.window.at(live.window.size - 1) : null;
+      const last = lastD !== null ? (JSON.parse(lastD.json) as Message) : r.last;
+      return { id: r.info.id, kind: r.info.kind, name: r.info.name, subject: r.info.subject, members: r.info.members, unread: Math.max(0, lastSeq - r.readSeq), last };
+    });
   }
 
   // ---- actor events ----------------------------------------------------------------------------
@@ -349,9 +682,20 @@ export class Engine {
   private onActorEvents(evts: FromActor[]): void {
     for (const e of evts) {
       switch (e.t) {
-        case 'accepted': for (const d of e.msgs) this.deliver(d); break;
+        case 'accepted':
+          for (const d of e.msgs) {
+            this.deliver(d);
+            this.pending.get(d.token)?.delivered?.();
+          }
+          break;
         case 'committed': this.onCommitted(e); break;
         case 'room': this.rooms.loaded(e.room, e.state); break;
+        case 'reply': {
+          const cb = this.requests.get(e.reqId);
+          this.requests.delete(e.reqId);
+          cb?.(e);
+          break;
+        }
         case 'health':
           this.storeOk = e.ok;
           this.storeReason = e.reason;
@@ -369,14 +713,23 @@ export class Engine {
     const room = this.rooms.ready(d.room);
     if (room === undefined) return; // no local member: the room will load it from the store
     if (!room.append(d)) {
-      this.log.error({ room: d.room, seq: d.seq, last: room.lastSeq }, 'out-of-order delivery; reloading room');
-      this.rooms.forget(d.room);
+      this.log.error({ room: d.room, seq: d.seq, last: room.lastSeq }, 'out-of-order delivery');
       return;
     }
     this.stats.delivered++;
-    this.app.publish(room.jsonTopic, msgFrameJson(d.json), false);
+    const frame = msgFrameJson(d.json);
+    this.app.publish(room.jsonTopic, frame, false);
     // Encode for MessagePack subscribers only if there are any (free when none are connected).
-    if (this.app.numSubscribers(room.msgpackTopic) > 0) this.app.publish(room.msgpackTopic, msgFrameMsgpack(d.json), true);
+    let mp: Uint8Array | null = null;
+    if (this.app.numSubscribers(room.msgpackTopic) > 0) this.app.publish(room.msgpackTopic, (mp = msgFrameMsgpack(d.json)), true);
+    // Connections whose user blocks someone are not on the topic; each gets the message unless
+    // it comes from someone they block. Rare, so this loop is short.
+    if (room.filtered.size > 0) {
+      for (const s of room.filtered) {
+        if (this.blocked(s.userId, d.from)) continue;
+        this.send(s, s.codec === Codec.Json ? frame : (mp ??= msgFrameMsgpack(d.json)));
+      }
+    }
   }
 
   /** Where the ack is sent: only once the message's transaction has committed. */
@@ -392,14 +745,22 @@ export class Engine {
       if (p === undefined) continue;
       this.pending.delete(r.token);
       this.inflightBytes -= p.bytes;
-      if (r.error !== null) {
-        this.error(p.s, r.error, undefined, p.ref, p.cid);
+      if (r.error === null && r.json !== null) {
+        this.deliver({ room: r.room, seq: r.seq, id: r.id, at: r.at, from: r.from, json: r.json });
+        p.delivered?.();
+      }
+      if (p.settled !== null) {
+        p.settled(r);
         continue;
       }
-      if (r.json !== null) this.deliver({ room: r.room, seq: r.seq, id: r.id, at: r.at, json: r.json });
+      if (p.s === null) continue;
+      if (r.error !== null) {
+        this.error(p.s, r.error, undefined, p.ref, p.cid ?? undefined);
+        continue;
+      }
       if (r.dup) this.stats.duplicates++;
       this.stats.acked++;
-      this.send(p.s, encodeAck(p.s.codec, p.cid, r.room, r.id, r.seq, r.at, p.ref));
+      this.send(p.s, encodeAck(p.s.codec, p.cid!, r.room, r.id, r.seq, r.at, p.ref));
     }
   }
 

@@ -2,7 +2,7 @@
 // so join and the first history page need no disk) and the registry that activates a room by
 // asking the persistence actor for its state.
 
-import type { Delivered, RoomState } from '../workers/contract.ts';
+import type { Delivered, RoomInfo, RoomState } from '../workers/contract.ts';
 
 /** A fixed-capacity ring of the newest messages of a room, contiguous in seq. */
 export class Window {
@@ -75,18 +75,32 @@ export class Window {
 
 export type RoomKind = RoomState['kind'];
 
-export class Room {
+/** What the engine needs of a connection here; engine.ts's Session satisfies it. */
+export interface RoomMember {
+  userId: string;
+}
+
+export class Room<S extends RoomMember = RoomMember> {
   kind: RoomKind = 'public';
   epoch = '';
+  info: RoomInfo | null = null;
+  /** Who may read and post: null for a public room (anyone). */
+  members: Set<string> | null = null;
   /** The last seq delivered to members. */
   lastSeq = 0;
   /** The window holds every message the room still has. */
   complete = false;
-  /** Sockets of this node subscribed to the room. */
-  members = 0;
+  /** Connections of this node that joined the room. */
+  readonly sessions = new Set<S>();
+  /** Joined connections whose user blocks someone: sent to one by one, filtered, not via the topic. */
+  readonly filtered = new Set<S>();
+  /** Joined connections per user, for ENTER (first) and QUIT (last). */
+  readonly presence = new Map<string, number>();
+  /** Users whose ENTER is on its way (their joined reply waits for it). */
+  readonly entering = new Set<string>();
   ready = false;
   /** Continuations waiting for the actor's answer while the room loads. */
-  waiters: { cb: (room: Room | null) => void; create: boolean }[] = [];
+  waiters: { cb: (room: Room<S> | null) => void; create: boolean }[] = [];
   /** The load in flight asked the actor to create the room. */
   creating = false;
   readonly window: Window;
@@ -99,7 +113,14 @@ export class Room {
     this.msgpackTopic = 'm/' + id;
   }
 
+  setInfo(info: RoomInfo): void {
+    this.info = info;
+    this.kind = info.kind;
+    this.members = info.members === null ? null : new Set(info.members);
+  }
+
   install(s: RoomState): void {
+    this.setInfo(s.info);
     this.kind = s.kind;
     this.epoch = s.epoch;
     this.lastSeq = s.lastSeq;
@@ -118,8 +139,8 @@ export class Room {
 }
 
 /** The active rooms of this node. Rooms without members are dropped beyond `maxIdle`. */
-export class RoomRegistry {
-  private readonly rooms = new Map<string, Room>();
+export class RoomRegistry<S extends RoomMember = RoomMember> {
+  private readonly rooms = new Map<string, Room<S>>();
 
   constructor(
     private readonly windowSize: number,
@@ -132,20 +153,20 @@ export class RoomRegistry {
   }
 
   /** The room if it is loaded and ready, else undefined. */
-  ready(id: string): Room | undefined {
+  ready(id: string): Room<S> | undefined {
     const r = this.rooms.get(id);
     return r !== undefined && r.ready ? r : undefined;
   }
 
   /** Call `cb` with the ready room (now, if loaded) or null if it does not exist. */
-  activate(id: string, create: boolean, cb: (room: Room | null) => void): void {
+  activate(id: string, create: boolean, cb: (room: Room<S> | null) => void): void {
     let r = this.rooms.get(id);
     if (r !== undefined && r.ready) {
       cb(r);
       return;
     }
     if (r === undefined) {
-      r = new Room(id, this.windowSize);
+      r = new Room<S>(id, this.windowSize);
       r.creating = create;
       this.rooms.set(id, r);
       this.requestLoad(id, create);
@@ -183,7 +204,7 @@ export class RoomRegistry {
     // Insertion order approximates age; drop rooms no local socket is subscribed to.
     for (const [id, r] of this.rooms) {
       if (this.rooms.size <= this.maxIdle) break;
-      if (r.ready && r.members === 0) this.rooms.delete(id);
+      if (r.ready && r.sessions.size === 0) this.rooms.delete(id);
     }
   }
 

@@ -6,18 +6,12 @@ import { uws } from '../native/uws.ts';
 import { WORKER_BOOT, type ReaderInit } from '../workers/contract.ts';
 import { ActorLink } from './actor-link.ts';
 import { Authenticator, type Identity } from './auth.ts';
-import { checkPage, Codec, decodeFrame, isFrameError, ROOM_RE, SUBPROTOCOLS } from './codec.ts';
+import { Codec, decodeFrame, isFrameError, SUBPROTOCOLS } from './codec.ts';
 import type { Config } from './config.ts';
-import { Engine, type Session } from './engine.ts';
-import { CLOSE, ChatError, ERRORS, type ErrorCode } from './errors.ts';
+import { Engine, newSession, type Session } from './engine.ts';
+import { CLOSE, ChatError } from './errors.ts';
+import { registerHttp, sendError } from './http.ts';
 import type { Logger } from './log.ts';
-import { renderMetrics } from './metrics.ts';
-
-const STATUS_TEXT: Record<number, string> = {
-  200: '200 OK', 201: '201 Created', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden',
-  404: '404 Not Found', 405: '405 Method Not Allowed', 413: '413 Payload Too Large', 426: '426 Upgrade Required',
-  429: '429 Too Many Requests', 503: '503 Service Unavailable',
-};
 
 export interface RunningServer {
   engine: Engine;
@@ -25,16 +19,6 @@ export interface RunningServer {
   port: number;
   /** Stop accepting, commit and ack what is held, close every connection. */
   stop(): Promise<void>;
-}
-
-function sendJson(res: HttpResponse, status: number, body: string): void {
-  res.cork(() => {
-    res.writeStatus(STATUS_TEXT[status] ?? `${status} Unknown`).writeHeader('content-type', 'application/json').end(body);
-  });
-}
-
-function sendError(res: HttpResponse, code: ErrorCode, message?: string): void {
-  sendJson(res, ERRORS[code].status, JSON.stringify({ error: { code, message: message ?? ERRORS[code].message } }));
 }
 
 /** Pick the first subprotocol the client offers that the engine speaks; '' = none offered. */
@@ -61,7 +45,7 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
     maxQueue: 10_000,
   });
   const app: TemplatedApp = uws.App();
-  const engine = new Engine(cfg, app, actor, readers, log);
+  const engine = new Engine(cfg, app, actor, readers, log, actor.initialBlocks);
   const auth = new Authenticator(cfg);
   const sessions = new Set<Session>();
   let connSeq = 0;
@@ -103,17 +87,8 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
       if (proto === null) return sendError(res, 'invalid', `no supported subprotocol offered; use one of ${Object.keys(SUBPROTOCOLS).join(', ')}`);
       auth.identify(creds).then((id: Identity) => {
         if (aborted) return;
-        const s: Session = {
-          connId: ++connSeq,
-          userId: id.id,
-          userName: id.name,
-          codec: proto.codec,
-          rooms: new Set(),
-          ws: null,
-          closed: false,
-          expiry: null,
-          expiresAt: id.exp,
-        };
+        if (!engine.mayConnect(id.id)) return sendError(res, 'rate_limited', `at most ${cfg.maxConnsPerUser} connections per user`);
+        const s = newSession(++connSeq, id, proto.codec, cfg.sendBurst);
         res.cork(() => res.upgrade(s, key, proto.echo, extensions, context));
       }, (err: unknown) => {
         if (aborted) return;
@@ -127,6 +102,7 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
       const s = ws.getUserData();
       s.ws = ws;
       sessions.add(s);
+      engine.onOpen(s);
       engine.stats.connections++;
       engine.stats.connectionsTotal++;
       if (s.expiresAt > 0) {
@@ -159,57 +135,7 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
     },
   });
 
-  app.get('/ws', (res) => sendError(res, 'invalid', 'this endpoint speaks WebSocket only'));
-
-  app.get('/healthz', (res) => {
-    const ok = engine.accepting;
-    const body = {
-      ok,
-      store: engine.storeOk ? 'ok' : 'degraded',
-      reason: engine.storeReason,
-      connections: engine.stats.connections,
-      buffered: engine.inflight,
-    };
-    sendJson(res, ok ? 200 : 503, JSON.stringify(body));
-  });
-
-  app.get('/metrics', (res) => {
-    res.cork(() => {
-      res.writeStatus('200 OK').writeHeader('content-type', 'text/plain; version=0.0.4').end(renderMetrics(engine, cfg));
-    });
-  });
-
-  app.get('/api/rooms/:room/messages', (res, req) => {
-    const rawRoom = req.getParameter(0) ?? '';
-    const query = new URLSearchParams(req.getQuery() ?? '');
-    const creds = { query: req.getQuery() ?? '', authorization: req.getHeader('authorization') };
-    let aborted = false;
-    res.onAborted(() => { aborted = true; });
-    let room: string;
-    try {
-      room = decodeURIComponent(rawRoom);
-    } catch {
-      return sendError(res, 'invalid', 'room is not valid percent-encoding');
-    }
-    if (!ROOM_RE.test(room)) return sendError(res, 'invalid', 'room must match [A-Za-z0-9._:-]{1,64}');
-    const limitRaw = query.get('limit');
-    if (limitRaw !== null && !/^\d{1,4}$/.test(limitRaw)) return sendError(res, 'invalid', 'limit must be an integer 1..100');
-    const page = checkPage(query.get('before') || undefined, query.get('after') || undefined, limitRaw === null ? undefined : Number(limitRaw));
-    if (typeof page === 'string') return sendError(res, 'invalid', page);
-    auth.identify(creds)
-      .then(() => engine.history(room, page))
-      .then((p) => {
-        if (aborted) return;
-        sendJson(res, 200, '{"messages":[' + p.messages.map((d) => d.json).join(',') + '],"more":' + p.more + '}');
-      }, (err: unknown) => {
-        if (aborted) return;
-        if (err instanceof ChatError) return sendError(res, err.code, err.message);
-        log.error({ err: String(err), room }, 'history request failed');
-        sendError(res, 'overloaded', 'history is unavailable right now; retry');
-      });
-  });
-
-  app.any('/*', (res) => sendError(res, 'not_found', 'no such route'));
+  registerHttp(app, engine, auth, cfg, log);
 
   const port = await new Promise<number>((resolve, reject) => {
     app.listen(cfg.host, cfg.port, (sock) => {

@@ -5,10 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, getJson, startEngine, type EngineProc, type Frame } from './helpers.ts';
 
 const ID_RE = /^[0-9A-F][0-9A-HJKMNP-TV-Z]{12}$/;
+// The pipeline in isolation: no ENTER/QUIT messages and no send rate limit (test/domain.test.ts covers them).
+const CORE = { CHAT_ENTER_QUIT: 'off', CHAT_SEND_RATE: '0' };
 
 describe('protocol v1 over one engine', () => {
   let eng: EngineProc;
-  beforeAll(async () => { eng = await startEngine({ CHAT_WINDOW: '100' }); });
+  beforeAll(async () => { eng = await startEngine({ ...CORE, CHAT_WINDOW: '100' }); });
   afterAll(async () => { expect(await eng.stop()).toBe(0); });
 
   it('three clients (JSON and msgpack) see each other in seq order, each send acked once', async () => {
@@ -191,7 +193,7 @@ describe('protocol v1 over one engine', () => {
 
 describe('durability', () => {
   it('a restart keeps history, seq and idempotency', async () => {
-    let eng = await startEngine();
+    let eng = await startEngine(CORE);
     const a = await Client.connect(eng.url, { user: 'u' });
     await a.request({ op: 'join', room: 'keep' });
     for (let i = 0; i < 5; i++) a.send({ op: 'send', room: 'keep', text: `k${i}`, cid: `k${i}` });
@@ -200,7 +202,7 @@ describe('durability', () => {
     await a.close();
     expect(await eng.stop()).toBe(0);
 
-    eng = await startEngine({}, eng.dir);
+    eng = await startEngine(CORE, eng.dir);
     const b = await Client.connect(eng.url, { user: 'u' });
     const j = await b.request({ op: 'join', room: 'keep' });
     expect(j.seq).toBe(5);
@@ -217,7 +219,7 @@ describe('durability', () => {
   });
 
   it('an ack means durable: kill -9 right after acks, every acked message is there after restart', async () => {
-    let eng = await startEngine();
+    let eng = await startEngine(CORE);
     const a = await Client.connect(eng.url, { user: 'k9' });
     for (let i = 0; i < 200; i++) a.send({ op: 'send', room: 'k9', text: `x${i}`, cid: `x${i}` });
     const acked: Frame[] = [];
@@ -225,7 +227,7 @@ describe('durability', () => {
     eng.proc.kill('SIGKILL');
     await eng.exited;
     for (const f of a.frames) if (f.op === 'ack' && !acked.includes(f)) acked.push(f);
-    eng = await startEngine({}, eng.dir);
+    eng = await startEngine(CORE, eng.dir);
     const stored = new Map<string, Frame>();
     let before: string | undefined;
     for (;;) {
@@ -241,7 +243,7 @@ describe('durability', () => {
   });
 
   it('SIGTERM under load commits and acks what it holds, exits 0, and loses no acked message', async () => {
-    let eng = await startEngine({ CHAT_TEST_COMMIT_DELAY_MS: '20' });
+    let eng = await startEngine({ ...CORE, CHAT_TEST_COMMIT_DELAY_MS: '20' });
     const a = await Client.connect(eng.url, { user: 'term' });
     let sent = 0;
     const pump = setInterval(() => { for (let i = 0; i < 20; i++) a.send({ op: 'send', room: 'term', text: 't', cid: `t${sent++}` }); }, 2);
@@ -255,7 +257,7 @@ describe('durability', () => {
     const refused = a.frames.filter((f) => f.op === 'error');
     expect(acked.length).toBeGreaterThan(0);
     for (const e of refused) expect(e.code).toBe('overloaded');
-    eng = await startEngine({}, eng.dir);
+    eng = await startEngine(CORE, eng.dir);
     const cids = new Set<string>();
     let before: string | undefined;
     for (;;) {
@@ -272,7 +274,7 @@ describe('durability', () => {
 
 describe('bounded write buffer', () => {
   it('refuses sends past the cap with overloaded (cid echoed), stores none of them', async () => {
-    const eng = await startEngine({ CHAT_TEST_COMMIT_DELAY_MS: '300', CHAT_BUFFER_MAX_MESSAGES: '5' });
+    const eng = await startEngine({ ...CORE, CHAT_TEST_COMMIT_DELAY_MS: '300', CHAT_BUFFER_MAX_MESSAGES: '5' });
     const a = await Client.connect(eng.url, { user: 'ov' });
     await a.request({ op: 'join', room: 'ov' });
     for (let i = 0; i < 40; i++) a.send({ op: 'send', room: 'ov', text: `o${i}`, cid: `o${i}` });
@@ -293,7 +295,7 @@ describe('bounded write buffer', () => {
 
 describe('immediate delivery', () => {
   it('publishes on acceptance and acks on commit, still one copy per message in seq order', async () => {
-    const eng = await startEngine({ CHAT_DELIVERY: 'immediate', CHAT_TEST_COMMIT_DELAY_MS: '200' });
+    const eng = await startEngine({ ...CORE, CHAT_DELIVERY: 'immediate', CHAT_TEST_COMMIT_DELAY_MS: '200' });
     const a = await Client.connect(eng.url, { user: 'imm' });
     await a.request({ op: 'join', room: 'imm' });
     for (let i = 0; i < 10; i++) a.send({ op: 'send', room: 'imm', text: `i${i}`, cid: `i${i}` });

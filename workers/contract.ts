@@ -27,6 +27,8 @@ export interface Delivered {
   seq: number;
   id: string;
   at: number;
+  /** Sender's user id (for per-recipient block filters). */
+  from: string;
   /** JSON.stringify(Message), exactly the bytes of the Message object on the wire. */
   json: string;
 }
@@ -38,10 +40,25 @@ export function messageJson(m: Message): string {
     : { id: m.id, room: m.room, seq: m.seq, type: m.type, from: { id: m.from.id, name: m.from.name }, text: m.text, at: m.at, cid: m.cid });
 }
 
+export type RoomKind = 'public' | 'group' | 'direct';
+
+/** A room as the HTTP API shows it. */
+export interface RoomInfo {
+  id: string;
+  kind: RoomKind;
+  name: string | null;
+  subject: string | null;
+  /** Members of a group or direct room; null for public rooms (anyone may join). */
+  members: string[] | null;
+  epoch: string;
+  createdAt: number;
+}
+
 /** A room's state as the actor knows it, sent to the front thread when it activates the room. */
 export interface RoomState {
   room: string;
-  kind: 'public' | 'group' | 'direct';
+  info: RoomInfo;
+  kind: RoomKind;
   epoch: string;
   /** Last seq the front thread may show (committed, or accepted in immediate mode). */
   lastSeq: number;
@@ -65,6 +82,8 @@ export interface SendCmd {
   cid: string | null;
   /** Server time at acceptance (ms). */
   at: number;
+  /** Create the room (public) if it no longer exists (auth mode none). */
+  create: boolean;
 }
 
 export interface LoadCmd {
@@ -78,7 +97,32 @@ export interface ShutdownCmd {
   t: 'shutdown';
 }
 
-export type ToActor = SendCmd | LoadCmd | ShutdownCmd;
+/** Move a read marker (never backwards); written with the next group commit. */
+export interface MarkCmd {
+  t: 'mark';
+  room: string;
+  user: string;
+  seq: number;
+  id: string;
+  /** Only create a marker where the user has none (first join of a public room). */
+  ifAbsent: boolean;
+}
+
+/** Host-app and membership operations: answered by a ReplyEvt with the same reqId. */
+export type AdminOp =
+  | { op: 'createRoom'; id: string | null; kind: RoomKind; name: string | null; subject: string | null; members: string[] }
+  | { op: 'deleteRoom'; room: string }
+  | { op: 'addMembers'; room: string; users: string[] }
+  | { op: 'removeMembers'; room: string; users: string[] }
+  | { op: 'block'; blocker: string; blocked: string; on: boolean };
+
+export interface RequestCmd {
+  t: 'req';
+  reqId: number;
+  body: AdminOp;
+}
+
+export type ToActor = SendCmd | LoadCmd | ShutdownCmd | MarkCmd | RequestCmd;
 
 // ---- actor -> front ----------------------------------------------------------------------------
 
@@ -90,6 +134,7 @@ export interface SendResult {
   seq: number;
   id: string;
   at: number;
+  from: string;
   /** True when this send repeated an earlier (from.id, cid): ack it, do not deliver again. */
   dup: boolean;
   /** The Message JSON to publish (after-commit, new messages only); null otherwise. */
@@ -101,7 +146,18 @@ export interface SendResult {
 export interface AcceptedEvt {
   t: 'accepted';
   /** immediate mode: messages with id and seq assigned, not yet durable. Publish now. */
-  msgs: Delivered[];
+  msgs: (Delivered & { token: number })[];
+}
+
+export interface ReplyEvt {
+  t: 'reply';
+  reqId: number;
+  error: 'not_found' | 'invalid' | 'conflict' | null;
+  message: string | null;
+  /** The room after the operation (createRoom, addMembers, removeMembers); null otherwise. */
+  room: RoomInfo | null;
+  /** createRoom: false when an existing direct room was returned. */
+  created: boolean;
 }
 
 export interface CommittedEvt {
@@ -133,9 +189,11 @@ export interface ClosedEvt {
 /** The store is open and migrated: the front thread may start listening. */
 export interface ReadyEvt {
   t: 'ready';
+  /** Every block (blocker, blocked): small, and needed on every delivery decision. */
+  blocks: [string, string][];
 }
 
-export type FromActor = AcceptedEvt | CommittedEvt | RoomEvt | HealthEvt | ClosedEvt | ReadyEvt;
+export type FromActor = AcceptedEvt | CommittedEvt | RoomEvt | HealthEvt | ClosedEvt | ReadyEvt | ReplyEvt;
 
 /** The JS bootstrap every worker starts from (it registers tsx, then imports `__entry`). */
 export const WORKER_BOOT = new URL('./boot.mjs', import.meta.url);
@@ -167,7 +225,47 @@ export interface SinceTask {
   notBefore: number;
 }
 
-export type ReadTask = PageTask | SinceTask;
+/** The seq of the newest message at or before `id` (read markers). */
+export interface SeqTask {
+  kind: 'seqAt';
+  room: string;
+  id: string;
+}
+
+/** Rooms bound to a subject. */
+export interface SubjectTask {
+  kind: 'subject';
+  subject: string;
+}
+
+/** The caller's rooms with read marker and last message. */
+export interface MyRoomsTask {
+  kind: 'myRooms';
+  user: string;
+  notBefore: number;
+}
+
+export type ReadTask = PageTask | SinceTask | SeqTask | SubjectTask | MyRoomsTask;
+
+export interface SeqResult {
+  /** 0 when no message is at or before the id. */
+  seq: number;
+}
+
+export interface RoomsResult {
+  rooms: RoomInfo[];
+}
+
+export interface MyRoom {
+  info: RoomInfo;
+  lastSeq: number;
+  readSeq: number;
+  last: Message | null;
+}
+
+export interface MyRoomsResult {
+  rooms: MyRoom[];
+}
 
 export interface PageResult {
   messages: Message[];

@@ -9,11 +9,12 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import {
   decodeBatch, encodeBatch, messageJson,
-  type ActorInit, type Delivered, type FromActor, type LoadCmd, type Message, type RoomState, type SendCmd, type SendResult, type ToActor,
+  type ActorInit, type AdminOp, type Delivered, type FromActor, type LoadCmd, type MarkCmd, type Message, type ReplyEvt, type RoomState,
+  type SendCmd, type SendResult, type ToActor,
 } from './contract.ts';
 import { IdGenerator, tsidFloor } from './ids.ts';
-import { SqliteStore } from './sqlite-store.ts';
-import type { MessageStore, NewMessage, RoomRow } from './store.ts';
+import { roomInfo, SqliteStore } from './sqlite-store.ts';
+import type { DirectoryStore, MarkerWrite, MessageStore, NewMessage, RoomRow } from './store.ts';
 
 interface ActorRoom {
   row: RoomRow;
@@ -40,6 +41,8 @@ class PersistenceActor {
   private readonly inflight = new Map<string, Pending>();
   /** Duplicates of already-durable messages: answered with the next flush. */
   private readyDups: SendResult[] = [];
+  /** Read-marker moves waiting for the next group commit. */
+  private marks: MarkerWrite[] = [];
   private out: FromActor[] = [];
   private commitScheduled = false;
   private retryTimer: NodeJS.Timeout | null = null;
@@ -50,7 +53,7 @@ class PersistenceActor {
 
   constructor(
     private readonly cfg: ActorInit['config'],
-    private readonly store: MessageStore,
+    private readonly store: MessageStore & DirectoryStore,
     private readonly post: (buf: Uint8Array) => void,
     private readonly onClosed: () => void,
   ) {
@@ -62,6 +65,8 @@ class PersistenceActor {
       switch (c.t) {
         case 'send': this.accept(c); break;
         case 'load': this.load(c); break;
+        case 'mark': this.mark(c); break;
+        case 'req': this.out.push(this.request(c.reqId, c.body)); break;
         case 'shutdown': this.shutdown(); return;
       }
     }
@@ -75,8 +80,8 @@ class PersistenceActor {
     let row = this.store.getRoom(id);
     if (!row) {
       if (!create) return null;
-      row = { id, kind: 'public', name: null, subject: null, epoch: this.ids.next().id, lastSeq: 0, createdAt: Date.now() };
-      this.store.createRoom(row);
+      row = { id, kind: 'public', name: null, subject: null, epoch: this.ids.next().id, lastSeq: 0, createdAt: Date.now(), dmKey: null };
+      this.store.createRoom(row, []);
     }
     r = { row, lastSeq: row.lastSeq, committedSeq: row.lastSeq };
     if (this.rooms.size >= MAX_CACHED_ROOMS) this.evictRoom();
@@ -104,20 +109,21 @@ class PersistenceActor {
       }
       const hit = this.store.findByCid(c.fromId, c.cid!);
       if (hit) {
-        this.readyDups.push({ token: c.token, room: hit.room, seq: hit.seq, id: hit.id, at: hit.at, dup: true, json: null, error: null });
+        this.readyDups.push({ token: c.token, room: hit.room, seq: hit.seq, id: hit.id, at: hit.at, from: c.fromId, dup: true, json: null, error: null });
         return;
       }
     }
     // The front thread only forwards sends to rooms it has loaded, so the room exists unless it
     // was deleted meanwhile; in auth mode none an unknown room is a new public room.
-    const r = this.room(c.room, true);
+    const r = this.room(c.room, c.create);
     if (!r) {
-      this.readyDups.push({ token: c.token, room: c.room, seq: 0, id: '', at: 0, dup: false, json: null, error: 'not_found' });
+      this.readyDups.push({ token: c.token, room: c.room, seq: 0, id: '', at: 0, from: c.fromId, dup: false, json: null, error: 'not_found' });
       return;
     }
     const { id, tsid } = this.ids.next();
     const seq = ++r.lastSeq;
     const m: Message = { id, room: c.room, seq, type: c.type, from: { id: c.fromId, name: c.fromName }, text: c.text, at: c.at };
+    // The front thread may have stamped `at` a moment before a message already accepted here.
     if (c.cid !== null) m.cid = c.cid;
     const json = messageJson(m);
     const p: Pending = {
@@ -131,14 +137,66 @@ class PersistenceActor {
     if (this.cfg.delivery === 'immediate') this.accepted(p);
   }
 
-  private acceptedBatch: Delivered[] | null = null;
+  private acceptedBatch: (Delivered & { token: number })[] | null = null;
 
   private accepted(p: Pending): void {
     if (this.acceptedBatch === null) {
       this.acceptedBatch = [];
       this.out.push({ t: 'accepted', msgs: this.acceptedBatch });
     }
-    this.acceptedBatch.push({ room: p.msg.room, seq: p.msg.seq, id: p.msg.id, at: p.msg.at, json: p.json });
+    this.acceptedBatch.push({ token: p.token, room: p.msg.room, seq: p.msg.seq, id: p.msg.id, at: p.msg.at, from: p.msg.fromId, json: p.json });
+  }
+
+  private mark(c: MarkCmd): void {
+    this.marks.push({ room: c.room, user: c.user, seq: c.seq, id: c.id, ifAbsent: c.ifAbsent });
+  }
+
+  /** Host-app operations; each answers with the room as it is afterwards. */
+  private request(reqId: number, op: AdminOp): ReplyEvt {
+    const reply = (room: RoomRow | null, created = false): ReplyEvt =>
+      ({ t: 'reply', reqId, error: null, message: null, room: room ? roomInfo(room, this.store.members(room.id)) : null, created });
+    const fail = (error: ReplyEvt['error'], message: string): ReplyEvt => ({ t: 'reply', reqId, error, message, room: null, created: false });
+    switch (op.op) {
+      case 'createRoom': {
+        const members = [...new Set(op.members)].sort();
+        let dmKey: string | null = null;
+        if (op.kind === 'direct') {
+          dmKey = members.join('\u0001') + '\u0002' + (op.subject ?? '');
+          const existing = this.store.findDirect(dmKey);
+          if (existing) return reply(existing, false);
+        }
+        const id = op.id ?? this.ids.next().id;
+        if (this.store.getRoom(id)) return fail('conflict', `room ${id} already exists`);
+        const row: RoomRow = { id, kind: op.kind, name: op.name, subject: op.subject, epoch: this.ids.next().id, lastSeq: 0, createdAt: Date.now(), dmKey };
+        this.store.createRoom(row, op.kind === 'public' ? [] : members);
+        return reply(row, true);
+      }
+      case 'deleteRoom': {
+        const r = this.store.getRoom(op.room);
+        if (!r) return fail('not_found', 'no such room');
+        // Anything still buffered for the room is committed first, then everything goes at once.
+        if (this.buffer.some((p) => p.msg.room === op.room) && !this.commit()) return fail('conflict', 'the store is failing; retry');
+        this.store.deleteRoom(op.room);
+        this.rooms.delete(op.room);
+        return reply(null);
+      }
+      case 'addMembers':
+      case 'removeMembers': {
+        const r = this.store.getRoom(op.room);
+        if (!r) return fail('not_found', 'no such room');
+        if (r.kind === 'public') return fail('invalid', 'a public room has no member list');
+        const present = op.op === 'addMembers';
+        if (r.kind === 'direct' && present) {
+          const after = new Set([...this.store.members(op.room), ...op.users]);
+          if (after.size > 2) return fail('invalid', 'a direct room has exactly two members');
+        }
+        this.store.setMembers(op.room, op.users, present);
+        return reply(r);
+      }
+      case 'block':
+        this.store.setBlock(op.blocker, op.blocked, op.on);
+        return reply(null);
+    }
   }
 
   private load(c: LoadCmd): void {
@@ -149,17 +207,18 @@ class PersistenceActor {
     }
     const windowSize = this.cfg.window;
     const stored = this.store.latest(c.room, windowSize, this.notBefore());
-    const recent: Delivered[] = stored.map((m) => ({ room: m.room, seq: m.seq, id: m.id, at: m.at, json: messageJson(m) }));
+    const recent: Delivered[] = stored.map((m) => ({ room: m.room, seq: m.seq, id: m.id, at: m.at, from: m.from.id, json: messageJson(m) }));
     let lastSeq = r.committedSeq;
     if (this.cfg.delivery === 'immediate') {
       // The front thread has already published what is accepted but not yet committed.
       for (const p of this.buffer) {
-        if (p.msg.room === c.room) recent.push({ room: c.room, seq: p.msg.seq, id: p.msg.id, at: p.msg.at, json: p.json });
+        if (p.msg.room === c.room) recent.push({ room: c.room, seq: p.msg.seq, id: p.msg.id, at: p.msg.at, from: p.msg.fromId, json: p.json });
       }
       lastSeq = r.lastSeq;
     }
     const state: RoomState = {
       room: c.room,
+      info: roomInfo(r.row, r.row.kind === 'public' ? [] : this.store.members(c.room)),
       kind: r.row.kind,
       epoch: r.row.epoch,
       lastSeq,
@@ -175,7 +234,7 @@ class PersistenceActor {
 
   private scheduleCommit(): void {
     if (this.commitScheduled || this.retryTimer !== null) return;
-    if (this.buffer.length === 0 && this.readyDups.length === 0) return;
+    if (this.buffer.length === 0 && this.readyDups.length === 0 && this.marks.length === 0) return;
     this.commitScheduled = true;
     // setImmediate runs after the poll phase: every message already queued on the port is in.
     setImmediate(() => {
@@ -190,17 +249,20 @@ class PersistenceActor {
     const results: SendResult[] = this.readyDups;
     this.readyDups = [];
     let commitMs = 0;
-    if (batch.length > 0) {
+    const marks = this.marks;
+    this.marks = [];
+    if (batch.length > 0 || marks.length > 0) {
       if (this.cfg.testCommitDelayMs > 0) Atomics.wait(this.sleeper, 0, 0, this.cfg.testCommitDelayMs);
       const lastSeqs = new Map<string, number>();
       for (const p of batch) lastSeqs.set(p.msg.room, p.msg.seq);
       const t0 = performance.now();
       try {
-        this.store.commit(batch.map((p) => p.msg), lastSeqs);
+        this.store.commit(batch.map((p) => p.msg), lastSeqs, marks);
       } catch (err) {
         // Keep the buffer (ids and seqs stay assigned) and retry; the front thread refuses new
         // sends with `overloaded` once its in-flight caps are reached.
         this.readyDups = results.concat(this.readyDups);
+        this.marks = marks.concat(this.marks);
         this.setHealth(false, `commit failed: ${(err as Error).message}`);
         this.flush();
         this.retryTimer = setTimeout(() => {
@@ -217,8 +279,8 @@ class PersistenceActor {
         const r = this.rooms.get(m.room);
         if (r) r.committedSeq = m.seq;
         if (m.cid !== null) this.inflight.delete(m.fromId + '\0' + m.cid);
-        results.push({ token: p.token, room: m.room, seq: m.seq, id: m.id, at: m.at, dup: false, json: publish ? p.json : null, error: null });
-        for (const token of p.dups) results.push({ token, room: m.room, seq: m.seq, id: m.id, at: m.at, dup: true, json: null, error: null });
+        results.push({ token: p.token, room: m.room, seq: m.seq, id: m.id, at: m.at, from: m.fromId, dup: false, json: publish ? p.json : null, error: null });
+        for (const token of p.dups) results.push({ token, room: m.room, seq: m.seq, id: m.id, at: m.at, from: m.fromId, dup: true, json: null, error: null });
       }
       this.setHealth(true, null);
     }
@@ -255,7 +317,7 @@ class PersistenceActor {
     this.retryTimer = null;
     // Commit what is held; if the store keeps failing, give up after a few tries (the front
     // thread never acked those messages, so nothing acked is lost).
-    for (let i = 0; i < 20 && (this.buffer.length > 0 || this.readyDups.length > 0); i++) {
+    for (let i = 0; i < 20 && (this.buffer.length > 0 || this.readyDups.length > 0 || this.marks.length > 0); i++) {
       if (!this.commit()) {
         if (this.retryTimer) clearTimeout(this.retryTimer);
         this.retryTimer = null;
@@ -282,7 +344,7 @@ function main(): void {
     setInterval(() => actor.purgeExpired(), every).unref();
     actor.purgeExpired();
   }
-  port.postMessage(encodeBatch([{ t: 'ready' }]));
+  port.postMessage(encodeBatch([{ t: 'ready', blocks: store.allBlocks() }]));
 }
 
 main();

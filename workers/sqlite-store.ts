@@ -5,8 +5,8 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Message, MessageType } from './contract.ts';
-import type { CidHit, MessageReader, MessageStore, NewMessage, PageQuery, RoomKind, RoomRow } from './store.ts';
+import type { Message, MessageType, MyRoom, RoomInfo } from './contract.ts';
+import type { CidHit, DirectoryStore, MarkerWrite, MessageReader, MessageStore, NewMessage, PageQuery, RoomKind, RoomRow } from './store.ts';
 
 /** Each entry upgrades the schema from version i to i+1; applied in one transaction each. */
 const MIGRATIONS: string[] = [
@@ -36,6 +36,16 @@ const MIGRATIONS: string[] = [
    );
    CREATE INDEX messages_room ON messages(room);
    CREATE UNIQUE INDEX messages_sender_cid ON messages(from_id, cid) WHERE cid IS NOT NULL;`,
+  // 2: the chat domain: room kinds with members, direct-room lookup, read markers, blocks.
+  `ALTER TABLE rooms ADD COLUMN dm_key TEXT;
+   CREATE UNIQUE INDEX rooms_dm ON rooms(dm_key) WHERE dm_key IS NOT NULL;
+   CREATE TABLE members (room TEXT NOT NULL, user TEXT NOT NULL, PRIMARY KEY (room, user)) WITHOUT ROWID;
+   CREATE INDEX members_user ON members(user);
+   CREATE TABLE read_markers (
+     room TEXT NOT NULL, user TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL,
+     PRIMARY KEY (room, user)) WITHOUT ROWID;
+   CREATE INDEX read_markers_user ON read_markers(user);
+   CREATE TABLE blocks (blocker TEXT NOT NULL, blocked TEXT NOT NULL, PRIMARY KEY (blocker, blocked)) WITHOUT ROWID;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -81,7 +91,28 @@ function toMessage(r: MessageRow): Message {
 
 const COLS = 'id, room, seq, type, from_id, from_name, text, at, cid';
 
-export class SqliteStore implements MessageStore {
+interface RoomDbRow {
+  id: string;
+  kind: RoomKind;
+  name: string | null;
+  subject: string | null;
+  epoch: string;
+  last_seq: number;
+  created_at: number;
+  dm_key: string | null;
+}
+
+const ROOM_COLS = 'id, kind, name, subject, epoch, last_seq, created_at, dm_key';
+
+function toRoomRow(r: RoomDbRow): RoomRow {
+  return { id: r.id, kind: r.kind, name: r.name, subject: r.subject, epoch: r.epoch, lastSeq: r.last_seq, createdAt: r.created_at, dmKey: r.dm_key };
+}
+
+export function roomInfo(r: RoomRow, members: string[]): RoomInfo {
+  return { id: r.id, kind: r.kind, name: r.name, subject: r.subject, members: r.kind === 'public' ? null : members, epoch: r.epoch, createdAt: r.createdAt };
+}
+
+export class SqliteStore implements MessageStore, DirectoryStore {
   private readonly db: Database.Database;
   private readonly st;
   private readonly commitTx;
@@ -95,9 +126,22 @@ export class SqliteStore implements MessageStore {
     this.db.pragma('busy_timeout = 5000');
     migrate(this.db);
     this.st = {
-      getRoom: this.db.prepare<[string], { id: string; kind: RoomKind; name: string | null; subject: string | null; epoch: string; last_seq: number; created_at: number }>(
-        'SELECT id, kind, name, subject, epoch, last_seq, created_at FROM rooms WHERE id = ?'),
-      createRoom: this.db.prepare('INSERT OR IGNORE INTO rooms (id, kind, name, subject, epoch, last_seq, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      getRoom: this.db.prepare<[string], RoomDbRow>(`SELECT ${ROOM_COLS} FROM rooms WHERE id = ?`),
+      findDirect: this.db.prepare<[string], RoomDbRow>(`SELECT ${ROOM_COLS} FROM rooms WHERE dm_key = ?`),
+      createRoom: this.db.prepare('INSERT INTO rooms (id, kind, name, subject, epoch, last_seq, created_at, dm_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+      members: this.db.prepare<[string], { user: string }>('SELECT user FROM members WHERE room = ? ORDER BY user'),
+      addMember: this.db.prepare('INSERT OR IGNORE INTO members (room, user) VALUES (?, ?)'),
+      removeMember: this.db.prepare('DELETE FROM members WHERE room = ? AND user = ?'),
+      block: this.db.prepare('INSERT OR IGNORE INTO blocks (blocker, blocked) VALUES (?, ?)'),
+      unblock: this.db.prepare('DELETE FROM blocks WHERE blocker = ? AND blocked = ?'),
+      allBlocks: this.db.prepare<[], { blocker: string; blocked: string }>('SELECT blocker, blocked FROM blocks'),
+      mark: this.db.prepare(`INSERT INTO read_markers (room, user, seq, id) VALUES (?, ?, ?, ?)
+        ON CONFLICT (room, user) DO UPDATE SET seq = excluded.seq, id = excluded.id WHERE excluded.seq > read_markers.seq`),
+      markIfAbsent: this.db.prepare('INSERT OR IGNORE INTO read_markers (room, user, seq, id) VALUES (?, ?, ?, ?)'),
+      deleteMessages: this.db.prepare('DELETE FROM messages WHERE room = ?'),
+      deleteMembers: this.db.prepare('DELETE FROM members WHERE room = ?'),
+      deleteMarkers: this.db.prepare('DELETE FROM read_markers WHERE room = ?'),
+      deleteRoom: this.db.prepare('DELETE FROM rooms WHERE id = ?'),
       findByCid: this.db.prepare<[string, string], CidHit>('SELECT room, seq, id, at FROM messages WHERE from_id = ? AND cid = ?'),
       insert: this.db.prepare('INSERT INTO messages (tsid, id, room, seq, type, from_id, from_name, text, at, cid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
       setSeq: this.db.prepare('UPDATE rooms SET last_seq = ? WHERE id = ?'),
@@ -105,28 +149,71 @@ export class SqliteStore implements MessageStore {
         `SELECT ${COLS} FROM messages WHERE room = ? AND at >= ? ORDER BY tsid DESC LIMIT ?`),
       purge: this.db.prepare('DELETE FROM messages WHERE tsid IN (SELECT tsid FROM messages WHERE tsid < ? ORDER BY tsid LIMIT ?)'),
     };
-    this.commitTx = this.db.transaction((msgs: NewMessage[], lastSeqs: Map<string, number>) => {
+    this.commitTx = this.db.transaction((msgs: NewMessage[], lastSeqs: Map<string, number>, marks: MarkerWrite[]) => {
       const ins = this.st.insert;
       for (const m of msgs) ins.run(m.tsid, m.id, m.room, m.seq, m.type, m.fromId, m.fromName, m.text, m.at, m.cid);
       for (const [room, seq] of lastSeqs) this.st.setSeq.run(seq, room);
+      for (const k of marks) (k.ifAbsent ? this.st.markIfAbsent : this.st.mark).run(k.room, k.user, k.seq, k.id);
+    });
+    this.createTx = this.db.transaction((row: RoomRow, members: string[]) => {
+      this.st.createRoom.run(row.id, row.kind, row.name, row.subject, row.epoch, row.lastSeq, row.createdAt, row.dmKey);
+      for (const u of members) this.st.addMember.run(row.id, u);
+    });
+    this.deleteTx = this.db.transaction((id: string) => {
+      this.st.deleteMessages.run(id);
+      this.st.deleteMembers.run(id);
+      this.st.deleteMarkers.run(id);
+      this.st.deleteRoom.run(id);
+    });
+    this.membersTx = this.db.transaction((room: string, users: string[], present: boolean) => {
+      for (const u of users) (present ? this.st.addMember : this.st.removeMember).run(room, u);
     });
   }
 
+  private readonly createTx;
+  private readonly deleteTx;
+  private readonly membersTx;
+
   getRoom(id: string): RoomRow | null {
     const r = this.st.getRoom.get(id);
-    return r ? { id: r.id, kind: r.kind, name: r.name, subject: r.subject, epoch: r.epoch, lastSeq: r.last_seq, createdAt: r.created_at } : null;
+    return r ? toRoomRow(r) : null;
   }
 
-  createRoom(row: RoomRow): void {
-    this.st.createRoom.run(row.id, row.kind, row.name, row.subject, row.epoch, row.lastSeq, row.createdAt);
+  findDirect(dmKey: string): RoomRow | null {
+    const r = this.st.findDirect.get(dmKey);
+    return r ? toRoomRow(r) : null;
+  }
+
+  createRoom(row: RoomRow, members: string[]): void {
+    this.createTx(row, members);
+  }
+
+  deleteRoom(id: string): void {
+    this.deleteTx(id);
+  }
+
+  members(room: string): string[] {
+    return this.st.members.all(room).map((r) => r.user);
+  }
+
+  setMembers(room: string, users: string[], present: boolean): void {
+    this.membersTx(room, users, present);
+  }
+
+  setBlock(blocker: string, blocked: string, on: boolean): void {
+    (on ? this.st.block : this.st.unblock).run(blocker, blocked);
+  }
+
+  allBlocks(): [string, string][] {
+    return this.st.allBlocks.all().map((r) => [r.blocker, r.blocked]);
   }
 
   findByCid(fromId: string, cid: string): CidHit | null {
     return this.st.findByCid.get(fromId, cid) ?? null;
   }
 
-  commit(msgs: NewMessage[], lastSeqs: Map<string, number>): void {
-    this.commitTx(msgs, lastSeqs);
+  commit(msgs: NewMessage[], lastSeqs: Map<string, number>, marks: MarkerWrite[]): void {
+    this.commitTx(msgs, lastSeqs, marks);
   }
 
   latest(room: string, limit: number, notBefore: number): Message[] {
@@ -158,7 +245,38 @@ export class SqliteReader implements MessageReader {
       latest: this.db.prepare<[string, number, number], MessageRow>(
         `SELECT ${COLS} FROM messages WHERE room = ? AND at >= ? ORDER BY tsid DESC LIMIT ?`),
       seqOf: this.db.prepare<[string, bigint], { seq: number }>('SELECT seq FROM messages WHERE room = ? AND tsid = ?'),
+      seqAt: this.db.prepare<[string, bigint], { seq: number }>('SELECT seq FROM messages WHERE room = ? AND tsid <= ? ORDER BY tsid DESC LIMIT 1'),
+      bySubject: this.db.prepare<[string], RoomDbRow>(`SELECT ${ROOM_COLS} FROM rooms WHERE subject = ? ORDER BY created_at, id`),
+      members: this.db.prepare<[string], { user: string }>('SELECT user FROM members WHERE room = ? ORDER BY user'),
+      // A user's rooms: group/direct rooms they are a member of, and public rooms they have a
+      // read marker in (set when they first join one).
+      myRooms: this.db.prepare<[string, string], RoomDbRow & { read_seq: number | null }>(
+        `SELECT r.id, r.kind, r.name, r.subject, r.epoch, r.last_seq, r.created_at, r.dm_key, k.seq AS read_seq
+         FROM rooms r LEFT JOIN read_markers k ON k.room = r.id AND k.user = ?2
+         WHERE r.id IN (SELECT room FROM members WHERE user = ?1 UNION SELECT room FROM read_markers WHERE user = ?1)
+         ORDER BY r.id`),
+      lastMsg: this.db.prepare<[string, number], MessageRow>(`SELECT ${COLS} FROM messages WHERE room = ? AND at >= ? ORDER BY tsid DESC LIMIT 1`),
     };
+  }
+
+  seqAt(room: string, id: bigint): number {
+    return this.st.seqAt.get(room, id)?.seq ?? 0;
+  }
+
+  roomsBySubject(subject: string): RoomInfo[] {
+    return this.st.bySubject.all(subject).map((r) => roomInfo(toRoomRow(r), this.st.members.all(r.id).map((m) => m.user)));
+  }
+
+  myRooms(user: string, notBefore: number): MyRoom[] {
+    return this.st.myRooms.all(user, user).map((r) => {
+      const last = this.st.lastMsg.get(r.id, notBefore);
+      return {
+        info: roomInfo(toRoomRow(r), r.kind === 'public' ? [] : this.st.members.all(r.id).map((m) => m.user)),
+        lastSeq: r.last_seq,
+        readSeq: r.read_seq ?? 0,
+        last: last ? toMessage(last) : null,
+      };
+    });
   }
 
   page(q: PageQuery): Message[] {

@@ -1,9 +1,9 @@
 // The storage contract. The persistence actor is the only caller of a MessageStore's write side;
 // history readers use a MessageReader on their own read-only connection.
 
-import type { Message, MessageType } from './contract.ts';
+import type { Message, MessageType, MyRoom, RoomInfo, RoomKind } from './contract.ts';
 
-export type RoomKind = 'public' | 'group' | 'direct';
+export type { RoomKind };
 
 export interface RoomRow {
   id: string;
@@ -13,6 +13,18 @@ export interface RoomRow {
   epoch: string;
   lastSeq: number;
   createdAt: number;
+  /** Direct rooms: the sorted member pair and subject, unique, so a pair's room is found again. */
+  dmKey: string | null;
+}
+
+/** A read marker move: written with the next group commit; never moves a marker backwards. */
+export interface MarkerWrite {
+  room: string;
+  user: string;
+  seq: number;
+  id: string;
+  /** Only create the marker if the user has none (a first join of a public room). */
+  ifAbsent: boolean;
 }
 
 /** A message with its id and seq assigned, about to be written. */
@@ -47,13 +59,12 @@ export interface PageQuery {
   notBefore: number;
 }
 
+/** Messages: the write path of every chat message. */
 export interface MessageStore {
-  getRoom(id: string): RoomRow | null;
-  createRoom(row: RoomRow): void;
   /** The stored message a (sender, cid) pair names, if any. */
   findByCid(fromId: string, cid: string): CidHit | null;
-  /** Insert the messages and advance each room's last_seq, in one transaction. */
-  commit(msgs: NewMessage[], lastSeqs: Map<string, number>): void;
+  /** Insert the messages, advance each room's last_seq and move read markers, in one transaction. */
+  commit(msgs: NewMessage[], lastSeqs: Map<string, number>, marks: MarkerWrite[]): void;
   /** The newest `limit` messages of a room, oldest first. */
   latest(room: string, limit: number, notBefore: number): Message[];
   /** Delete at most `max` messages with a TSID below `cutoff`; returns how many. */
@@ -61,10 +72,28 @@ export interface MessageStore {
   close(): void;
 }
 
+/** Rooms, members and blocks: the directory the authorization decisions read. */
+export interface DirectoryStore {
+  getRoom(id: string): RoomRow | null;
+  findDirect(dmKey: string): RoomRow | null;
+  /** Create a room and its members in one transaction. */
+  createRoom(row: RoomRow, members: string[]): void;
+  /** Delete a room, its members, markers and messages in one transaction. */
+  deleteRoom(id: string): void;
+  members(room: string): string[];
+  setMembers(room: string, users: string[], present: boolean): void;
+  setBlock(blocker: string, blocked: string, on: boolean): void;
+  allBlocks(): [string, string][];
+}
+
 export interface MessageReader {
   /** A page by cursor, oldest first; `limit + 1` rows are asked for so callers can tell `more`. */
   page(q: PageQuery): Message[];
   /** The seq of message `id` in `room`, or null when no such message is stored. */
   seqOf(room: string, id: bigint): number | null;
+  /** The seq of the newest message at or before `id`; 0 if none. */
+  seqAt(room: string, id: bigint): number;
+  roomsBySubject(subject: string): RoomInfo[];
+  myRooms(user: string, notBefore: number): MyRoom[];
   close(): void;
 }

@@ -1,0 +1,269 @@
+// The HTTP API: health, metrics, history, rooms for the host app, the caller's rooms and blocks,
+// and the web client at `/`. Every request is validated here; bad input is a 4xx with
+// {"error":{"code","message"}}, never a 500.
+
+import { readFileSync } from 'node:fs';
+import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
+import type { RoomInfo } from '../workers/contract.ts';
+import { USER_RE, type Authenticator, type Identity } from './auth.ts';
+import { checkPage, ROOM_RE } from './codec.ts';
+import type { Config } from './config.ts';
+import type { Engine } from './engine.ts';
+import { ChatError, ERRORS, type ErrorCode } from './errors.ts';
+import type { Logger } from './log.ts';
+import { renderMetrics } from './metrics.ts';
+
+const STATUS_TEXT: Record<number, string> = {
+  200: '200 OK', 201: '201 Created', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden',
+  404: '404 Not Found', 405: '405 Method Not Allowed', 413: '413 Payload Too Large', 415: '415 Unsupported Media Type',
+  426: '426 Upgrade Required', 429: '429 Too Many Requests', 500: '500 Internal Server Error', 503: '503 Service Unavailable',
+};
+
+const MAX_BODY = 64 * 1024;
+const SUBJECT_RE = /^[^\u0000-\u001f\u007f]{1,128}$/;
+const MAX_MEMBERS = 1000;
+
+export function sendJson(res: HttpResponse, status: number, body: string): void {
+  res.cork(() => {
+    res.writeStatus(STATUS_TEXT[status] ?? `${status} Unknown`).writeHeader('content-type', 'application/json').end(body);
+  });
+}
+
+export function sendError(res: HttpResponse, code: ErrorCode, message?: string): void {
+  sendJson(res, ERRORS[code].status, JSON.stringify({ error: { code, message: message ?? ERRORS[code].message } }));
+}
+
+interface Ctx {
+  who: Identity;
+  params: string[];
+  query: URLSearchParams;
+  body: unknown;
+}
+
+interface Reply {
+  status: number;
+  /** A JSON string, already encoded. */
+  json: string;
+}
+
+const ok = (value: unknown, status = 200): Reply => ({ status, json: JSON.stringify(value) });
+
+function roomParam(raw: string): string {
+  let room: string;
+  try {
+    room = decodeURIComponent(raw);
+  } catch {
+    throw new ChatError('invalid', 'room is not valid percent-encoding');
+  }
+  if (!ROOM_RE.test(room)) throw new ChatError('invalid', 'room must match [A-Za-z0-9._:-]{1,64}');
+  return room;
+}
+
+function userParam(raw: string): string {
+  let user: string;
+  try {
+    user = decodeURIComponent(raw);
+  } catch {
+    throw new ChatError('invalid', 'user is not valid percent-encoding');
+  }
+  if (!USER_RE.test(user)) throw new ChatError('invalid', 'user must match [A-Za-z0-9._:@-]{1,64}');
+  return user;
+}
+
+function requireAdmin(who: Identity): void {
+  if (!who.admin) throw new ChatError('forbidden', 'this is the host app API: an admin token is required');
+}
+
+function obj(body: unknown): Record<string, unknown> {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new ChatError('invalid', 'the body must be a JSON object');
+  return body as Record<string, unknown>;
+}
+
+function userList(v: unknown, name: string): string[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || v.length > MAX_MEMBERS || !v.every((u) => typeof u === 'string' && USER_RE.test(u))) {
+    throw new ChatError('invalid', `${name} must be an array of at most ${MAX_MEMBERS} user ids`);
+  }
+  return v as string[];
+}
+
+function optText(v: unknown, name: string, re: RegExp): string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'string' || !re.test(v)) throw new ChatError('invalid', `${name} must be a string of 1..128 printable characters`);
+  return v;
+}
+
+export function registerHttp(app: TemplatedApp, engine: Engine, auth: Authenticator, cfg: Config, log: Logger): void {
+  /**
+   * One wrapper for every JSON route: reads the request synchronously (it is invalid after the
+   * handler returns), registers onAborted before any await, reads a bounded body, identifies the
+   * caller, and turns ChatError into its status.
+   */
+  const route = (method: 'get' | 'post' | 'put' | 'del', pattern: string, nParams: number, withBody: boolean, fn: (c: Ctx) => Promise<Reply>): void => {
+    app[method](pattern, (res: HttpResponse, req: HttpRequest) => {
+      const params = Array.from({ length: nParams }, (_, i) => req.getParameter(i) ?? '');
+      const rawQuery = req.getQuery() ?? '';
+      const creds = { query: rawQuery, authorization: req.getHeader('authorization') };
+      const contentType = req.getHeader('content-type');
+      let aborted = false;
+      res.onAborted(() => { aborted = true; });
+      const bodyP = withBody ? readBody(res, contentType) : Promise.resolve(undefined);
+      Promise.all([bodyP, auth.identify(creds)])
+        .then(([body, who]) => fn({ who, params, query: new URLSearchParams(rawQuery), body }))
+        .then((r) => { if (!aborted) sendJson(res, r.status, r.json); }, (err: unknown) => {
+          if (aborted) return;
+          if (err instanceof ChatError) return sendError(res, err.code, err.message);
+          log.error({ err: String(err), route: pattern }, 'request failed');
+          sendJson(res, 500, JSON.stringify({ error: { code: 'internal', message: 'internal error' } }));
+        });
+    });
+  };
+
+  app.get('/healthz', (res) => {
+    const ok = engine.accepting;
+    const body = { ok, store: engine.storeOk ? 'ok' : 'degraded', reason: engine.storeReason, connections: engine.stats.connections, buffered: engine.inflight };
+    sendJson(res, ok ? 200 : 503, JSON.stringify(body));
+  });
+
+  app.get('/metrics', (res) => {
+    res.cork(() => {
+      res.writeStatus('200 OK').writeHeader('content-type', 'text/plain; version=0.0.4').end(renderMetrics(engine, cfg));
+    });
+  });
+
+  route('get', '/api/rooms/:room/messages', 1, false, async ({ who, params, query }) => {
+    const room = roomParam(params[0]);
+    const limitRaw = query.get('limit');
+    if (limitRaw !== null && !/^\d{1,4}$/.test(limitRaw)) throw new ChatError('invalid', 'limit must be an integer 1..100');
+    const page = checkPage(query.get('before') || undefined, query.get('after') || undefined, limitRaw === null ? undefined : Number(limitRaw));
+    if (typeof page === 'string') throw new ChatError('invalid', page);
+    const p = await engine.history(room, page, { userId: who.id, admin: who.admin });
+    return { status: 200, json: '{"messages":[' + p.messages.map((d) => d.json).join(',') + '],"more":' + p.more + '}' };
+  });
+
+  route('post', '/api/rooms/:room/messages', 1, true, async ({ who, params, body }) => {
+    requireAdmin(who);
+    const room = roomParam(params[0]);
+    const text = obj(body).text;
+    if (typeof text !== 'string' || text.length === 0 || text.length > cfg.maxPayload) throw new ChatError('invalid', 'text must be a non-empty string');
+    const r = await engine.postSystem(room, text);
+    return ok({ room: r.room, id: r.id, seq: r.seq, at: r.at }, 201);
+  });
+
+  route('post', '/api/rooms', 0, true, async ({ who, body }) => {
+    const b = obj(body);
+    if (b.kind !== 'public' && b.kind !== 'group' && b.kind !== 'direct') throw new ChatError('invalid', 'kind must be public, group or direct');
+    const id = b.id === undefined ? null : typeof b.id === 'string' && ROOM_RE.test(b.id) ? b.id : null;
+    if (b.id !== undefined && id === null) throw new ChatError('invalid', 'id must match [A-Za-z0-9._:-]{1,64}');
+    const r = await engine.createRoom(who, {
+      id,
+      kind: b.kind,
+      name: optText(b.name, 'name', SUBJECT_RE),
+      subject: optText(b.subject, 'subject', SUBJECT_RE),
+      members: userList(b.members, 'members'),
+    });
+    return ok(r.room, r.created ? 201 : 200);
+  });
+
+  route('get', '/api/rooms', 0, false, async ({ who, query }) => {
+    const subject = query.get('subject');
+    if (subject === null || !SUBJECT_RE.test(subject)) throw new ChatError('invalid', 'subject is required (1..128 printable characters)');
+    return ok({ rooms: await engine.roomsBySubject(who, subject) });
+  });
+
+  route('del', '/api/rooms/:room', 1, false, async ({ who, params }) => {
+    requireAdmin(who);
+    const room = roomParam(params[0]);
+    await engine.deleteRoom(room);
+    return ok({ deleted: room });
+  });
+
+  route('post', '/api/rooms/:room/members', 1, true, async ({ who, params, body }) => {
+    requireAdmin(who);
+    const users = userList(obj(body).users, 'users');
+    if (users.length === 0) throw new ChatError('invalid', 'users must name at least one user');
+    return ok(await engine.setMembers(roomParam(params[0]), users, true) satisfies RoomInfo);
+  });
+
+  route('del', '/api/rooms/:room/members/:user', 2, false, async ({ who, params }) => {
+    requireAdmin(who);
+    return ok(await engine.setMembers(roomParam(params[0]), [userParam(params[1])], false));
+  });
+
+  route('get', '/api/me/rooms', 0, false, async ({ who }) => ok({ rooms: await engine.myRooms(who) }));
+
+  route('get', '/api/me/blocks', 0, false, async ({ who }) => ok({ blocked: engine.blockList(who.id) }));
+
+  route('put', '/api/me/blocks/:user', 1, false, async ({ who, params }) => {
+    const other = userParam(params[0]);
+    if (other === who.id) throw new ChatError('invalid', 'you cannot block yourself');
+    await engine.setBlock(who.id, other, true);
+    return ok({ blocked: engine.blockList(who.id) });
+  });
+
+  route('del', '/api/me/blocks/:user', 1, false, async ({ who, params }) => {
+    await engine.setBlock(who.id, userParam(params[0]), false);
+    return ok({ blocked: engine.blockList(who.id) });
+  });
+
+  // The web client: one self-contained page, no CDN; its CSP allows only itself and this host.
+  const page = loadPage();
+  app.get('/', (res) => {
+    if (page === null) return sendError(res, 'not_found', 'the web client is not built into this engine');
+    res.cork(() => {
+      res.writeStatus('200 OK')
+        .writeHeader('content-type', 'text/html; charset=utf-8')
+        .writeHeader('content-security-policy', "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self' ws: wss:; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+        .writeHeader('x-content-type-options', 'nosniff')
+        .writeHeader('referrer-policy', 'no-referrer')
+        .end(page);
+    });
+  });
+
+  app.get('/ws', (res) => sendError(res, 'invalid', 'this endpoint speaks WebSocket only'));
+  app.any('/*', (res, req) => {
+    const known = req.getUrl().startsWith('/api/');
+    sendError(res, 'not_found', known ? 'no such route (check the method and path)' : 'no such route');
+  });
+}
+
+function loadPage(): string | null {
+  try {
+    return readFileSync(new URL('./web/index.html', import.meta.url), 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+/** Read a JSON body of at most MAX_BODY bytes. */
+function readBody(res: HttpResponse, contentType: string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    if (contentType !== '' && !contentType.toLowerCase().startsWith('application/json')) {
+      // Drain nothing; answer at once.
+      reject(new ChatError('invalid', 'send the body as application/json'));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    res.onData((chunk, isLast) => {
+      if (failed) return;
+      size += chunk.byteLength;
+      if (size > MAX_BODY) {
+        failed = true;
+        reject(new ChatError('too_large', `the body exceeds ${MAX_BODY} bytes`));
+        return;
+      }
+      chunks.push(Buffer.from(chunk.slice(0))); // uWS reuses the chunk's memory after this call
+      if (isLast) {
+        const text = Buffer.concat(chunks).toString('utf8');
+        if (text.trim() === '') return resolve(undefined);
+        try {
+          resolve(JSON.parse(text));
+        } catch {
+          reject(new ChatError('invalid', 'the body is not valid JSON'));
+        }
+      }
+    });
+  });
+}

@@ -1,0 +1,129 @@
+// Helpers for the browser end-to-end test: Debian's Chromium through playwright-core (never a
+// downloaded browser), serving src/web/index.html, and probes of which engine features exist yet.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { Client, ROOT, type EngineProc, type Frame } from './helpers.ts';
+
+export const CHROMIUM_PATH = '/usr/bin/chromium';
+export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+  '--disable-sync', '--no-first-run', '--disable-quic'];
+export const PAGE_PATH = join(ROOT, 'src', 'web', 'index.html');
+
+export const IN_CI = process.env.CI === 'true';
+export const HAVE_CHROMIUM = existsSync(CHROMIUM_PATH);
+
+/** Under CI a missing browser is a failure; on a developer's box the suite skips, loudly. */
+export function browserAvailable(): boolean {
+  if (HAVE_CHROMIUM || IN_CI) return true;
+  console.warn(`\n*** browser e2e SKIPPED: ${CHROMIUM_PATH} is missing (apt-get install -y chromium). Under CI=true this fails. ***\n`);
+  return false;
+}
+
+export function launch(): Promise<Browser> {
+  if (!HAVE_CHROMIUM) throw new Error(`${CHROMIUM_PATH} is missing: install Debian's chromium (apt-get install -y chromium); the e2e test never downloads a browser`);
+  return chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS, headless: true });
+}
+
+/** The CSP the engine is to serve the page with: inline script/style, sockets to its own host only. */
+export function pageCsp(eng: EngineProc): string {
+  const host = `127.0.0.1:${eng.port}`;
+  return [`default-src 'none'`, `script-src 'unsafe-inline'`, `style-src 'unsafe-inline'`, `img-src 'self' data:`,
+    `connect-src 'self' ws://${host} http://${host}`, `base-uri 'none'`, `form-action 'none'`, `frame-ancestors 'none'`].join('; ');
+}
+
+/**
+ * Make `GET <eng.http>/` answer with the page in this context. When the engine serves it itself
+ * (servedByEngine), nothing is intercepted; otherwise the request is fulfilled from the file with
+ * the same headers the engine is to send, so the page still runs on the engine's origin.
+ */
+export async function servePage(ctx: BrowserContext, eng: EngineProc, servedByEngine: boolean): Promise<void> {
+  if (servedByEngine) return;
+  const html = readFileSync(PAGE_PATH, 'utf8');
+  await ctx.route(`${eng.http}/`, (route) => route.fulfill({
+    status: 200,
+    headers: { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': pageCsp(eng) },
+    body: html,
+  }));
+}
+
+export interface Features {
+  /** GET / answers the page (text/html). */
+  rootPage: boolean;
+  /** The `read` op is answered with {op:'read', unread}. */
+  readOp: boolean;
+  /** join stores and delivers an ENTER message. */
+  enter: boolean;
+  /** A member's disconnect stores and delivers a QUIT message right away. */
+  quit: boolean;
+  /** GET /api/me/rooms answers {rooms:[...]}. */
+  meRooms: boolean;
+}
+
+/** Ask the engine, over the wire, which of the features the page uses it has. Never sleeps. */
+export async function probe(eng: EngineProc): Promise<Features> {
+  const root = await fetch(`${eng.http}/`);
+  const rootPage = root.status === 200 && (root.headers.get('content-type') ?? '').startsWith('text/html');
+  await root.arrayBuffer();
+
+  const me = await fetch(`${eng.http}/api/me/rooms?user=probe-a&name=probe`);
+  let meRooms = false;
+  if (me.status === 200) meRooms = Array.isArray(((await me.json()) as Frame).rooms);
+  else await me.arrayBuffer();
+
+  const a = await Client.connect(eng.url, { user: 'probe-a', name: 'probe' });
+  const b = await Client.connect(eng.url, { user: 'probe-b', name: 'probe' });
+  const room = 'probe-room';
+  const ja = await a.request({ op: 'join', room });
+  await b.request({ op: 'join', room });
+  // Messages arrive in seq order: anything stored for the joins comes before this CHAT.
+  const first = await a.request({ op: 'send', room, text: 'probe', cid: 'probe-1' });
+  const chat1 = await a.waitFor((f) => f.op === 'msg' && f.cid === 'probe-1', 10_000, 'probe chat');
+  const before1 = [...ja.messages, ...a.frames.slice(0, a.frames.indexOf(chat1)).filter((f) => f.op === 'msg')];
+  const enter = before1.some((m: Frame) => m.type === 'ENTER');
+
+  const read = await a.request({ op: 'read', room, upTo: first.id });
+  let readOp: boolean;
+  if (read.op === 'read') readOp = true;
+  else if (read.op === 'error' && read.code === 'unknown_op') readOp = false;
+  else throw new Error(`unexpected reply to read: ${JSON.stringify(read)}`);
+
+  // b's close handler has run by the time its close handshake completes; a QUIT stored then
+  // comes before a's next CHAT.
+  await b.close();
+  await a.request({ op: 'send', room, text: 'probe 2', cid: 'probe-2' });
+  const chat2 = await a.waitFor((f) => f.op === 'msg' && f.cid === 'probe-2', 10_000, 'probe chat 2');
+  const quit = a.frames.slice(a.frames.indexOf(chat1), a.frames.indexOf(chat2)).some((f) => f.op === 'msg' && f.type === 'QUIT');
+  await a.close();
+  return { rootPage, readOp, enter, quit, meRooms };
+}
+
+/** Type a nickname, join a room through the UI and wait until the engine answered `joined`. */
+export async function joinAs(page: Page, nickname: string, room: string): Promise<void> {
+  const nick = page.getByTestId('nickname');
+  if ((await nick.inputValue()) !== nickname) await nick.fill(nickname);
+  await page.getByTestId('room').fill(room);
+  await page.getByTestId('join').click();
+  await page.getByTestId('status').and(page.locator('[data-state=connected]')).waitFor();
+  await page.locator(`[data-testid=room-item][data-room="${room}"]`).waitFor();
+  await page.waitForFunction((r) => {
+    const h = document.querySelector('[data-testid=active-room]');
+    const m = document.querySelector('[data-testid=messages] .empty');
+    return h?.textContent === r && (m === null || m.textContent !== 'Joining\u2026');
+  }, room);
+}
+
+export async function sendText(page: Page, text: string): Promise<void> {
+  await page.getByTestId('send-text').fill(text);
+  await page.getByTestId('send-button').click();
+}
+
+/** The text of every rendered message of the active room, oldest first. */
+export function messageTexts(page: Page): Promise<string[]> {
+  return page.getByTestId('message-text').allTextContents();
+}
+
+export function badge(page: Page, room: string): Promise<string | null> {
+  return page.locator(`[data-testid=room-item][data-room="${room}"] [data-testid=unread-badge]`).getAttribute('data-count');
+}

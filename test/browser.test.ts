@@ -1,0 +1,194 @@
+// The browser client (src/web/index.html) end to end: Debian's Chromium driven by playwright-core
+// against a real engine process. Two users chat in a room, an XSS payload stays literal text,
+// unread badges count and clear, older history loads. Assertions that need engine features still
+// being built (ENTER/QUIT messages, the `read` reply, GET /api/me/rooms, GET /) run only once the
+// engine has them; the probe says which, and the skipped ones are printed.
+
+import { readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { badge, browserAvailable, joinAs, launch, messageTexts, PAGE_PATH, probe, sendText, servePage, type Features } from './browser-helpers.ts';
+import { Client, getJson, startEngine, type EngineProc, type Frame } from './helpers.ts';
+
+const XSS = '<img src=x onerror="window.__xss=1">';
+const XSS2 = '</script><script>window.__xss=2</script>';
+
+describe.runIf(browserAvailable())('browser client', () => {
+  let eng: EngineProc;
+  let browser: Browser;
+  let has: Features;
+  const skipped: string[] = [];
+  const pageErrors: string[] = [];
+  let ctxMina: BrowserContext;
+  let ctxJoon: BrowserContext;
+  let mina: Page;
+  let joon: Page;
+
+  /** Run a guarded block only when the engine has the feature; remember what was skipped. */
+  async function whenEngineHas(feature: keyof Features, what: string, body: () => Promise<void>): Promise<void> {
+    if (has[feature]) return body();
+    skipped.push(`${what} (engine lacks ${feature})`);
+  }
+
+  beforeAll(async () => {
+    [eng, browser] = await Promise.all([startEngine(), launch()]);
+    has = await probe(eng);
+    ctxMina = await browser.newContext({ viewport: { width: 1000, height: 680 } });
+    ctxJoon = await browser.newContext({ viewport: { width: 1000, height: 680 } });
+    for (const ctx of [ctxMina, ctxJoon]) await servePage(ctx, eng, has.rootPage);
+    // Joon uses the page on the engine's origin (the default ws://<host>/ws); Mina opens the file
+    // itself with the socket URL as ?ws= (the page's other mode; /api/me/rooms is cross-origin
+    // there and must be tolerated).
+    joon = await ctxJoon.newPage();
+    mina = await ctxMina.newPage();
+    for (const p of [joon, mina]) p.on('pageerror', (e) => pageErrors.push(e.message));
+    await joon.goto(`${eng.http}/`);
+    await mina.goto(`${pathToFileURL(PAGE_PATH).href}?ws=${encodeURIComponent(eng.url)}`);
+  });
+
+  afterAll(async () => {
+    if (skipped.length > 0) console.warn(`browser e2e: guarded assertions skipped:\n  - ${skipped.join('\n  - ')}`);
+    await browser?.close();
+    if (eng) expect(await eng.stop()).toBe(0);
+  });
+
+  it('GET / serves the page with a CSP', async () => {
+    await whenEngineHas('rootPage', 'GET / serves src/web/index.html', async () => {
+      const r = await fetch(`${eng.http}/`);
+      expect(r.headers.get('content-type')).toBe('text/html; charset=utf-8');
+      expect(r.headers.get('content-security-policy')).toMatch(/script-src[^;]*'unsafe-inline'/);
+      expect(await r.text()).toBe(readFileSync(PAGE_PATH, 'utf8'));
+    });
+  });
+
+  it('two users chat in lobby; an XSS payload stays literal text end to end', async () => {
+    await joinAs(mina, 'Mina', 'lobby');
+    await joinAs(joon, 'Joon', 'lobby');
+    const joonId = await joon.evaluate(() => sessionStorage.getItem('chat.suffix'));
+    expect(joonId).toMatch(/^[a-z0-9]{6}$/);
+    await expect.poll(() => joon.getByTestId('me').textContent()).toBe(`as Joon-${joonId}`);
+
+    await whenEngineHas('enter', 'ENTER rendered as "X entered"', async () => {
+      // Mina joined first: her ENTER is in Joon's first page; Joon's reaches Mina live.
+      await expect.poll(() => messageTexts(joon)).toContain('Mina entered');
+      await expect.poll(() => messageTexts(mina)).toContain('Joon entered');
+      expect(await joon.locator('[data-testid=message][data-type=ENTER]').first().getAttribute('class')).toContain('sys');
+    });
+
+    // typing: shown to the other member, cleared by that member's message
+    await joon.getByTestId('send-text').pressSequentially('hi Mina');
+    await expect.poll(() => mina.getByTestId('typing').textContent()).toBe('Joon is typing\u2026');
+    await joon.getByTestId('send-text').press('Enter');
+    await sendText(mina, 'hello from Mina');
+    for (const p of [mina, joon]) {
+      await expect.poll(() => messageTexts(p)).toEqual(expect.arrayContaining(['hello from Mina', 'hi Mina']));
+      // acked: no message is left pending
+      await expect.poll(() => p.getByTestId('message-state').count()).toBe(0);
+    }
+    expect(await mina.getByTestId('typing').textContent()).toBe('');
+    const fromJoon = mina.locator('[data-testid=message][data-type=CHAT]').filter({ hasText: 'hi Mina' });
+    expect(await fromJoon.getByTestId('message-from').textContent()).toBe('Joon');
+    expect(await fromJoon.getByTestId('message-time').textContent()).toMatch(/\d/);
+    // oldest first on both sides
+    const order = (await messageTexts(joon)).filter((t) => t === 'hi Mina' || t === 'hello from Mina');
+    expect(order).toEqual(['hi Mina', 'hello from Mina']);
+
+    // the typing indicator expires by itself after ~3 s
+    await mina.getByTestId('send-text').pressSequentially('x');
+    await expect.poll(() => joon.getByTestId('typing').textContent()).toBe('Mina is typing\u2026');
+    await mina.getByTestId('send-text').fill('');
+    await expect.poll(() => joon.getByTestId('typing').textContent(), { timeout: 6000 }).toBe('');
+
+    await sendText(joon, XSS);
+    await sendText(joon, XSS2);
+    for (const p of [mina, joon]) {
+      await expect.poll(() => messageTexts(p)).toEqual(expect.arrayContaining([XSS, XSS2]));
+      expect(await p.evaluate(() => (window as unknown as { __xss?: unknown }).__xss)).toBeUndefined();
+      expect(await p.locator('[data-testid=messages] img, [data-testid=messages] script').count()).toBe(0);
+    }
+    const cid = await mina.locator('[data-testid=message]').filter({ hasText: 'onerror' }).getAttribute('data-cid');
+    const stored = await getJson(`${eng.http}/api/rooms/lobby/messages`);
+    expect(stored.status).toBe(200);
+    const m = stored.body.messages.find((x: Frame) => x.cid === cid);
+    expect(m.text).toBe(XSS);
+    expect(m.from.name).toBe('Joon');
+    expect(stored.body.messages.map((x: Frame) => x.text)).toContain(XSS2);
+  });
+
+  it('unread badges count messages in rooms not shown and clear when the room is opened', async () => {
+    await joinAs(joon, 'Joon', 'side');
+    await joon.locator('[data-testid=room-item][data-room=lobby] button.open').click();
+    await expect.poll(() => joon.getByTestId('active-room').textContent()).toBe('lobby');
+    await joinAs(mina, 'Mina', 'side');
+    await sendText(mina, 'side one');
+    await sendText(mina, 'side two');
+    await expect.poll(() => badge(joon, 'side')).toBe('2');
+    const side = joon.locator('[data-testid=room-item][data-room=side] [data-testid=unread-badge]');
+    expect(await side.isVisible()).toBe(true);
+    expect(await side.textContent()).toBe('2');
+    expect(await badge(joon, 'lobby')).toBe('0');
+    await joon.screenshot({ path: '/tmp/web-e2e.png' });
+
+    await joon.locator('[data-testid=room-item][data-room=side] button.open').click();
+    await expect.poll(() => messageTexts(joon)).toEqual(expect.arrayContaining(['side one', 'side two']));
+    await expect.poll(() => badge(joon, 'side')).toBe('0');
+    expect(await side.isVisible()).toBe(false);
+
+    await whenEngineHas('readOp', 'read marker survives a reload (read reply + /api/me/rooms)', async () => {
+      await whenEngineHas('meRooms', 'room list and unread counts from GET /api/me/rooms after reload', async () => {
+        await joon.locator('[data-testid=room-item][data-room=lobby] button.open').click();
+        await sendText(mina, 'side three');
+        await expect.poll(() => badge(joon, 'side')).toBe('1');
+        // Forget the locally kept room list: after the reload it can only come from the engine.
+        await joon.evaluate(() => sessionStorage.removeItem('chat.rooms'));
+        const [resp] = await Promise.all([joon.waitForResponse((r) => r.url().includes('/api/me/rooms')), joon.reload()]);
+        expect(resp.status()).toBe(200);
+        const sideInfo = ((await resp.json()) as Frame).rooms.find((r: Frame) => r.id === 'side');
+        expect(sideInfo.unread).toBeGreaterThanOrEqual(1);
+        await joon.locator('[data-testid=room-item][data-room=side]').waitFor();
+        await joon.locator('[data-testid=room-item][data-room=lobby]').waitFor();
+        await expect.poll(() => badge(joon, 'side')).toBe(String(sideInfo.unread));
+      });
+    });
+  });
+
+  it('load older pages back through history with `before`', async () => {
+    const bot = await Client.connect(eng.url, { user: 'bot', name: 'Bot' });
+    for (let i = 0; i < 70; i++) bot.send({ op: 'send', room: 'long', text: `old ${i}`, cid: `old-${i}` });
+    await Promise.all(Array.from({ length: 70 }, (_, i) => bot.op('ack', (f) => f.cid === `old-${i}`)));
+    await bot.close();
+    await joinAs(joon, 'Joon', 'long');
+    const first = await messageTexts(joon);
+    expect(first).toContain('old 69');
+    expect(first).not.toContain('old 0');
+    await joon.getByTestId('load-older').click();
+    await expect.poll(async () => (await messageTexts(joon)).filter((t) => t.startsWith('old '))).toEqual(
+      Array.from({ length: 70 }, (_, i) => `old ${i}`));
+    await expect.poll(() => joon.getByTestId('load-older').isHidden()).toBe(true);
+  });
+
+  it('QUIT is shown when a member goes away', async () => {
+    await joon.locator('[data-testid=room-item][data-room=lobby] button.open').click();
+    await expect.poll(() => joon.getByTestId('active-room').textContent()).toBe('lobby');
+    await whenEngineHas('quit', 'QUIT rendered as "X left"', async () => {
+      await ctxMina.close();
+      await expect.poll(() => messageTexts(joon)).toContain('Mina left');
+    });
+  });
+
+  it('reconnects with backoff after the engine restarts and catches up with `since`', async () => {
+    const { port, dir } = eng;
+    expect(await eng.stop()).toBe(0);
+    await expect.poll(() => joon.getByTestId('status').getAttribute('data-state')).toBe('reconnecting');
+    eng = await startEngine({ CHAT_PORT: String(port) }, dir);
+    const bot = await Client.connect(eng.url, { user: 'bot', name: 'Bot' });
+    await bot.request({ op: 'send', room: 'lobby', text: 'while you were away', cid: 'away-1' });
+    await bot.close();
+    await expect.poll(() => messageTexts(joon), { timeout: 20_000 }).toContain('while you were away');
+    expect(await joon.getByTestId('status').getAttribute('data-state')).toBe('connected');
+    const texts = await messageTexts(joon);
+    for (const t of ['hi Mina', 'hello from Mina', XSS, 'while you were away']) expect(texts.filter((x) => x === t)).toHaveLength(1);
+    expect(pageErrors).toEqual([]);
+  });
+});
