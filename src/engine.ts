@@ -100,7 +100,6 @@ export class Stats {
 const MAX_IDLE_ROOMS = 10_000;
 const TYPING_RATE = 1; // per second
 const TYPING_BURST = 3;
-const ZERO_ID = '0000000000000';
 
 type Frame<Op extends ClientFrame['op']> = Extract<ClientFrame, { op: Op }>;
 
@@ -324,8 +323,6 @@ export class Engine {
         s: null, cid: null, ref: undefined, bytes,
         delivered: () => {
           room.entering.delete(s.userId);
-          // Public rooms become "mine" (GET /api/me/rooms) from here; what came before is not unread.
-          if (room.kind === 'public') this.actor.send({ t: 'mark', room: room.id, user: s.userId, seq: room.lastSeq, id: this.lastId(room), ifAbsent: true });
           reply();
         },
         settled: (r) => {
@@ -333,6 +330,9 @@ export class Engine {
           if (r.error !== null) this.error(s, r.error, 'no such room', f.ref);
         },
       }, room.id, 'ENTER', s.userId, s.userName, `${s.userName} entered`);
+      // Public rooms become "mine" (GET /api/me/rooms) from here, in the ENTER's own commit; what
+      // came before (the ENTER included) is not unread. seq -1: the actor's latest seq of the room.
+      if (room.kind === 'public') this.actor.send({ t: 'mark', room: room.id, user: s.userId, seq: -1, id: '', ifAbsent: true });
     }, (code, msg) => this.error(s, code, msg, f.ref));
   }
 
@@ -345,10 +345,6 @@ export class Engine {
     if (n <= 0) room.presence.delete(userId);
     else room.presence.set(userId, n);
     return n;
-  }
-
-  private lastId(room: Room<Session>): string {
-    return room.window.size > 0 ? room.window.at(room.window.size - 1).id : ZERO_ID;
   }
 
   /** Reply `joined` and subscribe in the same turn: live msgs continue at joined.seq + 1. */

@@ -100,6 +100,7 @@ export interface ShutdownCmd {
 /** Move a read marker (never backwards); written with the next group commit. */
 export interface MarkCmd {
   t: 'mark';
+  /** seq -1 (and id ''): at the newest message the actor has accepted in the room so far. */
   room: string;
   user: string;
   seq: number;

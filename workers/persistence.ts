@@ -22,6 +22,8 @@ interface ActorRoom {
   lastSeq: number;
   /** Last seq durably committed. */
   committedSeq: number;
+  /** Id of the message with lastSeq, when this actor assigned it ('' before that). */
+  lastId: string;
 }
 
 interface Pending {
@@ -78,12 +80,13 @@ class PersistenceActor {
     let r = this.rooms.get(id);
     if (r) return r;
     let row = this.store.getRoom(id);
+    if (row?.deleted) return null;
     if (!row) {
       if (!create) return null;
-      row = { id, kind: 'public', name: null, subject: null, epoch: this.ids.next().id, lastSeq: 0, createdAt: Date.now(), dmKey: null };
+      row = { id, kind: 'public', name: null, subject: null, epoch: this.ids.next().id, lastSeq: 0, createdAt: Date.now(), dmKey: null, deleted: false };
       this.store.createRoom(row, []);
     }
-    r = { row, lastSeq: row.lastSeq, committedSeq: row.lastSeq };
+    r = { row, lastSeq: row.lastSeq, committedSeq: row.lastSeq, lastId: '' };
     if (this.rooms.size >= MAX_CACHED_ROOMS) this.evictRoom();
     this.rooms.set(id, r);
     return r;
@@ -122,6 +125,7 @@ class PersistenceActor {
     }
     const { id, tsid } = this.ids.next();
     const seq = ++r.lastSeq;
+    r.lastId = id;
     const m: Message = { id, room: c.room, seq, type: c.type, from: { id: c.fromId, name: c.fromName }, text: c.text, at: c.at };
     // The front thread may have stamped `at` a moment before a message already accepted here.
     if (c.cid !== null) m.cid = c.cid;
@@ -148,7 +152,13 @@ class PersistenceActor {
   }
 
   private mark(c: MarkCmd): void {
-    this.marks.push({ room: c.room, user: c.user, seq: c.seq, id: c.id, ifAbsent: c.ifAbsent });
+    if (c.seq >= 0) {
+      this.marks.push({ room: c.room, user: c.user, seq: c.seq, id: c.id, ifAbsent: c.ifAbsent });
+      return;
+    }
+    // seq -1: "up to the newest message accepted in the room so far" (commands arrive in order).
+    const r = this.rooms.get(c.room);
+    if (r) this.marks.push({ room: c.room, user: c.user, seq: r.lastSeq, id: r.lastId, ifAbsent: c.ifAbsent });
   }
 
   /** Host-app operations; each answers with the room as it is afterwards. */
@@ -166,14 +176,14 @@ class PersistenceActor {
           if (existing) return reply(existing, false);
         }
         const id = op.id ?? this.ids.next().id;
-        if (this.store.getRoom(id)) return fail('conflict', `room ${id} already exists`);
-        const row: RoomRow = { id, kind: op.kind, name: op.name, subject: op.subject, epoch: this.ids.next().id, lastSeq: 0, createdAt: Date.now(), dmKey };
+        if (this.store.getRoom(id)) return fail('conflict', `room ${id} already exists (or existed: ids of deleted rooms are not reused)`);
+        const row: RoomRow = { id, kind: op.kind, name: op.name, subject: op.subject, epoch: this.ids.next().id, lastSeq: 0, createdAt: Date.now(), dmKey, deleted: false };
         this.store.createRoom(row, op.kind === 'public' ? [] : members);
         return reply(row, true);
       }
       case 'deleteRoom': {
         const r = this.store.getRoom(op.room);
-        if (!r) return fail('not_found', 'no such room');
+        if (!r || r.deleted) return fail('not_found', 'no such room');
         // Anything still buffered for the room is committed first, then everything goes at once.
         if (this.buffer.some((p) => p.msg.room === op.room) && !this.commit()) return fail('conflict', 'the store is failing; retry');
         this.store.deleteRoom(op.room);
@@ -183,7 +193,7 @@ class PersistenceActor {
       case 'addMembers':
       case 'removeMembers': {
         const r = this.store.getRoom(op.room);
-        if (!r) return fail('not_found', 'no such room');
+        if (!r || r.deleted) return fail('not_found', 'no such room');
         if (r.kind === 'public') return fail('invalid', 'a public room has no member list');
         const present = op.op === 'addMembers';
         if (r.kind === 'direct' && present) {

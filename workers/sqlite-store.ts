@@ -38,6 +38,8 @@ const MIGRATIONS: string[] = [
    CREATE UNIQUE INDEX messages_sender_cid ON messages(from_id, cid) WHERE cid IS NOT NULL;`,
   // 2: the chat domain: room kinds with members, direct-room lookup, read markers, blocks.
   `ALTER TABLE rooms ADD COLUMN dm_key TEXT;
+   -- a deleted room keeps its row as a tombstone: its id is never silently reused
+   ALTER TABLE rooms ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
    CREATE UNIQUE INDEX rooms_dm ON rooms(dm_key) WHERE dm_key IS NOT NULL;
    CREATE TABLE members (room TEXT NOT NULL, user TEXT NOT NULL, PRIMARY KEY (room, user)) WITHOUT ROWID;
    CREATE INDEX members_user ON members(user);
@@ -100,12 +102,13 @@ interface RoomDbRow {
   last_seq: number;
   created_at: number;
   dm_key: string | null;
+  deleted: number;
 }
 
-const ROOM_COLS = 'id, kind, name, subject, epoch, last_seq, created_at, dm_key';
+const ROOM_COLS = 'id, kind, name, subject, epoch, last_seq, created_at, dm_key, deleted';
 
 function toRoomRow(r: RoomDbRow): RoomRow {
-  return { id: r.id, kind: r.kind, name: r.name, subject: r.subject, epoch: r.epoch, lastSeq: r.last_seq, createdAt: r.created_at, dmKey: r.dm_key };
+  return { id: r.id, kind: r.kind, name: r.name, subject: r.subject, epoch: r.epoch, lastSeq: r.last_seq, createdAt: r.created_at, dmKey: r.dm_key, deleted: r.deleted !== 0 };
 }
 
 export function roomInfo(r: RoomRow, members: string[]): RoomInfo {
@@ -141,7 +144,7 @@ export class SqliteStore implements MessageStore, DirectoryStore {
       deleteMessages: this.db.prepare('DELETE FROM messages WHERE room = ?'),
       deleteMembers: this.db.prepare('DELETE FROM members WHERE room = ?'),
       deleteMarkers: this.db.prepare('DELETE FROM read_markers WHERE room = ?'),
-      deleteRoom: this.db.prepare('DELETE FROM rooms WHERE id = ?'),
+      deleteRoom: this.db.prepare('UPDATE rooms SET deleted = 1, dm_key = NULL WHERE id = ?'),
       findByCid: this.db.prepare<[string, string], CidHit>('SELECT room, seq, id, at FROM messages WHERE from_id = ? AND cid = ?'),
       insert: this.db.prepare('INSERT INTO messages (tsid, id, room, seq, type, from_id, from_name, text, at, cid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
       setSeq: this.db.prepare('UPDATE rooms SET last_seq = ? WHERE id = ?'),
@@ -246,14 +249,14 @@ export class SqliteReader implements MessageReader {
         `SELECT ${COLS} FROM messages WHERE room = ? AND at >= ? ORDER BY tsid DESC LIMIT ?`),
       seqOf: this.db.prepare<[string, bigint], { seq: number }>('SELECT seq FROM messages WHERE room = ? AND tsid = ?'),
       seqAt: this.db.prepare<[string, bigint], { seq: number }>('SELECT seq FROM messages WHERE room = ? AND tsid <= ? ORDER BY tsid DESC LIMIT 1'),
-      bySubject: this.db.prepare<[string], RoomDbRow>(`SELECT ${ROOM_COLS} FROM rooms WHERE subject = ? ORDER BY created_at, id`),
+      bySubject: this.db.prepare<[string], RoomDbRow>(`SELECT ${ROOM_COLS} FROM rooms WHERE subject = ? AND deleted = 0 ORDER BY created_at, id`),
       members: this.db.prepare<[string], { user: string }>('SELECT user FROM members WHERE room = ? ORDER BY user'),
       // A user's rooms: group/direct rooms they are a member of, and public rooms they have a
       // read marker in (set when they first join one).
-      myRooms: this.db.prepare<[string, string], RoomDbRow & { read_seq: number | null }>(
-        `SELECT r.id, r.kind, r.name, r.subject, r.epoch, r.last_seq, r.created_at, r.dm_key, k.seq AS read_seq
-         FROM rooms r LEFT JOIN read_markers k ON k.room = r.id AND k.user = ?2
-         WHERE r.id IN (SELECT room FROM members WHERE user = ?1 UNION SELECT room FROM read_markers WHERE user = ?1)
+      myRooms: this.db.prepare<{ user: string }, RoomDbRow & { read_seq: number | null }>(
+        `SELECT r.id, r.kind, r.name, r.subject, r.epoch, r.last_seq, r.created_at, r.dm_key, r.deleted, k.seq AS read_seq
+         FROM rooms r LEFT JOIN read_markers k ON k.room = r.id AND k.user = @user
+         WHERE r.deleted = 0 AND r.id IN (SELECT room FROM members WHERE user = @user UNION SELECT room FROM read_markers WHERE user = @user)
          ORDER BY r.id`),
       lastMsg: this.db.prepare<[string, number], MessageRow>(`SELECT ${COLS} FROM messages WHERE room = ? AND at >= ? ORDER BY tsid DESC LIMIT 1`),
     };
@@ -268,7 +271,7 @@ export class SqliteReader implements MessageReader {
   }
 
   myRooms(user: string, notBefore: number): MyRoom[] {
-    return this.st.myRooms.all(user, user).map((r) => {
+    return this.st.myRooms.all({ user }).map((r) => {
       const last = this.st.lastMsg.get(r.id, notBefore);
       return {
         info: roomInfo(toRoomRow(r), r.kind === 'public' ? [] : this.st.members.all(r.id).map((m) => m.user)),

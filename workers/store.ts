@@ -15,6 +15,8 @@ export interface RoomRow {
   createdAt: number;
   /** Direct rooms: the sorted member pair and subject, unique, so a pair's room is found again. */
   dmKey: string | null;
+  /** A deleted room's tombstone: it refuses joins and its id is not reused. */
+  deleted: boolean;
 }
 
 /** A read marker move: written with the next group commit; never moves a marker backwards. */
@@ -78,7 +80,7 @@ export interface DirectoryStore {
   findDirect(dmKey: string): RoomRow | null;
   /** Create a room and its members in one transaction. */
   createRoom(row: RoomRow, members: string[]): void;
-  /** Delete a room, its members, markers and messages in one transaction. */
+  /** Delete a room's members, markers and messages and leave a tombstone, in one transaction. */
   deleteRoom(id: string): void;
   members(room: string): string[];
   setMembers(room: string, users: string[], present: boolean): void;
