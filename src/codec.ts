@@ -7,13 +7,16 @@ import { messageJson, type Delivered, type Message } from '../workers/contract.t
 import { TSID_RE } from '../workers/ids.ts';
 import { ERRORS, type ErrorCode } from './errors.ts';
 
-export const Codec = { Json: 0, Msgpack: 1 } as const;
+export const Codec = { Json: 0, Msgpack: 1, Stomp: 2 } as const;
 export type Codec = (typeof Codec)[keyof typeof Codec];
 
 /** Subprotocols in the engine's order of preference. */
 export const SUBPROTOCOLS: Record<string, Codec> = {
   'chat.v1.json': Codec.Json,
   'chat.v1.msgpack': Codec.Msgpack,
+  'v12.stomp': Codec.Stomp,
+  'v11.stomp': Codec.Stomp,
+  'v10.stomp': Codec.Stomp,
 };
 
 export const ROOM_RE = /^[A-Za-z0-9._:-]{1,64}$/;

@@ -43,6 +43,10 @@ export interface Config {
   maxConnsPerUser: number;
   /** Which rooms get ENTER/QUIT messages. */
   enterQuit: 'public' | 'all' | 'off';
+  /** Extra WebSocket path where STOMP is the default subprotocol (Spring apps use /ws-stomp). */
+  stompPath: string;
+  stompAppPrefix: string;
+  stompBrokerPrefix: string;
   /** Test hook: the actor sleeps this long before each commit (a slow disk). */
   testCommitDelayMs: number;
 }
@@ -121,8 +125,10 @@ function parseStore(raw: string, name: string): StoreUrl {
   throw new ConfigError(`${name} must be sqlite:<path> or mysql://user:pass@host:port/db, got "${redactUrl(v)}"`);
 }
 
-function text(raw: string): string {
-  return raw;
+function pathSetting(raw: string, name: string): string {
+  const v = raw.trim();
+  if (!/^\/[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/.test(v)) throw new ConfigError(`${name} must be a path like /ws-stomp (no trailing slash), got "${raw}"`);
+  return v;
 }
 
 function nullable(raw: string): string | null {
@@ -183,6 +189,9 @@ const SETTINGS: Setting<keyof Config>[] = [
   { key: 'maxRoomsPerConn', env: 'CHAT_MAX_ROOMS_PER_CONN', flag: '--max-rooms-per-conn', def: '200', help: 'rooms one connection may join', parse: int(1, 100_000) },
   { key: 'maxConnsPerUser', env: 'CHAT_MAX_CONNS_PER_USER', flag: '--max-conns-per-user', def: '20', help: 'simultaneous connections of one user id', parse: int(1, 100_000) },
   { key: 'enterQuit', env: 'CHAT_ENTER_QUIT', flag: '--enter-quit', def: 'public', help: 'ENTER/QUIT messages in: public rooms, all rooms, or off', parse: oneOf('public', 'all', 'off') },
+  { key: 'stompPath', env: 'CHAT_STOMP_PATH', flag: '--stomp-path', def: '/ws-stomp', help: 'extra WebSocket path for STOMP clients (STOMP is also spoken on /ws)', parse: pathSetting },
+  { key: 'stompAppPrefix', env: 'CHAT_STOMP_APP_PREFIX', flag: '--stomp-app-prefix', def: '/app', help: 'STOMP application destination prefix (SEND), e.g. /app or /pub', parse: pathSetting },
+  { key: 'stompBrokerPrefix', env: 'CHAT_STOMP_BROKER_PREFIX', flag: '--stomp-broker-prefix', def: '/topic', help: 'STOMP broker destination prefix (SUBSCRIBE), e.g. /topic or /sub', parse: pathSetting },
   { key: 'testCommitDelayMs', env: 'CHAT_TEST_COMMIT_DELAY_MS', flag: '--test-commit-delay-ms', def: '0', help: 'test hook: sleep this long before every commit (simulates a slow disk)', parse: int(0, 60_000) },
 ];
 
@@ -241,6 +250,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
   if (c.redisUrl) {
     throw new ConfigError('CHAT_REDIS_URL: the multi-node bus is not part of this version; unset it to run a single node');
   }
+  if (c.stompPath === '/ws') throw new ConfigError('CHAT_STOMP_PATH must differ from /ws (STOMP is already offered there by subprotocol)');
   if (c.store.kind === 'mysql') {
     throw new ConfigError('CHAT_STORE: the MySQL store is not part of this version yet; use sqlite:<path>');
   }

@@ -17,9 +17,11 @@ import {
   type ClientFrame, type Out, type PageParams,
 } from './codec.ts';
 import type { Config } from './config.ts';
-import { ChatError, type ErrorCode } from './errors.ts';
+import { CLOSE, ChatError, type ErrorCode } from './errors.ts';
 import type { Logger } from './log.ts';
 import { Room, RoomRegistry } from './rooms.ts';
+import { encodeStomp } from './stomp.ts';
+import { stompMessage, type StompState } from './stomp-session.ts';
 
 /** Per-socket state, created complete at upgrade (fixed shape; nothing is added later). */
 export interface Session {
@@ -41,13 +43,15 @@ export interface Session {
   /** Typing relay token bucket (1/s, burst 3). */
   typingTokens: number;
   typingRefillAt: number;
+  /** STOMP connections only: subscriptions, parser, heart-beats. */
+  stomp: StompState | null;
 }
 
-export function newSession(connId: number, id: Identity, codec: Codec, burst: number): Session {
+export function newSession(connId: number, id: Identity, codec: Codec, burst: number, stomp: StompState | null): Session {
   const now = Date.now();
   return {
     connId, userId: id.id, userName: id.name, admin: id.admin, codec, rooms: new Set(), ws: null, closed: false,
-    expiry: null, expiresAt: id.exp, sendTokens: burst, sendRefillAt: now, typingTokens: TYPING_BURST, typingRefillAt: now,
+    expiry: null, expiresAt: id.exp, sendTokens: burst, sendRefillAt: now, typingTokens: TYPING_BURST, typingRefillAt: now, stomp,
   };
 }
 
@@ -154,10 +158,15 @@ export class Engine {
     return (this.userSessions.get(userId)?.size ?? 0) < this.cfg.maxConnsPerUser;
   }
 
+  /** The connection's identity is known (at open, or at a STOMP CONNECT). */
   onOpen(s: Session): void {
     let set = this.userSessions.get(s.userId);
     if (set === undefined) this.userSessions.set(s.userId, (set = new Set()));
     set.add(s);
+    if (s.expiresAt > 0 && s.expiry === null) {
+      // A token that expires mid-session closes the socket with 1008 (policy violation).
+      s.expiry = setTimeout(() => { if (!s.closed) s.ws?.end(CLOSE.policy, 'token expired'); }, Math.max(0, s.expiresAt - Date.now()));
+    }
   }
 
   onClose(s: Session): void {
@@ -199,7 +208,38 @@ export class Engine {
 
   error(s: Session, code: ErrorCode, message: string | undefined, ref: string | undefined, cid?: string): void {
     this.stats.refuse(code);
-    this.send(s, encodeError(s.codec, code, message, ref, cid));
+    if (s.codec !== Codec.Stomp) return this.send(s, encodeError(s.codec, code, message, ref, cid));
+    // STOMP has no per-frame error: ERROR (with the receipt it refuses), then the connection closes.
+    if (s.closed || s.ws === null) return;
+    const headers: [string, string][] = [['message', `${code}: ${message ?? code}`.slice(0, 200)], ['content-type', 'text/plain']];
+    if (ref !== undefined) headers.push(['receipt-id', ref]);
+    this.send(s, encodeStomp('ERROR', headers, `${code}: ${message ?? code}`));
+    s.ws.end(CLOSE.policy, code);
+  }
+
+  /**
+   * A reply frame in the connection's protocol. STOMP has no joined/left/read frames: a join's
+   * messages become MESSAGE frames of its subscription, anything else a RECEIPT if one was asked.
+   */
+  private reply(s: Session, fields: Record<string, unknown> & { op: string }, messages?: Delivered[], ref?: string): void {
+    if (s.codec !== Codec.Stomp) return this.send(s, encodeFrame(s.codec, fields, messages, ref));
+    if (messages !== undefined && messages.length > 0) {
+      const sub = s.stomp!.byRoom.get(fields.room as string);
+      if (sub !== undefined) for (const d of messages) this.send(s, stompMessage(sub, d));
+    }
+    if (ref !== undefined) this.send(s, encodeStomp('RECEIPT', [['receipt-id', ref]]));
+  }
+
+  /** A STOMP CONNECT established who this connection is (it was anonymous since the upgrade). */
+  setIdentity(s: Session, id: Identity): void {
+    const set = this.userSessions.get(s.userId);
+    set?.delete(s);
+    if (set?.size === 0) this.userSessions.delete(s.userId);
+    s.userId = id.id;
+    s.userName = id.name;
+    s.admin = id.admin;
+    s.expiresAt = id.exp;
+    this.onOpen(s);
   }
 
   // ---- authorization ---------------------------------------------------------------------------
@@ -256,7 +296,7 @@ export class Engine {
       case 'history': return this.onHistory(s, f);
       case 'read': return this.onRead(s, f);
       case 'typing': return this.onTyping(s, f);
-      case 'ping': return this.send(s, encodeFrame(s.codec, { op: 'pong' }, undefined, f.ref));
+      case 'ping': return this.reply(s, { op: 'pong' }, undefined, f.ref);
     }
   }
 
@@ -271,19 +311,25 @@ export class Engine {
   }
 
   private onSend(s: Session, f: Frame<'send'>): void {
-    if (!this.takeSendToken(s)) return this.error(s, 'rate_limited', `more than ${this.cfg.sendRate} sends per second`, f.ref, f.cid);
-    this.withRoom(f.room, this.canCreate(), s, (room) => {
+    this.post(s, f.room, f.text, f.cid, f.ref);
+  }
+
+  /** A CHAT message from a connection (native `send`, or STOMP SEND with an optional cid). */
+  post(s: Session, roomId: string, text: string, cid: string | null, ref: string | undefined): void {
+    const echo = cid ?? undefined;
+    if (!this.takeSendToken(s)) return this.error(s, 'rate_limited', `more than ${this.cfg.sendRate} sends per second`, ref, echo);
+    this.withRoom(roomId, this.canCreate(), s, (room) => {
       if (room.kind === 'direct') {
         for (const other of room.members!) {
-          if (other !== s.userId && this.blocked(other, s.userId)) return this.error(s, 'forbidden', 'you cannot post in this room', f.ref, f.cid);
+          if (other !== s.userId && this.blocked(other, s.userId)) return this.error(s, 'forbidden', 'you cannot post in this room', ref, echo);
         }
       }
       if (s.closed) return; // never acked, never stored: the client retries with the same cid
-      const bytes = f.text.length * 3 + f.cid.length + 64; // upper bound of the UTF-8 size, cheap
+      const bytes = text.length * 3 + (cid?.length ?? 0) + 64; // upper bound of the UTF-8 size, cheap
       const refusal = this.admit(bytes);
-      if (refusal !== null) return this.error(s, 'overloaded', refusal, f.ref, f.cid);
-      this.forward({ s, cid: f.cid, ref: f.ref, bytes, delivered: null, settled: null }, room.id, 'CHAT', s.userId, s.userName, f.text);
-    }, (code, msg) => this.error(s, code, msg, f.ref, f.cid));
+      if (refusal !== null) return this.error(s, 'overloaded', refusal, ref, echo);
+      this.forward({ s, cid, ref, bytes, delivered: null, settled: null }, room.id, 'CHAT', s.userId, s.userName, text);
+    }, (code, msg) => this.error(s, code, msg, ref, echo));
   }
 
   /** Whether the write buffer takes `bytes` more; the reason if not. */
@@ -303,14 +349,23 @@ export class Engine {
   }
 
   private onJoin(s: Session, f: Frame<'join'>): void {
+    this.join(s, f.room, f.since, f.limit, f.ref);
+  }
+
+  /** Join a room (native `join`, STOMP SUBSCRIBE): authorize, ENTER if first, reply, subscribe. */
+  join(s: Session, roomId: string, since: string | undefined, limit: number, ref: string | undefined): void {
+    const f = { room: roomId, since, limit, ref };
     if (!s.rooms.has(f.room) && s.rooms.size >= this.cfg.maxRoomsPerConn) {
       return this.error(s, 'forbidden', `a connection may join at most ${this.cfg.maxRoomsPerConn} rooms`, f.ref);
     }
     this.withRoom(f.room, this.canCreate(), s, (room) => {
       if (s.closed) return;
-      const reply = (): void => {
-        if (f.since === undefined) this.joined(s, room, this.latest(room, f.limit), undefined, f.ref);
-        else this.recover(s, room, f.since, f.limit, f.ref);
+      const reply = (enter?: Delivered): void => {
+        if (f.since !== undefined) return this.recover(s, room, f.since, f.limit, f.ref);
+        const page = this.latest(room, f.limit);
+        // With limit 0 the page is empty, but a member's own ENTER is always the last of joined.messages.
+        if (enter !== undefined && (page.length === 0 || page[page.length - 1].seq !== enter.seq)) page.push(enter);
+        this.joined(s, room, page, undefined, f.ref);
       };
       const first = !s.rooms.has(room.id) && !room.presence.has(s.userId) && !room.entering.has(s.userId);
       if (!first || !this.announces(room)) return reply();
@@ -323,7 +378,7 @@ export class Engine {
         s: null, cid: null, ref: undefined, bytes,
         delivered: () => {
           room.entering.delete(s.userId);
-          reply();
+          reply(room.window.at(room.window.size - 1));
         },
         settled: (r) => {
           room.entering.delete(s.userId);
@@ -352,7 +407,7 @@ export class Engine {
     if (s.closed || s.ws === null) return;
     const fields: Record<string, unknown> = { op: 'joined', room: room.id, epoch: room.epoch, seq: room.lastSeq };
     if (recovered !== undefined) fields.recovered = recovered;
-    this.send(s, encodeFrame(s.codec, fields, this.visibleTo(s.userId, messages), ref));
+    this.reply(s, fields as typeof fields & { op: string }, this.visibleTo(s.userId, messages), ref);
     if (!s.rooms.has(room.id)) this.attach(s, room);
   }
 
@@ -364,15 +419,44 @@ export class Engine {
       this.markPresence(room, s.userId, +1);
     }
     if (this.hidesAnyone(s.userId)) room.filtered.add(s);
-    else s.ws!.subscribe(s.codec === Codec.Json ? room.jsonTopic : room.msgpackTopic);
+    else this.subscribe(s, room);
+  }
+
+  /** The native topic this connection listens on for a room. */
+  private topicOf(s: Session, room: Room<Session>): string {
+    if (s.codec === Codec.Json) return room.jsonTopic;
+    if (s.codec === Codec.Msgpack) return room.msgpackTopic;
+    return s.stomp!.byRoom.get(room.id)!.topic;
+  }
+
+  private subscribe(s: Session, room: Room<Session>): void {
+    if (s.codec === Codec.Stomp) {
+      const sub = s.stomp!.byRoom.get(room.id);
+      if (sub === undefined) return;
+      const t = room.stompTopics.get(sub.topic);
+      if (t === undefined) room.stompTopics.set(sub.topic, { sub, count: 1 });
+      else t.count++;
+    }
+    s.ws!.subscribe(this.topicOf(s, room));
+  }
+
+  private unsubscribe(s: Session, room: Room<Session>): void {
+    if (s.codec === Codec.Stomp) {
+      const sub = s.stomp!.byRoom.get(room.id);
+      const t = sub === undefined ? undefined : room.stompTopics.get(sub.topic);
+      if (t !== undefined && --t.count === 0) room.stompTopics.delete(sub!.topic);
+      if (sub === undefined) return;
+    }
+    if (s.ws !== null && !s.closed) s.ws.unsubscribe(this.topicOf(s, room));
   }
 
   /** Unsubscribe; the user's last connection leaving the room posts QUIT. */
   private detach(s: Session, room: Room<Session>, closing: boolean): void {
     s.rooms.delete(room.id);
     if (!room.sessions.delete(s)) return;
-    if (room.filtered.delete(s) === false && !closing && s.ws !== null) {
-      s.ws.unsubscribe(s.codec === Codec.Json ? room.jsonTopic : room.msgpackTopic);
+    if (room.filtered.delete(s) === false) {
+      if (closing && s.codec === Codec.Stomp) this.unsubscribe(s, room); // uWS drops the topic itself; the count is ours
+      else if (!closing) this.unsubscribe(s, room);
     }
     if (this.markPresence(room, s.userId, -1) === 0 && this.announces(room) && this.admit(64) === null) {
       this.forward({ s: null, cid: null, ref: undefined, bytes: 64, delivered: null, settled: null }, room.id, 'QUIT', s.userId, s.userName, `${s.userName} left`);
@@ -432,9 +516,13 @@ export class Engine {
   }
 
   private onLeave(s: Session, f: Frame<'leave'>): void {
-    const room = this.rooms.ready(f.room);
-    if (room !== undefined && s.rooms.has(f.room)) this.detach(s, room, false);
-    this.send(s, encodeFrame(s.codec, { op: 'left', room: f.room }, undefined, f.ref));
+    this.leave(s, f.room, f.ref);
+  }
+
+  leave(s: Session, roomId: string, ref: string | undefined): void {
+    const room = this.rooms.ready(roomId);
+    if (room !== undefined && s.rooms.has(roomId)) this.detach(s, room, false);
+    this.reply(s, { op: 'left', room: roomId }, undefined, ref);
   }
 
   private takeTypingToken(s: Session): boolean {
@@ -458,13 +546,13 @@ export class Engine {
     s.ws.publish(room.jsonTopic, json, false);
     if (this.app.numSubscribers(room.msgpackTopic) > 0) s.ws.publish(room.msgpackTopic, encodeFrame(Codec.Msgpack, frame) as Uint8Array, true);
     for (const o of room.filtered) {
-      if (o !== s && !this.blocked(o.userId, s.userId)) this.send(o, o.codec === Codec.Json ? json : encodeFrame(Codec.Msgpack, frame));
+      if (o !== s && o.codec !== Codec.Stomp && !this.blocked(o.userId, s.userId)) this.send(o, o.codec === Codec.Json ? json : encodeFrame(Codec.Msgpack, frame));
     }
   }
 
   private onHistory(s: Session, f: Frame<'history'>): void {
     this.history(f.room, f, s).then((page) => {
-      this.send(s, encodeFrame(s.codec, { op: 'history', room: f.room, more: page.more }, page.messages, f.ref));
+      this.reply(s, { op: 'history', room: f.room, more: page.more }, page.messages, f.ref);
     }, (err: unknown) => {
       if (err instanceof ChatError) return this.error(s, err.code, err.message, f.ref);
       this.log.error({ err: String(err), room: f.room }, 'history read failed');
@@ -537,7 +625,7 @@ export class Engine {
     this.room(f.room, s).then(async (room) => {
       const seq = await this.seqAt(room, f.upTo);
       this.actor.send({ t: 'mark', room: room.id, user: s.userId, seq, id: f.upTo, ifAbsent: false });
-      this.send(s, encodeFrame(s.codec, { op: 'read', room: room.id, upTo: f.upTo, unread: Math.max(0, room.lastSeq - seq) }, undefined, f.ref));
+      this.reply(s, { op: 'read', room: room.id, upTo: f.upTo, unread: Math.max(0, room.lastSeq - seq) }, undefined, f.ref);
     }).catch((err: unknown) => {
       if (err instanceof ChatError) return this.error(s, err.code, err.message, f.ref);
       this.log.error({ err: String(err), room: f.room }, 'read marker failed');
@@ -590,9 +678,9 @@ export class Engine {
     if (room !== undefined) {
       // Close the topic: every joined connection is detached and told.
       for (const s of [...room.sessions]) {
+        if (!room.filtered.delete(s)) this.unsubscribe(s, room);
         s.rooms.delete(roomId);
-        if (!room.filtered.delete(s) && s.ws !== null && !s.closed) s.ws.unsubscribe(s.codec === Codec.Json ? room.jsonTopic : room.msgpackTopic);
-        this.send(s, encodeFrame(s.codec, { op: 'left', room: roomId, reason: 'deleted' }));
+        this.reply(s, { op: 'left', room: roomId, reason: 'deleted' });
       }
       room.sessions.clear();
     }
@@ -609,7 +697,7 @@ export class Engine {
         for (const s of [...room.sessions]) {
           if (!this.mayAccess(room, s.userId, s.admin)) {
             this.detach(s, room, false);
-            this.send(s, encodeFrame(s.codec, { op: 'left', room: roomId, reason: 'removed' }));
+            this.reply(s, { op: 'left', room: roomId, reason: 'removed' });
           }
         }
       }
@@ -642,12 +730,11 @@ export class Engine {
       for (const roomId of s.rooms) {
         const room = this.rooms.ready(roomId);
         if (room === undefined || s.ws === null) continue;
-        const topic = s.codec === Codec.Json ? room.jsonTopic : room.msgpackTopic;
         if (this.hidesAnyone(blocker) && !room.filtered.has(s)) {
-          s.ws.unsubscribe(topic);
+          this.unsubscribe(s, room);
           room.filtered.add(s);
         } else if (!this.hidesAnyone(blocker) && room.filtered.delete(s)) {
-          s.ws.subscribe(topic);
+          this.subscribe(s, room);
         }
       }
     }
@@ -718,12 +805,17 @@ export class Engine {
     // Encode for MessagePack subscribers only if there are any (free when none are connected).
     let mp: Uint8Array | null = null;
     if (this.app.numSubscribers(room.msgpackTopic) > 0) this.app.publish(room.msgpackTopic, (mp = msgFrameMsgpack(d.json)), true);
+    // STOMP: MESSAGE frames name the subscription, so one topic per (subscription id, style).
+    if (room.stompTopics.size > 0) for (const [topic, t] of room.stompTopics) this.app.publish(topic, stompMessage(t.sub, d), false);
     // Connections whose user blocks someone are not on the topic; each gets the message unless
     // it comes from someone they block. Rare, so this loop is short.
     if (room.filtered.size > 0) {
       for (const s of room.filtered) {
         if (this.blocked(s.userId, d.from)) continue;
-        this.send(s, s.codec === Codec.Json ? frame : (mp ??= msgFrameMsgpack(d.json)));
+        if (s.codec === Codec.Stomp) {
+          const sub = s.stomp!.byRoom.get(room.id);
+          if (sub !== undefined) this.send(s, stompMessage(sub, d));
+        } else this.send(s, s.codec === Codec.Json ? frame : (mp ??= msgFrameMsgpack(d.json)));
       }
     }
   }
@@ -756,7 +848,9 @@ export class Engine {
       }
       if (r.dup) this.stats.duplicates++;
       this.stats.acked++;
-      this.send(p.s, encodeAck(p.s.codec, p.cid!, r.room, r.id, r.seq, r.at, p.ref));
+      // STOMP: the RECEIPT for a SEND goes out only now, after the durable commit.
+      if (p.s.codec === Codec.Stomp) this.reply(p.s, { op: 'ack' }, undefined, p.ref);
+      else this.send(p.s, encodeAck(p.s.codec, p.cid!, r.room, r.id, r.seq, r.at, p.ref));
     }
   }
 

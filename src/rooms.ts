@@ -3,6 +3,7 @@
 // asking the persistence actor for its state.
 
 import type { Delivered, RoomInfo, RoomState } from '../workers/contract.ts';
+import type { StompSub } from './stomp-session.ts';
 
 /** A fixed-capacity ring of the newest messages of a room, contiguous in seq. */
 export class Window {
@@ -98,6 +99,8 @@ export class Room<S extends RoomMember = RoomMember> {
   readonly presence = new Map<string, number>();
   /** Users whose ENTER is on its way (their joined reply waits for it). */
   readonly entering = new Set<string>();
+  /** STOMP topics of this room (one per subscription id and body style) -> connections on it. */
+  readonly stompTopics = new Map<string, { sub: StompSub; count: number }>();
   ready = false;
   /** Continuations waiting for the actor's answer while the room loads. */
   waiters: { cb: (room: Room<S> | null) => void; create: boolean }[] = [];

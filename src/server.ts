@@ -1,7 +1,7 @@
 // The uWebSockets.js app: WebSocket upgrade and frame intake, the HTTP API, listen and stop.
 
 import { Piscina } from 'piscina';
-import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, WebSocketBehavior, us_listen_socket } from 'uWebSockets.js';
 import { uws } from '../native/uws.ts';
 import { WORKER_BOOT, type ReaderInit } from '../workers/contract.ts';
 import { ActorLink } from './actor-link.ts';
@@ -12,6 +12,12 @@ import { Engine, newSession, type Session } from './engine.ts';
 import { CLOSE, ChatError } from './errors.ts';
 import { registerHttp, sendError } from './http.ts';
 import type { Logger } from './log.ts';
+import { StompGateway, StompState } from './stomp-session.ts';
+
+/** A STOMP connection before its CONNECT frame names the user. */
+function anonymous(n: number): Identity {
+  return { id: `stomp-anon-${n}`, name: 'anonymous', admin: false, exp: 0 };
+}
 
 export interface RunningServer {
   engine: Engine;
@@ -22,8 +28,8 @@ export interface RunningServer {
 }
 
 /** Pick the first subprotocol the client offers that the engine speaks; '' = none offered. */
-function chooseProtocol(header: string): { codec: Codec; echo: string } | null {
-  if (header.trim() === '') return { codec: Codec.Json, echo: '' };
+function chooseProtocol(header: string, fallback: Codec): { codec: Codec; echo: string } | null {
+  if (header.trim() === '') return { codec: fallback, echo: '' };
   for (const p of header.split(',')) {
     const name = p.trim();
     const codec = SUBPROTOCOLS[name];
@@ -62,7 +68,10 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
   const softClose = cfg.maxPayload * 2;
   const hardLimit = Math.min(Math.max(cfg.maxPayload * 32, 2 << 20), 64 << 20);
 
-  app.ws<Session>('/ws', {
+  const stomp = new StompGateway(engine, auth, cfg);
+
+  /** One behavior for /ws and the STOMP path; only the default subprotocol differs. */
+  const behavior = (defaultCodec: Codec): WebSocketBehavior<Session> => ({
     compression: uws.DISABLED,
     maxPayloadLength: hardLimit,
     maxBackpressure: cfg.maxBackpressure,
@@ -83,12 +92,17 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
       if (cfg.allowedOrigins.length > 0 && origin !== '' && !cfg.allowedOrigins.includes(origin)) {
         return sendError(res, 'forbidden', 'this origin may not open a WebSocket here');
       }
-      const proto = chooseProtocol(protocolHeader);
+      const proto = chooseProtocol(protocolHeader, defaultCodec);
       if (proto === null) return sendError(res, 'invalid', `no supported subprotocol offered; use one of ${Object.keys(SUBPROTOCOLS).join(', ')}`);
-      auth.identify(creds).then((id: Identity) => {
+      const isStomp = proto.codec === Codec.Stomp;
+      // STOMP clients (Spring's) authenticate in CONNECT: without credentials on the upgrade they
+      // are let in anonymous, and CONNECT must identify them before any other frame.
+      const deferred = isStomp && creds.authorization === '' && !/(^|&)(token|user)=/.test(creds.query);
+      const who: Promise<Identity> = deferred ? Promise.resolve(anonymous(++connSeq)) : auth.identify(creds);
+      who.then((id: Identity) => {
         if (aborted) return;
-        if (!engine.mayConnect(id.id)) return sendError(res, 'rate_limited', `at most ${cfg.maxConnsPerUser} connections per user`);
-        const s = newSession(++connSeq, id, proto.codec, cfg.sendBurst);
+        if (!deferred && !engine.mayConnect(id.id)) return sendError(res, 'rate_limited', `at most ${cfg.maxConnsPerUser} connections per user`);
+        const s = newSession(++connSeq, id, proto.codec, cfg.sendBurst, isStomp ? new StompState(cfg.maxPayload, deferred) : null);
         res.cork(() => res.upgrade(s, key, proto.echo, extensions, context));
       }, (err: unknown) => {
         if (aborted) return;
@@ -102,23 +116,29 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
       const s = ws.getUserData();
       s.ws = ws;
       sessions.add(s);
-      engine.onOpen(s);
+      if (s.stomp === null || !s.stomp.needsIdentity) engine.onOpen(s);
+      if (s.stomp !== null) stomp.onOpen(s);
       engine.stats.connections++;
       engine.stats.connectionsTotal++;
-      if (s.expiresAt > 0) {
-        // A token that expires mid-session closes the socket with 1008 (policy violation).
-        s.expiry = setTimeout(() => { if (!s.closed) ws.end(CLOSE.policy, 'token expired'); }, Math.max(0, s.expiresAt - Date.now()));
-      }
     },
 
     message: (ws: WebSocket<Session>, data: ArrayBuffer, isBinary: boolean) => {
       const s = ws.getUserData();
       if (data.byteLength > cfg.maxPayload) {
-        // Not parsed, so no ref or cid can be echoed; nothing of it is stored or delivered.
-        engine.error(s, 'too_large', `frame of ${data.byteLength} bytes exceeds CHAT_MAX_PAYLOAD (${cfg.maxPayload})`, undefined);
+        // Nothing of it is stored or delivered. Up to twice the limit it is still decoded, only so
+        // the error can echo its ref and cid (a client can tell which send was refused).
+        let ref: string | undefined;
+        let cid: string | undefined;
+        if (data.byteLength <= softClose && s.stomp === null) {
+          const d = decodeFrame(s.codec, data, isBinary);
+          ref = d.ref;
+          cid = isFrameError(d) ? d.cid : d.op === 'send' ? d.cid : undefined;
+        }
+        engine.error(s, 'too_large', `frame of ${data.byteLength} bytes exceeds CHAT_MAX_PAYLOAD (${cfg.maxPayload})`, ref, cid);
         if (data.byteLength > softClose) ws.end(CLOSE.tooLarge, 'frame too large');
         return;
       }
+      if (s.stomp !== null) return stomp.onData(s, data);
       const d = decodeFrame(s.codec, data, isBinary);
       if (isFrameError(d)) return engine.error(s, d.error, d.message, d.ref, d.cid);
       engine.onFrame(s, d);
@@ -131,9 +151,13 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
       if (code === 1006 && engine.wasSlow(s)) engine.stats.slowConsumerCloses++;
       sessions.delete(s);
       engine.stats.connections--;
+      if (s.stomp !== null) stomp.onClose(s);
       engine.onClose(s);
     },
   });
+
+  app.ws<Session>('/ws', behavior(Codec.Json));
+  app.ws<Session>(cfg.stompPath, behavior(Codec.Stomp));
 
   registerHttp(app, engine, auth, cfg, log);
 
@@ -151,6 +175,7 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
       if (listenSocket) uws.us_listen_socket_close(listenSocket);
       listenSocket = null;
       await engine.drain();
+      stomp.stop();
       for (const s of [...sessions]) if (!s.closed && s.ws) s.ws.end(CLOSE.goingAway, 'server shutting down');
       await readers.destroy();
     })();

@@ -2,8 +2,11 @@
 // downloaded browser), serving src/web/index.html, and probes of which engine features exist yet.
 
 import { existsSync, readFileSync } from 'node:fs';
+import { createServer, request, type IncomingMessage, type Server } from 'node:http';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Duplex } from 'node:stream';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { Client, ROOT, type EngineProc, type Frame } from './helpers.ts';
 
 export const CHROMIUM_PATH = '/usr/bin/chromium';
@@ -27,25 +30,86 @@ export function launch(): Promise<Browser> {
 }
 
 /** The CSP the engine is to serve the page with: inline script/style, sockets to its own host only. */
-export function pageCsp(eng: EngineProc): string {
-  const host = `127.0.0.1:${eng.port}`;
+export function pageCsp(host: string): string {
   return [`default-src 'none'`, `script-src 'unsafe-inline'`, `style-src 'unsafe-inline'`, `img-src 'self' data:`,
     `connect-src 'self' ws://${host} http://${host}`, `base-uri 'none'`, `form-action 'none'`, `frame-ancestors 'none'`].join('; ');
 }
 
 /**
- * Make `GET <eng.http>/` answer with the page in this context. When the engine serves it itself
- * (servedByEngine), nothing is intercepted; otherwise the request is fulfilled from the file with
- * the same headers the engine is to send, so the page still runs on the engine's origin.
+ * A stand-in for the engine's own origin: GET / answers src/web/index.html with the headers the
+ * engine is to send; every other request and the WebSocket upgrade go through to the engine. The
+ * page runs exactly as when the engine serves it (default ws://<host>/ws, same-origin /api), and the
+ * test can cut its sockets to make it reconnect. (Playwright's route.fulfill cannot stand in:
+ * Chromium's local-network-access checks treat a fulfilled page as public and block its socket.)
  */
-export async function servePage(ctx: BrowserContext, eng: EngineProc, servedByEngine: boolean): Promise<void> {
-  if (servedByEngine) return;
-  const html = readFileSync(PAGE_PATH, 'utf8');
-  await ctx.route(`${eng.http}/`, (route) => route.fulfill({
-    status: 200,
-    headers: { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': pageCsp(eng) },
-    body: html,
-  }));
+export class StandIn {
+  private readonly sockets = new Set<Duplex>();
+  private refusing = false;
+  private readonly server: Server;
+  http = '';
+
+  private constructor(private readonly eng: EngineProc, private readonly html: string) {
+    this.server = createServer((req, res) => {
+      if (req.method === 'GET' && (req.url === '/' || req.url?.startsWith('/?'))) {
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': pageCsp(req.headers.host ?? '') });
+        res.end(this.html);
+        return;
+      }
+      const up = request({ host: '127.0.0.1', port: this.eng.port, method: req.method, path: req.url, headers: req.headers }, (r: IncomingMessage) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      });
+      up.on('error', () => res.writeHead(502).end());
+      req.pipe(up);
+    });
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
+  }
+
+  static async start(eng: EngineProc): Promise<StandIn> {
+    const s = new StandIn(eng, readFileSync(PAGE_PATH, 'utf8'));
+    await new Promise<void>((res) => s.server.listen(0, '127.0.0.1', res));
+    s.http = `http://127.0.0.1:${(s.server.address() as AddressInfo).port}`;
+    return s;
+  }
+
+  /** Relay the upgrade request as it came, then the bytes both ways. */
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.refusing) {
+      socket.destroy();
+      return;
+    }
+    const up: Socket = connect(this.eng.port, '127.0.0.1', () => {
+      let raw = `${req.method} ${req.url} HTTP/1.1\r\n`;
+      for (let i = 0; i < req.rawHeaders.length; i += 2) raw += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`;
+      up.write(raw + '\r\n');
+      if (head.length > 0) up.write(head);
+      socket.pipe(up).pipe(socket);
+    });
+    this.sockets.add(socket);
+    const drop = (): void => {
+      this.sockets.delete(socket);
+      socket.destroy();
+      up.destroy();
+    };
+    socket.on('error', drop).on('close', drop);
+    up.on('error', drop).on('close', drop);
+  }
+
+  /** Drop every relayed WebSocket and refuse new ones until resume(). */
+  cut(): void {
+    this.refusing = true;
+    for (const s of [...this.sockets]) s.destroy();
+  }
+
+  resume(): void {
+    this.refusing = false;
+  }
+
+  close(): Promise<void> {
+    this.cut();
+    this.server.closeAllConnections();
+    return new Promise((res) => this.server.close(() => res()));
+  }
 }
 
 export interface Features {

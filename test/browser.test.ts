@@ -1,14 +1,14 @@
 // The browser client (src/web/index.html) end to end: Debian's Chromium driven by playwright-core
 // against a real engine process. Two users chat in a room, an XSS payload stays literal text,
 // unread badges count and clear, older history loads. Assertions that need engine features still
-// being built (ENTER/QUIT messages, the `read` reply, GET /api/me/rooms, GET /) run only once the
-// engine has them; the probe says which, and the skipped ones are printed.
+// built later (ENTER/QUIT messages, the `read` reply, GET /api/me/rooms, GET /) are probed first,
+// and a missing one fails its test with the feature's name.
 
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { badge, browserAvailable, joinAs, launch, messageTexts, PAGE_PATH, probe, sendText, servePage, type Features } from './browser-helpers.ts';
+import { badge, browserAvailable, joinAs, launch, messageTexts, PAGE_PATH, probe, sendText, StandIn, type Features } from './browser-helpers.ts';
 import { Client, getJson, startEngine, type EngineProc, type Frame } from './helpers.ts';
 
 const XSS = '<img src=x onerror="window.__xss=1">';
@@ -18,6 +18,7 @@ describe.runIf(browserAvailable())('browser client', () => {
   let eng: EngineProc;
   let browser: Browser;
   let has: Features;
+  let origin: StandIn;
   const skipped: string[] = [];
   const pageErrors: string[] = [];
   let ctxMina: BrowserContext;
@@ -25,31 +26,34 @@ describe.runIf(browserAvailable())('browser client', () => {
   let mina: Page;
   let joon: Page;
 
-  /** Run a guarded block only when the engine has the feature; remember what was skipped. */
+  /** Every feature the page relies on must be there: a missing one fails the test, never skips it. */
   async function whenEngineHas(feature: keyof Features, what: string, body: () => Promise<void>): Promise<void> {
-    if (has[feature]) return body();
-    skipped.push(`${what} (engine lacks ${feature})`);
+    if (!has[feature]) {
+      skipped.push(`${what} (engine lacks ${feature})`);
+      throw new Error(`the engine lacks ${feature}, needed for: ${what}`);
+    }
+    return body();
   }
 
   beforeAll(async () => {
     [eng, browser] = await Promise.all([startEngine(), launch()]);
-    has = await probe(eng);
+    [has, origin] = await Promise.all([probe(eng), StandIn.start(eng)]);
     ctxMina = await browser.newContext({ viewport: { width: 1000, height: 680 } });
     ctxJoon = await browser.newContext({ viewport: { width: 1000, height: 680 } });
-    for (const ctx of [ctxMina, ctxJoon]) await servePage(ctx, eng, has.rootPage);
-    // Joon uses the page on the engine's origin (the default ws://<host>/ws); Mina opens the file
-    // itself with the socket URL as ?ws= (the page's other mode; /api/me/rooms is cross-origin
-    // there and must be tolerated).
+    // Joon opens the page as the engine serves it (default ws://<host>/ws, same-origin /api), through
+    // a stand-in origin the test can cut; Mina opens the file itself with the socket URL as ?ws=
+    // (the page's other mode: /api/me/rooms is cross-origin there and must be tolerated).
     joon = await ctxJoon.newPage();
     mina = await ctxMina.newPage();
     for (const p of [joon, mina]) p.on('pageerror', (e) => pageErrors.push(e.message));
-    await joon.goto(`${eng.http}/`);
+    await joon.goto(`${origin.http}/`);
     await mina.goto(`${pathToFileURL(PAGE_PATH).href}?ws=${encodeURIComponent(eng.url)}`);
   });
 
   afterAll(async () => {
     if (skipped.length > 0) console.warn(`browser e2e: guarded assertions skipped:\n  - ${skipped.join('\n  - ')}`);
     await browser?.close();
+    await origin?.close();
     if (eng) expect(await eng.stop()).toBe(0);
   });
 
@@ -59,6 +63,16 @@ describe.runIf(browserAvailable())('browser client', () => {
       expect(r.headers.get('content-type')).toBe('text/html; charset=utf-8');
       expect(r.headers.get('content-security-policy')).toMatch(/script-src[^;]*'unsafe-inline'/);
       expect(await r.text()).toBe(readFileSync(PAGE_PATH, 'utf8'));
+      // the engine's CSP lets the page open its socket: a message goes out and is acked
+      const ctx = await browser.newContext();
+      const page = await ctx.newPage();
+      page.on('pageerror', (e) => pageErrors.push(e.message));
+      await page.goto(`${eng.http}/`);
+      await joinAs(page, 'Dae', 'served');
+      await sendText(page, 'served page works');
+      await expect.poll(() => messageTexts(page)).toContain('served page works');
+      await expect.poll(() => page.getByTestId('message-state').count()).toBe(0);
+      await ctx.close();
     });
   });
 
@@ -168,27 +182,53 @@ describe.runIf(browserAvailable())('browser client', () => {
     await expect.poll(() => joon.getByTestId('load-older').isHidden()).toBe(true);
   });
 
-  it('QUIT is shown when a member goes away', async () => {
-    await joon.locator('[data-testid=room-item][data-room=lobby] button.open').click();
-    await expect.poll(() => joon.getByTestId('active-room').textContent()).toBe('lobby');
-    await whenEngineHas('quit', 'QUIT rendered as "X left"', async () => {
-      await ctxMina.close();
-      await expect.poll(() => messageTexts(joon)).toContain('Mina left');
+  it('error frames are shown with their code, on the room and on the refused send', async () => {
+    const made = await fetch(`${eng.http}/api/rooms?user=owner&name=Owner`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ kind: 'group', id: 'secret', members: ['someone'] }),
     });
+    expect(made.status).toBe(201);
+    await joon.getByTestId('room').fill('secret');
+    await joon.getByTestId('join').click();
+    await expect.poll(() => joon.getByTestId('error').getAttribute('data-code')).toBe('forbidden');
+    expect(await joon.getByTestId('error').textContent()).toMatch(/^forbidden: .*\(secret\)$/);
+    expect(await joon.locator('[data-testid=room-item][data-room=secret]').getAttribute('data-error')).toBe('forbidden');
+    await sendText(joon, 'let me in');
+    await expect.poll(() => joon.getByTestId('message-state').allTextContents()).toEqual([expect.stringMatching(/^not sent: forbidden/)]);
+    await joon.locator('[data-testid=room-item][data-room=secret] [data-testid=leave]').click();
+    await expect.poll(() => joon.locator('[data-testid=room-item][data-room=secret]').count()).toBe(0);
+    expect((await getJson(`${eng.http}/api/rooms/secret/messages?user=someone`)).body.messages.map((m: Frame) => m.text)).not.toContain('let me in');
   });
 
-  it('reconnects with backoff after the engine restarts and catches up with `since`', async () => {
-    const { port, dir } = eng;
-    expect(await eng.stop()).toBe(0);
+  it('reconnects with backoff after its socket drops, resends what was pending and catches up with `since`', async () => {
+    await joon.locator('[data-testid=room-item][data-room=lobby] button.open').click();
+    await mina.locator('[data-testid=room-item][data-room=lobby] button.open').click();
+    await expect.poll(() => joon.getByTestId('active-room').textContent()).toBe('lobby');
+    await expect.poll(() => mina.getByTestId('active-room').textContent()).toBe('lobby');
+    origin.cut();
     await expect.poll(() => joon.getByTestId('status').getAttribute('data-state')).toBe('reconnecting');
-    eng = await startEngine({ CHAT_PORT: String(port) }, dir);
     const bot = await Client.connect(eng.url, { user: 'bot', name: 'Bot' });
     await bot.request({ op: 'send', room: 'lobby', text: 'while you were away', cid: 'away-1' });
     await bot.close();
+    // typed while offline: shown as pending, sent with its cid once the socket is back
+    await sendText(joon, 'queued while offline');
+    expect(await joon.locator('[data-testid=message]').filter({ hasText: 'queued while offline' }).getByTestId('message-state').textContent()).toBe('sending\u2026');
+    origin.resume();
     await expect.poll(() => messageTexts(joon), { timeout: 20_000 }).toContain('while you were away');
     expect(await joon.getByTestId('status').getAttribute('data-state')).toBe('connected');
     const texts = await messageTexts(joon);
     for (const t of ['hi Mina', 'hello from Mina', XSS, 'while you were away']) expect(texts.filter((x) => x === t)).toHaveLength(1);
+    await expect.poll(() => joon.getByTestId('message-state').count()).toBe(0);
+    await expect.poll(() => messageTexts(mina)).toContain('queued while offline');
+    await expect.poll(async () => (await messageTexts(joon)).filter((x) => x === 'queued while offline')).toHaveLength(1);
+    expect((await messageTexts(mina)).filter((x) => x === 'queued while offline')).toHaveLength(1);
+  });
+
+  it('QUIT is shown when a member goes away', async () => {
+    await whenEngineHas('quit', 'QUIT rendered as "X left"', async () => {
+      await ctxMina.close();
+      await expect.poll(() => messageTexts(joon)).toContain('Mina left');
+    });
     expect(pageErrors).toEqual([]);
   });
 });

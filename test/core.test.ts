@@ -156,8 +156,8 @@ describe('protocol v1 over one engine', () => {
     const a = await Client.connect(eng.url, { user: 'big' });
     const b = await Client.connect(eng.url, { user: 'bystander' });
     await b.request({ op: 'join', room: 'big' });
-    a.send({ op: 'send', room: 'big', text: 'x'.repeat(70_000), cid: 'big1' });
-    expect(await a.op('error')).toMatchObject({ code: 'too_large' });
+    a.send({ op: 'send', room: 'big', text: 'x'.repeat(70_000), cid: 'big1', ref: 'rb' });
+    expect(await a.op('error')).toMatchObject({ code: 'too_large', cid: 'big1', ref: 'rb' });
     expect(await a.request({ op: 'ping' })).toMatchObject({ op: 'pong' });
     a.send({ op: 'send', room: 'big', text: 'x'.repeat(1 << 20), cid: 'big2' });
     expect(await a.closed).toBe(1009);

@@ -1,0 +1,266 @@
+// STOMP 1.2 with the real @stomp/stompjs client (ws as its WebSocket), against a real engine;
+// plus the frame parser fuzzed with random and truncated input.
+
+import { Client as StompClient, type IMessage, type StompHeaders } from '@stomp/stompjs';
+import { randomBytes } from 'node:crypto';
+import { SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { StompError, StompParser } from '../src/stomp.ts';
+import { Client, getJson, startEngine, tempDir, type EngineProc } from './helpers.ts';
+
+const ID_RE = /^[0-9A-F][0-9A-HJKMNP-TV-Z]{12}$/;
+
+interface Harness {
+  client: StompClient;
+  connected: Promise<StompHeaders>;
+  errors: string[];
+  closes: number[];
+}
+
+function stomp(url: string, opts: { protocols?: string[]; connectHeaders?: StompHeaders; heartbeat?: number; reconnectDelay?: number } = {}): Harness {
+  const errors: string[] = [];
+  const closes: number[] = [];
+  let resolve!: (h: StompHeaders) => void;
+  const connected = new Promise<StompHeaders>((r) => { resolve = r; });
+  const client = new StompClient({
+    webSocketFactory: () => new WebSocket(url, opts.protocols ?? ['v12.stomp', 'v11.stomp', 'v10.stomp']),
+    connectHeaders: opts.connectHeaders ?? {},
+    heartbeatIncoming: opts.heartbeat ?? 0,
+    heartbeatOutgoing: opts.heartbeat ?? 0,
+    reconnectDelay: opts.reconnectDelay ?? 0,
+    onConnect: (frame) => resolve(frame.headers),
+    onStompError: (frame) => errors.push(frame.headers.message ?? frame.body),
+    onWebSocketClose: (evt) => closes.push((evt as { code: number }).code),
+  });
+  client.activate();
+  return { client, connected, errors, closes };
+}
+
+function nextMessage(list: IMessage[], n: number, timeoutMs = 10_000): Promise<IMessage[]> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const check = (): void => {
+      if (list.length >= n) return resolve(list.slice(0, n));
+      if (Date.now() > deadline) return reject(new Error(`only ${list.length} of ${n} STOMP messages arrived`));
+      setTimeout(check, 10);
+    };
+    check();
+  });
+}
+
+function until(pred: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const check = (): void => {
+      if (pred()) return resolve();
+      if (Date.now() > deadline) return reject(new Error(`timed out waiting for ${what}`));
+      setTimeout(check, 10);
+    };
+    check();
+  });
+}
+
+describe('STOMP over WebSocket with @stomp/stompjs', () => {
+  let eng: EngineProc;
+  beforeAll(async () => { eng = await startEngine({ CHAT_SEND_RATE: '0' }); });
+  afterAll(async () => { expect(await eng.stop()).toBe(0); });
+
+  it('connects, subscribes, sends with a receipt after the durable commit, and shares the room with native clients', async () => {
+    const h = stomp(`${eng.url}?user=stompy&name=Stompy`);
+    const connected = await h.connected;
+    expect(connected.version).toBe('1.2');
+    const got: IMessage[] = [];
+    h.client.subscribe('/topic/rooms/mixed', (m) => got.push(m), { id: 'sub-0' });
+    const native = await Client.connect(eng.url, { user: 'nat', name: 'Nat' });
+    await native.request({ op: 'join', room: 'mixed' });
+    // stompy's own ENTER is its first MESSAGE
+    const [enter] = await nextMessage(got, 1);
+    expect(JSON.parse(enter.body)).toMatchObject({ type: 'ENTER', from: { id: 'stompy' } });
+    got.length = 0;
+    const receipted = new Promise<void>((r) => h.client.watchForReceipt('rcpt-1', () => r()));
+    h.client.publish({ destination: '/app/rooms/mixed', body: 'hello from stomp', headers: { receipt: 'rcpt-1', cid: 'st-1' } });
+    await receipted;
+    const fromStomp = await native.op('msg', (f) => f.cid === 'st-1');
+    expect(fromStomp).toMatchObject({ text: 'hello from stomp', from: { id: 'stompy', name: 'Stompy' }, room: 'mixed' });
+    const ack = await native.request({ op: 'send', room: 'mixed', text: 'hello from native', cid: 'n-1' });
+    await until(() => got.filter((m) => JSON.parse(m.body).type === 'CHAT').length >= 2, 'two CHAT messages');
+    const msgs = got.filter((m) => JSON.parse(m.body).type === 'CHAT'); // nat's ENTER came in between
+    const mine = JSON.parse(msgs[0].body);
+    expect(mine.id).toBe(fromStomp.id);
+    expect(msgs[1].headers['message-id']).toBe(ack.id);
+    expect(msgs[1].headers['message-id']).toMatch(ID_RE);
+    expect(msgs[1].headers.subscription).toBe('sub-0');
+    expect(msgs[1].headers.destination).toBe('/topic/rooms/mixed');
+    expect(Number(msgs[1].headers.seq)).toBe(ack.seq);
+    expect(msgs[1].headers['sender-id']).toBe('nat');
+    expect(JSON.parse(msgs[1].body)).toMatchObject({ id: ack.id, seq: ack.seq, text: 'hello from native', type: 'CHAT' });
+    // the stored copy is the same message
+    const stored = (await getJson(`${eng.http}/api/rooms/mixed/messages`)).body.messages;
+    expect(stored.map((m: { id: string }) => m.id)).toContain(fromStomp.id);
+    await h.client.deactivate();
+    await native.close();
+  });
+
+  it('speaks the Spring tutorial shape on /app/chat/message and /topic/chat/room/{id}', async () => {
+    const h = stomp(`${eng.url}?user=tut&name=Tut`);
+    await h.connected;
+    const got: IMessage[] = [];
+    h.client.subscribe('/topic/chat/room/tut1', (m) => got.push(m));
+    await nextMessage(got, 1); // own ENTER
+    h.client.publish({ destination: '/app/chat/message', body: JSON.stringify({ type: 'ENTER', roomId: 'tut1', sender: 'Tut', message: '' }) });
+    h.client.publish({ destination: '/app/chat/message', body: JSON.stringify({ type: 'TALK', roomId: 'tut1', sender: 'ignored-spoof', message: 'hi all' }) });
+    const [enter, talk] = await nextMessage(got, 2);
+    expect(JSON.parse(enter.body)).toMatchObject({ type: 'ENTER', roomId: 'tut1', sender: 'Tut' });
+    expect(JSON.parse(talk.body)).toMatchObject({ type: 'TALK', roomId: 'tut1', sender: 'Tut', message: 'hi all', senderId: 'tut' });
+    expect(JSON.parse(talk.body).id).toMatch(ID_RE);
+    await h.client.deactivate();
+  });
+
+  it('negotiates heart-beats and keeps beating', async () => {
+    const h = stomp(`${eng.url}?user=hb`, { heartbeat: 1000 });
+    const headers = await h.connected;
+    expect(headers['heart-beat']).toBe('1000,1000');
+    const ws = (h.client.webSocket as unknown as WebSocket);
+    let beats = 0;
+    ws.on('message', (d: Buffer) => { if (d.toString() === '\n') beats++; });
+    await until(() => beats >= 2, 'two server heart-beats', 6000);
+    expect(h.client.connected).toBe(true);
+    await h.client.deactivate();
+  });
+
+  it('refuses a protocol violation with ERROR and a close, leaving other connections alone', async () => {
+    const bystander = await Client.connect(eng.url, { user: 'by' });
+    for (const bad of ['SEND\ndestination:/app/rooms/x\n\nno connect\0', 'CONNECT\naccept-version:1.2\n\n\0FROB\n\n\0', 'CONNECT\naccept-version:1.2\n\n\0SEND\ndestination:/app/rooms/x\ncontent-length:2\n\nshort\0', 'CONNECT\naccept-version:1.2\n\n\0SUBSCRIBE\ndestination:/queue/x\nid:1\n\n\0', 'CONNECT\naccept-version:9.9\n\n\0', `CONNECT\naccept-version:1.2\n${'x:y\n'.repeat(100)}\n\0`, 'CONNECT\naccept-version:1.2\n\n\0SEND\ndestination:/app/rooms/x\nbad\\qescape:1\n\nx\0']) {
+      const ws = new WebSocket(eng.url, 'v12.stomp');
+      await new Promise((r) => ws.once('open', r));
+      const frames: string[] = [];
+      ws.on('message', (d: Buffer) => frames.push(d.toString()));
+      const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
+      ws.send(bad);
+      expect(await closed, bad.slice(0, 40)).toBeGreaterThanOrEqual(1000);
+      expect(frames.some((f) => f.startsWith('ERROR\n')), bad.slice(0, 40)).toBe(true);
+    }
+    expect(await bystander.request({ op: 'ping' })).toMatchObject({ op: 'pong' });
+    await bystander.close();
+  });
+
+  it('authorizes like the native protocol: a group room refuses a non-member with ERROR', async () => {
+    const admin = 'stomp-admin-token-0123456789';
+    const e2 = await startEngine({ CHAT_ADMIN_TOKEN: admin, CHAT_STOMP_APP_PREFIX: '/pub', CHAT_STOMP_BROKER_PREFIX: '/sub' });
+    const r = await fetch(`${e2.http}/api/rooms`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'group', id: 'staff', members: ['boss'] }) });
+    expect(r.status).toBe(201);
+    // the Spring-style /ws-stomp path, /pub and /sub prefixes
+    const boss = stomp(`ws://127.0.0.1:${e2.port}/ws-stomp?user=boss`);
+    await boss.connected;
+    const got: IMessage[] = [];
+    boss.client.subscribe('/sub/rooms/staff', (m) => got.push(m));
+    const receipted = new Promise<void>((res) => boss.client.watchForReceipt('r', () => res()));
+    boss.client.publish({ destination: '/pub/rooms/staff', body: 'memo', headers: { receipt: 'r' } });
+    await receipted;
+    expect(JSON.parse((await nextMessage(got, 1))[0].body)).toMatchObject({ text: 'memo' });
+    const intruder = stomp(`ws://127.0.0.1:${e2.port}/ws-stomp?user=intruder`);
+    await intruder.connected;
+    intruder.client.subscribe('/sub/rooms/staff', () => {});
+    await until(() => intruder.errors.length > 0, 'ERROR for the intruder');
+    expect(intruder.errors[0]).toMatch(/forbidden/);
+    await intruder.client.deactivate();
+    await boss.client.deactivate();
+    expect(await e2.stop()).toBe(0);
+  });
+
+  it('takes the JWT from CONNECT (Authorization or passcode) in jwt mode and refuses a bad one', async () => {
+    const secret = 'stomp-jwt-secret-that-is-long-enough-0123';
+    const e3 = await startEngine({ CHAT_AUTH: 'jwt', CHAT_JWT_SECRET: secret });
+    const token = await new SignJWT({ sub: 'jwt-user', name: 'Jay' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').sign(new TextEncoder().encode(secret));
+    const a = stomp(e3.url, { connectHeaders: { Authorization: `Bearer ${token}` } });
+    expect((await a.connected)['user-name']).toBe('jwt-user');
+    const b = stomp(e3.url, { connectHeaders: { login: 'x', passcode: token } });
+    expect((await b.connected)['user-name']).toBe('jwt-user');
+    const bad = stomp(e3.url, { connectHeaders: { passcode: 'not-a-token' } });
+    await until(() => bad.errors.length > 0, 'ERROR for a bad token');
+    expect(bad.errors[0]).toMatch(/invalid|unauthorized/i);
+    for (const h of [a, b, bad]) await h.client.deactivate();
+    expect(await e3.stop()).toBe(0);
+  });
+
+  it('reconnects after the engine restarts and keeps receiving', async () => {
+    const dir = tempDir();
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    let e4 = await startEngine({ CHAT_PORT: String(port) }, dir);
+    const h = stomp(`ws://127.0.0.1:${port}/ws?user=re`, { reconnectDelay: 200 });
+    await h.connected;
+    const got: IMessage[] = [];
+    let connects = 0;
+    h.client.onConnect = () => {
+      connects++;
+      h.client.subscribe('/topic/rooms/again', (m) => got.push(m), { id: 'sub-re' });
+    };
+    h.client.forceDisconnect();
+    await until(() => connects === 1, 'first re-subscribe');
+    expect(await e4.stop()).toBe(0);
+    e4 = await startEngine({ CHAT_PORT: String(port) }, dir);
+    await until(() => connects === 2, 'reconnect after restart', 15_000);
+    const native = await Client.connect(e4.url, { user: 'nat2' });
+    const ack = await native.request({ op: 'send', room: 'again', text: 'after restart', cid: 'ar' });
+    await until(() => got.some((m) => m.headers['message-id'] === ack.id), 'message after restart');
+    await h.client.deactivate();
+    await native.close();
+    expect(await e4.stop()).toBe(0);
+  });
+});
+
+describe('STOMP parser', () => {
+  const limits = { maxFrame: 4096, maxHeaders: 16, maxHeaderLine: 512 };
+
+  it('parses escapes, content-length bodies with NULs, split frames and heart-beats', () => {
+    const p = new StompParser(limits);
+    const frame = Buffer.concat([Buffer.from('SEND\ndestination:/app/rooms/a\\cb\\\\c\\n\ncontent-length:3\nx:1\nx:2\n\n'), Buffer.from([1, 0, 2]), Buffer.from('\0\n\n')]);
+    const out1 = p.push(frame.subarray(0, 17));
+    expect(out1.frames).toEqual([]);
+    const out2 = p.push(frame.subarray(17));
+    expect(out2.frames).toHaveLength(1);
+    const f = out2.frames[0];
+    expect(f.command).toBe('SEND');
+    expect(f.headers.get('destination')).toBe('/app/rooms/a:b\\c\n');
+    expect(f.headers.get('x')).toBe('1');
+    expect([...f.body]).toEqual([1, 0, 2]);
+    expect(p.push(Buffer.from('\r\n')).beat).toBe(true);
+  });
+
+  it('survives 20,000 random and truncated frames: every outcome is frames or a StompError', () => {
+    const valid = [
+      'CONNECT\naccept-version:1.2\nheart-beat:0,0\n\n\0',
+      'SEND\ndestination:/app/rooms/r\ncontent-type:text/plain\n\nhello\0',
+      'SUBSCRIBE\nid:0\ndestination:/topic/rooms/r\n\n\0',
+      'SEND\ndestination:/app/rooms/r\ncontent-length:5\n\nhe\0lo\0',
+    ];
+    let errors = 0;
+    let frames = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const p = new StompParser(limits);
+      const base = Buffer.from(valid[i % valid.length]);
+      let input: Buffer;
+      switch (i % 4) {
+        case 0: input = randomBytes(1 + (i % 300)); break;
+        case 1: input = base.subarray(0, i % base.length); break;
+        case 2: { input = Buffer.from(base); for (let k = 0; k < 3; k++) input[(i * 7 + k * 13) % input.length] = (i * 31 + k) & 0xff; break; }
+        default: input = Buffer.concat([base, randomBytes(i % 50), base]);
+      }
+      try {
+        frames += p.push(input).frames.length;
+      } catch (err) {
+        expect(err).toBeInstanceOf(StompError);
+        errors++;
+      }
+    }
+    expect(errors).toBeGreaterThan(0);
+    expect(frames).toBeGreaterThan(0);
+  });
+
+  it('bounds a frame that never ends', () => {
+    const p = new StompParser(limits);
+    p.push(Buffer.from('SEND\ndestination:/x\n\n'));
+    expect(() => { for (let i = 0; i < 10; i++) p.push(Buffer.alloc(1000, 97)); }).toThrow(StompError);
+  });
+});
