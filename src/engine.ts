@@ -19,6 +19,7 @@ import {
 import type { Config } from './config.ts';
 import { CLOSE, ChatError, type ErrorCode } from './errors.ts';
 import type { Logger } from './log.ts';
+import { Stats } from './metrics.ts';
 import { Room, RoomRegistry } from './rooms.ts';
 import { encodeStomp } from './stomp.ts';
 import { stompMessage, type StompState } from './stomp-session.ts';
@@ -65,6 +66,8 @@ interface PendingSend {
   delivered: (() => void) | null;
   /** Runs when the send is settled (committed, duplicate or refused) instead of the default ack. */
   settled: ((r: SendResult) => void) | null;
+  /** performance.now() at acceptance, for the accept-to-deliver and accept-to-commit histograms. */
+  t0: number;
 }
 
 export interface Page {
@@ -80,25 +83,6 @@ export interface MyRoomView {
   members: string[] | null;
   unread: number;
   last: Message | null;
-}
-
-/** Counters read by /metrics and /healthz; plain fields, bumped on the hot path for free. */
-export class Stats {
-  connections = 0;
-  connectionsTotal = 0;
-  accepted = 0;
-  delivered = 0;
-  acked = 0;
-  duplicates = 0;
-  slowConsumerCloses = 0;
-  commits = 0;
-  committedMessages = 0;
-  lastBatch = 0;
-  lastCommitMs = 0;
-  refused: Partial<Record<ErrorCode, number>> = {};
-  refuse(code: ErrorCode): void {
-    this.refused[code] = (this.refused[code] ?? 0) + 1;
-  }
 }
 
 const MAX_IDLE_ROOMS = 10_000;
@@ -328,7 +312,7 @@ export class Engine {
       const bytes = text.length * 3 + (cid?.length ?? 0) + 64; // upper bound of the UTF-8 size, cheap
       const refusal = this.admit(bytes);
       if (refusal !== null) return this.error(s, 'overloaded', refusal, ref, echo);
-      this.forward({ s, cid, ref, bytes, delivered: null, settled: null }, room.id, 'CHAT', s.userId, s.userName, text);
+      this.forward({ s, cid, ref, bytes, delivered: null, settled: null, t0: 0 }, room.id, 'CHAT', s.userId, s.userName, text);
     }, (code, msg) => this.error(s, code, msg, ref, echo));
   }
 
@@ -342,6 +326,7 @@ export class Engine {
   /** Hand a message to the actor; the PendingSend decides what happens when it settles. */
   private forward(p: PendingSend, room: string, type: Message['type'], fromId: string, fromName: string, text: string): void {
     const token = this.nextToken++;
+    p.t0 = performance.now();
     this.pending.set(token, p);
     this.inflightBytes += p.bytes;
     this.stats.accepted++;
@@ -375,7 +360,7 @@ export class Engine {
       if (this.admit(bytes) !== null) return reply(); // no room in the buffer for the ENTER: join without it
       room.entering.add(s.userId);
       this.forward({
-        s: null, cid: null, ref: undefined, bytes,
+        s: null, cid: null, ref: undefined, bytes, t0: 0,
         delivered: () => {
           room.entering.delete(s.userId);
           reply(room.window.at(room.window.size - 1));
@@ -459,7 +444,7 @@ export class Engine {
       else if (!closing) this.unsubscribe(s, room);
     }
     if (this.markPresence(room, s.userId, -1) === 0 && this.announces(room) && this.admit(64) === null) {
-      this.forward({ s: null, cid: null, ref: undefined, bytes: 64, delivered: null, settled: null }, room.id, 'QUIT', s.userId, s.userName, `${s.userName} left`);
+      this.forward({ s: null, cid: null, ref: undefined, bytes: 64, delivered: null, settled: null, t0: 0 }, room.id, 'QUIT', s.userId, s.userName, `${s.userName} left`);
     }
   }
 
@@ -712,7 +697,7 @@ export class Engine {
       const refusal = this.admit(bytes);
       if (refusal !== null) return reject(new ChatError('overloaded', refusal));
       this.forward({
-        s: null, cid: null, ref: undefined, bytes, delivered: null,
+        s: null, cid: null, ref: undefined, bytes, delivered: null, t0: 0,
         settled: (r) => (r.error !== null ? reject(new ChatError(r.error, 'no such room')) : resolve(r)),
       }, room.id, 'SYSTEM', 'system', 'system', text);
     }));
@@ -768,7 +753,11 @@ export class Engine {
         case 'accepted':
           for (const d of e.msgs) {
             this.deliver(d);
-            this.pending.get(d.token)?.delivered?.();
+            const p = this.pending.get(d.token);
+            if (p !== undefined) {
+              this.stats.observeDeliver(performance.now() - p.t0);
+              p.delivered?.();
+            }
           }
           break;
         case 'committed': this.onCommitted(e); break;
@@ -786,6 +775,7 @@ export class Engine {
           else this.log.error({ reason: e.reason }, 'store degraded: commits are failing; buffering');
           break;
         case 'closed': this.onActorClosed?.(); break;
+        case 'stats': this.stats.actorLagMs = e.loopLagMs; break;
         case 'ready': break;
       }
     }
@@ -822,12 +812,8 @@ export class Engine {
 
   /** Where the ack is sent: only once the message's transaction has committed. */
   private onCommitted(e: CommittedEvt): void {
-    if (e.batch > 0) {
-      this.stats.commits++;
-      this.stats.committedMessages += e.batch;
-      this.stats.lastBatch = e.batch;
-      this.stats.lastCommitMs = e.commitMs;
-    }
+    if (e.batch > 0) this.stats.observeCommit(e.batch, e.commitMs);
+    const now = performance.now();
     for (const r of e.results) {
       const p = this.pending.get(r.token);
       if (p === undefined) continue;
@@ -835,8 +821,10 @@ export class Engine {
       this.inflightBytes -= p.bytes;
       if (r.error === null && r.json !== null) {
         this.deliver({ room: r.room, seq: r.seq, id: r.id, at: r.at, from: r.from, json: r.json });
+        this.stats.observeDeliver(now - p.t0);
         p.delivered?.();
       }
+      if (r.error === null && !r.dup) this.stats.observeCommitted(now - p.t0);
       if (p.settled !== null) {
         p.settled(r);
         continue;

@@ -194,7 +194,14 @@ export interface ReadyEvt {
   blocks: [string, string][];
 }
 
-export type FromActor = AcceptedEvt | CommittedEvt | RoomEvt | HealthEvt | ClosedEvt | ReadyEvt | ReplyEvt;
+/** Once a second: the actor's own health figures. */
+export interface StatsEvt {
+  t: 'stats';
+  /** p99 event-loop delay of the actor over the last second (ms). */
+  loopLagMs: number;
+}
+
+export type FromActor = AcceptedEvt | CommittedEvt | RoomEvt | HealthEvt | ClosedEvt | ReadyEvt | ReplyEvt | StatsEvt;
 
 /** The JS bootstrap every worker starts from (it registers tsx, then imports `__entry`). */
 export const WORKER_BOOT = new URL('./boot.mjs', import.meta.url);

@@ -6,6 +6,7 @@
 // commit, which takes everything buffered in one transaction. No batch size or flush timer to tune:
 // the batch is exactly what arrived during the previous commit.
 
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import {
   decodeBatch, encodeBatch, messageJson,
@@ -349,6 +350,15 @@ function main(): void {
   const store = new SqliteStore(cfg.store.path, cfg.sqliteSync);
   const actor = new PersistenceActor(cfg, store, (buf) => port.postMessage(buf, [buf.buffer as ArrayBuffer]), () => setImmediate(() => port.close()));
   port.on('message', (buf: Uint8Array) => actor.receive(decodeBatch<ToActor>(buf)));
+  // Report the actor's event-loop delay once a second (the front thread exposes it in /metrics).
+  const lag = monitorEventLoopDelay({ resolution: 10 });
+  lag.enable();
+  const statsTimer = setInterval(() => {
+    port.postMessage(encodeBatch([{ t: 'stats', loopLagMs: lag.percentile(99) / 1e6 }]));
+    lag.reset();
+  }, 1000);
+  statsTimer.unref();
+  port.once('close', () => clearInterval(statsTimer));
   if (cfg.retentionMs > 0) {
     const every = Math.min(60_000, Math.max(1000, Math.floor(cfg.retentionMs / 10)));
     setInterval(() => actor.purgeExpired(), every).unref();
