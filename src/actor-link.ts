@@ -72,15 +72,19 @@ export class ActorLink {
     this.worker.postMessage(buf, [buf.buffer as ArrayBuffer]);
   };
 
-  /** Ask the actor to commit what it holds and stop; resolves once it has exited. */
-  async shutdown(): Promise<void> {
+  /**
+   * Ask the actor to commit what it holds and stop; resolves once it has exited. If the store is
+   * down and the actor cannot finish within `graceMs`, it is terminated: what it still held was
+   * never acked, so nothing acked is lost.
+   */
+  async shutdown(graceMs = 15_000): Promise<void> {
     if (this.exited) return;
     this.send({ t: 'shutdown' });
     this.flush();
-    await new Promise<void>((resolve) => {
-      this.worker.once('exit', () => resolve());
-      // The actor posts 'closed' after its final commit; the engine's handler sees it first.
-    });
+    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    const timer = setTimeout(() => void this.worker.terminate(), graceMs);
+    await exited;
+    clearTimeout(timer);
   }
 
   terminate(): Promise<number> {

@@ -251,9 +251,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     throw new ConfigError('CHAT_REDIS_URL: the multi-node bus is not part of this version; unset it to run a single node');
   }
   if (c.stompPath === '/ws') throw new ConfigError('CHAT_STOMP_PATH must differ from /ws (STOMP is already offered there by subprotocol)');
-  if (c.store.kind === 'mysql') {
-    throw new ConfigError('CHAT_STORE: the MySQL store is not part of this version yet; use sqlite:<path>');
-  }
   return c;
 }
 

@@ -5,7 +5,6 @@
 // room's kind and members that the actor sent when the room was activated.
 
 import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
-import type { Piscina } from 'piscina';
 import type {
   AdminOp, CommittedEvt, Delivered, FromActor, Message, MyRoomsResult, PageResult, ReadTask, ReplyEvt, RoomInfo, RoomsResult,
   SendResult, SeqResult, SinceResult,
@@ -20,6 +19,7 @@ import type { Config } from './config.ts';
 import { CLOSE, ChatError, type ErrorCode } from './errors.ts';
 import type { Logger } from './log.ts';
 import { Stats } from './metrics.ts';
+import type { ReadPool } from './readers.ts';
 import { Room, RoomRegistry } from './rooms.ts';
 import { encodeStomp } from './stomp.ts';
 import { stompMessage, type StompState } from './stomp-session.ts';
@@ -107,13 +107,12 @@ export class Engine {
   storeOk = true;
   storeReason: string | null = null;
   private stopping = false;
-  private onActorClosed: (() => void) | null = null;
 
   constructor(
     private readonly cfg: Config,
     private readonly app: TemplatedApp,
     private readonly actor: ActorLink,
-    private readonly readers: Piscina,
+    private readonly readers: ReadPool,
     private readonly log: Logger,
     initialBlocks: [string, string][],
   ) {
@@ -774,7 +773,7 @@ export class Engine {
           if (e.ok) this.log.info({}, 'store recovered');
           else this.log.error({ reason: e.reason }, 'store degraded: commits are failing; buffering');
           break;
-        case 'closed': this.onActorClosed?.(); break;
+        case 'closed': break;
         case 'stats': this.stats.actorLagMs = e.loopLagMs; break;
         case 'ready': break;
       }
@@ -847,9 +846,8 @@ export class Engine {
   /** Stop taking sends, let the actor commit and ack what it holds, then return. */
   async drain(): Promise<void> {
     this.stopping = true;
-    const closed = new Promise<void>((resolve) => { this.onActorClosed = resolve; });
-    const exited = this.actor.shutdown();
-    await closed;
-    await exited;
+    // The actor's final commit results (and so their acks) arrive before it exits; if it had to be
+    // terminated because the store is down, what it held was never acked.
+    await this.actor.shutdown();
   }
 }

@@ -3,7 +3,7 @@
 import { Piscina } from 'piscina';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, WebSocketBehavior, us_listen_socket } from 'uWebSockets.js';
 import { uws } from '../native/uws.ts';
-import { WORKER_BOOT, type ReaderInit } from '../workers/contract.ts';
+import { openReaders } from './readers.ts';
 import { ActorLink } from './actor-link.ts';
 import { Authenticator, type Identity } from './auth.ts';
 import { Codec, decodeFrame, isFrameError, SUBPROTOCOLS } from './codec.ts';
@@ -40,16 +40,7 @@ function chooseProtocol(header: string, fallback: Codec): { codec: Codec; echo: 
 
 export async function startServer(cfg: Config, log: Logger): Promise<RunningServer> {
   const actor = await ActorLink.start(cfg);
-  if (cfg.store.kind !== 'sqlite') throw new Error('only the sqlite store is available');
-  const readerInit: ReaderInit = { __entry: new URL('../workers/reader.ts', import.meta.url).href, path: cfg.store.path };
-  const readers = new Piscina({
-    filename: WORKER_BOOT.href,
-    workerData: readerInit,
-    minThreads: cfg.readers,
-    maxThreads: cfg.readers,
-    // Bounded: a flood of cold history requests queues here, not in memory without limit.
-    maxQueue: 10_000,
-  });
+  const readers = openReaders(cfg);
   const app: TemplatedApp = uws.App();
   const engine = new Engine(cfg, app, actor, readers, log, actor.initialBlocks);
   const auth = new Authenticator(cfg);
@@ -177,7 +168,7 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
       await engine.drain();
       stomp.stop();
       for (const s of [...sessions]) if (!s.closed && s.ws) s.ws.end(CLOSE.goingAway, 'server shutting down');
-      await readers.destroy();
+      await readers.close();
     })();
     return stopping;
   };

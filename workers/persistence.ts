@@ -1,10 +1,17 @@
 // The persistence actor: a dedicated worker thread that alone owns the write buffer and the
 // database write connection. This is where a message gets its id and seq, and where it is written.
 //
-// Group commit: sends that arrive while a commit runs queue in the MessagePort; when the commit
-// returns, the event loop hands all of them over before the setImmediate that runs the next
-// commit, which takes everything buffered in one transaction. No batch size or flush timer to tune:
-// the batch is exactly what arrived during the previous commit.
+// Two loops, each strictly in order:
+// - the inbox: command batches from the front thread are handled one after another (dedupe on
+//   (sender, cid), id and seq assignment, room loads, host-app requests), even when the store
+//   answers asynchronously (MySQL);
+// - group commit: while one commit runs, accepted messages queue in the buffer; when it returns,
+//   the next commit takes all of them in one transaction. No batch size or flush timer to tune:
+//   the batch is exactly what arrived during the previous commit. With SQLite (synchronous), the
+//   messages that arrive during a commit wait in the MessagePort, and the setImmediate that runs the
+//   next commit comes after the event loop has handed all of them over.
+// A store failure keeps everything buffered (ids and seqs stay assigned), reports degraded health,
+// and retries with backoff; the front thread refuses new sends with `overloaded` at its caps.
 
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -14,8 +21,9 @@ import {
   type SendCmd, type SendResult, type ToActor,
 } from './contract.ts';
 import { IdGenerator, tsidFloor } from './ids.ts';
-import { roomInfo, SqliteStore } from './sqlite-store.ts';
-import type { DirectoryStore, MarkerWrite, MessageStore, NewMessage, RoomRow } from './store.ts';
+import { openStore } from './open-store.ts';
+import { roomInfo } from './sqlite-store.ts';
+import type { CidHit, DirectoryStore, MarkerWrite, MessageStore, NewMessage, RoomRow } from './store.ts';
 
 interface ActorRoom {
   row: RoomRow;
@@ -37,18 +45,27 @@ interface Pending {
 
 const MAX_CACHED_ROOMS = 100_000;
 const PURGE_BATCH = 1000;
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 5000;
+
+type Store = MessageStore & DirectoryStore;
 
 class PersistenceActor {
   private readonly rooms = new Map<string, ActorRoom>();
   private buffer: Pending[] = [];
   private readonly inflight = new Map<string, Pending>();
-  /** Duplicates of already-durable messages: answered with the next flush. */
+  /** Duplicates of already-durable messages and refusals: answered with the next commit's results. */
   private readyDups: SendResult[] = [];
   /** Read-marker moves waiting for the next group commit. */
   private marks: MarkerWrite[] = [];
   private out: FromActor[] = [];
+  private acceptedBatch: (Delivered & { token: number })[] | null = null;
+  private readonly inbox: ToActor[][] = [];
+  private pumping = false;
   private commitScheduled = false;
+  private committing = false;
   private retryTimer: NodeJS.Timeout | null = null;
+  private backoff = BACKOFF_MIN_MS;
   private healthy = true;
   private closing = false;
   private readonly ids: IdGenerator;
@@ -56,7 +73,7 @@ class PersistenceActor {
 
   constructor(
     private readonly cfg: ActorInit['config'],
-    private readonly store: MessageStore & DirectoryStore,
+    private readonly store: Store,
     private readonly post: (buf: Uint8Array) => void,
     private readonly onClosed: () => void,
   ) {
@@ -64,29 +81,73 @@ class PersistenceActor {
   }
 
   receive(cmds: ToActor[]): void {
-    for (const c of cmds) {
-      switch (c.t) {
-        case 'send': this.accept(c); break;
-        case 'load': this.load(c); break;
-        case 'mark': this.mark(c); break;
-        case 'req': this.out.push(this.request(c.reqId, c.body)); break;
-        case 'shutdown': this.shutdown(); return;
-      }
-    }
-    this.flush();
-    this.scheduleCommit();
+    this.inbox.push(cmds);
+    if (!this.pumping) void this.pump();
   }
 
-  private room(id: string, create: boolean): ActorRoom | null {
+  /** Handle command batches strictly in order; a store failure pauses the inbox and retries. */
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    while (this.inbox.length > 0) {
+      const cmds = this.inbox[0];
+      try {
+        const done = await this.handle(cmds);
+        this.inbox.shift();
+        if (done === 'shutdown') break;
+      } catch (err) {
+        // handle() removed what it finished from cmds; the rest is retried as it is.
+        this.setHealth(false, `store unavailable: ${(err as Error).message}`);
+        this.flush();
+        await new Promise((r) => setTimeout(r, this.nextBackoff()));
+        continue;
+      }
+      this.flush();
+      this.scheduleCommit();
+    }
+    this.pumping = false;
+  }
+
+  private nextBackoff(): number {
+    const b = this.backoff;
+    this.backoff = Math.min(BACKOFF_MAX_MS, this.backoff * 2);
+    return b;
+  }
+
+  /** Process one batch; finished commands are spliced off the front so a retry resumes after them. */
+  private async handle(cmds: ToActor[]): Promise<'ok' | 'shutdown'> {
+    // One store round-trip for every cid of the batch that is not already in flight.
+    const keys: [string, string][] = [];
+    for (const c of cmds) if (c.t === 'send' && c.cid !== null && !this.inflight.has(c.fromId + '\0' + c.cid)) keys.push([c.fromId, c.cid]);
+    const hits = keys.length > 0 ? await this.store.findByCids(keys) : EMPTY_HITS;
+    while (cmds.length > 0) {
+      const c = cmds[0];
+      switch (c.t) {
+        case 'send': await this.accept(c, hits); break;
+        case 'load': await this.load(c); break;
+        case 'mark': this.mark(c); break;
+        case 'req': this.out.push(await this.request(c.reqId, c.body)); break;
+        case 'shutdown':
+          cmds.shift();
+          await this.shutdown();
+          return 'shutdown';
+      }
+      cmds.shift();
+    }
+    return 'ok';
+  }
+
+  private async room(id: string, create: boolean): Promise<ActorRoom | null> {
     let r = this.rooms.get(id);
     if (r) return r;
-    let row = this.store.getRoom(id);
+    let row = await this.store.getRoom(id);
     if (row?.deleted) return null;
     if (!row) {
       if (!create) return null;
       row = { id, kind: 'public', name: null, subject: null, epoch: this.ids.next().id, lastSeq: 0, createdAt: Date.now(), dmKey: null, deleted: false };
-      this.store.createRoom(row, []);
+      await this.store.createRoom(row, []);
     }
+    r = this.rooms.get(id); // another command may have loaded it while we awaited
+    if (r) return r;
     r = { row, lastSeq: row.lastSeq, committedSeq: row.lastSeq, lastId: '' };
     if (this.rooms.size >= MAX_CACHED_ROOMS) this.evictRoom();
     this.rooms.set(id, r);
@@ -103,7 +164,7 @@ class PersistenceActor {
     }
   }
 
-  private accept(c: SendCmd): void {
+  private async accept(c: SendCmd, hits: Map<string, CidHit>): Promise<void> {
     const key = c.cid === null ? null : c.fromId + '\0' + c.cid;
     if (key !== null) {
       const p = this.inflight.get(key);
@@ -111,7 +172,7 @@ class PersistenceActor {
         p.dups.push(c.token);
         return;
       }
-      const hit = this.store.findByCid(c.fromId, c.cid!);
+      const hit = hits.get(key);
       if (hit) {
         this.readyDups.push({ token: c.token, room: hit.room, seq: hit.seq, id: hit.id, at: hit.at, from: c.fromId, dup: true, json: null, error: null });
         return;
@@ -119,7 +180,7 @@ class PersistenceActor {
     }
     // The front thread only forwards sends to rooms it has loaded, so the room exists unless it
     // was deleted meanwhile; in auth mode none an unknown room is a new public room.
-    const r = this.room(c.room, c.create);
+    const r = this.rooms.get(c.room) ?? (await this.room(c.room, c.create));
     if (!r) {
       this.readyDups.push({ token: c.token, room: c.room, seq: 0, id: '', at: 0, from: c.fromId, dup: false, json: null, error: 'not_found' });
       return;
@@ -128,8 +189,8 @@ class PersistenceActor {
     const seq = ++r.lastSeq;
     r.lastId = id;
     const m: Message = { id, room: c.room, seq, type: c.type, from: { id: c.fromId, name: c.fromName }, text: c.text, at: c.at };
-    // The front thread may have stamped `at` a moment before a message already accepted here.
     if (c.cid !== null) m.cid = c.cid;
+    // Encoded once, here: every copy the front thread publishes is these bytes.
     const json = messageJson(m);
     const p: Pending = {
       msg: { tsid, id, room: c.room, seq, type: c.type, fromId: c.fromId, fromName: c.fromName, text: c.text, at: c.at, cid: c.cid },
@@ -141,8 +202,6 @@ class PersistenceActor {
     if (key !== null) this.inflight.set(key, p);
     if (this.cfg.delivery === 'immediate') this.accepted(p);
   }
-
-  private acceptedBatch: (Delivered & { token: number })[] | null = null;
 
   private accepted(p: Pending): void {
     if (this.acceptedBatch === null) {
@@ -163,9 +222,9 @@ class PersistenceActor {
   }
 
   /** Host-app operations; each answers with the room as it is afterwards. */
-  private request(reqId: number, op: AdminOp): ReplyEvt {
-    const reply = (room: RoomRow | null, created = false): ReplyEvt =>
-      ({ t: 'reply', reqId, error: null, message: null, room: room ? roomInfo(room, this.store.members(room.id)) : null, created });
+  private async request(reqId: number, op: AdminOp): Promise<ReplyEvt> {
+    const reply = async (room: RoomRow | null, created = false): Promise<ReplyEvt> =>
+      ({ t: 'reply', reqId, error: null, message: null, room: room ? roomInfo(room, await this.store.members(room.id)) : null, created });
     const fail = (error: ReplyEvt['error'], message: string): ReplyEvt => ({ t: 'reply', reqId, error, message, room: null, created: false });
     switch (op.op) {
       case 'createRoom': {
@@ -173,63 +232,67 @@ class PersistenceActor {
         let dmKey: string | null = null;
         if (op.kind === 'direct') {
           dmKey = members.join('\u0001') + '\u0002' + (op.subject ?? '');
-          const existing = this.store.findDirect(dmKey);
+          const existing = await this.store.findDirect(dmKey);
           if (existing) return reply(existing, false);
         }
         const id = op.id ?? this.ids.next().id;
-        if (this.store.getRoom(id)) return fail('conflict', `room ${id} already exists (or existed: ids of deleted rooms are not reused)`);
+        if (await this.store.getRoom(id)) return fail('conflict', `room ${id} already exists (or existed: ids of deleted rooms are not reused)`);
         const row: RoomRow = { id, kind: op.kind, name: op.name, subject: op.subject, epoch: this.ids.next().id, lastSeq: 0, createdAt: Date.now(), dmKey, deleted: false };
-        this.store.createRoom(row, op.kind === 'public' ? [] : members);
+        await this.store.createRoom(row, op.kind === 'public' ? [] : members);
         return reply(row, true);
       }
       case 'deleteRoom': {
-        const r = this.store.getRoom(op.room);
+        const r = await this.store.getRoom(op.room);
         if (!r || r.deleted) return fail('not_found', 'no such room');
         // Anything still buffered for the room is committed first, then everything goes at once.
-        if (this.buffer.some((p) => p.msg.room === op.room) && !this.commit()) return fail('conflict', 'the store is failing; retry');
-        this.store.deleteRoom(op.room);
+        while (this.committing) await new Promise((r) => setTimeout(r, 5));
+        if (this.buffer.some((p) => p.msg.room === op.room) && !(await this.commit())) return fail('conflict', 'the store is failing; retry');
+        await this.store.deleteRoom(op.room);
         this.rooms.delete(op.room);
         return reply(null);
       }
       case 'addMembers':
       case 'removeMembers': {
-        const r = this.store.getRoom(op.room);
+        const r = await this.store.getRoom(op.room);
         if (!r || r.deleted) return fail('not_found', 'no such room');
         if (r.kind === 'public') return fail('invalid', 'a public room has no member list');
         const present = op.op === 'addMembers';
         if (r.kind === 'direct' && present) {
-          const after = new Set([...this.store.members(op.room), ...op.users]);
+          const after = new Set([...(await this.store.members(op.room)), ...op.users]);
           if (after.size > 2) return fail('invalid', 'a direct room has exactly two members');
         }
-        this.store.setMembers(op.room, op.users, present);
+        await this.store.setMembers(op.room, op.users, present);
         return reply(r);
       }
       case 'block':
-        this.store.setBlock(op.blocker, op.blocked, op.on);
+        await this.store.setBlock(op.blocker, op.blocked, op.on);
         return reply(null);
     }
   }
 
-  private load(c: LoadCmd): void {
-    const r = this.room(c.room, c.create);
+  private async load(c: LoadCmd): Promise<void> {
+    const r = await this.room(c.room, c.create);
     if (!r) {
       this.out.push({ t: 'room', room: c.room, state: null });
       return;
     }
     const windowSize = this.cfg.window;
-    const stored = this.store.latest(c.room, windowSize, this.notBefore());
-    const recent: Delivered[] = stored.map((m) => ({ room: m.room, seq: m.seq, id: m.id, at: m.at, from: m.from.id, json: messageJson(m) }));
+    const stored = await this.store.latest(c.room, windowSize, this.notBefore());
+    // Only what is committed is in the store; with after-commit that is exactly what the front
+    // thread may show. Rows a commit in flight (MySQL) wrote but has not reported are trimmed.
+    const recent: Delivered[] = stored.filter((m) => m.seq <= r.committedSeq)
+      .map((m) => ({ room: m.room, seq: m.seq, id: m.id, at: m.at, from: m.from.id, json: messageJson(m) }));
     let lastSeq = r.committedSeq;
     if (this.cfg.delivery === 'immediate') {
       // The front thread has already published what is accepted but not yet committed.
-      for (const p of this.buffer) {
-        if (p.msg.room === c.room) recent.push({ room: c.room, seq: p.msg.seq, id: p.msg.id, at: p.msg.at, from: p.msg.fromId, json: p.json });
+      for (const p of this.committingBatch.concat(this.buffer)) {
+        if (p.msg.room === c.room && p.msg.seq > (recent.at(-1)?.seq ?? 0)) recent.push({ room: c.room, seq: p.msg.seq, id: p.msg.id, at: p.msg.at, from: p.msg.fromId, json: p.json });
       }
       lastSeq = r.lastSeq;
     }
     const state: RoomState = {
       room: c.room,
-      info: roomInfo(r.row, r.row.kind === 'public' ? [] : this.store.members(c.room)),
+      info: roomInfo(r.row, r.row.kind === 'public' ? [] : await this.store.members(c.room)),
       kind: r.row.kind,
       epoch: r.row.epoch,
       lastSeq,
@@ -244,60 +307,73 @@ class PersistenceActor {
   }
 
   private scheduleCommit(): void {
-    if (this.commitScheduled || this.retryTimer !== null) return;
+    if (this.commitScheduled || this.committing || this.retryTimer !== null || this.closing) return;
     if (this.buffer.length === 0 && this.readyDups.length === 0 && this.marks.length === 0) return;
     this.commitScheduled = true;
     // setImmediate runs after the poll phase: every message already queued on the port is in.
     setImmediate(() => {
       this.commitScheduled = false;
-      this.commit();
+      void this.commit();
     });
   }
 
-  /** Commit everything buffered in one transaction; returns false if the store refused. */
-  private commit(): boolean {
+  /** The batch being written right now (immediate mode's room loads need to see it). */
+  private committingBatch: Pending[] = [];
+
+  /** Commit everything buffered in one transaction; false if the store refused (it will retry). */
+  private async commit(): Promise<boolean> {
+    if (this.committing) return false;
+    this.committing = true;
     const batch = this.buffer;
     const results: SendResult[] = this.readyDups;
-    this.readyDups = [];
-    let commitMs = 0;
     const marks = this.marks;
+    this.buffer = [];
+    this.readyDups = [];
     this.marks = [];
-    if (batch.length > 0 || marks.length > 0) {
-      if (this.cfg.testCommitDelayMs > 0) Atomics.wait(this.sleeper, 0, 0, this.cfg.testCommitDelayMs);
-      const lastSeqs = new Map<string, number>();
-      for (const p of batch) lastSeqs.set(p.msg.room, p.msg.seq);
-      const t0 = performance.now();
-      try {
-        this.store.commit(batch.map((p) => p.msg), lastSeqs, marks);
-      } catch (err) {
-        // Keep the buffer (ids and seqs stay assigned) and retry; the front thread refuses new
-        // sends with `overloaded` once its in-flight caps are reached.
-        this.readyDups = results.concat(this.readyDups);
-        this.marks = marks.concat(this.marks);
-        this.setHealth(false, `commit failed: ${(err as Error).message}`);
-        this.flush();
+    this.committingBatch = batch;
+    let commitMs = 0;
+    try {
+      if (batch.length > 0 || marks.length > 0) {
+        if (this.cfg.testCommitDelayMs > 0) Atomics.wait(this.sleeper, 0, 0, this.cfg.testCommitDelayMs);
+        const lastSeqs = new Map<string, number>();
+        for (const p of batch) lastSeqs.set(p.msg.room, p.msg.seq);
+        const t0 = performance.now();
+        await this.store.commit(batch.map((p) => p.msg), lastSeqs, marks);
+        commitMs = performance.now() - t0;
+      }
+    } catch (err) {
+      // Keep everything, in order, ahead of what arrived meanwhile; retry with backoff.
+      this.buffer = batch.concat(this.buffer);
+      this.readyDups = results.concat(this.readyDups);
+      this.marks = marks.concat(this.marks);
+      this.committingBatch = [];
+      this.committing = false;
+      this.setHealth(false, `commit failed: ${(err as Error).message}`);
+      this.flush();
+      if (!this.closing) {
         this.retryTimer = setTimeout(() => {
           this.retryTimer = null;
-          this.commit();
-        }, 250);
-        return false;
+          void this.commit();
+        }, this.nextBackoff());
       }
-      commitMs = performance.now() - t0;
-      this.buffer = [];
-      const publish = this.cfg.delivery === 'after-commit';
-      for (const p of batch) {
-        const m = p.msg;
-        const r = this.rooms.get(m.room);
-        if (r) r.committedSeq = m.seq;
-        if (m.cid !== null) this.inflight.delete(m.fromId + '\0' + m.cid);
-        results.push({ token: p.token, room: m.room, seq: m.seq, id: m.id, at: m.at, from: m.fromId, dup: false, json: publish ? p.json : null, error: null });
-        for (const token of p.dups) results.push({ token, room: m.room, seq: m.seq, id: m.id, at: m.at, from: m.fromId, dup: true, json: null, error: null });
-      }
-      this.setHealth(true, null);
+      return false;
     }
+    this.committingBatch = [];
+    this.backoff = BACKOFF_MIN_MS;
+    const publish = this.cfg.delivery === 'after-commit';
+    for (const p of batch) {
+      const m = p.msg;
+      const r = this.rooms.get(m.room);
+      if (r) r.committedSeq = m.seq;
+      if (m.cid !== null) this.inflight.delete(m.fromId + '\0' + m.cid);
+      results.push({ token: p.token, room: m.room, seq: m.seq, id: m.id, at: m.at, from: m.fromId, dup: false, json: publish ? p.json : null, error: null });
+      for (const token of p.dups) results.push({ token, room: m.room, seq: m.seq, id: m.id, at: m.at, from: m.fromId, dup: true, json: null, error: null });
+    }
+    if (batch.length > 0 || marks.length > 0) this.setHealth(true, null);
     if (results.length > 0) this.out.push({ t: 'committed', results, batch: batch.length, commitMs });
     this.flush();
-    if (!this.closing) this.scheduleCommit();
+    this.committing = false;
+    this.scheduleCommit();
     return true;
   }
 
@@ -315,39 +391,44 @@ class PersistenceActor {
   }
 
   /** Retention: delete expired messages in small batches, yielding between them. */
-  purgeExpired(): void {
+  async purgeExpired(): Promise<void> {
     if (this.cfg.retentionMs <= 0 || this.closing) return;
     const cutoff = tsidFloor(Date.now() - this.cfg.retentionMs);
-    const n = this.store.purgeBefore(cutoff, PURGE_BATCH);
-    if (n === PURGE_BATCH) setImmediate(() => this.purgeExpired());
+    try {
+      const n = await this.store.purgeBefore(cutoff, PURGE_BATCH);
+      if (n === PURGE_BATCH) setImmediate(() => void this.purgeExpired());
+    } catch {
+      // The store is down; the next interval tries again.
+    }
   }
 
-  private shutdown(): void {
+  private async shutdown(): Promise<void> {
     this.closing = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     // Commit what is held; if the store keeps failing, give up after a few tries (the front
     // thread never acked those messages, so nothing acked is lost).
-    for (let i = 0; i < 20 && (this.buffer.length > 0 || this.readyDups.length > 0 || this.marks.length > 0); i++) {
-      if (!this.commit()) {
-        if (this.retryTimer) clearTimeout(this.retryTimer);
-        this.retryTimer = null;
-        Atomics.wait(this.sleeper, 0, 0, 100);
+    for (let i = 0; i < 20 && (this.committing || this.buffer.length > 0 || this.readyDups.length > 0 || this.marks.length > 0); i++) {
+      if (this.committing) {
+        await new Promise((r) => setTimeout(r, 10));
+        continue;
       }
+      if (!(await this.commit())) await new Promise((r) => setTimeout(r, 100));
     }
     this.out.push({ t: 'closed' });
     this.flush();
-    this.store.close();
+    await this.store.close();
     this.onClosed();
   }
 }
 
-function main(): void {
+const EMPTY_HITS = new Map<string, CidHit>();
+
+async function main(): Promise<void> {
   const init = workerData as ActorInit;
   const port = parentPort!;
   const cfg = init.config;
-  if (cfg.store.kind !== 'sqlite') throw new Error(`store ${cfg.store.kind} is not supported by this actor`);
-  const store = new SqliteStore(cfg.store.path, cfg.sqliteSync);
+  const store = await openStore(cfg);
   const actor = new PersistenceActor(cfg, store, (buf) => port.postMessage(buf, [buf.buffer as ArrayBuffer]), () => setImmediate(() => port.close()));
   port.on('message', (buf: Uint8Array) => actor.receive(decodeBatch<ToActor>(buf)));
   // Report the actor's event-loop delay once a second (the front thread exposes it in /metrics).
@@ -361,10 +442,10 @@ function main(): void {
   port.once('close', () => clearInterval(statsTimer));
   if (cfg.retentionMs > 0) {
     const every = Math.min(60_000, Math.max(1000, Math.floor(cfg.retentionMs / 10)));
-    setInterval(() => actor.purgeExpired(), every).unref();
-    actor.purgeExpired();
+    setInterval(() => void actor.purgeExpired(), every).unref();
+    void actor.purgeExpired();
   }
-  port.postMessage(encodeBatch([{ t: 'ready', blocks: store.allBlocks() }]));
+  port.postMessage(encodeBatch([{ t: 'ready', blocks: await store.allBlocks() }]));
 }
 
-main();
+void main();

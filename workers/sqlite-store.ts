@@ -146,7 +146,8 @@ export class SqliteStore implements MessageStore, DirectoryStore {
       deleteMarkers: this.db.prepare('DELETE FROM read_markers WHERE room = ?'),
       deleteRoom: this.db.prepare('UPDATE rooms SET deleted = 1, dm_key = NULL WHERE id = ?'),
       findByCid: this.db.prepare<[string, string], CidHit>('SELECT room, seq, id, at FROM messages WHERE from_id = ? AND cid = ?'),
-      insert: this.db.prepare('INSERT INTO messages (tsid, id, room, seq, type, from_id, from_name, text, at, cid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      // OR IGNORE: a commit repeated after an unknown outcome skips the rows already there.
+      insert: this.db.prepare('INSERT OR IGNORE INTO messages (tsid, id, room, seq, type, from_id, from_name, text, at, cid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
       setSeq: this.db.prepare('UPDATE rooms SET last_seq = ? WHERE id = ?'),
       latest: this.db.prepare<[string, number, number], MessageRow>(
         `SELECT ${COLS} FROM messages WHERE room = ? AND at >= ? ORDER BY tsid DESC LIMIT ?`),
@@ -211,8 +212,13 @@ export class SqliteStore implements MessageStore, DirectoryStore {
     return this.st.allBlocks.all().map((r) => [r.blocker, r.blocked]);
   }
 
-  findByCid(fromId: string, cid: string): CidHit | null {
-    return this.st.findByCid.get(fromId, cid) ?? null;
+  findByCids(keys: [string, string][]): Map<string, CidHit> {
+    const out = new Map<string, CidHit>();
+    for (const [fromId, cid] of keys) {
+      const hit = this.st.findByCid.get(fromId, cid);
+      if (hit) out.set(fromId + '\0' + cid, hit);
+    }
+    return out;
   }
 
   commit(msgs: NewMessage[], lastSeqs: Map<string, number>, marks: MarkerWrite[]): void {

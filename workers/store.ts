@@ -5,6 +5,9 @@ import type { Message, MessageType, MyRoom, RoomInfo, RoomKind } from './contrac
 
 export type { RoomKind };
 
+/** SQLite answers synchronously, MySQL with a promise; callers always `await`. */
+export type Awaitable<T> = T | Promise<T>;
+
 export interface RoomRow {
   id: string;
   kind: RoomKind;
@@ -63,39 +66,42 @@ export interface PageQuery {
 
 /** Messages: the write path of every chat message. */
 export interface MessageStore {
-  /** The stored message a (sender, cid) pair names, if any. */
-  findByCid(fromId: string, cid: string): CidHit | null;
-  /** Insert the messages, advance each room's last_seq and move read markers, in one transaction. */
-  commit(msgs: NewMessage[], lastSeqs: Map<string, number>, marks: MarkerWrite[]): void;
+  /** The stored messages that (sender, cid) pairs name; keyed by `${fromId}\0${cid}`. */
+  findByCids(keys: [fromId: string, cid: string][]): Awaitable<Map<string, CidHit>>;
+  /**
+   * Insert the messages, advance each room's last_seq and move read markers, in one transaction.
+   * Safe to repeat after a failure whose outcome is unknown (rows already there are skipped).
+   */
+  commit(msgs: NewMessage[], lastSeqs: Map<string, number>, marks: MarkerWrite[]): Awaitable<void>;
   /** The newest `limit` messages of a room, oldest first. */
-  latest(room: string, limit: number, notBefore: number): Message[];
+  latest(room: string, limit: number, notBefore: number): Awaitable<Message[]>;
   /** Delete at most `max` messages with a TSID below `cutoff`; returns how many. */
-  purgeBefore(cutoff: bigint, max: number): number;
-  close(): void;
+  purgeBefore(cutoff: bigint, max: number): Awaitable<number>;
+  close(): Awaitable<void>;
 }
 
 /** Rooms, members and blocks: the directory the authorization decisions read. */
 export interface DirectoryStore {
-  getRoom(id: string): RoomRow | null;
-  findDirect(dmKey: string): RoomRow | null;
+  getRoom(id: string): Awaitable<RoomRow | null>;
+  findDirect(dmKey: string): Awaitable<RoomRow | null>;
   /** Create a room and its members in one transaction. */
-  createRoom(row: RoomRow, members: string[]): void;
+  createRoom(row: RoomRow, members: string[]): Awaitable<void>;
   /** Delete a room's members, markers and messages and leave a tombstone, in one transaction. */
-  deleteRoom(id: string): void;
-  members(room: string): string[];
-  setMembers(room: string, users: string[], present: boolean): void;
-  setBlock(blocker: string, blocked: string, on: boolean): void;
-  allBlocks(): [string, string][];
+  deleteRoom(id: string): Awaitable<void>;
+  members(room: string): Awaitable<string[]>;
+  setMembers(room: string, users: string[], present: boolean): Awaitable<void>;
+  setBlock(blocker: string, blocked: string, on: boolean): Awaitable<void>;
+  allBlocks(): Awaitable<[string, string][]>;
 }
 
 export interface MessageReader {
   /** A page by cursor, oldest first; `limit + 1` rows are asked for so callers can tell `more`. */
-  page(q: PageQuery): Message[];
+  page(q: PageQuery): Awaitable<Message[]>;
   /** The seq of message `id` in `room`, or null when no such message is stored. */
-  seqOf(room: string, id: bigint): number | null;
+  seqOf(room: string, id: bigint): Awaitable<number | null>;
   /** The seq of the newest message at or before `id`; 0 if none. */
-  seqAt(room: string, id: bigint): number;
-  roomsBySubject(subject: string): RoomInfo[];
-  myRooms(user: string, notBefore: number): MyRoom[];
-  close(): void;
+  seqAt(room: string, id: bigint): Awaitable<number>;
+  roomsBySubject(subject: string): Awaitable<RoomInfo[]>;
+  myRooms(user: string, notBefore: number): Awaitable<MyRoom[]>;
+  close(): Awaitable<void>;
 }

@@ -1,0 +1,42 @@
+// History reads off the hot path. SQLite: a piscina pool of worker threads, each with a read-only
+// connection (SQLite reads block, so they never run on the front thread). MySQL: a connection pool
+// on the front thread (mysql2 reads are asynchronous I/O; a thread hop would only add latency).
+
+import { Piscina } from 'piscina';
+import { WORKER_BOOT, type ReaderInit, type ReadTask } from '../workers/contract.ts';
+import { MysqlReader } from '../workers/mysql-store.ts';
+import { runRead } from '../workers/read-tasks.ts';
+import type { Config } from './config.ts';
+
+export interface ReadPool {
+  run(task: ReadTask): Promise<unknown>;
+  /** Reads waiting for a reader. */
+  readonly queueSize: number;
+  close(): Promise<void>;
+}
+
+/** Bounded: a flood of cold history requests queues here, not in memory without limit. */
+const MAX_QUEUE = 10_000;
+
+export function openReaders(cfg: Config): ReadPool {
+  if (cfg.store.kind === 'mysql') {
+    const reader = new MysqlReader(cfg.store.url, Math.max(2, cfg.readers * 2));
+    let waiting = 0;
+    return {
+      run: (task) => {
+        if (waiting >= MAX_QUEUE) return Promise.reject(new Error('reader queue is full'));
+        waiting++;
+        return runRead(reader, task).finally(() => { waiting--; });
+      },
+      get queueSize() { return waiting; },
+      close: () => Promise.resolve(reader.close()),
+    };
+  }
+  const init: ReaderInit = { __entry: new URL('../workers/reader.ts', import.meta.url).href, path: cfg.store.path };
+  const pool = new Piscina({ filename: WORKER_BOOT.href, workerData: init, minThreads: cfg.readers, maxThreads: cfg.readers, maxQueue: MAX_QUEUE });
+  return {
+    run: (task) => pool.run(task) as Promise<unknown>,
+    get queueSize() { return pool.queueSize; },
+    close: () => pool.destroy(),
+  };
+}

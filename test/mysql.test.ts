@@ -1,0 +1,106 @@
+// The engine on MariaDB: the protocol basics, restart, and the database going away under load
+// (a TCP proxy the test controls sits between the engine and MariaDB).
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, getJson, startEngine, type EngineProc, type Frame } from './helpers.ts';
+import { DbProxy, freshDatabase, mysqlAvailable } from './mysql-helpers.ts';
+
+const HAVE_MYSQL = await mysqlAvailable();
+const BASE = { CHAT_ENTER_QUIT: 'off', CHAT_SEND_RATE: '0' };
+
+async function allMessages(eng: EngineProc, room: string): Promise<Frame[]> {
+  const out: Frame[] = [];
+  let before: string | undefined;
+  for (;;) {
+    const { status, body } = await getJson(`${eng.http}/api/rooms/${room}/messages?limit=100${before ? `&before=${before}` : ''}`);
+    expect(status).toBe(200);
+    out.unshift(...body.messages);
+    if (!body.more) return out;
+    before = body.messages[0].id;
+  }
+}
+
+describe.runIf(HAVE_MYSQL)('engine on MariaDB', () => {
+  let db: Awaited<ReturnType<typeof freshDatabase>>;
+  beforeAll(async () => { db = await freshDatabase(); });
+  afterAll(async () => { await db?.drop(); });
+
+  it('serves the protocol, pages across the window seam and keeps idempotency across a restart', async () => {
+    let eng = await startEngine({ ...BASE, CHAT_STORE: db.url, CHAT_WINDOW: '100' });
+    const a = await Client.connect(eng.url, { user: 'ma' });
+    const b = await Client.connect(eng.url, { user: 'mb', protocol: 'chat.v1.msgpack' });
+    await a.request({ op: 'join', room: 'my' });
+    await b.request({ op: 'join', room: 'my' });
+    for (let i = 0; i < 250; i++) a.send({ op: 'send', room: 'my', text: `m${i}`, cid: `c${i}` });
+    const seen = await b.msgs('my', 250);
+    expect(seen.map((m) => m.seq)).toEqual(Array.from({ length: 250 }, (_, i) => i + 1));
+    const acks = await Promise.all(Array.from({ length: 250 }, (_, i) => a.op('ack', (f) => f.cid === `c${i}`)));
+    expect((await allMessages(eng, 'my')).map((m) => m.seq)).toEqual(Array.from({ length: 250 }, (_, i) => i + 1));
+    const rec = await Client.connect(eng.url, { user: 'mc' });
+    const j = await rec.request({ op: 'join', room: 'my', since: acks[9].id });
+    expect(j).toMatchObject({ recovered: true, seq: 250 });
+    expect(j.messages).toHaveLength(240);
+    await Promise.all([a.close(), b.close(), rec.close()]);
+    expect(await eng.stop()).toBe(0);
+
+    eng = await startEngine({ ...BASE, CHAT_STORE: db.url }, eng.dir);
+    const c = await Client.connect(eng.url, { user: 'ma' });
+    expect(await c.request({ op: 'send', room: 'my', text: 'm7', cid: 'c7' })).toMatchObject({ op: 'ack', id: acks[7].id, seq: 8 });
+    expect(await c.request({ op: 'send', room: 'my', text: 'new', cid: 'new' })).toMatchObject({ op: 'ack', seq: 251 });
+    await c.close();
+    expect(await eng.stop()).toBe(0);
+  });
+
+  it('the database going away: buffers to the cap, refuses with overloaded, reports degraded, loses no ack, drains in order', async () => {
+    const proxy = await DbProxy.start(db.url);
+    const eng = await startEngine({ ...BASE, CHAT_STORE: proxy.urlFor(db.url), CHAT_BUFFER_MAX_MESSAGES: '300' });
+    const a = await Client.connect(eng.url, { user: 'load' });
+    const watcher = await Client.connect(eng.url, { user: 'watch' });
+    await a.request({ op: 'join', room: 'away' });
+    await watcher.request({ op: 'join', room: 'away' });
+    let n = 0;
+    const send = (k: number): void => { for (let i = 0; i < k; i++) { a.send({ op: 'send', room: 'away', text: `x${n}`, cid: `x${n}` }); n++; } };
+    send(100);
+    await a.op('ack', (f) => f.cid === 'x99');
+
+    await proxy.cut();
+    send(500); // more than the cap: the first ~300 are buffered, the rest refused
+    const refusals: Frame[] = [];
+    while (refusals.length < 150) refusals.push(await a.op('error', (f) => f.code === 'overloaded'));
+    const deadline = Date.now() + 10_000;
+    let health: Frame;
+    for (;;) {
+      health = (await getJson(`${eng.http}/healthz`)).body;
+      if (health.store === 'degraded') break;
+      expect(Date.now()).toBeLessThan(deadline);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(health).toMatchObject({ ok: true, store: 'degraded' });
+    expect(eng.proc.exitCode).toBeNull();
+
+    await proxy.restore();
+    // The backlog drains: every send is either acked or was refused, none is left hanging.
+    const outcome = (): number => new Set(a.frames.filter((f) => f.op === 'ack' || f.op === 'error').map((f) => f.cid)).size;
+    const drainBy = Date.now() + 30_000;
+    while (outcome() < n) {
+      expect(Date.now(), `${n - outcome()} sends still without an ack or error`).toBeLessThan(drainBy);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const acked = new Map(a.frames.filter((f) => f.op === 'ack').map((f) => [f.cid as string, f]));
+    const refused = new Set(a.frames.filter((f) => f.op === 'error').map((f) => f.cid as string));
+    expect(acked.size + refused.size).toBe(n);
+    expect(acked.size).toBeGreaterThanOrEqual(300);
+    expect((await getJson(`${eng.http}/healthz`)).body.store).toBe('ok');
+    const stored = await allMessages(eng, 'away');
+    expect(stored.map((m) => m.seq)).toEqual(Array.from({ length: stored.length }, (_, i) => i + 1));
+    const storedCids = new Set(stored.map((m) => m.cid));
+    for (const cid of acked.keys()) expect(storedCids.has(cid)).toBe(true);
+    for (const cid of refused) expect(storedCids.has(cid)).toBe(false);
+    // in order: the watcher saw every stored message once, in seq order
+    const live = await watcher.msgs('away', stored.length);
+    expect(live.map((m) => m.id)).toEqual(stored.map((m) => m.id));
+    await Promise.all([a.close(), watcher.close()]);
+    expect(await eng.stop()).toBe(0);
+    await proxy.cut();
+  });
+});

@@ -1,0 +1,349 @@
+// MySQL/MariaDB (mysql2) implementation of MessageStore, DirectoryStore and MessageReader.
+// The actor owns one write connection (every transaction goes through it, one at a time) and a
+// small pool for its lookups; readers on the front thread use their own pool. Group commit is one
+// transaction per batch with multi-row INSERTs. A connection that dies is replaced on the next use,
+// so the actor's retry with backoff is also the reconnect.
+
+import mysql from 'mysql2/promise';
+import type { Message, MessageType, MyRoom, RoomInfo } from './contract.ts';
+import { roomInfo } from './sqlite-store.ts';
+import type { CidHit, DirectoryStore, MarkerWrite, MessageReader, MessageStore, NewMessage, PageQuery, RoomKind, RoomRow } from './store.ts';
+
+const TABLE_OPTS = 'ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin';
+
+type Migration = (c: mysql.Connection) => Promise<void>;
+
+async function columnExists(c: mysql.Connection, table: string, column: string): Promise<boolean> {
+  const [rows] = await c.query<mysql.RowDataPacket[]>(
+    'SELECT 1 FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?', [table, column]);
+  return rows.length > 0;
+}
+
+async function indexExists(c: mysql.Connection, table: string, index: string): Promise<boolean> {
+  const [rows] = await c.query<mysql.RowDataPacket[]>(
+    'SELECT 1 FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ? AND index_name = ?', [table, index]);
+  return rows.length > 0;
+}
+
+/**
+ * Each entry upgrades the schema from version i to i+1. DDL is not transactional in MySQL, so each
+ * step checks before it changes (safe to re-run after a crash half-way), and the version is bumped
+ * after. Written for both MySQL 8 and MariaDB (no ADD COLUMN IF NOT EXISTS, which MySQL lacks).
+ */
+const MIGRATIONS: Migration[] = [
+  async (c) => {
+    await c.query(`CREATE TABLE IF NOT EXISTS rooms (
+       id VARCHAR(64) NOT NULL PRIMARY KEY,
+       kind VARCHAR(8) NOT NULL,
+       name VARCHAR(128) NULL,
+       subject VARCHAR(128) NULL,
+       epoch CHAR(13) NOT NULL,
+       last_seq BIGINT NOT NULL,
+       created_at BIGINT NOT NULL,
+       KEY rooms_subject (subject)
+     ) ${TABLE_OPTS}`);
+    // tsid is the message id as an integer and the primary key: time order is key order, so
+    // retention deletes a key range; (room, tsid) serves every history cursor.
+    await c.query(`CREATE TABLE IF NOT EXISTS messages (
+       tsid BIGINT NOT NULL PRIMARY KEY,
+       id CHAR(13) NOT NULL,
+       room VARCHAR(64) NOT NULL,
+       seq BIGINT NOT NULL,
+       type VARCHAR(8) NOT NULL,
+       from_id VARCHAR(64) NOT NULL,
+       from_name VARCHAR(64) NOT NULL,
+       text MEDIUMTEXT NOT NULL,
+       at BIGINT NOT NULL,
+       cid VARCHAR(128) NULL,
+       KEY messages_room (room, tsid),
+       UNIQUE KEY messages_sender_cid (from_id, cid)
+     ) ${TABLE_OPTS}`);
+  },
+  async (c) => {
+    if (!(await columnExists(c, 'rooms', 'dm_key'))) await c.query('ALTER TABLE rooms ADD COLUMN dm_key VARCHAR(300) NULL');
+    if (!(await columnExists(c, 'rooms', 'deleted'))) await c.query('ALTER TABLE rooms ADD COLUMN deleted TINYINT NOT NULL DEFAULT 0');
+    if (!(await indexExists(c, 'rooms', 'rooms_dm'))) await c.query('CREATE UNIQUE INDEX rooms_dm ON rooms (dm_key)');
+    await c.query(`CREATE TABLE IF NOT EXISTS members (room VARCHAR(64) NOT NULL, user VARCHAR(64) NOT NULL, PRIMARY KEY (room, user), KEY members_user (user)) ${TABLE_OPTS}`);
+    await c.query(`CREATE TABLE IF NOT EXISTS read_markers (room VARCHAR(64) NOT NULL, user VARCHAR(64) NOT NULL, seq BIGINT NOT NULL, id CHAR(13) NOT NULL, PRIMARY KEY (room, user), KEY read_markers_user (user)) ${TABLE_OPTS}`);
+    await c.query(`CREATE TABLE IF NOT EXISTS blocks (blocker VARCHAR(64) NOT NULL, blocked VARCHAR(64) NOT NULL, PRIMARY KEY (blocker, blocked)) ${TABLE_OPTS}`);
+  },
+];
+
+export const MYSQL_SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Rows per multi-row INSERT statement (bounded packet size). */
+const INSERT_CHUNK = 500;
+
+function connOptions(url: string): mysql.ConnectionOptions {
+  return {
+    uri: url,
+    supportBigNumbers: true,
+    bigNumberStrings: false,
+    charset: 'utf8mb4_bin',
+    connectTimeout: 3000,
+    // BIGINT columns other than tsid (seq, at, last_seq) fit a double; tsid is never read back.
+    typeCast: true,
+  };
+}
+
+export async function migrateMysql(conn: mysql.Connection): Promise<void> {
+  await conn.query(`CREATE TABLE IF NOT EXISTS schema_version (version INT NOT NULL) ${TABLE_OPTS}`);
+  const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT version FROM schema_version');
+  if (rows.length === 0) await conn.query('INSERT INTO schema_version (version) VALUES (0)');
+  const current = rows.length === 0 ? 0 : Number(rows[0].version);
+  if (current > MYSQL_SCHEMA_VERSION) {
+    throw new Error(`the database is at schema version ${current} but this engine knows only up to ${MYSQL_SCHEMA_VERSION}; run a newer engine or restore a backup`);
+  }
+  for (let v = current; v < MYSQL_SCHEMA_VERSION; v++) {
+    await MIGRATIONS[v](conn);
+    await conn.query('UPDATE schema_version SET version = ?', [v + 1]);
+  }
+}
+
+interface RoomDbRow extends mysql.RowDataPacket {
+  id: string;
+  kind: RoomKind;
+  name: string | null;
+  subject: string | null;
+  epoch: string;
+  last_seq: number;
+  created_at: number;
+  dm_key: string | null;
+  deleted: number;
+}
+
+interface MessageRow extends mysql.RowDataPacket {
+  id: string;
+  room: string;
+  seq: number;
+  type: MessageType;
+  from_id: string;
+  from_name: string;
+  text: string;
+  at: number;
+  cid: string | null;
+}
+
+const ROOM_COLS = 'id, kind, name, subject, epoch, last_seq, created_at, dm_key, deleted';
+const COLS = 'id, room, seq, type, from_id, from_name, text, at, cid';
+
+function toRoomRow(r: RoomDbRow): RoomRow {
+  return { id: r.id, kind: r.kind, name: r.name, subject: r.subject, epoch: r.epoch, lastSeq: Number(r.last_seq), createdAt: Number(r.created_at), dmKey: r.dm_key, deleted: Number(r.deleted) !== 0 };
+}
+
+function toMessage(r: MessageRow): Message {
+  const m: Message = { id: r.id, room: r.room, seq: Number(r.seq), type: r.type, from: { id: r.from_id, name: r.from_name }, text: r.text, at: Number(r.at) };
+  if (r.cid !== null) m.cid = r.cid;
+  return m;
+}
+
+export class MysqlStore implements MessageStore, DirectoryStore {
+  private conn: mysql.Connection | null = null;
+  /** Serializes use of the write connection: one statement or transaction at a time. */
+  private chain: Promise<unknown> = Promise.resolve();
+  private readonly lookups: mysql.Pool;
+
+  private constructor(private readonly url: string) {
+    this.lookups = mysql.createPool({ ...connOptions(url), connectionLimit: 2, enableKeepAlive: true });
+  }
+
+  static async open(url: string): Promise<MysqlStore> {
+    const s = new MysqlStore(url);
+    await s.write((c) => migrateMysql(c));
+    return s;
+  }
+
+  /** Run `fn` on the write connection, after everything queued before it; reconnect if needed. */
+  private write<T>(fn: (c: mysql.Connection) => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      if (this.conn === null) this.conn = await mysql.createConnection(connOptions(this.url));
+      const c = this.conn;
+      try {
+        return await fn(c);
+      } catch (err) {
+        // A dead or broken connection is dropped; the next write opens a new one.
+        if ((err as { fatal?: boolean }).fatal || (err as { code?: string }).code === 'ECONNREFUSED') {
+          c.destroy();
+          if (this.conn === c) this.conn = null;
+        }
+        throw err;
+      }
+    };
+    const p = this.chain.then(run, run);
+    this.chain = p.catch(() => undefined);
+    return p;
+  }
+
+  private tx<T>(fn: (c: mysql.Connection) => Promise<T>): Promise<T> {
+    return this.write(async (c) => {
+      await c.beginTransaction();
+      try {
+        const out = await fn(c);
+        await c.commit();
+        return out;
+      } catch (err) {
+        await c.rollback().catch(() => undefined);
+        throw err;
+      }
+    });
+  }
+
+  async findByCids(keys: [string, string][]): Promise<Map<string, CidHit>> {
+    const out = new Map<string, CidHit>();
+    for (let i = 0; i < keys.length; i += INSERT_CHUNK) {
+      const chunk = keys.slice(i, i + INSERT_CHUNK);
+      const [rows] = await this.lookups.query<(mysql.RowDataPacket & CidHit & { from_id: string; cid: string })[]>(
+        'SELECT from_id, cid, room, seq, id, at FROM messages WHERE (from_id, cid) IN (?)', [chunk]);
+      for (const r of rows) out.set(r.from_id + '\0' + r.cid, { room: r.room, seq: Number(r.seq), id: r.id, at: Number(r.at) });
+    }
+    return out;
+  }
+
+  commit(msgs: NewMessage[], lastSeqs: Map<string, number>, marks: MarkerWrite[]): Promise<void> {
+    return this.tx(async (c) => {
+      for (let i = 0; i < msgs.length; i += INSERT_CHUNK) {
+        const rows = msgs.slice(i, i + INSERT_CHUNK).map((m) => [m.tsid, m.id, m.room, m.seq, m.type, m.fromId, m.fromName, m.text, m.at, m.cid]);
+        // IGNORE: a commit repeated after an unknown outcome (the connection died after COMMIT was
+        // sent) skips rows already there. Conflicting cids never reach here: the actor dedupes first.
+        await c.query('INSERT IGNORE INTO messages (tsid, id, room, seq, type, from_id, from_name, text, at, cid) VALUES ?', [rows]);
+      }
+      for (const [room, seq] of lastSeqs) await c.query('UPDATE rooms SET last_seq = GREATEST(last_seq, ?) WHERE id = ?', [seq, room]);
+      for (const k of marks) {
+        if (k.ifAbsent) await c.query('INSERT IGNORE INTO read_markers (room, user, seq, id) VALUES (?, ?, ?, ?)', [k.room, k.user, k.seq, k.id]);
+        else await c.query('INSERT INTO read_markers (room, user, seq, id) VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE seq = VALUES(seq), id = VALUES(id)', [k.room, k.user, k.seq, k.id]);
+      }
+    });
+  }
+
+  async latest(room: string, limit: number, notBefore: number): Promise<Message[]> {
+    const [rows] = await this.lookups.query<MessageRow[]>(`SELECT ${COLS} FROM messages WHERE room = ? AND at >= ? ORDER BY tsid DESC LIMIT ?`, [room, notBefore, limit]);
+    return rows.reverse().map(toMessage);
+  }
+
+  purgeBefore(cutoff: bigint, max: number): Promise<number> {
+    // Small batches by primary-key range: short locks, off the hot path.
+    return this.write(async (c) => {
+      const [r] = await c.query<mysql.ResultSetHeader>('DELETE FROM messages WHERE tsid < ? ORDER BY tsid LIMIT ?', [cutoff, max]);
+      return r.affectedRows;
+    });
+  }
+
+  async getRoom(id: string): Promise<RoomRow | null> {
+    const [rows] = await this.lookups.query<RoomDbRow[]>(`SELECT ${ROOM_COLS} FROM rooms WHERE id = ?`, [id]);
+    return rows.length > 0 ? toRoomRow(rows[0]) : null;
+  }
+
+  async findDirect(dmKey: string): Promise<RoomRow | null> {
+    const [rows] = await this.lookups.query<RoomDbRow[]>(`SELECT ${ROOM_COLS} FROM rooms WHERE dm_key = ?`, [dmKey]);
+    return rows.length > 0 ? toRoomRow(rows[0]) : null;
+  }
+
+  createRoom(row: RoomRow, members: string[]): Promise<void> {
+    return this.tx(async (c) => {
+      await c.query('INSERT INTO rooms (id, kind, name, subject, epoch, last_seq, created_at, dm_key, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)',
+        [row.id, row.kind, row.name, row.subject, row.epoch, row.lastSeq, row.createdAt, row.dmKey]);
+      if (members.length > 0) await c.query('INSERT IGNORE INTO members (room, user) VALUES ?', [members.map((u) => [row.id, u])]);
+    });
+  }
+
+  deleteRoom(id: string): Promise<void> {
+    return this.tx(async (c) => {
+      await c.query('DELETE FROM messages WHERE room = ?', [id]);
+      await c.query('DELETE FROM members WHERE room = ?', [id]);
+      await c.query('DELETE FROM read_markers WHERE room = ?', [id]);
+      await c.query('UPDATE rooms SET deleted = 1, dm_key = NULL WHERE id = ?', [id]);
+    });
+  }
+
+  async members(room: string): Promise<string[]> {
+    const [rows] = await this.lookups.query<(mysql.RowDataPacket & { user: string })[]>('SELECT user FROM members WHERE room = ? ORDER BY user', [room]);
+    return rows.map((r) => r.user);
+  }
+
+  setMembers(room: string, users: string[], present: boolean): Promise<void> {
+    return this.tx(async (c) => {
+      if (users.length === 0) return;
+      if (present) await c.query('INSERT IGNORE INTO members (room, user) VALUES ?', [users.map((u) => [room, u])]);
+      else await c.query('DELETE FROM members WHERE room = ? AND user IN (?)', [room, users]);
+    });
+  }
+
+  setBlock(blocker: string, blocked: string, on: boolean): Promise<void> {
+    return this.write(async (c) => {
+      if (on) await c.query('INSERT IGNORE INTO blocks (blocker, blocked) VALUES (?, ?)', [blocker, blocked]);
+      else await c.query('DELETE FROM blocks WHERE blocker = ? AND blocked = ?', [blocker, blocked]);
+    });
+  }
+
+  async allBlocks(): Promise<[string, string][]> {
+    const [rows] = await this.lookups.query<(mysql.RowDataPacket & { blocker: string; blocked: string })[]>('SELECT blocker, blocked FROM blocks');
+    return rows.map((r) => [r.blocker, r.blocked]);
+  }
+
+  async close(): Promise<void> {
+    await this.chain;
+    await this.conn?.end().catch(() => undefined);
+    await this.lookups.end().catch(() => undefined);
+  }
+}
+
+export class MysqlReader implements MessageReader {
+  private readonly pool: mysql.Pool;
+
+  constructor(url: string, connections: number) {
+    this.pool = mysql.createPool({ ...connOptions(url), connectionLimit: connections, enableKeepAlive: true });
+  }
+
+  async page(q: PageQuery): Promise<Message[]> {
+    const n = q.limit + 1;
+    if (q.after !== undefined) {
+      const [rows] = await this.pool.query<MessageRow[]>(`SELECT ${COLS} FROM messages WHERE room = ? AND tsid > ? AND at >= ? ORDER BY tsid ASC LIMIT ?`, [q.room, q.after, q.notBefore, n]);
+      return rows.map(toMessage);
+    }
+    const [rows] = q.before !== undefined
+      ? await this.pool.query<MessageRow[]>(`SELECT ${COLS} FROM messages WHERE room = ? AND tsid < ? AND at >= ? ORDER BY tsid DESC LIMIT ?`, [q.room, q.before, q.notBefore, n])
+      : await this.pool.query<MessageRow[]>(`SELECT ${COLS} FROM messages WHERE room = ? AND at >= ? ORDER BY tsid DESC LIMIT ?`, [q.room, q.notBefore, n]);
+    return rows.reverse().map(toMessage);
+  }
+
+  async seqOf(room: string, id: bigint): Promise<number | null> {
+    const [rows] = await this.pool.query<(mysql.RowDataPacket & { seq: number })[]>('SELECT seq FROM messages WHERE room = ? AND tsid = ?', [room, id]);
+    return rows.length > 0 ? Number(rows[0].seq) : null;
+  }
+
+  async seqAt(room: string, id: bigint): Promise<number> {
+    const [rows] = await this.pool.query<(mysql.RowDataPacket & { seq: number })[]>('SELECT seq FROM messages WHERE room = ? AND tsid <= ? ORDER BY tsid DESC LIMIT 1', [room, id]);
+    return rows.length > 0 ? Number(rows[0].seq) : 0;
+  }
+
+  private async membersOf(room: string): Promise<string[]> {
+    const [rows] = await this.pool.query<(mysql.RowDataPacket & { user: string })[]>('SELECT user FROM members WHERE room = ? ORDER BY user', [room]);
+    return rows.map((r) => r.user);
+  }
+
+  async roomsBySubject(subject: string): Promise<RoomInfo[]> {
+    const [rows] = await this.pool.query<RoomDbRow[]>(`SELECT ${ROOM_COLS} FROM rooms WHERE subject = ? AND deleted = 0 ORDER BY created_at, id`, [subject]);
+    return Promise.all(rows.map(async (r) => roomInfo(toRoomRow(r), await this.membersOf(r.id))));
+  }
+
+  async myRooms(user: string, notBefore: number): Promise<MyRoom[]> {
+    const [rows] = await this.pool.query<(RoomDbRow & { read_seq: number | null })[]>(
+      `SELECT r.id, r.kind, r.name, r.subject, r.epoch, r.last_seq, r.created_at, r.dm_key, r.deleted, k.seq AS read_seq
+       FROM rooms r LEFT JOIN read_markers k ON k.room = r.id AND k.user = ?
+       WHERE r.deleted = 0 AND r.id IN (SELECT room FROM members WHERE user = ? UNION SELECT room FROM read_markers WHERE user = ?)
+       ORDER BY r.id`, [user, user, user]);
+    return Promise.all(rows.map(async (r) => {
+      const [last] = await this.pool.query<MessageRow[]>(`SELECT ${COLS} FROM messages WHERE room = ? AND at >= ? ORDER BY tsid DESC LIMIT 1`, [r.id, notBefore]);
+      return {
+        info: roomInfo(toRoomRow(r), r.kind === 'public' ? [] : await this.membersOf(r.id)),
+        lastSeq: Number(r.last_seq),
+        readSeq: r.read_seq === null ? 0 : Number(r.read_seq),
+        last: last.length > 0 ? toMessage(last[0]) : null,
+      };
+    }));
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end().catch(() => undefined);
+  }
+}

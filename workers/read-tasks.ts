@@ -1,0 +1,35 @@
+// The read tasks, for any MessageReader: run in the piscina workers for SQLite, and on the front
+// thread against a connection pool for MySQL (whose reads do not block the event loop).
+
+import type { MyRoomsResult, PageResult, ReadTask, RoomsResult, SeqResult, SinceResult } from './contract.ts';
+import { tsidToBigInt } from './ids.ts';
+import type { MessageReader } from './store.ts';
+
+export type ReadResult = PageResult | SinceResult | SeqResult | RoomsResult | MyRoomsResult;
+
+export async function runRead(reader: MessageReader, task: ReadTask): Promise<ReadResult> {
+  switch (task.kind) {
+    case 'page':
+      return {
+        messages: await reader.page({
+          room: task.room,
+          before: task.before === undefined ? undefined : tsidToBigInt(task.before),
+          after: task.after === undefined ? undefined : tsidToBigInt(task.after),
+          limit: task.limit,
+          notBefore: task.notBefore,
+        }),
+      };
+    case 'since': {
+      const since = tsidToBigInt(task.since);
+      const sinceSeq = await reader.seqOf(task.room, since);
+      if (sinceSeq === null) return { sinceSeq, messages: [] };
+      return { sinceSeq, messages: await reader.page({ room: task.room, after: since, limit: task.max, notBefore: task.notBefore }) };
+    }
+    case 'seqAt':
+      return { seq: await reader.seqAt(task.room, tsidToBigInt(task.id)) };
+    case 'subject':
+      return { rooms: await reader.roomsBySubject(task.subject) };
+    case 'myRooms':
+      return { rooms: await reader.myRooms(task.user, task.notBefore) };
+  }
+}
