@@ -106,6 +106,8 @@ export class Engine {
   /** False while the store refuses commits (reported by the actor). */
   storeOk = true;
   storeReason: string | null = null;
+  /** The write buffer hit a cap (logged once until it drains below half). */
+  private overloaded = false;
   private stopping = false;
 
   constructor(
@@ -318,7 +320,14 @@ export class Engine {
   /** Whether the write buffer takes `bytes` more; the reason if not. */
   private admit(bytes: number): string | null {
     if (this.stopping) return 'the engine is shutting down; retry later';
-    if (this.pending.size >= this.cfg.bufferMaxMessages || this.inflightBytes + bytes > this.cfg.bufferMaxBytes) return 'the store is behind; retry later, nothing was stored';
+    if (this.pending.size >= this.cfg.bufferMaxMessages || this.inflightBytes + bytes > this.cfg.bufferMaxBytes) {
+      if (!this.overloaded) {
+        // One line when the buffer fills and one when it drains, not one per refused send.
+        this.overloaded = true;
+        this.log.warn({ buffered: this.pending.size, bytes: this.inflightBytes, storeOk: this.storeOk }, 'write buffer full: refusing sends with overloaded');
+      }
+      return 'the store is behind; retry later, nothing was stored';
+    }
     return null;
   }
 
@@ -812,6 +821,10 @@ export class Engine {
   /** Where the ack is sent: only once the message's transaction has committed. */
   private onCommitted(e: CommittedEvt): void {
     if (e.batch > 0) this.stats.observeCommit(e.batch, e.commitMs);
+    if (this.overloaded && this.pending.size - e.results.length < this.cfg.bufferMaxMessages / 2) {
+      this.overloaded = false;
+      this.log.info({ buffered: this.pending.size - e.results.length }, 'write buffer drained: accepting sends again');
+    }
     const now = performance.now();
     for (const r of e.results) {
       const p = this.pending.get(r.token);

@@ -11,7 +11,7 @@ import type { Config } from './config.ts';
 import type { Engine } from './engine.ts';
 import { ChatError, ERRORS, type ErrorCode } from './errors.ts';
 import type { Logger } from './log.ts';
-import { renderMetrics } from './metrics.ts';
+import { Metrics } from './metrics.ts';
 
 const STATUS_TEXT: Record<number, string> = {
   200: '200 OK', 201: '201 Created', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden',
@@ -125,11 +125,25 @@ export function registerHttp(app: TemplatedApp, engine: Engine, auth: Authentica
     sendJson(res, ok ? 200 : 503, JSON.stringify(body));
   });
 
+  const metrics = new Metrics(engine, cfg);
   app.get('/metrics', (res) => {
-    res.cork(() => {
-      res.writeStatus('200 OK').writeHeader('content-type', 'text/plain; version=0.0.4').end(renderMetrics(engine, cfg));
+    // prom-client renders asynchronously: register onAborted before the await.
+    let aborted = false;
+    res.onAborted(() => { aborted = true; });
+    metrics.render().then((text) => {
+      if (aborted) return;
+      res.cork(() => {
+        res.writeStatus('200 OK').writeHeader('content-type', metrics.contentType).end(text);
+      });
+    }, (err: unknown) => {
+      if (aborted) return;
+      log.error({ err: String(err), route: '/metrics' }, 'request failed');
+      sendJson(res, 500, JSON.stringify({ error: { code: 'internal', message: 'internal error' } }));
     });
   });
+
+  // The dashboard's one JSON document: counters, buffer depth, p50/p99 from the histograms.
+  app.get('/api/stats', (res) => sendJson(res, 200, JSON.stringify(metrics.snapshot())));
 
   route('get', '/api/rooms/:room/messages', 1, false, async ({ who, params, query }) => {
     const room = roomParam(params[0]);
@@ -207,18 +221,23 @@ export function registerHttp(app: TemplatedApp, engine: Engine, auth: Authentica
   });
 
   // The web client: one self-contained page, no CDN; its CSP allows only itself and this host.
-  const page = loadPage();
-  app.get('/', (res) => {
-    if (page === null) return sendError(res, 'not_found', 'the web client is not built into this engine');
-    res.cork(() => {
-      res.writeStatus('200 OK')
-        .writeHeader('content-type', 'text/html; charset=utf-8')
-        .writeHeader('content-security-policy', "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self' ws: wss:; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-        .writeHeader('x-content-type-options', 'nosniff')
-        .writeHeader('referrer-policy', 'no-referrer')
-        .end(page);
+  // The live dashboard at /dashboard is served the same way; it polls /api/stats.
+  const servePage = (path: string, file: string, missing: string): void => {
+    const page = loadPage(file);
+    app.get(path, (res) => {
+      if (page === null) return sendError(res, 'not_found', missing);
+      res.cork(() => {
+        res.writeStatus('200 OK')
+          .writeHeader('content-type', 'text/html; charset=utf-8')
+          .writeHeader('content-security-policy', "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self' ws: wss:; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+          .writeHeader('x-content-type-options', 'nosniff')
+          .writeHeader('referrer-policy', 'no-referrer')
+          .end(page);
+      });
     });
-  });
+  };
+  servePage('/', 'index.html', 'the web client is not built into this engine');
+  servePage('/dashboard', 'dashboard.html', 'the dashboard is not built into this engine');
 
   app.get('/ws', (res) => sendError(res, 'invalid', 'this endpoint speaks WebSocket only'));
   app.any('/*', (res, req) => {
@@ -227,9 +246,9 @@ export function registerHttp(app: TemplatedApp, engine: Engine, auth: Authentica
   });
 }
 
-function loadPage(): string | null {
+function loadPage(file: string): string | null {
   try {
-    return readFileSync(new URL('./web/index.html', import.meta.url), 'utf8');
+    return readFileSync(new URL(`./web/${file}`, import.meta.url), 'utf8');
   } catch {
     return null;
   }

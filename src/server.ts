@@ -9,7 +9,7 @@ import { Authenticator, type Identity } from './auth.ts';
 import { Codec, decodeFrame, isFrameError, SUBPROTOCOLS } from './codec.ts';
 import type { Config } from './config.ts';
 import { Engine, newSession, type Session } from './engine.ts';
-import { CLOSE, ChatError } from './errors.ts';
+import { CLOSE, ChatError, type ErrorCode } from './errors.ts';
 import { registerHttp, sendError } from './http.ts';
 import type { Logger } from './log.ts';
 import { StompGateway, StompState } from './stomp-session.ts';
@@ -43,6 +43,7 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
   const readers = openReaders(cfg);
   const app: TemplatedApp = uws.App();
   const engine = new Engine(cfg, app, actor, readers, log, actor.initialBlocks);
+  engine.stats.readerQueue = () => readers.queueSize;
   const auth = new Authenticator(cfg);
   const sessions = new Set<Session>();
   let connSeq = 0;
@@ -71,6 +72,11 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
     sendPingsAutomatically: true,
 
     upgrade: (res: HttpResponse, req: HttpRequest, context) => {
+      const refuse = (code: ErrorCode, message: string): void => {
+        // Connection errors are logged with their reason, never with the token or query string.
+        log.info({ code, reason: message }, 'websocket upgrade refused');
+        sendError(res, code, message);
+      };
       // Everything from req must be read now: it is invalid after this function returns.
       const key = req.getHeader('sec-websocket-key');
       const protocolHeader = req.getHeader('sec-websocket-protocol');
@@ -79,12 +85,12 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
       const creds = { query: req.getQuery() ?? '', authorization: req.getHeader('authorization') };
       let aborted = false;
       res.onAborted(() => { aborted = true; });
-      if (!engine.accepting) return sendError(res, 'overloaded', 'the engine is shutting down');
+      if (!engine.accepting) return refuse('overloaded', 'the engine is shutting down');
       if (cfg.allowedOrigins.length > 0 && origin !== '' && !cfg.allowedOrigins.includes(origin)) {
-        return sendError(res, 'forbidden', 'this origin may not open a WebSocket here');
+        return refuse('forbidden', 'this origin may not open a WebSocket here');
       }
       const proto = chooseProtocol(protocolHeader, defaultCodec);
-      if (proto === null) return sendError(res, 'invalid', `no supported subprotocol offered; use one of ${Object.keys(SUBPROTOCOLS).join(', ')}`);
+      if (proto === null) return refuse('invalid', `no supported subprotocol offered; use one of ${Object.keys(SUBPROTOCOLS).join(', ')}`);
       const isStomp = proto.codec === Codec.Stomp;
       // STOMP clients (Spring's) authenticate in CONNECT: without credentials on the upgrade they
       // are let in anonymous, and CONNECT must identify them before any other frame.
@@ -92,12 +98,12 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
       const who: Promise<Identity> = deferred ? Promise.resolve(anonymous(++connSeq)) : auth.identify(creds);
       who.then((id: Identity) => {
         if (aborted) return;
-        if (!deferred && !engine.mayConnect(id.id)) return sendError(res, 'rate_limited', `at most ${cfg.maxConnsPerUser} connections per user`);
+        if (!deferred && !engine.mayConnect(id.id)) return refuse('rate_limited', `at most ${cfg.maxConnsPerUser} connections per user`);
         const s = newSession(++connSeq, id, proto.codec, cfg.sendBurst, isStomp ? new StompState(cfg.maxPayload, deferred) : null);
         res.cork(() => res.upgrade(s, key, proto.echo, extensions, context));
       }, (err: unknown) => {
         if (aborted) return;
-        if (err instanceof ChatError) return sendError(res, err.code, err.message);
+        if (err instanceof ChatError) return refuse(err.code, err.message);
         log.error({ err: String(err) }, 'upgrade failed');
         sendError(res, 'unauthorized');
       });
@@ -139,7 +145,10 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
       const s = ws.getUserData();
       // uWS closes a socket that passed maxBackpressure with 1006 and no close frame; a socket whose
       // buffer is still over the limit at close is the slow consumer being cut off, and counted.
-      if (code === 1006 && engine.wasSlow(s)) engine.stats.slowConsumerCloses++;
+      if (code === 1006 && engine.wasSlow(s)) {
+        engine.stats.slowConsumerCloses++;
+        log.warn({ conn: s.connId, user: s.userId, limit: cfg.maxBackpressure }, 'slow consumer cut off at the backpressure limit');
+      }
       sessions.delete(s);
       engine.stats.connections--;
       if (s.stomp !== null) stomp.onClose(s);
