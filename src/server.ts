@@ -145,7 +145,7 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
       const s = ws.getUserData();
       // uWS closes a socket that passed maxBackpressure with 1006 and no close frame; a socket whose
       // buffer is still over the limit at close is the slow consumer being cut off, and counted.
-      if (code === 1006 && engine.wasSlow(s)) {
+      if (engine.wasSlow(s, code)) {
         engine.stats.slowConsumerCloses++;
         log.warn({ conn: s.connId, user: s.userId, limit: cfg.maxBackpressure }, 'slow consumer cut off at the backpressure limit');
       }
@@ -155,6 +155,10 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
       engine.onClose(s);
     },
   });
+
+  // Slow-consumer sampling (engine.sweepSlow): one native call per socket, ~50 us per 1,000 sockets.
+  const slowSweep = setInterval(() => engine.sweepSlow(sessions), 10);
+  slowSweep.unref();
 
   app.ws<Session>('/ws', behavior(Codec.Json));
   app.ws<Session>(cfg.stompPath, behavior(Codec.Stomp));
@@ -176,6 +180,7 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
       listenSocket = null;
       await engine.drain();
       stomp.stop();
+      clearInterval(slowSweep);
       for (const s of [...sessions]) if (!s.closed && s.ws) s.ws.end(CLOSE.goingAway, 'server shutting down');
       await readers.close();
     })();

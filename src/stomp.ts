@@ -89,6 +89,9 @@ export class StompParser {
     const lines: string[] = [];
     for (;;) {
       const nl = b.indexOf(LF, pos);
+      // A NUL ends a frame; one before the header block is over is a truncated frame, not a wait.
+      const nul = b.indexOf(NUL, pos);
+      if (nul >= 0 && (nl < 0 || nul < nl)) throw new StompError('frame ended (NUL) before its headers did');
       if (nl < 0) {
         if (b.length - pos > this.limits.maxHeaderLine) throw new StompError(`a header line exceeds ${this.limits.maxHeaderLine} bytes`);
         return null;

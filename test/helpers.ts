@@ -27,6 +27,10 @@ export function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'chat-test-'));
 }
 
+/** Every engine a test started: killed when the test process exits, even after a failed test. */
+const started = new Set<ChildProcess>();
+process.once('exit', () => { for (const p of started) if (p.exitCode === null) p.kill('SIGKILL'); });
+
 /** Start the engine; resolves once it printed `listening on`. */
 export function startEngine(env: Record<string, string> = {}, dir = tempDir(), args: string[] = []): Promise<EngineProc> {
   const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
@@ -41,9 +45,10 @@ export function startEngine(env: Record<string, string> = {}, dir = tempDir(), a
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  started.add(proc);
   const stdout: string[] = [];
   const stderr: string[] = [];
-  const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
+  const exited = new Promise<number | null>((res) => proc.once('exit', (code) => { started.delete(proc); res(code); }));
   proc.stderr!.on('data', (d: Buffer) => stderr.push(d.toString()));
   return new Promise((resolveStart, reject) => {
     let buf = '';

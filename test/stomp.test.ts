@@ -131,7 +131,7 @@ describe('STOMP over WebSocket with @stomp/stompjs', () => {
 
   it('refuses a protocol violation with ERROR and a close, leaving other connections alone', async () => {
     const bystander = await Client.connect(eng.url, { user: 'by' });
-    for (const bad of ['SEND\ndestination:/app/rooms/x\n\nno connect\0', 'CONNECT\naccept-version:1.2\n\n\0FROB\n\n\0', 'CONNECT\naccept-version:1.2\n\n\0SEND\ndestination:/app/rooms/x\ncontent-length:2\n\nshort\0', 'CONNECT\naccept-version:1.2\n\n\0SUBSCRIBE\ndestination:/queue/x\nid:1\n\n\0', 'CONNECT\naccept-version:9.9\n\n\0', `CONNECT\naccept-version:1.2\n${'x:y\n'.repeat(100)}\n\0`, 'CONNECT\naccept-version:1.2\n\n\0SEND\ndestination:/app/rooms/x\nbad\\qescape:1\n\nx\0']) {
+    for (const bad of ['SEND\ndestination:/app/rooms/x\n\nno connect\0', 'CONNECT\naccept-version:1.2\n\n\0FROB\n\n\0', 'CONNECT\naccept-version:1.2\n\n\0SEND\ndestination:/app/rooms/x\ncontent-length:2\n\nshort\0', 'CONNECT\naccept-version:1.2\n\n\0SUBSCRIBE\ndestination:/queue/x\nid:1\n\n\0', 'CONNECT\naccept-version:9.9\n\n\0', `CONNECT\naccept-version:1.2\n${'x:y\n'.repeat(100)}\n\0`, 'CONNECT\naccept-version:1.2\n\n\0SEND\ndestination:/app/rooms/x\nbad\\qescape:1\n\nx\0', 'CONNECT\naccept-version:1.2\n\n\0JUNK\0', 'CONNECT\naccept-version:1.2\n\n\0SEND\0']) {
       const ws = new WebSocket(eng.url, 'v12.stomp');
       await new Promise((r) => ws.once('open', r));
       const frames: string[] = [];
