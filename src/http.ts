@@ -48,27 +48,20 @@ interface Reply {
 
 const ok = (value: unknown, status = 200): Reply => ({ status, json: JSON.stringify(value) });
 
-function roomParam(raw: string): string {
-  let room: string;
+/** A percent-encoded path segment, decoded and checked against its pattern. */
+function pathParam(raw: string, what: string, re: RegExp, shape: string): string {
+  let v: string;
   try {
-    room = decodeURIComponent(raw);
+    v = decodeURIComponent(raw);
   } catch {
-    throw new ChatError('invalid', 'room is not valid percent-encoding');
+    throw new ChatError('invalid', `${what} is not valid percent-encoding`);
   }
-  if (!ROOM_RE.test(room)) throw new ChatError('invalid', 'room must match [A-Za-z0-9._:-]{1,64}');
-  return room;
+  if (!re.test(v)) throw new ChatError('invalid', `${what} must match ${shape}`);
+  return v;
 }
 
-function userParam(raw: string): string {
-  let user: string;
-  try {
-    user = decodeURIComponent(raw);
-  } catch {
-    throw new ChatError('invalid', 'user is not valid percent-encoding');
-  }
-  if (!USER_RE.test(user)) throw new ChatError('invalid', 'user must match [A-Za-z0-9._:@-]{1,64}');
-  return user;
-}
+const roomParam = (raw: string): string => pathParam(raw, 'room', ROOM_RE, '[A-Za-z0-9._:-]{1,64}');
+const userParam = (raw: string): string => pathParam(raw, 'user', USER_RE, '[A-Za-z0-9._:@-]{1,64}');
 
 function requireAdmin(who: Identity): void {
   if (!who.admin) throw new ChatError('forbidden', 'this is the host app API: an admin token is required');

@@ -5,9 +5,9 @@
 // so the actor's retry with backoff is also the reconnect.
 
 import mysql from 'mysql2/promise';
-import type { Message, MessageType, MyRoom, RoomInfo } from './contract.ts';
-import { roomInfo } from './sqlite-store.ts';
-import type { CidHit, DirectoryStore, MarkerWrite, MessageReader, MessageStore, NewMessage, PageQuery, RoomKind, RoomRow } from './store.ts';
+import type { Message, MyRoom, RoomInfo } from './contract.ts';
+import { MESSAGE_COLS, ROOM_COLS, roomInfo, toMessage, toRoomRow, type MessageRow, type RoomDbRow } from './rows.ts';
+import type { CidHit, DirectoryStore, MarkerWrite, MessageReader, MessageStore, NewMessage, PageQuery, RoomRow } from './store.ts';
 
 const TABLE_OPTS = 'ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin';
 
@@ -100,42 +100,8 @@ export async function migrateMysql(conn: mysql.Connection): Promise<void> {
   }
 }
 
-interface RoomDbRow extends mysql.RowDataPacket {
-  id: string;
-  kind: RoomKind;
-  name: string | null;
-  subject: string | null;
-  epoch: string;
-  last_seq: number;
-  created_at: number;
-  dm_key: string | null;
-  deleted: number;
-}
-
-interface MessageRow extends mysql.RowDataPacket {
-  id: string;
-  room: string;
-  seq: number;
-  type: MessageType;
-  from_id: string;
-  from_name: string;
-  text: string;
-  at: number;
-  cid: string | null;
-}
-
-const ROOM_COLS = 'id, kind, name, subject, epoch, last_seq, created_at, dm_key, deleted';
-const COLS = 'id, room, seq, type, from_id, from_name, text, at, cid';
-
-function toRoomRow(r: RoomDbRow): RoomRow {
-  return { id: r.id, kind: r.kind, name: r.name, subject: r.subject, epoch: r.epoch, lastSeq: Number(r.last_seq), createdAt: Number(r.created_at), dmKey: r.dm_key, deleted: Number(r.deleted) !== 0 };
-}
-
-function toMessage(r: MessageRow): Message {
-  const m: Message = { id: r.id, room: r.room, seq: Number(r.seq), type: r.type, from: { id: r.from_id, name: r.from_name }, text: r.text, at: Number(r.at) };
-  if (r.cid !== null) m.cid = r.cid;
-  return m;
-}
+type RoomPacket = RoomDbRow & mysql.RowDataPacket;
+type MessagePacket = MessageRow & mysql.RowDataPacket;
 
 export class MysqlStore implements MessageStore, DirectoryStore {
   private conn: mysql.Connection | null = null;
@@ -216,7 +182,7 @@ export class MysqlStore implements MessageStore, DirectoryStore {
   }
 
   async latest(room: string, limit: number, notBefore: number): Promise<Message[]> {
-    const [rows] = await this.lookups.query<MessageRow[]>(`SELECT ${COLS} FROM messages WHERE room = ? AND at >= ? ORDER BY tsid DESC LIMIT ?`, [room, notBefore, limit]);
+    const [rows] = await this.lookups.query<MessagePacket[]>(`SELECT ${MESSAGE_COLS} FROM messages WHERE room = ? AND at >= ? ORDER BY tsid DESC LIMIT ?`, [room, notBefore, limit]);
     return rows.reverse().map(toMessage);
   }
 
@@ -229,12 +195,12 @@ export class MysqlStore implements MessageStore, DirectoryStore {
   }
 
   async getRoom(id: string): Promise<RoomRow | null> {
-    const [rows] = await this.lookups.query<RoomDbRow[]>(`SELECT ${ROOM_COLS} FROM rooms WHERE id = ?`, [id]);
+    const [rows] = await this.lookups.query<RoomPacket[]>(`SELECT ${ROOM_COLS} FROM rooms WHERE id = ?`, [id]);
     return rows.length > 0 ? toRoomRow(rows[0]) : null;
   }
 
   async findDirect(dmKey: string): Promise<RoomRow | null> {
-    const [rows] = await this.lookups.query<RoomDbRow[]>(`SELECT ${ROOM_COLS} FROM rooms WHERE dm_key = ?`, [dmKey]);
+    const [rows] = await this.lookups.query<RoomPacket[]>(`SELECT ${ROOM_COLS} FROM rooms WHERE dm_key = ?`, [dmKey]);
     return rows.length > 0 ? toRoomRow(rows[0]) : null;
   }
 
@@ -297,12 +263,12 @@ export class MysqlReader implements MessageReader {
   async page(q: PageQuery): Promise<Message[]> {
     const n = q.limit + 1;
     if (q.after !== undefined) {
-      const [rows] = await this.pool.query<MessageRow[]>(`SELECT ${COLS} FROM messages WHERE room = ? AND tsid > ? AND at >= ? ORDER BY tsid ASC LIMIT ?`, [q.room, q.after, q.notBefore, n]);
+      const [rows] = await this.pool.query<MessagePacket[]>(`SELECT ${MESSAGE_COLS} FROM messages WHERE room = ? AND tsid > ? AND at >= ? ORDER BY tsid ASC LIMIT ?`, [q.room, q.after, q.notBefore, n]);
       return rows.map(toMessage);
     }
     const [rows] = q.before !== undefined
-      ? await this.pool.query<MessageRow[]>(`SELECT ${COLS} FROM messages WHERE room = ? AND tsid < ? AND at >= ? ORDER BY tsid DESC LIMIT ?`, [q.room, q.before, q.notBefore, n])
-      : await this.pool.query<MessageRow[]>(`SELECT ${COLS} FROM messages WHERE room = ? AND at >= ? ORDER BY tsid DESC LIMIT ?`, [q.room, q.notBefore, n]);
+      ? await this.pool.query<MessagePacket[]>(`SELECT ${MESSAGE_COLS} FROM messages WHERE room = ? AND tsid < ? AND at >= ? ORDER BY tsid DESC LIMIT ?`, [q.room, q.before, q.notBefore, n])
+      : await this.pool.query<MessagePacket[]>(`SELECT ${MESSAGE_COLS} FROM messages WHERE room = ? AND at >= ? ORDER BY tsid DESC LIMIT ?`, [q.room, q.notBefore, n]);
     return rows.reverse().map(toMessage);
   }
 
@@ -322,18 +288,18 @@ export class MysqlReader implements MessageReader {
   }
 
   async roomsBySubject(subject: string): Promise<RoomInfo[]> {
-    const [rows] = await this.pool.query<RoomDbRow[]>(`SELECT ${ROOM_COLS} FROM rooms WHERE subject = ? AND deleted = 0 ORDER BY created_at, id`, [subject]);
+    const [rows] = await this.pool.query<RoomPacket[]>(`SELECT ${ROOM_COLS} FROM rooms WHERE subject = ? AND deleted = 0 ORDER BY created_at, id`, [subject]);
     return Promise.all(rows.map(async (r) => roomInfo(toRoomRow(r), await this.membersOf(r.id))));
   }
 
   async myRooms(user: string, notBefore: number): Promise<MyRoom[]> {
-    const [rows] = await this.pool.query<(RoomDbRow & { read_seq: number | null })[]>(
+    const [rows] = await this.pool.query<(RoomPacket & { read_seq: number | null })[]>(
       `SELECT r.id, r.kind, r.name, r.subject, r.epoch, r.last_seq, r.created_at, r.dm_key, r.deleted, k.seq AS read_seq
        FROM rooms r LEFT JOIN read_markers k ON k.room = r.id AND k.user = ?
        WHERE r.deleted = 0 AND r.id IN (SELECT room FROM members WHERE user = ? UNION SELECT room FROM read_markers WHERE user = ?)
        ORDER BY r.id`, [user, user, user]);
     return Promise.all(rows.map(async (r) => {
-      const [last] = await this.pool.query<MessageRow[]>(`SELECT ${COLS} FROM messages WHERE room = ? AND at >= ? ORDER BY tsid DESC LIMIT 1`, [r.id, notBefore]);
+      const [last] = await this.pool.query<MessagePacket[]>(`SELECT ${MESSAGE_COLS} FROM messages WHERE room = ? AND at >= ? ORDER BY tsid DESC LIMIT 1`, [r.id, notBefore]);
       return {
         info: roomInfo(toRoomRow(r), r.kind === 'public' ? [] : await this.membersOf(r.id)),
         lastSeq: Number(r.last_seq),

@@ -22,7 +22,7 @@ import {
 } from './contract.ts';
 import { IdGenerator, tsidFloor } from './ids.ts';
 import { openStore } from './open-store.ts';
-import { roomInfo } from './sqlite-store.ts';
+import { roomInfo } from './rows.ts';
 import type { CidHit, DirectoryStore, MarkerWrite, MessageStore, NewMessage, RoomRow } from './store.ts';
 
 interface ActorRoom {

@@ -5,8 +5,9 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Message, MessageType, MyRoom, RoomInfo } from './contract.ts';
-import type { CidHit, DirectoryStore, MarkerWrite, MessageReader, MessageStore, NewMessage, PageQuery, RoomKind, RoomRow } from './store.ts';
+import type { Message, MyRoom, RoomInfo } from './contract.ts';
+import { MESSAGE_COLS, ROOM_COLS, roomInfo, toMessage, toRoomRow, type MessageRow, type RoomDbRow } from './rows.ts';
+import type { CidHit, DirectoryStore, MarkerWrite, MessageReader, MessageStore, NewMessage, PageQuery, RoomRow } from './store.ts';
 
 /** Each entry upgrades the schema from version i to i+1; applied in one transaction each. */
 const MIGRATIONS: string[] = [
@@ -73,48 +74,6 @@ export function migrate(db: Database.Database): void {
   }
 }
 
-interface MessageRow {
-  id: string;
-  room: string;
-  seq: number;
-  type: MessageType;
-  from_id: string;
-  from_name: string;
-  text: string;
-  at: number;
-  cid: string | null;
-}
-
-function toMessage(r: MessageRow): Message {
-  const m: Message = { id: r.id, room: r.room, seq: r.seq, type: r.type, from: { id: r.from_id, name: r.from_name }, text: r.text, at: r.at };
-  if (r.cid !== null) m.cid = r.cid;
-  return m;
-}
-
-const COLS = 'id, room, seq, type, from_id, from_name, text, at, cid';
-
-interface RoomDbRow {
-  id: string;
-  kind: RoomKind;
-  name: string | null;
-  subject: string | null;
-  epoch: string;
-  last_seq: number;
-  created_at: number;
-  dm_key: string | null;
-  deleted: number;
-}
-
-const ROOM_COLS = 'id, kind, name, subject, epoch, last_seq, created_at, dm_key, deleted';
-
-function toRoomRow(r: RoomDbRow): RoomRow {
-  return { id: r.id, kind: r.kind, name: r.name, subject: r.subject, epoch: r.epoch, lastSeq: r.last_seq, createdAt: r.created_at, dmKey: r.dm_key, deleted: r.deleted !== 0 };
-}
-
-export function roomInfo(r: RoomRow, members: string[]): RoomInfo {
-  return { id: r.id, kind: r.kind, name: r.name, subject: r.subject, members: r.kind === 'public' ? null : members, epoch: r.epoch, createdAt: r.createdAt };
-}
-
 export class SqliteStore implements MessageStore, DirectoryStore {
   private readonly db: Database.Database;
   private readonly st;
@@ -150,7 +109,7 @@ export class SqliteStore implements MessageStore, DirectoryStore {
       insert: this.db.prepare('INSERT OR IGNORE INTO messages (tsid, id, room, seq, type, from_id, from_name, text, at, cid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
       setSeq: this.db.prepare('UPDATE rooms SET last_seq = ? WHERE id = ?'),
       latest: this.db.prepare<[string, number, number], MessageRow>(
-        `SELECT ${COLS} FROM messages WHERE room = ? AND at >= ? ORDER BY tsid DESC LIMIT ?`),
+        `SELECT ${MESSAGE_COLS} FROM messages WHERE room = ? AND at >= ? ORDER BY tsid DESC LIMIT ?`),
       purge: this.db.prepare('DELETE FROM messages WHERE tsid IN (SELECT tsid FROM messages WHERE tsid < ? ORDER BY tsid LIMIT ?)'),
     };
     this.commitTx = this.db.transaction((msgs: NewMessage[], lastSeqs: Map<string, number>, marks: MarkerWrite[]) => {
@@ -248,11 +207,11 @@ export class SqliteReader implements MessageReader {
     this.db.pragma('busy_timeout = 5000');
     this.st = {
       before: this.db.prepare<[string, bigint, number, number], MessageRow>(
-        `SELECT ${COLS} FROM messages WHERE room = ? AND tsid < ? AND at >= ? ORDER BY tsid DESC LIMIT ?`),
+        `SELECT ${MESSAGE_COLS} FROM messages WHERE room = ? AND tsid < ? AND at >= ? ORDER BY tsid DESC LIMIT ?`),
       after: this.db.prepare<[string, bigint, number, number], MessageRow>(
-        `SELECT ${COLS} FROM messages WHERE room = ? AND tsid > ? AND at >= ? ORDER BY tsid ASC LIMIT ?`),
+        `SELECT ${MESSAGE_COLS} FROM messages WHERE room = ? AND tsid > ? AND at >= ? ORDER BY tsid ASC LIMIT ?`),
       latest: this.db.prepare<[string, number, number], MessageRow>(
-        `SELECT ${COLS} FROM messages WHERE room = ? AND at >= ? ORDER BY tsid DESC LIMIT ?`),
+        `SELECT ${MESSAGE_COLS} FROM messages WHERE room = ? AND at >= ? ORDER BY tsid DESC LIMIT ?`),
       seqOf: this.db.prepare<[string, bigint], { seq: number }>('SELECT seq FROM messages WHERE room = ? AND tsid = ?'),
       seqAt: this.db.prepare<[string, bigint], { seq: number }>('SELECT seq FROM messages WHERE room = ? AND tsid <= ? ORDER BY tsid DESC LIMIT 1'),
       bySubject: this.db.prepare<[string], RoomDbRow>(`SELECT ${ROOM_COLS} FROM rooms WHERE subject = ? AND deleted = 0 ORDER BY created_at, id`),
@@ -264,7 +223,7 @@ export class SqliteReader implements MessageReader {
          FROM rooms r LEFT JOIN read_markers k ON k.room = r.id AND k.user = @user
          WHERE r.deleted = 0 AND r.id IN (SELECT room FROM members WHERE user = @user UNION SELECT room FROM read_markers WHERE user = @user)
          ORDER BY r.id`),
-      lastMsg: this.db.prepare<[string, number], MessageRow>(`SELECT ${COLS} FROM messages WHERE room = ? AND at >= ? ORDER BY tsid DESC LIMIT 1`),
+      lastMsg: this.db.prepare<[string, number], MessageRow>(`SELECT ${MESSAGE_COLS} FROM messages WHERE room = ? AND at >= ? ORDER BY tsid DESC LIMIT 1`),
     };
   }
 
