@@ -143,7 +143,7 @@ describe.each(subjects)('store contract: %s', (_name, make) => {
     expect(first.map((m) => m.seq)).toEqual([1201, 1202, 1203]);
     expect(await reader.seqOf('r1', tsidToBigInt(msgs[2].id))).toBe(3);
     expect(await reader.seqOf('r1', 1n)).toBeNull();
-    expect(await reader.seqAt('r1', tsidToBigInt(msgs[2].id) + 1n)).toBe(3);
+    expect(await reader.seqAt('r1', tsidToBigInt(msgs[2].id))).toBe(3); // (id + 1 may be the next message's id)
     expect(await reader.seqAt('r1', 1n)).toBe(0);
     expect(await reader.page({ room: 'nope', limit: 5, notBefore: 0 })).toEqual([]);
   });
