@@ -16,16 +16,17 @@ const USAGE = `usage: npm run bench -- <scenario> [flags]      scenarios: chat f
        npm run bench -- compare <scenario> [flags]  engine, ceiling, ws-sqlite, socketio one after another, as ratios of the ceiling
 flags: --url ws://127.0.0.1:PORT/ws (target a running server; else one is spawned: --server engine|ceiling|ws-sqlite|socketio, default engine)
        --rate N  --duration S  --warmup S  --drain S  --clients N  --rooms N  --find-max  --p99-limit MS
-       --json  --out DIR  --profile (server CPU profile into DIR)  --no-pin (let server and generator float)  --pid N (sample this server pid)`;
+       --json  --out DIR  --profile (server CPU profile into DIR)  --no-pin (let server and generator float)  --no-wait-quiet (do not wait for a quiet box)  --pid N (sample this server pid)
+       --sio-client lean|official (Socket.IO peer: our lean client speaking its wire format, default, or socket.io-client)`;
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     url: { type: 'string' }, server: { type: 'string', default: 'engine' },
     rate: { type: 'string' }, duration: { type: 'string' }, warmup: { type: 'string' }, drain: { type: 'string' },
-    clients: { type: 'string' }, rooms: { type: 'string' }, pid: { type: 'string' }, 'p99-limit': { type: 'string' },
+    clients: { type: 'string' }, rooms: { type: 'string' }, pid: { type: 'string' }, 'p99-limit': { type: 'string' }, 'sio-client': { type: 'string', default: 'lean' },
     json: { type: 'boolean', default: false }, out: { type: 'string' }, 'no-pin': { type: 'boolean', default: false },
-    'find-max': { type: 'boolean', default: false }, profile: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
+    'find-max': { type: 'boolean', default: false }, 'no-wait-quiet': { type: 'boolean', default: false }, profile: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
   },
 });
 
@@ -49,6 +50,8 @@ const code = await main({
   rate: num('rate', values.rate), durationS: num('duration', values.duration), warmupS: num('warmup', values.warmup),
   drainS: num('drain', values.drain), clients: num('clients', values.clients), rooms: num('rooms', values.rooms),
   pid: num('pid', values.pid), p99LimitMs: num('p99-limit', values['p99-limit']) ?? 100,
+  waitQuiet: !values['no-wait-quiet'],
+  sioClient: values['sio-client'] === 'official' ? 'official' : 'lean',
   json: values.json, out: values.out, pin: !values['no-pin'], findMax: values['find-max'], profile: values.profile,
-});
+}).catch((e: Error) => { process.stderr.write(`bench: ${e.message}\n`); return 2; });
 process.exit(code);

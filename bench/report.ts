@@ -29,23 +29,23 @@ export function textReport(r: RunResult): string {
     `  rate      offered ${f0(r.offeredRate)}/s  sent ${f0(r.sentRate)}/s  achieved ${f0(r.achievedRate)}/s  acks ${f0(r.acksPerS)}/s  deliveries ${f0(r.deliveriesPerS)}/s`,
     lat('ack', L.ack), lat('delivery', L.delivery),
     `  connect   p50 ${ms(L.connect.p50)}  p99 ${ms(L.connect.p99)} ms  (n=${f0(L.connect.count)})`,
-    `  server    cpu avg ${f0(x.serverCpuAvg)}% max ${f0(x.serverCpuMax)}%  rss max ${f0(x.serverRssMaxMb)} MB    generator cpu avg ${f0(x.genCpuAvg)}% max ${f0(x.genCpuMax)}%  sched lag max ${x.maxSchedLagMs} ms`,
+    `  server    cpu avg ${f0(x.serverCpuAvg)}% max ${f0(x.serverCpuMax)}%  rss max ${f0(x.serverRssMaxMb)} MB    generator cpu avg ${f0(x.genCpuAvg)}% max ${f0(x.genCpuMax)}%  sched lag max ${x.maxSchedLagMs} ms    other load on the box avg ${f0(x.otherCpuAvg)}% max ${f0(x.otherCpuMax)}%`,
     `  errors    ${Object.keys(r.errors).length ? Object.entries(r.errors).map(([k, v]) => `${k}=${v}`).join(' ') : 'none'}`,
     `  correct   ${r.correctness.ok ? 'OK' : 'FAILED'}: ${correctnessLine(r)}`,
   ];
   if (r.extra && Object.keys(r.extra).length) lines.push(`  extra     ${Object.entries(r.extra).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' ')}`);
-  lines.push(`  verdict   ${r.sustainable ? 'SUSTAINED' : 'NOT SUSTAINED'}: ${r.verdict}${x.genCpuAvg >= 90 ? '  [generator core saturated: the client, not the server, may be the limit]' : ''}`);
+  lines.push(`  verdict   ${r.sustainable ? 'SUSTAINED' : 'NOT SUSTAINED'}: ${r.verdict}${x.genCpuAvg >= 90 ? '  [generator core saturated: the client, not the server, may be the limit]' : ''}${x.otherCpuMax >= 25 ? `  [WARNING: other processes used up to ${f0(x.otherCpuMax)}% of a core during this run: figures are unreliable]` : ''}`);
   return lines.join('\n');
 }
 
 export function markdownReport(title: string, runs: RunResult[], summary: string[]): string {
   const out = [`# ${title}`, '', ...summary, ''];
-  out.push('| server | scenario | offered/s | achieved/s | deliveries/s | ack p50 | ack p99 | ack p99.9 | deliv p99 | connect p99 | server CPU | server RSS | gen CPU | correctness | verdict |');
-  out.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|');
+  out.push('| server | scenario | offered/s | achieved/s | deliveries/s | ack p50 | ack p99 | ack p99.9 | deliv p99 | connect p99 | server CPU | server RSS | gen CPU | other CPU | correctness | verdict |');
+  out.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|');
   for (const r of runs) {
     out.push(`| ${r.server} | ${r.scenario} | ${f0(r.offeredRate)} | ${f0(r.achievedRate)} | ${f0(r.deliveriesPerS)} | ${ms(r.latency.ack.p50)} | ${ms(r.latency.ack.p99)} | ` +
       `${ms(r.latency.ack.p999)} | ${ms(r.latency.delivery.p99)} | ${ms(r.latency.connect.p99)} | ${f0(r.resources.serverCpuAvg)}% | ${f0(r.resources.serverRssMaxMb)} MB | ` +
-      `${f0(r.resources.genCpuAvg)}% | ${r.correctness.ok ? 'ok' : 'FAILED: ' + correctnessLine(r)} | ${r.verdict} |`);
+      `${f0(r.resources.genCpuAvg)}% | ${f0(r.resources.otherCpuAvg)}% | ${r.correctness.ok ? 'ok' : 'FAILED: ' + correctnessLine(r)} | ${r.verdict} |`);
   }
   out.push('', 'Latencies in ms, measured from the intended send time (coordinated omission corrected). CPU in % of one core.', '');
   out.push('![latency percentiles](latency.svg)', '', '![throughput and p99 over time](timeline.svg)', '');
@@ -83,12 +83,13 @@ function panel(o: { x: number; y: number; w: number; h: number; title: string; y
   }
   parts.push(`<text x="${o.x - 40}" y="${o.y + o.h / 2}" font-size="11" transform="rotate(-90 ${o.x - 40} ${o.y + o.h / 2})" text-anchor="middle">${esc(o.yLabel)}</text>`);
   parts.push(`<rect x="${o.x}" y="${o.y}" width="${o.w}" height="${o.h}" fill="none" stroke="#888"/>`);
+  const legendW = 8 + 6.5 * Math.max(0, ...o.series.map((s) => s.name.length)) + 20;
+  if (o.series.length) parts.push(`<rect x="${o.x + 5}" y="${o.y + 4}" width="${legendW.toFixed(0)}" height="${o.series.length * 15 + 6}" fill="white" fill-opacity="0.8" stroke="#ccc"/>`);
   o.series.forEach((s, i) => {
     if (!s.points.length) return;
     const d = s.points.map((p, j) => `${j ? 'L' : 'M'}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join('');
-    const color = COLORS[i % COLORS.length];
-    parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="1.8"/>`,
-      `<rect x="${o.x + 10}" y="${o.y + 8 + i * 15}" width="10" height="10" fill="${color}"/>`,
+    parts.splice(1, 0, `<path d="${d}" fill="none" stroke="${COLORS[i % COLORS.length]}" stroke-width="1.8"/>`); // under grid labels and legend
+    parts.push(`<rect x="${o.x + 10}" y="${o.y + 8 + i * 15}" width="10" height="10" fill="${COLORS[i % COLORS.length]}"/>`,
       `<text x="${o.x + 25}" y="${o.y + 17 + i * 15}" font-size="11">${esc(s.name)}</text>`);
   });
   return parts.join('\n');
@@ -125,6 +126,7 @@ export function timelineSvg(runs: RunResult[]): string {
   const cpu: Series[] = runs.flatMap((r) => [
     { name: `${many ? r.server + ' ' : ''}server CPU %`, points: r.timeline.filter((p) => !Number.isNaN(p.serverCpu)).map((p) => [p.t, p.serverCpu] as [number, number]) },
     { name: `${many ? r.server + ' ' : ''}generator CPU %`, points: r.timeline.map((p) => [p.t, p.genCpu] as [number, number]) },
+    ...(many ? [] : [{ name: 'other processes CPU %', points: r.timeline.filter((p) => !Number.isNaN(p.otherCpu)).map((p) => [p.t, p.otherCpu] as [number, number]) }]),
   ]);
   return svg(760, 820,
     panel({ x: 80, y: 30, w: 650, h: 200, title: 'throughput per second', yLabel: 'per s', series: thr, xTicks: ticks, xMin: 0, xMax: tMax }) + '\n' +
@@ -132,7 +134,7 @@ export function timelineSvg(runs: RunResult[]): string {
     panel({ x: 80, y: 570, w: 650, h: 200, title: 'CPU (% of one core)', yLabel: '%', series: cpu, xTicks: ticks, xMin: 0, xMax: tMax }));
 }
 
-/** Writes result.json, report.md, latency.svg and timeline.svg into dir. */
+/** Writes result.json (runs = the reported runs; extraJson may add every step), report.md, latency.svg and timeline.svg into dir. */
 export function writeReports(dir: string, title: string, runs: RunResult[], summary: string[], extraJson: Record<string, unknown> = {}): void {
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, 'result.json'), JSON.stringify({ title, summary, ...extraJson, runs }, null, 2) + '\n');

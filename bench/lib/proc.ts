@@ -56,7 +56,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const args = pin ? ['-c', '0', process.execPath, ...nodeArgs] : nodeArgs; // taskset execs node: same pid
   const child: ChildProcess = spawn(cmd, args, {
     cwd: REPO_DIR,
-    env: { ...process.env, CHAT_PORT: '0', CHAT_HOST: '127.0.0.1', CHAT_STORE: `sqlite:${dataDir}/bench.db`, ...o.env },
+    // the generator sends far faster than a person: no per-connection send limit unless the caller's env sets one
+    env: { CHAT_SEND_RATE: '0', ...process.env, CHAT_PORT: '0', CHAT_HOST: '127.0.0.1', CHAT_STORE: `sqlite:${dataDir}/bench.db`, ...o.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
@@ -112,9 +113,22 @@ export class ProcSampler {
     return Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
   }
 
-  sample(): { serverCpu: number; serverRssMb: number; genCpu: number } {
-    let serverCpu = NaN, serverRssMb = NaN;
+  private lastBox: number[] = [];
+
+  /** Busy ticks of the whole box (all cores), from /proc/stat: user+nice+system+irq+softirq+steal. */
+  private boxTicks(): number {
+    const f = readFileSync('/proc/stat', 'latin1').slice(0, 200).split('\n')[0].trim().split(/\s+/).map(Number);
+    return f[1] + f[2] + f[3] + f[6] + f[7] + f[8];
+  }
+
+  sample(): { serverCpu: number; serverRssMb: number; genCpu: number; boxCpu: number } {
+    let serverCpu = NaN, serverRssMb = NaN, boxCpu = NaN;
     const now = performance.now();
+    try {
+      const b = this.boxTicks();
+      if (this.lastBox.length) boxCpu = ((b - this.lastBox[0]) / CLK_TCK) / ((now - this.lastBox[1]) / 1000) * 100;
+      this.lastBox = [b, now];
+    } catch { /* no /proc/stat */ }
     if (this.pid !== undefined) {
       try {
         const t = this.ticks();
@@ -127,6 +141,32 @@ export class ProcSampler {
     const g = process.cpuUsage(this.lastGen);
     const genCpu = ((g.user + g.system) / 1000) / (now - this.lastGenAt) * 100;
     this.lastGen = process.cpuUsage(); this.lastGenAt = now;
-    return { serverCpu, serverRssMb, genCpu };
+    return { serverCpu, serverRssMb, genCpu, boxCpu };
   }
+}
+
+/** Box-wide busy CPU (% of one core) over `ms`, from /proc/stat. */
+export async function boxBusy(ms: number): Promise<number> {
+  const read = (): number[] => readFileSync('/proc/stat', 'latin1').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const a = read();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = read();
+  const busy = (f: number[]): number => f[0] + f[1] + f[2] + f[5] + f[6] + f[7];
+  return ((busy(b) - busy(a)) / CLK_TCK) / (ms / 1000) * 100;
+}
+
+/**
+ * On a shared box, wait (at most maxS seconds) until nothing else is using more than `limit`% of a
+ * core, so a run does not measure someone else's test suite. Returns the last reading.
+ */
+export async function waitQuiet(limit = 20, maxS = 60): Promise<number> {
+  const end = performance.now() + maxS * 1000;
+  let busy = await boxBusy(1000);
+  let told = false;
+  while (busy > limit && performance.now() < end) {
+    if (!told) { process.stderr.write(`[bench] the box is busy (${busy.toFixed(0)}% of a core used by other processes); waiting up to ${maxS} s for it to calm down\n`); told = true; }
+    busy = await boxBusy(1000);
+  }
+  if (busy > limit) process.stderr.write(`[bench] still busy (${busy.toFixed(0)}%); running anyway, figures will carry a warning\n`);
+  return busy;
 }

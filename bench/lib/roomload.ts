@@ -18,6 +18,7 @@ export interface RoomLoadSpec {
   warmupS: number;
   drainS: number;
   connectConcurrency: number;
+  p99LimitMs?: number;
 }
 
 export interface RunEnv {
@@ -50,7 +51,7 @@ export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunR
   const status = new Uint8Array(total);
   const connectStart = new Float64Array(spec.clients);
   const wasOpen = new Uint8Array(spec.clients);
-  let opened = 0, failed = 0, joined = 0, loadPhase = false, closing = false;
+  let opened = 0, failed = 0, joined = 0, closing = false;
   let acked = 0, sentCount = 0;
   const c0: Correctness = { gaps: 0, duplicates: 0, missing: 0, unacked: 0, dupAcks: 0, earlyMsgs: 0, disconnects: 0, failedConnects: 0, otherFailures: 0, ok: true, notes: [] };
   const meter = new Meter(env.sampler, `${spec.scenario}/${env.serverLabel}`, () => sentCount - acked);
@@ -140,7 +141,6 @@ export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunR
     `offering ${spec.rate} msgs/s for ${spec.warmupS}+${spec.durationS} s\n`);
 
   // 3. open-loop sending: every tick sends whatever is due by now, each with its intended time
-  loadPhase = true;
   const t0 = nowUs() + 2000;
   meter.from = t0 + spec.warmupS * 1e6;
   meter.to = meter.from + spec.durationS * 1e6;
@@ -153,7 +153,7 @@ export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunR
   await new Promise<void>((resolve) => {
     const timer = setInterval(() => {
       const now = nowUs();
-      let due = Math.floor((now - t0) * perUs);
+      let due = now < t0 ? 0 : Math.floor((now - t0) * perUs) + 1; // every send whose intended time has come (k / perUs <= now - t0)
       if (due > total) due = total;
       for (; k < due; k++) {
         const intended = Math.floor(t0 + k / perUs);
@@ -177,14 +177,12 @@ export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunR
   const drainEnd = performance.now() + spec.drainS * 1000;
   while (!caughtUp() && performance.now() < drainEnd) await sleep(50);
   meter.stop();
-  loadPhase = false;
 
   // 5. correctness
   for (let i = 0; i < total; i++) if (status[i] === ST_SENT) c0.unacked++;
   for (let s = 0; s < nSlots; s++) if (slotNext[s] >= 0) c0.missing += Math.max(0, roomLast[slotRoom[s]] - (slotNext[s] - 1));
   c0.missing += c0.gaps;
   c0.ok = c0.gaps + c0.duplicates + c0.missing + c0.unacked + c0.dupAcks + c0.earlyMsgs + c0.disconnects + c0.failedConnects + c0.otherFailures === 0 && joined === nSlots;
-  void loadPhase;
 
   // 6. close politely, then make sure nothing lingers
   closing = true;
@@ -206,7 +204,7 @@ export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunR
     sustainable: false, verdict: '',
     extra: { connectSeconds: round1(connectS), expectedDeliveriesPerS: round1((meter.wAcks / spec.durationS) * membersPerRoom) },
   };
-  Object.assign(res, verdict(res));
+  Object.assign(res, verdict(res, spec.p99LimitMs));
   return res;
 }
 

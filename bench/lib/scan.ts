@@ -29,7 +29,7 @@ export const OP_MSG = 109, OP_ACK = 97, OP_JOINED = 106, OP_ERROR = 101, OP_PONG
  * origin). Writes both into out[0], out[1]; returns false when the frame has no cid of ours.
  */
 export function cidField(s: string, out: Float64Array): boolean {
-  const i = s.indexOf('"cid":"');
+  const i = s.lastIndexOf('"cid":"'); // from the end: servers tend to put cid after the text, and there is only one top-level cid
   if (i < 0) return false;
   let j = i + 7, k = 0, c = s.charCodeAt(j);
   if (c < 48 || c > 57) return false;

@@ -2,7 +2,7 @@
 // socket.io-client for the Socket.IO peer. Both turn frames into the same Sink calls.
 import { io, type Socket } from 'socket.io-client';
 import { WsConn, sourceAddress, type WsTarget, type WsHandlers } from './wsclient.ts';
-import { OP_ACK, OP_ERROR, OP_JOINED, OP_MSG, cidField, opChar, roomIndex, uintField } from './scan.ts';
+import { OP_ACK, OP_ERROR, OP_JOINED, OP_MSG, cidField, opChar, roomIndex, uintAt, uintField } from './scan.ts';
 
 /** Receives what the transports decode. c = client index, room = room index (-1 if not ours), k = our send number (-1 if not ours). */
 export interface Sink {
@@ -15,7 +15,7 @@ export interface Sink {
 }
 
 export interface Transport {
-  readonly kind: 'raw' | 'socketio';
+  readonly kind: 'raw' | 'socketio' | 'socketio-lean';
   connect(c: number, user: string): void;
   join(c: number, room: number, limit: number): void;
   send(c: number, room: number, k: number, tUs: number): void;
@@ -69,8 +69,9 @@ export class RawTransport implements Transport {
 
   private message(conn: WsConn, buf: Buffer, start: number, end: number): void {
     // latin1Slice: a one-byte string straight from the bytes, no UTF-8 decoding (only ASCII fields are read)
-    const s = (buf as FastBuffer).latin1Slice(start, end);
     const c = conn.tag;
+    if (this.conns[c] !== conn) return; // a replaced connection still draining after close(): not this client's stream any more
+    const s = (buf as FastBuffer).latin1Slice(start, end);
     const op = opChar(s);
     if (op === OP_MSG) {
       const ours = cidField(s, this.cid);
@@ -152,4 +153,85 @@ export class SocketIoTransport implements Transport {
   isOpen(c: number): boolean { return this.socks[c]?.connected === true; }
   close(c: number): void { this.socks[c]?.disconnect(); }
   destroyAll(): void { for (const s of this.socks) s?.disconnect(); }
+}
+
+const SIO_JOIN_BASE = 1e12; // ack ids at or above this are join replies; below, they are send numbers k
+
+/**
+ * The lean client speaking Socket.IO 4's wire format itself (engine.io v4 packets over WebSocket:
+ * `40` connect, `42<id>["event",data]` emit with ack, `43<id>[reply]` ack, `2`/`3` ping/pong), so the
+ * Socket.IO server, not socket.io-client's per-packet cost, is what gets measured.
+ */
+export class SioLeanTransport implements Transport {
+  readonly kind = 'socketio-lean';
+  private readonly conns: Array<WsConn | undefined> = [];
+  private readonly ready = new Uint8Array(1 << 16);
+  private readonly sendPrefix: string[] = [];
+  private readonly cid = new Float64Array(2);
+  private readonly handlers: WsHandlers;
+  private readonly target: WsTarget;
+
+  constructor(host: string, port: number, private readonly prefix: string, private readonly sink: Sink, private readonly text = TEXT64) {
+    this.target = { host, port, path: '/socket.io/?EIO=4&transport=websocket', protocol: null };
+    this.handlers = {
+      open: () => {},
+      close: (conn, code) => { this.ready[conn.tag] = 0; if (this.conns[conn.tag] === conn) this.sink.closed(conn.tag, code); },
+      message: (conn, buf, start, end) => this.message(conn, buf, start, end),
+    };
+  }
+
+  connect(c: number, user: string): void {
+    this.ready[c] = 0;
+    const path = `${this.target.path}&user=${encodeURIComponent(user)}&name=${encodeURIComponent(user)}`;
+    this.conns[c] = new WsConn(this.target, path, sourceAddress(c, this.target.host), this.handlers, c);
+  }
+
+  join(c: number, room: number, limit: number): void {
+    this.conns[c]?.sendText('42' + (SIO_JOIN_BASE + room) + '["join",{"room":"' + roomName(this.prefix, room) + '","limit":' + limit + '}]');
+  }
+
+  send(c: number, room: number, k: number, tUs: number): void {
+    let p = this.sendPrefix[room];
+    if (p === undefined) p = this.sendPrefix[room] = '["send",{"room":"' + roomName(this.prefix, room) + '","text":"' + this.text + '","cid":"';
+    this.conns[c]!.sendText('42' + k + p + k + '.' + tUs + '"}]'); // the ack id is the send number itself
+  }
+
+  isOpen(c: number): boolean { return this.ready[c] === 1 && this.conns[c]?.isOpen === true; }
+  close(c: number): void { this.conns[c]?.close(); }
+  destroyAll(): void { for (const w of this.conns) w?.destroy(); }
+
+  private message(conn: WsConn, buf: Buffer, start: number, end: number): void {
+    const c = conn.tag;
+    if (this.conns[c] !== conn) return; // a replaced connection still draining after close()
+    const s = (buf as FastBuffer).latin1Slice(start, end);
+    const t0 = s.charCodeAt(0), t1 = s.charCodeAt(1);
+    if (t0 === 52 && t1 === 50) { // "42": an event; the only one we get is msg
+      const ours = cidField(s, this.cid);
+      this.sink.msg(c, roomIndex(s, this.prefix), uintField(s, '"seq":'), ours ? this.cid[0] : -1, ours ? this.cid[1] : 0);
+    } else if (t0 === 52 && t1 === 51) { // "43<id>[reply]"
+      const id = uintAt(s, 2);
+      if (id >= SIO_JOIN_BASE) {
+        const r = JSON.parse(buf.toString('utf8', start + s.indexOf('['), end))[0] as SioReply;
+        if (r.op === 'joined') this.sink.joined(c, id - SIO_JOIN_BASE, r.seq ?? 0);
+        else this.sink.refused(c, r.code ?? 'error', -1);
+      } else if (opChar(s) === OP_ACK) {
+        const ours = cidField(s, this.cid);
+        const i = s.indexOf('"id":"');
+        this.sink.ack(c, roomIndex(s, this.prefix), uintField(s, '"seq":'), ours ? this.cid[0] : -1, ours ? this.cid[1] : 0, i < 0 ? '' : s.slice(i + 6, i + 19));
+      } else {
+        const r = JSON.parse(buf.toString('utf8', start + s.indexOf('['), end))[0] as SioReply;
+        this.sink.refused(c, r.code ?? 'error', id);
+      }
+    } else if (t0 === 50) { // "2": engine.io ping
+      conn.sendText('3');
+    } else if (t0 === 48) { // "0{...}": engine.io open; connect to the default namespace
+      conn.sendText('40');
+    } else if (t0 === 52 && t1 === 48) { // "40{sid}": namespace connected
+      this.ready[c] = 1;
+      this.sink.opened(c);
+    } else if (t0 === 52 && t1 === 52) { // "44": connect_error
+      this.sink.closed(c, 'sio_connect_error');
+      conn.destroy();
+    }
+  }
 }

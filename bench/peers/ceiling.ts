@@ -13,6 +13,10 @@ const port = Number(process.env.CHAT_PORT ?? 8080);
 const maxPayload = Number(process.env.CHAT_MAX_PAYLOAD ?? 65536);
 const rooms = new MemRooms();
 let anon = 0;
+// Fault injection, to prove the harness catches broken servers: CEILING_FAULT=drop|dup|noack:<every N sends>
+const [faultKind, faultEvery] = (process.env.CEILING_FAULT ?? '').split(':');
+const faultN = Number(faultEvery) || 0;
+let sends = 0;
 
 const app = uws.App();
 
@@ -69,8 +73,10 @@ app.ws<UserData>('/ws', {
         const u = ws.getUserData();
         const r = rooms.get(room);
         const m = r.append(rooms.ids, u.fromJson, text, cid);
-        app.publish(room, '{"op":"msg",' + m.json.slice(1)); // native fan-out: one call, no socket loop
-        ws.send('{"op":"ack","cid":' + JSON.stringify(cid) + ',"room":"' + room + '","id":"' + m.id +
+        const fault = faultN > 0 && ++sends % faultN === 0 ? faultKind : '';
+        if (fault !== 'drop') app.publish(room, '{"op":"msg",' + m.json.slice(1)); // native fan-out: one call, no socket loop
+        if (fault === 'dup') app.publish(room, '{"op":"msg",' + m.json.slice(1));
+        if (fault !== 'noack') ws.send('{"op":"ack","cid":' + JSON.stringify(cid) + ',"room":"' + room + '","id":"' + m.id +
           '","seq":' + m.seq + ',"at":' + m.at + refPart(ref) + '}');
         return;
       }

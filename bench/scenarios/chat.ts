@@ -11,6 +11,6 @@ export const chat: Scenario = {
     scenario: 'chat', clients: o.clients, rooms: o.rooms, rate: o.rate, durationS: o.durationS, warmupS: o.warmupS, drainS: o.drainS,
     membership: (c) => [c % o.rooms],
     senders: Array.from({ length: o.clients }, (_, c) => [c, c % o.rooms] as [number, number]),
-    connectConcurrency: 256,
+    connectConcurrency: 256, p99LimitMs: o.p99LimitMs,
   }, env),
 };

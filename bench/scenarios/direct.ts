@@ -13,7 +13,7 @@ export const direct: Scenario = {
       scenario: 'direct', clients: o.clients, rooms: o.rooms, rate: o.rate, durationS: o.durationS, warmupS: o.warmupS, drainS: o.drainS,
       membership: (c) => [Math.floor(c / perRoom) % o.rooms],
       senders: Array.from({ length: o.clients }, (_, c) => [c, Math.floor(c / perRoom) % o.rooms] as [number, number]),
-      connectConcurrency: 256,
+      connectConcurrency: 256, p99LimitMs: o.p99LimitMs,
     }, env);
   },
 };

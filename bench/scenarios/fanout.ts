@@ -11,6 +11,6 @@ export const fanout: Scenario = {
     scenario: 'fanout', clients: o.clients, rooms: 1, rate: o.rate, durationS: o.durationS, warmupS: o.warmupS, drainS: o.drainS,
     membership: () => [0],
     senders: [[0, 0], [1, 0]],
-    connectConcurrency: 256,
+    connectConcurrency: 256, p99LimitMs: o.p99LimitMs,
   }, env),
 };

@@ -12,7 +12,7 @@ export const soak: Scenario = {
       scenario: 'soak', clients: o.clients, rooms: o.rooms, rate: o.rate, durationS: o.durationS, warmupS: o.warmupS, drainS: o.drainS,
       membership: (c) => [c % o.rooms],
       senders: Array.from({ length: o.clients }, (_, c) => [c, c % o.rooms] as [number, number]),
-      connectConcurrency: 256,
+      connectConcurrency: 256, p99LimitMs: o.p99LimitMs,
     }, env);
     const rss = r.timeline.map((p) => p.serverRssMb).filter((v) => !Number.isNaN(v));
     if (rss.length >= 20) {

@@ -9,12 +9,14 @@ export interface RunOptions {
   durationS: number;
   warmupS: number;
   drainS: number;
+  /** find-max's latency criterion: ack p99 at most this (ms). */
+  p99LimitMs: number;
 }
 
 export interface Scenario {
   name: string;
   summary: string;
-  defaults: RunOptions & { findMaxStart: number };
+  defaults: Omit<RunOptions, 'p99LimitMs'> & { findMaxStart: number };
   /** Whether --find-max and compare's rate search apply (a rate of messages or iterations). */
   rated: boolean;
   run(o: RunOptions, env: RunEnv): Promise<RunResult>;
