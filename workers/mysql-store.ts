@@ -113,6 +113,11 @@ export class MysqlStore implements MessageStore, DirectoryStore {
     this.lookups = mysql.createPool({ ...connOptions(url), connectionLimit: 2, enableKeepAlive: true });
   }
 
+  /** The write connection sends a group commit as one multi-statement query. */
+  private static writeOptions(url: string): mysql.ConnectionOptions {
+    return { ...connOptions(url), multipleStatements: true };
+  }
+
   static async open(url: string): Promise<MysqlStore> {
     const s = new MysqlStore(url);
     await s.write((c) => migrateMysql(c));
@@ -122,7 +127,7 @@ export class MysqlStore implements MessageStore, DirectoryStore {
   /** Run `fn` on the write connection, after everything queued before it; reconnect if needed. */
   private write<T>(fn: (c: mysql.Connection) => Promise<T>): Promise<T> {
     const run = async (): Promise<T> => {
-      if (this.conn === null) this.conn = await mysql.createConnection(connOptions(this.url));
+      if (this.conn === null) this.conn = await mysql.createConnection(MysqlStore.writeOptions(this.url));
       const c = this.conn;
       try {
         return await fn(c);
@@ -165,18 +170,33 @@ export class MysqlStore implements MessageStore, DirectoryStore {
     return out;
   }
 
+  /**
+   * One round trip per group commit: the whole transaction goes as one multi-statement query
+   * (values escaped by mysql2's formatter, never concatenated). On any error it is rolled back.
+   */
   commit(msgs: NewMessage[], lastSeqs: Map<string, number>, marks: MarkerWrite[]): Promise<void> {
-    return this.tx(async (c) => {
-      for (let i = 0; i < msgs.length; i += INSERT_CHUNK) {
-        const rows = msgs.slice(i, i + INSERT_CHUNK).map((m) => [m.tsid, m.id, m.room, m.seq, m.type, m.fromId, m.fromName, m.text, m.at, m.cid]);
-        // IGNORE: a commit repeated after an unknown outcome (the connection died after COMMIT was
-        // sent) skips rows already there. Conflicting cids never reach here: the actor dedupes first.
-        await c.query('INSERT IGNORE INTO messages (tsid, id, room, seq, type, from_id, from_name, text, at, cid) VALUES ?', [rows]);
-      }
-      for (const [room, seq] of lastSeqs) await c.query('UPDATE rooms SET last_seq = GREATEST(last_seq, ?) WHERE id = ?', [seq, room]);
-      for (const k of marks) {
-        if (k.ifAbsent) await c.query('INSERT IGNORE INTO read_markers (room, user, seq, id) VALUES (?, ?, ?, ?)', [k.room, k.user, k.seq, k.id]);
-        else await c.query('INSERT INTO read_markers (room, user, seq, id) VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE seq = VALUES(seq), id = VALUES(id)', [k.room, k.user, k.seq, k.id]);
+    const parts: string[] = ['START TRANSACTION'];
+    for (let i = 0; i < msgs.length; i += INSERT_CHUNK) {
+      const rows = msgs.slice(i, i + INSERT_CHUNK).map((m) => [m.tsid, m.id, m.room, m.seq, m.type, m.fromId, m.fromName, m.text, m.at, m.cid]);
+      // IGNORE: a commit repeated after an unknown outcome (the connection died after COMMIT was
+      // sent) skips rows already there. Conflicting cids never reach here: the actor dedupes first.
+      parts.push(mysql.format('INSERT IGNORE INTO messages (tsid, id, room, seq, type, from_id, from_name, text, at, cid) VALUES ?', [rows]));
+    }
+    if (lastSeqs.size > 0) {
+      const cases = [...lastSeqs].map(([room, seq]) => mysql.format('WHEN ? THEN GREATEST(last_seq, ?)', [room, seq])).join(' ');
+      parts.push(mysql.format(`UPDATE rooms SET last_seq = CASE id ${cases} ELSE last_seq END WHERE id IN (?)`, [[...lastSeqs.keys()]]));
+    }
+    const upserts = marks.filter((k) => !k.ifAbsent).map((k) => [k.room, k.user, k.seq, k.id]);
+    const firsts = marks.filter((k) => k.ifAbsent).map((k) => [k.room, k.user, k.seq, k.id]);
+    if (upserts.length > 0) parts.push(mysql.format('INSERT INTO read_markers (room, user, seq, id) VALUES ? ON DUPLICATE KEY UPDATE seq = VALUES(seq), id = VALUES(id)', [upserts]));
+    if (firsts.length > 0) parts.push(mysql.format('INSERT IGNORE INTO read_markers (room, user, seq, id) VALUES ?', [firsts]));
+    parts.push('COMMIT');
+    return this.write(async (c) => {
+      try {
+        await c.query(parts.join(';\n'));
+      } catch (err) {
+        await c.query('ROLLBACK').catch(() => undefined);
+        throw err;
       }
     });
   }

@@ -89,6 +89,9 @@ class PersistenceActor {
   private async pump(): Promise<void> {
     this.pumping = true;
     while (this.inbox.length > 0) {
+      // Everything queued while the previous batch waited on the store is handled as one batch:
+      // one cid lookup round trip for all of it (MySQL), however far behind the inbox is.
+      if (this.inbox.length > 1) this.inbox.splice(0, this.inbox.length, this.inbox.flat());
       const cmds = this.inbox[0];
       try {
         const done = await this.handle(cmds);
