@@ -860,6 +860,18 @@ export class Engine {
       this.log.info({ buffered: this.pending.size - e.results.length }, 'write buffer drained: accepting sends again');
     }
     const now = performance.now();
+    // Acks first, then the publishes: an ack written while its socket still has undrained topic
+    // messages makes uWS drain that one subscriber out of band, which costs more than the batch
+    // drain at the end of the loop turn. (The sender's msg copy and its ack may come in either order.)
+    for (const r of e.results) {
+      const p = this.pending.get(r.token);
+      if (p === undefined || p.s === null || p.settled !== null || r.error !== null) continue;
+      if (r.dup) this.stats.duplicates++;
+      this.stats.acked++;
+      // STOMP: the RECEIPT for a SEND goes out only now, after the durable commit.
+      if (p.s.codec === Codec.Stomp) this.reply(p.s, { op: 'ack' }, undefined, p.ref);
+      else this.send(p.s, encodeAck(p.s.codec, p.cid!, r.room, r.id, r.seq, r.at, p.ref));
+    }
     for (const r of e.results) {
       const p = this.pending.get(r.token);
       if (p === undefined) continue;
@@ -871,20 +883,8 @@ export class Engine {
         p.delivered?.();
       }
       if (r.error === null && !r.dup) this.stats.observeCommitted(now - p.t0);
-      if (p.settled !== null) {
-        p.settled(r);
-        continue;
-      }
-      if (p.s === null) continue;
-      if (r.error !== null) {
-        this.error(p.s, r.error, undefined, p.ref, p.cid ?? undefined);
-        continue;
-      }
-      if (r.dup) this.stats.duplicates++;
-      this.stats.acked++;
-      // STOMP: the RECEIPT for a SEND goes out only now, after the durable commit.
-      if (p.s.codec === Codec.Stomp) this.reply(p.s, { op: 'ack' }, undefined, p.ref);
-      else this.send(p.s, encodeAck(p.s.codec, p.cid!, r.room, r.id, r.seq, r.at, p.ref));
+      if (p.settled !== null) p.settled(r);
+      else if (p.s !== null && r.error !== null) this.error(p.s, r.error, undefined, p.ref, p.cid ?? undefined);
     }
   }
 

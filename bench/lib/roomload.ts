@@ -2,8 +2,11 @@
 // rooms, send at a fixed aggregate rate (latency from the intended send time, as wrk2 does), drain,
 // then check every member got every message of its rooms exactly once and in seq order.
 import { Meter, nowUs, verdict, type Correctness, type RunResult } from './stats.ts';
-import type { Sink, Transport } from './transport.ts';
+import { roomName, type Sink, type Transport } from './transport.ts';
 import type { ProcSampler } from './proc.ts';
+import { HttpConn } from './httpclient.ts';
+import { uintField } from './scan.ts';
+import { sourceAddress } from './wsclient.ts';
 
 export interface RoomLoadSpec {
   scenario: string;
@@ -34,6 +37,34 @@ export interface RunEnv {
 }
 
 const ST_SENT = 1, ST_ACKED = 2, ST_REFUSED = 3, ST_SKIPPED = 4;
+const NOT_JOINED = -1, START_UNKNOWN = -2; // slotNext values below any seq
+
+/**
+ * Each room's last seq from `GET /api/rooms/:room/messages?limit=1` (0 for an empty room), 16 requests
+ * in flight. For protocols whose join carries no seq (STOMP): before sending starts (every member is
+ * subscribed, nothing is being sent) it is every member's start; after the drain, the room's true end.
+ */
+export async function fetchLastSeqs(httpBase: string, prefix: string, rooms: number[]): Promise<Map<number, number>> {
+  const u = new URL(httpBase);
+  const out = new Map<number, number>();
+  let next = 0;
+  const worker = async (w: number): Promise<void> => {
+    const conn = new HttpConn(u.hostname, Number(u.port), sourceAddress(w, u.hostname));
+    try {
+      while (next < rooms.length) {
+        const r = rooms[next++];
+        const path = `/api/rooms/${encodeURIComponent(roomName(prefix, r))}/messages?limit=1`;
+        const seq = await new Promise<number>((resolve, reject) => conn.get(path, (status, body, err) => {
+          if (err || status !== 200) reject(new Error(`GET ${path}: ${err ?? status} ${body.slice(0, 200)}`));
+          else resolve(Math.max(0, uintField(body, '"seq":'))); // {"messages":[]} = an empty room: 0
+        }));
+        out.set(r, seq);
+      }
+    } finally { conn.close(); }
+  };
+  await Promise.all(Array.from({ length: Math.min(16, rooms.length) }, (_, w) => worker(w)));
+  return out;
+}
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunResult> {
@@ -45,13 +76,13 @@ export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunR
   slotBase[spec.clients] = slotRoomList.length;
   const nSlots = slotRoomList.length;
   const slotRoom = Int32Array.from(slotRoomList);
-  const slotNext = new Float64Array(nSlots).fill(-1); // next expected seq; -1 = not joined yet
+  const slotNext = new Float64Array(nSlots).fill(NOT_JOINED); // next expected seq; -1 = not joined yet, -2 = joined, start unknown
   const roomLast = new Float64Array(spec.rooms);     // highest seq seen per room (acks and msgs)
   const total = Math.ceil(spec.rate * (spec.warmupS + spec.durationS));
   const status = new Uint8Array(total);
   const connectStart = new Float64Array(spec.clients);
   const wasOpen = new Uint8Array(spec.clients);
-  let opened = 0, failed = 0, joined = 0, closing = false;
+  let opened = 0, failed = 0, joined = 0, closing = false, startsUnknown = false;
   let acked = 0, sentCount = 0;
   const c0: Correctness = { gaps: 0, duplicates: 0, missing: 0, unacked: 0, dupAcks: 0, earlyMsgs: 0, disconnects: 0, failedConnects: 0, otherFailures: 0, ok: true, notes: [] };
   const meter = new Meter(env.sampler, `${spec.scenario}/${env.serverLabel}`, () => sentCount - acked);
@@ -80,9 +111,12 @@ export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunR
     joined(c, room, seq) {
       const s = slotOf(c, room);
       if (s < 0) { meter.error('joined_unknown_room'); return; }
-      if (slotNext[s] < 0) joined++;
-      slotNext[s] = seq + 1;
-      if (seq > roomLast[room]) roomLast[room] = seq;
+      if (slotNext[s] === NOT_JOINED) joined++;
+      if (seq < 0) { slotNext[s] = START_UNKNOWN; startsUnknown = true; } // resolved over HTTP once every member is in
+      else {
+        slotNext[s] = seq + 1;
+        if (seq > roomLast[room]) roomLast[room] = seq;
+      }
       onJoinDone();
     },
     ack(_c, room, seq, k, tUs) {
@@ -98,6 +132,10 @@ export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunR
       const s = room < 0 ? -1 : slotOf(c, room);
       if (s < 0) { c0.otherFailures++; meter.error('msg_for_unjoined_room'); return; }
       const nx = slotNext[s];
+      if (nx === START_UNKNOWN) {            // subscribed, start not resolved yet: nothing of ours is sent before it is
+        if (k >= 0) c0.earlyMsgs++;
+        return;                              // someone else's (an ENTER): below the start the HTTP API will give
+      }
       if (nx < 0) c0.earlyMsgs++;            // msg before joined: a contract violation
       else if (seq === nx) slotNext[s] = nx + 1;
       else if (seq < nx) c0.duplicates++;
@@ -137,6 +175,18 @@ export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunR
     return n;
   }
   if (joined < nSlots) c0.notes.push(`${nSlots - joined} of ${nSlots} joins never answered`);
+  // 2b. joins without a seq (STOMP): every member is subscribed and nothing is sent yet, so each
+  // room's last seq now is where every member's stream must start
+  const roomsWithMembers = [...new Set(slotRoom)];
+  if (startsUnknown) {
+    const last = await fetchLastSeqs(env.httpBase, env.prefix, roomsWithMembers);
+    for (let s = 0; s < nSlots; s++) {
+      if (slotNext[s] !== START_UNKNOWN) continue;
+      const l = last.get(slotRoom[s])!;
+      slotNext[s] = l + 1;
+      if (l > roomLast[slotRoom[s]]) roomLast[slotRoom[s]] = l;
+    }
+  }
   process.stderr.write(`[${spec.scenario}/${env.serverLabel}] ${opened}/${spec.clients} connected in ${connectS.toFixed(1)} s, ${joined}/${nSlots} joined; ` +
     `offering ${spec.rate} msgs/s for ${spec.warmupS}+${spec.durationS} s\n`);
 
@@ -177,6 +227,13 @@ export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunR
   const drainEnd = performance.now() + spec.drainS * 1000;
   while (!caughtUp() && performance.now() < drainEnd) await sleep(50);
   meter.stop();
+  // 4b. acks without a seq (STOMP RECEIPTs): the rooms' true last seqs, so a message committed but
+  // delivered to nobody still counts as missing
+  if (startsUnknown) {
+    const last = await fetchLastSeqs(env.httpBase, env.prefix, roomsWithMembers);
+    for (const [r, l] of last) if (l > roomLast[r]) roomLast[r] = l;
+    if (!caughtUp()) { const until = performance.now() + 1000; while (!caughtUp() && performance.now() < until) await sleep(50); }
+  }
 
   // 5. correctness
   for (let i = 0; i < total; i++) if (status[i] === ST_SENT) c0.unacked++;

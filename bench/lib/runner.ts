@@ -1,6 +1,6 @@
 // Runs a scenario against one server (spawned or --url), a --find-max rate search, or `compare`.
 import { startServer, pinSelf, waitQuiet, ProcSampler, SERVER_KINDS, type ServerKind, type RunningServer } from './proc.ts';
-import { RawTransport, SocketIoTransport, SioLeanTransport } from './transport.ts';
+import { RawTransport, SocketIoTransport, SioLeanTransport, StompTransport } from './transport.ts';
 import { parseWsUrl } from './wsclient.ts';
 import type { RunEnv } from './roomload.ts';
 import type { RunResult } from './stats.ts';
@@ -20,7 +20,12 @@ export interface CliOptions {
   sioClient: 'lean' | 'official';
   /** Before each run, wait (up to 60 s) until other processes use < 20% of a core. */
   waitQuiet: boolean;
+  /** Wire protocol of the lean client: native (PROTOCOL.md JSON) or stomp (the engine's STOMP 1.2). */
+  proto: 'native' | 'stomp';
 }
+
+/** Scenarios that --proto stomp drives (the open-loop room load). */
+export const STOMP_SCENARIOS = ['chat', 'direct', 'fanout', 'soak'];
 
 interface ServerOutcome { server: string; runs: RunResult[]; best?: RunResult; fatal: string[] }
 
@@ -28,7 +33,7 @@ const log = (s: string): void => { process.stderr.write(s + '\n'); };
 /** Two significant digits: find-max steps land on readable rates. */
 const nice = (v: number): number => { const p = Math.pow(10, Math.max(0, Math.floor(Math.log10(v)) - 1)); return Math.max(1, Math.round(v / p) * p); };
 
-function makeEnv(kind: string, url: string, sampler: ProcSampler, step: number, sioClient: 'lean' | 'official'): RunEnv {
+function makeEnv(kind: string, url: string, sampler: ProcSampler, step: number, sioClient: 'lean' | 'official', proto: 'native' | 'stomp'): RunEnv {
   const prefix = `b${Date.now().toString(36)}${step}.`;
   if (url.startsWith('http://')) {
     const u = new URL(url);
@@ -37,7 +42,10 @@ function makeEnv(kind: string, url: string, sampler: ProcSampler, step: number, 
     return { serverLabel: kind, url, httpBase: url.replace(/\/$/, ''), prefix, sampler, transport: (sink) => sioClient === 'official' ? new SocketIoTransport(host, Number(u.port), prefix, sink) : new SioLeanTransport(host, Number(u.port), prefix, sink) };
   }
   const t = parseWsUrl(url);
-  return { serverLabel: kind, url, httpBase: `http://${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}`, prefix, sampler, transport: (sink) => new RawTransport(t, prefix, sink) };
+  return {
+    serverLabel: kind, url, httpBase: `http://${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}`, prefix, sampler,
+    transport: (sink) => proto === 'stomp' ? new StompTransport(t, prefix, sink) : new RawTransport(t, prefix, sink),
+  };
 }
 
 /** A run's correctness failure that no overload explains (fatal even in a find-max step that fails). */
@@ -56,7 +64,7 @@ async function runAgainst(kind: string, url: string, pid: number | undefined, sc
     let r: RunResult;
     for (let attempt = 0; ; attempt++) {
       if (o.waitQuiet) await waitQuiet();
-      r = await sc.run({ ...base, rate }, makeEnv(kind, url, sampler, step++, o.sioClient));
+      r = await sc.run({ ...base, rate }, makeEnv(kind, url, sampler, step++, o.sioClient, o.proto));
       out.runs.push(r);
       if (!o.json) process.stdout.write(textReport(r) + '\n');
       // a failed step during which other processes took a core's quarter or more says nothing: retry it (twice at most)
@@ -96,9 +104,12 @@ async function runAgainst(kind: string, url: string, pid: number | undefined, sc
 async function runServer(kind: ServerKind, sc: Scenario, o: CliOptions, base: RunOptions): Promise<ServerOutcome> {
   let srv: RunningServer | undefined;
   try {
-    srv = await startServer({ kind, pin: o.pin, profileDir: o.profile ? (o.out ?? 'bench/results') + '/profile-' + kind : undefined });
-    log(`[bench] started ${kind} pid ${srv.pid} at ${srv.url}${o.pin ? ' (server on core 0, generator on core 1)' : ''}`);
-    return await runAgainst(kind, srv.url, srv.pid, sc, o, base);
+    // STOMP has no joined frame: without ENTER messages every MESSAGE is a CHAT and a fresh
+    // subscription's stream starts right after the room's last seq (read over HTTP before sending)
+    const env = o.proto === 'stomp' ? { CHAT_ENTER_QUIT: 'off' } : undefined;
+    srv = await startServer({ kind, pin: o.pin, env, profileDir: o.profile ? (o.out ?? 'bench/results') + '/profile-' + kind : undefined });
+    log(`[bench] started ${kind} pid ${srv.pid} at ${srv.url}${o.pin ? ' (server on core 0, generator on core 1)' : ''}${o.proto === 'stomp' ? ', STOMP 1.2 (CHAT_ENTER_QUIT=off)' : ''}`);
+    return await runAgainst(o.proto === 'stomp' ? `${kind}/stomp` : kind, srv.url, srv.pid, sc, o, base);
   } finally {
     if (srv) await srv.stop();
   }
@@ -107,6 +118,13 @@ async function runServer(kind: ServerKind, sc: Scenario, o: CliOptions, base: Ru
 export async function main(o: CliOptions): Promise<number> {
   const sc = SCENARIOS[o.scenario];
   if (!sc) { log(`unknown scenario "${o.scenario}"; one of: ${Object.keys(SCENARIOS).join(', ')}`); return 2; }
+  if (o.proto === 'stomp') {
+    if (o.compare) { log('--proto stomp: compare runs the peers, which speak only the native protocol; run `chat --find-max --proto stomp` instead'); return 2; }
+    if (!o.url && o.server !== 'engine') { log(`--proto stomp: only the engine speaks STOMP, not --server ${o.server}`); return 2; }
+    if (!STOMP_SCENARIOS.includes(sc.name)) { log(`--proto stomp: scenario ${sc.name} is native only; STOMP runs ${STOMP_SCENARIOS.join(', ')}`); return 2; }
+    if (o.url?.startsWith('http://')) { log('--proto stomp: needs a ws:// URL of the engine'); return 2; }
+    if (o.url) log('[bench] --proto stomp with --url: the server must be the engine, started with CHAT_ENTER_QUIT=off and CHAT_SEND_RATE=0');
+  }
   const base: RunOptions = {
     clients: o.clients ?? sc.defaults.clients, rooms: o.rooms ?? sc.defaults.rooms, rate: o.rate ?? sc.defaults.rate,
     durationS: o.durationS ?? (o.findMax || o.compare ? 8 : sc.defaults.durationS),
@@ -121,7 +139,7 @@ export async function main(o: CliOptions): Promise<number> {
       catch (e) { log(`[compare] ${kind}: ${(e as Error).message.split('\n')[0]}`); outcomes.push({ server: kind, runs: [], fatal: [] }); }
     }
   } else if (o.url) {
-    outcomes.push(await runAgainst(new URL(o.url).host, o.url, o.pid, sc, o, base));
+    outcomes.push(await runAgainst(new URL(o.url).host + (o.proto === 'stomp' ? '/stomp' : ''), o.url, o.pid, sc, o, base));
   } else {
     outcomes.push(await runServer(o.server, sc, o, base));
   }

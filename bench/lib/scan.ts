@@ -30,8 +30,12 @@ export const OP_MSG = 109, OP_ACK = 97, OP_JOINED = 106, OP_ERROR = 101, OP_PONG
  */
 export function cidField(s: string, out: Float64Array): boolean {
   const i = s.lastIndexOf('"cid":"'); // from the end: servers tend to put cid after the text, and there is only one top-level cid
-  if (i < 0) return false;
-  let j = i + 7, k = 0, c = s.charCodeAt(j);
+  return i >= 0 && cidAt(s, i + 7, out);
+}
+
+/** Parses one of our cids `<k>.<intendedUs>` starting at s[j] into out[0], out[1]; false if it is not one. */
+export function cidAt(s: string, j: number, out: Float64Array): boolean {
+  let k = 0, c = s.charCodeAt(j);
   if (c < 48 || c > 57) return false;
   do { k = k * 10 + (c - 48); c = s.charCodeAt(++j); } while (c >= 48 && c <= 57);
   if (c !== 46) return false;
@@ -43,10 +47,14 @@ export function cidField(s: string, out: Float64Array): boolean {
 }
 
 /** Our room names are `<prefix><index>`; returns the index, or -1 if the frame's room is not ours. */
-export function roomIndex(s: string, prefix: string): number {
-  const i = s.indexOf('"room":"');
+export function roomIndex(s: string, prefix: string, key = '"room":"'): number {
+  const i = s.indexOf(key);
   if (i < 0) return -1;
-  const p = i + 8;
+  const p = i + key.length;
   if (!s.startsWith(prefix, p)) return -1;
   return uintAt(s, p + prefix.length);
 }
+
+// STOMP frames (`COMMAND\nheader:value\n...\n\nbody\0`). Header lookups search for `\n<name>:`,
+// which cannot occur in a JSON body (JSON has no raw newlines), so no header/body split is needed.
+export const STOMP_SEQ = '\nseq:', STOMP_ROOM = '\nroom:', STOMP_RECEIPT_ID = '\nreceipt-id:';

@@ -2,12 +2,13 @@
 // socket.io-client for the Socket.IO peer. Both turn frames into the same Sink calls.
 import { io, type Socket } from 'socket.io-client';
 import { WsConn, sourceAddress, type WsTarget, type WsHandlers } from './wsclient.ts';
-import { OP_ACK, OP_ERROR, OP_JOINED, OP_MSG, cidField, opChar, roomIndex, uintAt, uintField } from './scan.ts';
+import { OP_ACK, OP_ERROR, OP_JOINED, OP_MSG, STOMP_RECEIPT_ID, STOMP_ROOM, STOMP_SEQ, cidAt, cidField, opChar, roomIndex, uintAt, uintField } from './scan.ts';
 
 /** Receives what the transports decode. c = client index, room = room index (-1 if not ours), k = our send number (-1 if not ours). */
 export interface Sink {
   opened(c: number): void;
   closed(c: number, code: number | string): void;
+  /** seq = the room's last seq at the join; -1 = live from here on, start unknown (STOMP: the runner asks the HTTP API). */
   joined(c: number, room: number, seq: number): void;
   ack(c: number, room: number, seq: number, k: number, tUs: number, id: string): void;
   msg(c: number, room: number, seq: number, k: number, tUs: number): void;
@@ -15,7 +16,7 @@ export interface Sink {
 }
 
 export interface Transport {
-  readonly kind: 'raw' | 'socketio' | 'socketio-lean';
+  readonly kind: 'raw' | 'socketio' | 'socketio-lean' | 'stomp';
   connect(c: number, user: string): void;
   join(c: number, room: number, limit: number): void;
   send(c: number, room: number, k: number, tUs: number): void;
@@ -232,6 +233,99 @@ export class SioLeanTransport implements Transport {
     } else if (t0 === 52 && t1 === 52) { // "44": connect_error
       this.sink.closed(c, 'sio_connect_error');
       conn.destroy();
+    }
+  }
+}
+
+/**
+ * The lean client speaking STOMP 1.2 over WebSocket to the engine (subprotocol `v12.stomp`; identity
+ * from `?user=&name=`). SUBSCRIBE /topic/rooms/{room} with `receipt:j<room>` (the RECEIPT comes once
+ * the subscription is live; STOMP has no joined seq, so it reports joined with seq -1), SEND
+ * /app/rooms/{room} with `receipt:<cid>` and `cid:<cid>`: the RECEIPT (sent after the durable commit)
+ * is the ack, and its receipt-id is the cid itself. Frames are scanned as latin1 strings like the
+ * native ones: headers `receipt-id`, `seq`, `room`, and the body's `"cid"`; no JSON.parse per message.
+ */
+export class StompTransport implements Transport {
+  readonly kind = 'stomp';
+  private readonly conns: Array<WsConn | undefined> = [];
+  private readonly ready = new Uint8Array(1 << 16);
+  private readonly sendPrefix: string[] = [];
+  private readonly cid = new Float64Array(2);
+  private readonly handlers: WsHandlers;
+  private readonly target: WsTarget;
+  private readonly body: string;
+
+  constructor(target: WsTarget, private readonly prefix: string, private readonly sink: Sink, text = TEXT64) {
+    this.target = { ...target, protocol: 'v12.stomp' };
+    this.body = '\n\n' + text + '\0';
+    this.handlers = {
+      open: (conn) => { conn.sendText('CONNECT\naccept-version:1.2\nhost:' + this.target.host + '\nheart-beat:0,0\n\n\0'); },
+      close: (conn, code) => { this.ready[conn.tag] = 0; if (this.conns[conn.tag] === conn) this.sink.closed(conn.tag, code); },
+      message: (conn, buf, start, end) => this.message(conn, buf, start, end),
+    };
+  }
+
+  connect(c: number, user: string): void {
+    this.ready[c] = 0;
+    const q = `user=${encodeURIComponent(user)}&name=${encodeURIComponent(user)}`;
+    const path = this.target.path + (this.target.path.includes('?') ? '&' : '?') + q;
+    this.conns[c] = new WsConn(this.target, path, sourceAddress(c, this.target.host), this.handlers, c);
+  }
+
+  join(c: number, room: number, _limit: number): void {
+    // no `since`: live messages only (the start seq comes from the HTTP API, see roomload)
+    this.conns[c]?.sendText('SUBSCRIBE\nid:' + room + '\ndestination:/topic/rooms/' + roomName(this.prefix, room) + '\nreceipt:j' + room + '\n\n\0');
+  }
+
+  send(c: number, room: number, k: number, tUs: number): void {
+    let p = this.sendPrefix[room];
+    if (p === undefined) p = this.sendPrefix[room] = 'SEND\ndestination:/app/rooms/' + roomName(this.prefix, room) + '\nreceipt:';
+    const cid = k + '.' + tUs;
+    this.conns[c]!.sendText(p + cid + '\ncid:' + cid + this.body);
+  }
+
+  isOpen(c: number): boolean { return this.ready[c] === 1 && this.conns[c]?.isOpen === true; }
+  close(c: number): void { this.conns[c]?.close(); }
+  destroyAll(): void { for (const w of this.conns) w?.destroy(); }
+
+  private message(conn: WsConn, buf: Buffer, start: number, end: number): void {
+    const c = conn.tag;
+    if (this.conns[c] !== conn) return; // a replaced connection still draining after close()
+    const s = (buf as FastBuffer).latin1Slice(start, end);
+    // One WebSocket message may hold several frames (NUL-terminated, EOLs = heart-beats between them);
+    // the engine sends one per message, so the common case scans s itself without slicing.
+    const n = s.length;
+    let a = 0;
+    while (a < n) {
+      let ch = s.charCodeAt(a);
+      while (ch === 10 || ch === 13) ch = s.charCodeAt(++a);
+      if (a >= n) return;
+      let z = s.indexOf('\0', a);
+      if (z < 0) z = n; // not NUL-terminated: scan what there is
+      this.frame(c, a === 0 && z >= n - 1 ? s : s.slice(a, z));
+      a = z + 1;
+    }
+  }
+
+  private frame(c: number, f: string): void {
+    const t0 = f.charCodeAt(0);
+    if (t0 === 77) { // MESSAGE
+      const ours = cidField(f, this.cid);
+      this.sink.msg(c, roomIndex(f, this.prefix, STOMP_ROOM), uintField(f, STOMP_SEQ), ours ? this.cid[0] : -1, ours ? this.cid[1] : 0);
+    } else if (t0 === 82) { // RECEIPT: j<room> for a SUBSCRIBE, else the cid of a SEND
+      const i = f.indexOf(STOMP_RECEIPT_ID);
+      if (i < 0) { this.sink.refused(c, 'stomp_receipt_without_id', -1); return; }
+      const j = i + STOMP_RECEIPT_ID.length;
+      if (f.charCodeAt(j) === 106) this.sink.joined(c, uintAt(f, j + 1), -1);
+      else if (cidAt(f, j, this.cid)) this.sink.ack(c, -1, -1, this.cid[0], this.cid[1], '');
+      else this.sink.ack(c, -1, -1, -1, 0, '');
+    } else if (t0 === 67) { // CONNECTED
+      if (this.ready[c] === 0) { this.ready[c] = 1; this.sink.opened(c); }
+    } else if (t0 === 69) { // ERROR: `message:<code>: ...`, receipt-id = the refused frame's receipt; the engine closes next
+      const m = /\nmessage:([^:\n]*)/.exec(f);
+      const i = f.indexOf(STOMP_RECEIPT_ID);
+      const ours = i >= 0 && cidAt(f, i + STOMP_RECEIPT_ID.length, this.cid);
+      this.sink.refused(c, 'stomp_' + (m ? m[1] : 'error'), ours ? this.cid[0] : -1);
     }
   }
 }
