@@ -14,7 +14,7 @@ import { ROOM_RE } from './codec.ts';
 import type { Config } from './config.ts';
 import type { Engine, Session } from './engine.ts';
 import { CLOSE, ChatError } from './errors.ts';
-import { encodeStomp, StompError, StompParser, type StompFrame } from './stomp.ts';
+import { encodeStomp, escapeHeader, StompError, StompParser, type StompFrame } from './stomp.ts';
 
 export type StompStyle = 'native' | 'tutorial';
 
@@ -25,6 +25,13 @@ export interface StompSub {
   destination: string;
   /** The uWS topic this subscription is published on: one per (style, subscription id, room). */
   topic: string;
+  /** The MESSAGE frame's fixed headers for this subscription, escaped once. */
+  head: string;
+}
+
+export function newSub(id: string, room: string, style: StompStyle, destination: string): StompSub {
+  const head = `MESSAGE\ndestination:${escapeHeader(destination)}\nsubscription:${escapeHeader(id)}\ncontent-type:application/json\nroom:${room}\n`;
+  return { id, room, style, destination, topic: `t/${style}/${id}/${room}`, head };
 }
 
 const SERVER_BEAT_MS = 1_000; // floors: never beat more often than this, whatever the client asks
@@ -52,23 +59,17 @@ export class StompState {
   }
 }
 
-/** A MESSAGE frame for one subscription. The native body is the message JSON as stored. */
+/**
+ * A MESSAGE frame for one subscription: the precomputed head, then the per-message headers. Ids
+ * and seqs need no escaping; the sender id is the only user-supplied header value.
+ */
 export function stompMessage(sub: StompSub, d: Delivered): string {
-  const headers: [string, string][] = [
-    ['destination', sub.destination],
-    ['subscription', sub.id],
-    ['message-id', d.id],
-    ['content-type', 'application/json'],
-    ['room', d.room],
-    ['seq', String(d.seq)],
-    ['sender-id', d.from],
-  ];
   let body = d.json;
   if (sub.style === 'tutorial') {
     const m = JSON.parse(d.json) as Message;
     body = JSON.stringify({ type: m.type === 'CHAT' ? 'TALK' : m.type, roomId: m.room, sender: m.from.name, message: m.text, id: m.id, seq: m.seq, at: m.at, senderId: m.from.id });
   }
-  return encodeStomp('MESSAGE', headers, body);
+  return `${sub.head}message-id:${d.id}\nseq:${d.seq}\nsender-id:${escapeHeader(d.from)}\ncontent-length:${Buffer.byteLength(body)}\n\n${body}\0`;
 }
 
 export class StompGateway {
@@ -271,7 +272,7 @@ export class StompGateway {
     if (st.byRoom.has(r.room)) return this.receipt(s, receipt); // already subscribed to this room
     const since = f.headers.get('since');
     if (since !== undefined && !/^[0-9A-F][0-9A-HJKMNP-TV-Z]{12}$/.test(since)) return this.fail(s, 'since must be a message id', receipt);
-    const sub: StompSub = { id, room: r.room, style: r.style, destination: dest, topic: `t/${r.style}/${id}/${r.room}` };
+    const sub = newSub(id, r.room, r.style, dest);
     st.subs.set(id, sub);
     st.byRoom.set(r.room, sub);
     this.engine.join(s, r.room, since, 0, receipt);

@@ -46,7 +46,10 @@ function unescapeHeader(s: string): string {
   return out;
 }
 
+const NEEDS_ESCAPE = /[\\\r\n:]/;
+
 export function escapeHeader(s: string): string {
+  if (!NEEDS_ESCAPE.test(s)) return s; // the common case: nothing to escape, no new string
   return s.replace(/[\\\r\n:]/g, (c) => (c === '\\' ? '\\\\' : c === '\r' ? '\\r' : c === '\n' ? '\\n' : '\\c'));
 }
 
