@@ -439,12 +439,14 @@ describe('7. soak', () => {
     const out = tempDir();
     // 2,000 msgs/s: a rate this 2-core box sustains while other suites run; the point is drift, not speed
     const proc = spawn(process.execPath, ['--import', 'tsx', 'bench/cli.ts', 'soak', '--duration', '120', '--rate', '2000', '--no-wait-quiet', '--json', '--out', out],
-      { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
+    let stderr = '';
     proc.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    proc.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-20_000); }); // the progress lines, kept for a failure
     const code = await new Promise<number | null>((res) => proc.once('exit', res));
     // exit 0 = no correctness error: every send acked (= stored) once, every member got every message, no gap
-    expect(code).toBe(0);
+    expect(code, `bench soak failed:\n${stderr.split('\n').slice(-25).join('\n')}`).toBe(0);
     const run = (JSON.parse(stdout.slice(stdout.indexOf('{'))) as Frame).runs.at(-1) as Frame;
     report('soak', { ...run.extra, latency: run.latency?.ack, resources: run.resources });
     expect(run.extra.rssSecondQuarterMb).toBeGreaterThan(0);
