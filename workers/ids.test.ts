@@ -29,13 +29,6 @@ describe('ids', () => {
       prev = id;
     }
   });
-
-  it('never goes below a raised floor', () => {
-    const ids = new IdGenerator(3);
-    const floor = ids.next().tsid + 1000n;
-    ids.raiseFloor(floor);
-    expect(ids.next().tsid > floor).toBe(true);
-  });
 });
 
 describe('messageJson', () => {

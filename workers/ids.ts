@@ -50,15 +50,10 @@ export class IdGenerator {
     this.gen = new TSIDGenerator(node, 10);
   }
 
-  /** Ids never go backwards, even if they must be at least `floor` (the store's newest id). */
-  raiseFloor(floor: bigint): void {
-    if (floor > this.last) this.last = floor;
-  }
-
   next(): { id: string; tsid: bigint } {
     let n = this.gen.create().toBigInt();
-    // tsid-ts is monotonic within a process; this guards the restart after a clock step back,
-    // where the store already holds newer ids. Each create() advances at least one counter step.
+    // Strictly increasing within this process, even if the clock steps back. Across a restart after
+    // a clock step back, new ids could sort before stored ones (seq still orders each room).
     for (let i = 0; n <= this.last && i < 1_000_000; i++) n = this.gen.create().toBigInt();
     this.last = n;
     return { id: tsidToString(n), tsid: n };
