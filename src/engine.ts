@@ -229,11 +229,16 @@ export class Engine {
     this.stats.refuse(code);
     if (s.codec !== Codec.Stomp) return this.send(s, encodeError(s.codec, code, message, ref, cid));
     // STOMP has no per-frame error: ERROR (with the receipt it refuses), then the connection closes.
+    this.stompFail(s, `${code}: ${message ?? code}`, ref, CLOSE.policy);
+  }
+
+  /** STOMP's only error: an ERROR frame (naming the receipt it refuses), then close, as STOMP requires. */
+  stompFail(s: Session, message: string, receipt: string | undefined, closeCode: number): void {
     if (s.closed || s.ws === null) return;
-    const headers: [string, string][] = [['message', `${code}: ${message ?? code}`.slice(0, 200)], ['content-type', 'text/plain']];
-    if (ref !== undefined) headers.push(['receipt-id', ref]);
-    this.send(s, encodeStomp('ERROR', headers, `${code}: ${message ?? code}`));
-    s.ws.end(CLOSE.policy, code);
+    const headers: [string, string][] = [['message', message.slice(0, 200)], ['content-type', 'text/plain']];
+    if (receipt !== undefined) headers.push(['receipt-id', receipt]);
+    this.send(s, encodeStomp('ERROR', headers, message));
+    s.ws.end(closeCode, message.slice(0, 100));
   }
 
   /**
@@ -816,7 +821,6 @@ export class Engine {
           if (e.ok) this.log.info({}, 'store recovered');
           else this.log.error({ reason: e.reason }, 'store degraded: commits are failing; buffering');
           break;
-        case 'closed': break;
         case 'stats': this.stats.actorLagMs = e.loopLagMs; break;
         case 'ready': break;
       }

@@ -74,7 +74,7 @@ export class Window {
   }
 }
 
-export type RoomKind = RoomState['kind'];
+export type RoomKind = RoomInfo['kind'];
 
 /** What the engine needs of a connection here; engine.ts's Session satisfies it. */
 export interface RoomMember {
@@ -119,13 +119,12 @@ export class Room<S extends RoomMember = RoomMember> {
   setInfo(info: RoomInfo): void {
     this.info = info;
     this.kind = info.kind;
+    this.epoch = info.epoch;
     this.members = info.members === null ? null : new Set(info.members);
   }
 
   install(s: RoomState): void {
     this.setInfo(s.info);
-    this.kind = s.kind;
-    this.epoch = s.epoch;
     this.lastSeq = s.lastSeq;
     this.complete = s.complete;
     for (const d of s.recent) if (this.window.push(d)) this.complete = false;

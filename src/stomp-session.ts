@@ -116,11 +116,7 @@ export class StompGateway {
 
   /** A protocol violation or refusal: ERROR, then close (STOMP requires the close). */
   fail(s: Session, message: string, receipt: string | undefined, code: number = CLOSE.protocolError): void {
-    if (s.closed || s.ws === null) return;
-    const headers: [string, string][] = [['message', message.slice(0, 200)], ['content-type', 'text/plain']];
-    if (receipt !== undefined) headers.push(['receipt-id', receipt]);
-    this.engine.send(s, encodeStomp('ERROR', headers, message));
-    s.ws.end(code, message.slice(0, 100));
+    this.engine.stompFail(s, message, receipt, code);
   }
 
   onData(s: Session, data: ArrayBuffer): void {

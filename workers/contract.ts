@@ -61,9 +61,8 @@ export interface RoomInfo {
 /** A room's state as the actor knows it, sent to the front thread when it activates the room. */
 export interface RoomState {
   room: string;
+  /** Kind, members and epoch: what authorization and `joined` need. */
   info: RoomInfo;
-  kind: RoomKind;
-  epoch: string;
   /** Last seq the front thread may show (committed, or accepted in immediate mode). */
   lastSeq: number;
   /** The newest messages (at most the window size), oldest first, ending at lastSeq. */
@@ -187,10 +186,6 @@ export interface HealthEvt {
   reason: string | null;
 }
 
-export interface ClosedEvt {
-  t: 'closed';
-}
-
 /** The store is open and migrated: the front thread may start listening. */
 export interface ReadyEvt {
   t: 'ready';
@@ -205,7 +200,7 @@ export interface StatsEvt {
   loopLagMs: number;
 }
 
-export type FromActor = AcceptedEvt | CommittedEvt | RoomEvt | HealthEvt | ClosedEvt | ReadyEvt | ReplyEvt | StatsEvt;
+export type FromActor = AcceptedEvt | CommittedEvt | RoomEvt | HealthEvt | ReadyEvt | ReplyEvt | StatsEvt;
 
 /** The JS bootstrap every worker starts from (it registers tsx, then imports `__entry`). */
 export const WORKER_BOOT = new URL('./boot.mjs', import.meta.url);

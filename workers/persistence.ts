@@ -296,8 +296,6 @@ class PersistenceActor {
     const state: RoomState = {
       room: c.room,
       info: roomInfo(r.row, r.row.kind === 'public' ? [] : await this.store.members(c.room)),
-      kind: r.row.kind,
-      epoch: r.row.epoch,
       lastSeq,
       recent: recent.length > windowSize ? recent.slice(recent.length - windowSize) : recent,
       complete: stored.length < windowSize,
@@ -418,7 +416,6 @@ class PersistenceActor {
       }
       if (!(await this.commit())) await new Promise((r) => setTimeout(r, 100));
     }
-    this.out.push({ t: 'closed' });
     this.flush();
     await this.store.close();
     this.onClosed();
