@@ -1,6 +1,7 @@
-// npm run bench -- <scenario|compare <scenario>> [--url ws://127.0.0.1:8080/ws] [--server engine|ceiling|ws-sqlite|socketio]
+// npm run bench -- <scenario|compare <scenario>> [--url ws://127.0.0.1:8080/ws[,ws://...]] [--server engine|ceiling|ws-sqlite|socketio]
+//   [--nodes N [--mysql-url URL] [--redis-url URL]]
 //   [--rate N] [--duration S] [--warmup S] [--drain S] [--clients N] [--rooms N] [--find-max] [--json] [--out dir]
-//   [--profile] [--no-pin] [--pid N] [--p99-limit MS] [--proto native|stomp]
+//   [--profile] [--no-pin] [--pid N[,N]] [--p99-limit MS] [--proto native|stomp]
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,9 +15,11 @@ if (!existsSync(path.join(here, 'node_modules', 'hdr-histogram-js'))) {
 
 const USAGE = `usage: npm run bench -- <scenario> [flags]      scenarios: chat fanout direct openchat storm history soak
        npm run bench -- compare <scenario> [flags]  engine, ceiling, ws-sqlite, socketio one after another, as ratios of the ceiling
-flags: --url ws://127.0.0.1:PORT/ws (target a running server; else one is spawned: --server engine|ceiling|ws-sqlite|socketio, default engine)
+flags: --url ws://127.0.0.1:PORT/ws[,ws://127.0.0.1:PORT2/ws] (target running server(s): clients spread round-robin over the URLs; else one is spawned: --server engine|ceiling|ws-sqlite|socketio, default engine)
+       --nodes N (engine: spawn N nodes on a fresh MariaDB database, N >= 2 in cluster mode over Redis; --nodes 1 = one node on MariaDB, the baseline)
+       --mysql-url mysql://root@127.0.0.1:3306 (server for --nodes' scratch database)  --redis-url redis://127.0.0.1:6379 (for --nodes >= 2)
        --rate N  --duration S  --warmup S  --drain S  --clients N  --rooms N  --find-max  --p99-limit MS
-       --json  --out DIR  --profile (server CPU profile into DIR)  --no-pin (let server and generator float)  --no-wait-quiet (do not wait for a quiet box)  --pid N (sample this server pid)
+       --json  --out DIR  --profile (server CPU profile into DIR)  --no-pin (let server and generator float)  --no-wait-quiet (do not wait for a quiet box)  --pid N[,N] (with --url: sample these pids, CPU and RSS summed)
        --sio-client lean|official (Socket.IO peer: our lean client speaking its wire format, default, or socket.io-client)
        --proto native|stomp (engine only, chat/direct/fanout/soak: drive the engine over STOMP 1.2 instead of its native protocol)`;
 
@@ -25,7 +28,8 @@ const { values, positionals } = parseArgs({
   options: {
     url: { type: 'string' }, server: { type: 'string', default: 'engine' },
     rate: { type: 'string' }, duration: { type: 'string' }, warmup: { type: 'string' }, drain: { type: 'string' },
-    clients: { type: 'string' }, rooms: { type: 'string' }, pid: { type: 'string' }, 'p99-limit': { type: 'string' }, 'sio-client': { type: 'string', default: 'lean' }, proto: { type: 'string', default: 'native' },
+    clients: { type: 'string' }, rooms: { type: 'string' }, pid: { type: 'string' }, nodes: { type: 'string' },
+    'mysql-url': { type: 'string', default: 'mysql://root@127.0.0.1:3306' }, 'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379' }, 'p99-limit': { type: 'string' }, 'sio-client': { type: 'string', default: 'lean' }, proto: { type: 'string', default: 'native' },
     json: { type: 'boolean', default: false }, out: { type: 'string' }, 'no-pin': { type: 'boolean', default: false },
     'find-max': { type: 'boolean', default: false }, 'no-wait-quiet': { type: 'boolean', default: false }, profile: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
   },
@@ -46,13 +50,27 @@ const server = values.server as string;
 if (!['engine', 'ceiling', 'ws-sqlite', 'socketio'].includes(server)) { process.stderr.write(`bench: --server must be engine, ceiling, ws-sqlite or socketio\n`); process.exit(2); }
 const proto = values.proto as string;
 if (proto !== 'native' && proto !== 'stomp') { process.stderr.write(`bench: --proto must be native or stomp\n`); process.exit(2); }
+const fail = (m: string): never => { process.stderr.write(`bench: ${m}\n`); process.exit(2); };
+const list = (v: string | undefined): string[] | undefined => (v === undefined ? undefined : v.split(',').map((x) => x.trim()).filter((x) => x !== ''));
+const urls = list(values.url);
+if (urls && urls.length === 0) fail('--url needs at least one URL');
+if (urls && urls.length > 1 && urls.some((u) => !u.startsWith('ws://'))) fail('several --url: each must be ws://... (the Socket.IO peer is one process)');
+const pids = (list(values.pid) ?? []).map((p) => { const n = Number(p); if (!Number.isInteger(n) || n <= 0) fail(`--pid takes process ids (comma-separated), got "${p}"`); return n; });
+if (pids.length && !urls) fail('--pid goes with --url (a spawned server is sampled by itself)');
+const nodes = values.nodes === undefined ? undefined : Number(values.nodes);
+if (nodes !== undefined) {
+  if (!Number.isInteger(nodes) || nodes < 1 || nodes > 64) fail(`--nodes must be an integer from 1 to 64, got "${values.nodes}"`);
+  if (urls) fail('--nodes spawns the engine nodes itself: drop --url (or drop --nodes and pass every node as --url a,b --pid p,q)');
+  if (compare) fail('--nodes: compare runs the single-process peers; run `chat --find-max --nodes N` instead');
+  if (server !== 'engine') fail(`--nodes: only the engine has a cluster mode, not --server ${server}`);
+}
 
 const { main } = await import('./lib/runner.ts'); // after the dependency check: the runner imports hdr-histogram-js
 const code = await main({
-  scenario, compare, url: values.url, server: server as 'engine',
+  scenario, compare, urls, server: server as 'engine', nodes, mysqlUrl: values['mysql-url'] as string, redisUrl: values['redis-url'] as string,
   rate: num('rate', values.rate), durationS: num('duration', values.duration), warmupS: num('warmup', values.warmup),
   drainS: num('drain', values.drain), clients: num('clients', values.clients), rooms: num('rooms', values.rooms),
-  pid: num('pid', values.pid), p99LimitMs: num('p99-limit', values['p99-limit']) ?? 100,
+  pids, p99LimitMs: num('p99-limit', values['p99-limit']) ?? 100,
   waitQuiet: !values['no-wait-quiet'],
   sioClient: values['sio-client'] === 'official' ? 'official' : 'lean', proto,
   json: values.json, out: values.out, pin: !values['no-pin'], findMax: values['find-max'], profile: values.profile,

@@ -19,6 +19,9 @@ export function correctnessLine(r: RunResult): string {
     (c.notes.length ? ` (${c.notes.join('; ')})` : '');
 }
 
+/** Whether the run sampled the database/Redis processes (spawned --nodes); NaN becomes null in result.json. */
+const hasBackend = (r: RunResult): boolean => Number.isFinite(r.resources.backendCpuAvg);
+
 /** The console summary of one run. */
 export function textReport(r: RunResult): string {
   const L = r.latency, x = r.resources;
@@ -29,9 +32,11 @@ export function textReport(r: RunResult): string {
     `  rate      offered ${f0(r.offeredRate)}/s  sent ${f0(r.sentRate)}/s  achieved ${f0(r.achievedRate)}/s  acks ${f0(r.acksPerS)}/s  deliveries ${f0(r.deliveriesPerS)}/s`,
     lat('ack', L.ack), lat('delivery', L.delivery),
     `  connect   p50 ${ms(L.connect.p50)}  p99 ${ms(L.connect.p99)} ms  (n=${f0(L.connect.count)})`,
-    `  server    cpu avg ${f0(x.serverCpuAvg)}% max ${f0(x.serverCpuMax)}%  rss max ${f0(x.serverRssMaxMb)} MB    generator cpu avg ${f0(x.genCpuAvg)}% max ${f0(x.genCpuMax)}%  sched lag max ${x.maxSchedLagMs} ms    other load on the box avg ${f0(x.otherCpuAvg)}% max ${f0(x.otherCpuMax)}%`,
+    `  server    ${x.serverProcesses > 1 ? `(sum of ${x.serverProcesses} processes) ` : ''}cpu avg ${f0(x.serverCpuAvg)}% max ${f0(x.serverCpuMax)}%  rss max ${f0(x.serverRssMaxMb)} MB    ` +
+      `${hasBackend(r) ? `db+redis cpu avg ${f0(x.backendCpuAvg)}% max ${f0(x.backendCpuMax)}%    ` : ''}generator cpu avg ${f0(x.genCpuAvg)}% max ${f0(x.genCpuMax)}%  sched lag max ${x.maxSchedLagMs} ms    other load on the box avg ${f0(x.otherCpuAvg)}% max ${f0(x.otherCpuMax)}%`,
     `  errors    ${Object.keys(r.errors).length ? Object.entries(r.errors).map(([k, v]) => `${k}=${v}`).join(' ') : 'none'}`,
     `  correct   ${r.correctness.ok ? 'OK' : 'FAILED'}: ${correctnessLine(r)}`,
+    ...(r.correctness.examples ?? []).map((e) => `            ${e}`),
   ];
   if (r.extra && Object.keys(r.extra).length) lines.push(`  extra     ${Object.entries(r.extra).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' ')}`);
   lines.push(`  verdict   ${r.sustainable ? 'SUSTAINED' : 'NOT SUSTAINED'}: ${r.verdict}${x.genCpuAvg >= 90 ? '  [generator core saturated: the client, not the server, may be the limit]' : ''}${x.otherCpuMax >= 25 ? `  [WARNING: other processes used up to ${f0(x.otherCpuMax)}% of a core during this run: figures are unreliable]` : ''}`);
@@ -40,14 +45,18 @@ export function textReport(r: RunResult): string {
 
 export function markdownReport(title: string, runs: RunResult[], summary: string[]): string {
   const out = [`# ${title}`, '', ...summary, ''];
-  out.push('| server | scenario | offered/s | achieved/s | deliveries/s | ack p50 | ack p99 | ack p99.9 | deliv p99 | connect p99 | server CPU | server RSS | gen CPU | other CPU | correctness | verdict |');
-  out.push('|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|');
+  const backend = runs.some(hasBackend);
+  out.push(`| server | scenario | offered/s | achieved/s | deliveries/s | ack p50 | ack p99 | ack p99.9 | deliv p99 | connect p99 | server CPU | server RSS | ${backend ? 'db+redis CPU | ' : ''}gen CPU | other CPU | correctness | verdict |`);
+  out.push(`|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|${backend ? '--:|' : ''}--:|--:|---|---|`);
   for (const r of runs) {
+    const procs = r.resources.serverProcesses > 1 ? ` (${r.resources.serverProcesses} procs)` : '';
     out.push(`| ${r.server} | ${r.scenario} | ${f0(r.offeredRate)} | ${f0(r.achievedRate)} | ${f0(r.deliveriesPerS)} | ${ms(r.latency.ack.p50)} | ${ms(r.latency.ack.p99)} | ` +
-      `${ms(r.latency.ack.p999)} | ${ms(r.latency.delivery.p99)} | ${ms(r.latency.connect.p99)} | ${f0(r.resources.serverCpuAvg)}% | ${f0(r.resources.serverRssMaxMb)} MB | ` +
+      `${ms(r.latency.ack.p999)} | ${ms(r.latency.delivery.p99)} | ${ms(r.latency.connect.p99)} | ${f0(r.resources.serverCpuAvg)}%${procs} | ${f0(r.resources.serverRssMaxMb)} MB${procs} | ` +
+      `${backend ? (hasBackend(r) ? f0(r.resources.backendCpuAvg) + '%' : '-') + ' | ' : ''}` +
       `${f0(r.resources.genCpuAvg)}% | ${f0(r.resources.otherCpuAvg)}% | ${r.correctness.ok ? 'ok' : 'FAILED: ' + correctnessLine(r)} | ${r.verdict} |`);
   }
-  out.push('', 'Latencies in ms, measured from the intended send time (coordinated omission corrected). CPU in % of one core.', '');
+  out.push('', 'Latencies in ms, measured from the intended send time (coordinated omission corrected). CPU in % of one core; ' +
+    'with several server processes (the nodes of a cluster) server CPU and RSS are their sum' + (backend ? '; db+redis = the MariaDB and Redis processes the nodes use, not counted as other load' : '') + '.', '');
   out.push('![latency percentiles](latency.svg)', '', '![throughput and p99 over time](timeline.svg)', '');
   return out.join('\n');
 }
@@ -126,6 +135,7 @@ export function timelineSvg(runs: RunResult[]): string {
   const cpu: Series[] = runs.flatMap((r) => [
     { name: `${many ? r.server + ' ' : ''}server CPU %`, points: r.timeline.filter((p) => !Number.isNaN(p.serverCpu)).map((p) => [p.t, p.serverCpu] as [number, number]) },
     { name: `${many ? r.server + ' ' : ''}generator CPU %`, points: r.timeline.map((p) => [p.t, p.genCpu] as [number, number]) },
+    ...(hasBackend(r) ? [{ name: `${many ? r.server + ' ' : ''}db+redis CPU %`, points: r.timeline.filter((p) => Number.isFinite(p.backendCpu)).map((p) => [p.t, p.backendCpu] as [number, number]) }] : []),
     ...(many ? [] : [{ name: 'other processes CPU %', points: r.timeline.filter((p) => !Number.isNaN(p.otherCpu)).map((p) => [p.t, p.otherCpu] as [number, number]) }]),
   ]);
   return svg(760, 820,

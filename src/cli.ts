@@ -36,7 +36,8 @@ async function main(): Promise<void> {
     server = await startServer(cfg, log);
   } catch (err) {
     console.error(`chat engine: cannot start: ${(err as Error).message}`);
-    process.exit(1);
+    // A node id held by another live node is a configuration error, like any bad setting.
+    process.exit((err as Error).name === 'NodeIdTakenError' ? 2 : 1);
   }
   console.log(`uWebSockets.js ${native.nativeInfo.version} (native: ${native.nativeInfo.binary})`);
   console.log(`listening on ${cfg.host}:${server.port}`);

@@ -24,7 +24,14 @@ export interface Config {
   retentionMs: number;
   maxPayload: number;
   redisUrl: string | null;
+  /** 0..1023, the TSID node bits; unique among live nodes of a cluster. */
   nodeId: number;
+  /** Prefix of every Redis key and channel of this cluster. */
+  redisPrefix: string;
+  /** A node silent this long is dead (its presence is reaped). */
+  nodeTimeoutMs: number;
+  /** How long a seq gap waits for the bus before it is filled from the store. */
+  gapWaitMs: number;
   /** Messages of each active room held on the front thread. */
   window: number;
   bufferMaxMessages: number;
@@ -94,13 +101,13 @@ function bytes(min: number, max: number) {
   };
 }
 
-const DURATION_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** `30d`, `12h`, `15m`, `90s`; empty = 0 (forever). */
 export function parseDuration(raw: string, name: string): number {
   const v = raw.trim();
   if (v === '') return 0;
-  const m = /^(\d+)\s*([smhd])$/.exec(v);
+  const m = /^(\d+)\s*(ms|s|m|h|d)$/.exec(v);
   if (!m || Number(m[1]) === 0) throw new ConfigError(`${name} must be a duration like 30d, 12h, 15m or 90s (or empty for forever), got "${raw}"`);
   return Number(m[1]) * DURATION_UNITS[m[2]];
 }
@@ -149,6 +156,19 @@ function origins(raw: string, name: string): string[] {
   return list;
 }
 
+function redisUrl(raw: string, name: string): string | null {
+  const v = raw.trim();
+  if (v === '') return null;
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new ConfigError(`${name} must be a URL like redis://127.0.0.1:6379, got "${redactUrl(raw)}"`);
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new ConfigError(`${name} must start with redis:// or rediss://, got "${redactUrl(raw)}"`);
+  return v;
+}
+
 function host(raw: string, name: string): string {
   const v = raw.trim();
   if (!/^[A-Za-z0-9.:-]+$/.test(v)) throw new ConfigError(`${name} must be an IP address or host name, got "${raw}"`);
@@ -173,8 +193,11 @@ const SETTINGS: Setting<keyof Config>[] = [
   { key: 'allowedOrigins', env: 'CHAT_ALLOWED_ORIGINS', flag: '--allowed-origins', def: '', help: 'comma-separated exact origins allowed to open a WebSocket; empty = any', parse: origins },
   { key: 'retentionMs', env: 'CHAT_RETENTION', flag: '--retention', def: '', help: 'keep messages this long (30d, 12h, 15m, 90s); empty = forever', parse: parseDuration },
   { key: 'maxPayload', env: 'CHAT_MAX_PAYLOAD', flag: '--max-payload', def: '65536', help: 'largest accepted frame in bytes', parse: bytes(512, 16 << 20) },
-  { key: 'redisUrl', env: 'CHAT_REDIS_URL', flag: '--redis-url', def: '', help: 'multi-node bus (not in this version: must stay empty)', parse: nullable },
-  { key: 'nodeId', env: 'CHAT_NODE_ID', flag: '--node-id', def: '0', help: "this node's id, 0..1023 (the TSID node bits)", parse: int(0, 1023) },
+  { key: 'redisUrl', env: 'CHAT_REDIS_URL', flag: '--redis-url', def: '', help: 'redis://host:port: run as one node of a cluster (needs a mysql:// CHAT_STORE and CHAT_NODE_ID)', parse: redisUrl },
+  { key: 'nodeId', env: 'CHAT_NODE_ID', flag: '--node-id', def: '', help: "this node's id, 0..1023, unique among live nodes (the TSID node bits); default 0 on a single node", parse: (raw, name) => (raw.trim() === '' ? -1 : int(0, 1023)(raw, name)) },
+  { key: 'redisPrefix', env: 'CHAT_REDIS_PREFIX', flag: '--redis-prefix', def: 'chat', help: 'prefix of every Redis key and channel (several clusters can share one Redis)', parse: (raw, name) => { if (!/^[A-Za-z0-9._:-]{1,64}$/.test(raw)) throw new ConfigError(`${name} must be 1..64 of [A-Za-z0-9._:-], got "${raw}"`); return raw; } },
+  { key: 'nodeTimeoutMs', env: 'CHAT_NODE_TIMEOUT', flag: '--node-timeout', def: '5s', help: 'a cluster node silent this long is dead: its presence is reaped (QUIT)', parse: (raw, name) => { const ms = parseDuration(raw, name); if (ms < 1000 || ms > 600_000) throw new ConfigError(`${name} must be between 1s and 10m, got "${raw}"`); return ms; } },
+  { key: 'gapWaitMs', env: 'CHAT_GAP_WAIT', flag: '--gap-wait', def: '200ms', help: 'how long a seq gap waits for the bus before it is filled from the store', parse: (raw, name) => { const ms = parseDuration(raw, name); if (ms < 1 || ms > 60_000) throw new ConfigError(`${name} must be between 1ms and 60s, got "${raw}"`); return ms; } },
   { key: 'window', env: 'CHAT_WINDOW', flag: '--window', def: '200', help: 'messages of each active room kept hot on the front thread', parse: int(100, 100_000) },
   { key: 'bufferMaxMessages', env: 'CHAT_BUFFER_MAX_MESSAGES', flag: '--buffer-max-messages', def: '50000', help: 'write buffer cap in messages; past it sends get overloaded', parse: int(1, 10_000_000) },
   { key: 'bufferMaxBytes', env: 'CHAT_BUFFER_MAX_BYTES', flag: '--buffer-max-bytes', def: '64m', help: 'write buffer cap in bytes of message text; past it sends get overloaded', parse: bytes(1024, 4096 * 1024 * 1024) },
@@ -248,8 +271,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     throw new ConfigError('CHAT_JWT_SECRET must be at least 32 characters (HS256 needs a 256-bit key)');
   }
   if (c.redisUrl) {
-    throw new ConfigError('CHAT_REDIS_URL: the multi-node bus is not part of this version; unset it to run a single node');
+    if (c.store.kind !== 'mysql') throw new ConfigError('CHAT_REDIS_URL: a cluster needs one shared MySQL/MariaDB store: set CHAT_STORE=mysql://user:pass@host:port/db (SQLite is a single-node store)');
+    if (c.nodeId < 0) throw new ConfigError('CHAT_REDIS_URL: every node of a cluster needs its own CHAT_NODE_ID (0..1023)');
+    if (c.delivery !== 'after-commit') throw new ConfigError('CHAT_REDIS_URL: a cluster assigns seq when it commits, so it needs CHAT_DELIVERY=after-commit');
   }
+  if (c.nodeId < 0) c.nodeId = 0;
   if (c.stompPath === '/ws') throw new ConfigError('CHAT_STOMP_PATH must differ from /ws (STOMP is already offered there by subprotocol)');
   return c;
 }

@@ -6,10 +6,11 @@
 
 import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
 import type {
-  AdminOp, CommittedEvt, Delivered, FromActor, Message, MyRoomsResult, PageResult, ReadTask, ReplyEvt, RoomInfo, RoomsResult,
-  SendResult, SeqResult, SinceResult,
+  AdminOp, CommittedEvt, Delivered, FromActor, LastSeqsResult, Message, MyRoomsResult, PageResult, RangeResult, ReadTask, ReplyEvt,
+  RoomInfo, RoomsResult, SendResult, SeqResult, SinceResult,
 } from '../workers/contract.ts';
 import type { ActorLink } from './actor-link.ts';
+import type { Bus, BusHandler, ControlEvt } from './bus.ts';
 import type { Identity } from './auth.ts';
 import {
   Codec, encodeAck, encodeError, encodeFrame, msgFrameJson, msgFrameMsgpack, toDelivered,
@@ -67,7 +68,7 @@ interface PendingSend {
   ref: string | undefined;
   bytes: number;
   /** Runs right after the message is published (before any later message of the room). */
-  delivered: (() => void) | null;
+  delivered: ((d: Delivered) => void) | null;
   /** Runs when the send is settled (committed, duplicate or refused) instead of the default ack. */
   settled: ((r: SendResult) => void) | null;
   /** performance.now() at acceptance, for the accept-to-deliver and accept-to-commit histograms. */
@@ -90,6 +91,10 @@ export interface MyRoomView {
 }
 
 const MAX_IDLE_ROOMS = 10_000;
+/** Cluster: a room without local members stays subscribed this long, then is dropped. */
+const CLUSTER_IDLE_MS = 5_000;
+/** Cluster: held messages beyond a gap, at most; past it the gap is filled from the store at once. */
+const MAX_HELD = 10_000;
 const TYPING_RATE = 1; // per second
 const TYPING_BURST = 3;
 
@@ -113,6 +118,7 @@ export class Engine {
   /** The write buffer hit a cap (logged once until it drains below half). */
   private overloaded = false;
   private stopping = false;
+  private readonly clusterTimers: NodeJS.Timeout[] = [];
 
   constructor(
     private readonly cfg: Config,
@@ -121,10 +127,18 @@ export class Engine {
     private readonly readers: ReadPool,
     private readonly log: Logger,
     initialBlocks: [string, string][],
+    /** Cluster mode: the Redis bus to the other nodes (null on a single node). */
+    readonly bus: Bus | null = null,
   ) {
-    this.rooms = new RoomRegistry<Session>(cfg.window, MAX_IDLE_ROOMS, (room, create) => actor.send({ t: 'load', room, create }));
+    // Cluster: subscribe to the room's channel before asking for its state, so nothing committed
+    // after the snapshot is missed (the sequencer drops what the snapshot already has).
+    const load = bus === null
+      ? (room: string, create: boolean): void => actor.send({ t: 'load', room, create })
+      : (room: string, create: boolean): void => void bus.subscribe(room).then(() => actor.send({ t: 'load', room, create }));
+    this.rooms = new RoomRegistry<Session>(cfg.window, bus === null ? MAX_IDLE_ROOMS : Number.MAX_SAFE_INTEGER, load);
     for (const [a, b] of initialBlocks) this.blockSet(a).add(b);
     actor.listen((evts) => this.onActorEvents(evts));
+    if (bus !== null) this.startCluster(bus);
   }
 
   get inflight(): number {
@@ -376,6 +390,10 @@ export class Engine {
     p.t0 = performance.now();
     this.pending.set(token, p);
     this.inflightBytes += p.bytes;
+    if (this.bus !== null) {
+      const r = this.rooms.ready(room);
+      if (r !== undefined) r.lastUsed = Date.now(); // not dropped as idle while its send is in flight
+    }
     this.stats.accepted++;
     this.actor.send({ t: 'send', token, room, type, fromId, fromName, text, cid: p.cid, at: Date.now(), create: this.canCreate() });
   }
@@ -392,35 +410,53 @@ export class Engine {
     }
     this.withRoom(f.room, this.canCreate(), s, (room) => {
       if (s.closed) return;
+      room.lastUsed = Date.now(); // (cluster) not dropped as idle while this join completes
       const reply = (enter?: Delivered): void => {
         if (f.since !== undefined) return this.recover(s, room, f.since, f.limit, f.ref);
         const page = this.latest(room, f.limit);
-        // With limit 0 the page is empty, but a member's own ENTER is always the last of joined.messages.
-        if (enter !== undefined && (page.length === 0 || page[page.length - 1].seq !== enter.seq)) page.push(enter);
+        // With limit 0 the page is empty, but a member's own ENTER is always in joined.messages (the
+        // last of them, unless other nodes' messages came right after it in a cluster).
+        if (enter !== undefined && (page.length === 0 || page[page.length - 1].seq < enter.seq)) page.push(enter);
         this.joined(s, room, page, undefined, f.ref);
       };
       const first = !s.rooms.has(room.id) && !room.presence.has(s.userId) && !room.entering.has(s.userId);
+      if (first && this.bus !== null) return this.clusterEnter(s, room, reply, f.ref);
       if (!first || !this.announces(room)) return reply();
       // First connection of this user in the room: ENTER. The joined reply waits until the ENTER
       // is published, so the member's own ENTER is the last of joined.messages.
-      const bytes = s.userName.length * 3 + 64;
-      if (this.admit(bytes) !== null) return reply(); // no room in the buffer for the ENTER: join without it
       room.entering.add(s.userId);
-      this.forward({
-        s: null, cid: null, ref: undefined, bytes, t0: 0,
-        delivered: () => {
-          room.entering.delete(s.userId);
-          reply(room.window.at(room.window.size - 1));
-        },
-        settled: (r) => {
-          room.entering.delete(s.userId);
-          if (r.error !== null) this.error(s, r.error, 'no such room', f.ref);
-        },
-      }, room.id, 'ENTER', s.userId, s.userName, `${s.userName} entered`);
-      // Public rooms become "mine" (GET /api/me/rooms) from here, in the ENTER's own commit; what
-      // came before (the ENTER included) is not unread. seq -1: the actor's latest seq of the room.
-      if (room.kind === 'public') this.actor.send({ t: 'mark', room: room.id, user: s.userId, seq: -1, id: '', ifAbsent: true });
+      this.postEnter(s, room, reply, f.ref, () => room.entering.delete(s.userId));
     }, (code, msg) => this.error(s, code, msg, f.ref));
+  }
+
+  /**
+   * Post the user's ENTER (the user is in room.entering); `reply` (the joined reply) runs once it is
+   * published, or at once without it if the buffer is full. `gone` runs instead when the ENTER is
+   * refused, or (cluster) when the connection closed before it could attach.
+   */
+  private postEnter(s: Session, room: Room<Session>, reply: (enter?: Delivered) => void, ref: string | undefined, gone: () => void): void {
+    const bytes = s.userName.length * 3 + 64;
+    if (this.admit(bytes) !== null) {
+      // no room in the buffer for the ENTER: join without it
+      room.entering.delete(s.userId);
+      return reply();
+    }
+    this.forward({
+      s: null, cid: null, ref: undefined, bytes, t0: 0,
+      delivered: (d) => {
+        if (s.closed) return gone();
+        room.entering.delete(s.userId);
+        reply(d);
+      },
+      settled: (r) => {
+        if (r.error === null) return;
+        gone();
+        this.error(s, r.error, 'no such room', ref);
+      },
+    }, room.id, 'ENTER', s.userId, s.userName, `${s.userName} entered`);
+    // Public rooms become "mine" (GET /api/me/rooms) from here, in the ENTER's own commit; what
+    // came before (the ENTER included) is not unread. seq -1: the latest seq of the room.
+    if (room.kind === 'public') this.actor.send({ t: 'mark', room: room.id, user: s.userId, seq: -1, id: '', ifAbsent: true });
   }
 
   private announces(room: Room<Session>): boolean {
@@ -490,9 +526,48 @@ export class Engine {
       if (closing && s.codec === Codec.Stomp) this.unsubscribe(s, room); // uWS drops the topic itself; the count is ours
       else if (!closing) this.unsubscribe(s, room);
     }
-    if (this.markPresence(room, s.userId, -1) === 0 && this.announces(room) && this.admit(64) === null) {
-      this.forward({ s: null, cid: null, ref: undefined, bytes: 64, delivered: null, settled: null, t0: 0 }, room.id, 'QUIT', s.userId, s.userName, `${s.userName} left`);
+    room.lastUsed = Date.now();
+    if (this.markPresence(room, s.userId, -1) !== 0) return;
+    if (this.bus !== null) {
+      // Cluster: QUIT only if the user is now online on no node. A node that is stopping hands its
+      // presence over to a survivor instead (which posts the QUITs).
+      if (!this.stopping) this.clusterLeave(room, s.userId, s.userName);
+      return;
     }
+    if (this.announces(room)) this.postQuit(room.id, s.userId, s.userName);
+  }
+
+  /** Cluster: the user's last connection here left; QUIT if they are now online on no node. */
+  private clusterLeave(room: Room<Session>, userId: string, userName: string): void {
+    void this.bus!.presenceLeave(room.id, userId).then((last) => {
+      if (last && this.announces(room)) this.postQuit(room.id, userId, userName);
+    });
+  }
+
+  private postQuit(roomId: string, userId: string, userName: string): void {
+    if (this.admit(64) !== null) return;
+    this.forward({ s: null, cid: null, ref: undefined, bytes: 64, delivered: null, settled: null, t0: 0 }, roomId, 'QUIT', userId, userName, `${userName} left`);
+  }
+
+  /**
+   * Cluster join of a user's first connection on this node: register the presence in Redis, and
+   * post ENTER only if no other node has the user in the room. The joined reply waits, as on a
+   * single node, so the member's own ENTER is the last of joined.messages.
+   */
+  private clusterEnter(s: Session, room: Room<Session>, reply: (enter?: Delivered) => void, ref: string | undefined): void {
+    room.entering.add(s.userId);
+    const announce = this.announces(room);
+    // The presence is held from here; if the connection is gone before it attaches, give it back.
+    const release = (): void => {
+      room.entering.delete(s.userId);
+      if (!room.presence.has(s.userId) && !room.entering.has(s.userId)) this.clusterLeave(room, s.userId, s.userName);
+    };
+    void this.bus!.presenceJoin(room.id, s.userId, s.userName, announce).then((firstAnywhere) => {
+      if (s.closed) return release();
+      if (firstAnywhere && announce) return this.postEnter(s, room, reply, ref, release);
+      room.entering.delete(s.userId);
+      reply();
+    });
   }
 
   private notBefore(): number {
@@ -572,13 +647,24 @@ export class Engine {
       return this.error(s, 'forbidden', 'join the room before typing in it', f.ref);
     }
     if (!this.takeTypingToken(s)) return this.error(s, 'rate_limited', 'at most one typing event per second', f.ref);
-    const frame = { op: 'typing', room: room.id, user: { id: s.userId, name: s.userName } };
+    this.relayTyping(room, s.userId, s.userName, s);
+    this.bus?.control({ t: 'typing', room: room.id, user: s.userId, name: s.userName });
+  }
+
+  /** Typing to the room's members except `from` (the typing connection; null when from another node). */
+  private relayTyping(room: Room<Session>, userId: string, userName: string, from: Session | null): void {
+    const frame = { op: 'typing', room: room.id, user: { id: userId, name: userName } };
     const json = JSON.stringify(frame);
     // ws.publish skips the sender itself: typing goes to the room's other members only.
-    s.ws.publish(room.jsonTopic, json, false);
-    if (this.app.numSubscribers(room.msgpackTopic) > 0) s.ws.publish(room.msgpackTopic, encodeFrame(Codec.Msgpack, frame) as Uint8Array, true);
+    if (from !== null && from.ws !== null) from.ws.publish(room.jsonTopic, json, false);
+    else this.app.publish(room.jsonTopic, json, false);
+    if (this.app.numSubscribers(room.msgpackTopic) > 0) {
+      const mp = encodeFrame(Codec.Msgpack, frame) as Uint8Array;
+      if (from !== null && from.ws !== null) from.ws.publish(room.msgpackTopic, mp, true);
+      else this.app.publish(room.msgpackTopic, mp, true);
+    }
     for (const o of room.filtered) {
-      if (o !== s && o.codec !== Codec.Stomp && !this.blocked(o.userId, s.userId)) this.send(o, o.codec === Codec.Json ? json : encodeFrame(Codec.Msgpack, frame));
+      if (o !== from && o.codec !== Codec.Stomp && !this.blocked(o.userId, userId)) this.send(o, o.codec === Codec.Json ? json : encodeFrame(Codec.Msgpack, frame));
     }
   }
 
@@ -656,7 +742,8 @@ export class Engine {
   private onRead(s: Session, f: Frame<'read'>): void {
     this.room(f.room, s).then(async (room) => {
       const seq = await this.seqAt(room, f.upTo);
-      this.actor.send({ t: 'mark', room: room.id, user: s.userId, seq, id: f.upTo, ifAbsent: false });
+      // The reply names the stored marker: it goes out once the marker is committed.
+      await this.awaitReply((reqId) => this.actor.send({ t: 'mark', room: room.id, user: s.userId, seq, id: f.upTo, ifAbsent: false, reqId }));
       this.reply(s, { op: 'read', room: room.id, upTo: f.upTo, unread: Math.max(0, room.lastSeq - seq) }, undefined, f.ref);
     }).catch((err: unknown) => {
       if (err instanceof ChatError) return this.error(s, err.code, err.message, f.ref);
@@ -679,10 +766,15 @@ export class Engine {
   // ---- host-app and HTTP operations ------------------------------------------------------------
 
   private request(body: AdminOp): Promise<ReplyEvt> {
+    return this.awaitReply((reqId) => this.actor.send({ t: 'req', reqId, body }));
+  }
+
+  /** Send a command carrying a fresh reqId; resolves with the actor's reply to it. */
+  private awaitReply(send: (reqId: number) => void): Promise<ReplyEvt> {
     const reqId = this.nextReq++;
     return new Promise((resolve) => {
       this.requests.set(reqId, resolve);
-      this.actor.send({ t: 'req', reqId, body });
+      send(reqId);
     });
   }
 
@@ -706,35 +798,48 @@ export class Engine {
   async deleteRoom(roomId: string): Promise<void> {
     const r = await this.request({ op: 'deleteRoom', room: roomId });
     if (r.error !== null) throw Engine.replyError(r);
+    this.closeRoom(roomId);
+    this.bus?.control({ t: 'deleted', room: roomId });
+  }
+
+  /** A deleted room: every joined connection is detached and told, and the room forgotten. */
+  private closeRoom(roomId: string): void {
     const room = this.rooms.ready(roomId);
     if (room !== undefined) {
-      // Close the topic: every joined connection is detached and told.
+      // Its presence goes with it (no QUIT: the room is gone).
+      if (this.bus !== null) for (const user of room.presence.keys()) void this.bus.presenceLeave(roomId, user);
+      room.presence.clear();
       for (const s of [...room.sessions]) {
         if (!room.filtered.delete(s)) this.unsubscribe(s, room);
         s.rooms.delete(roomId);
         this.reply(s, { op: 'left', room: roomId, reason: 'deleted' });
       }
       room.sessions.clear();
+      if (room.gapTimer !== null) clearTimeout(room.gapTimer);
     }
     this.rooms.forget(roomId);
+    this.bus?.unsubscribe(roomId);
   }
 
   async setMembers(roomId: string, users: string[], present: boolean): Promise<RoomInfo> {
     const r = await this.request({ op: present ? 'addMembers' : 'removeMembers', room: roomId, users });
     if (r.error !== null) throw Engine.replyError(r);
+    this.applyMembers(roomId, r.room!);
+    this.bus?.control({ t: 'members', room: roomId, info: r.room! });
+    return r.room!;
+  }
+
+  /** A room's member list changed: update it and detach the connections no longer allowed in. */
+  private applyMembers(roomId: string, info: RoomInfo): void {
     const room = this.rooms.ready(roomId);
-    if (room !== undefined) {
-      room.setInfo(r.room!);
-      if (!present) {
-        for (const s of [...room.sessions]) {
-          if (!this.mayAccess(room, s.userId, s.admin)) {
-            this.detach(s, room, false);
-            this.reply(s, { op: 'left', room: roomId, reason: 'removed' });
-          }
-        }
+    if (room === undefined) return;
+    room.setInfo(info);
+    for (const s of [...room.sessions]) {
+      if (!this.mayAccess(room, s.userId, s.admin)) {
+        this.detach(s, room, false);
+        this.reply(s, { op: 'left', room: roomId, reason: 'removed' });
       }
     }
-    return r.room!;
   }
 
   /** A SYSTEM message from the host app; resolves with its ack once durable. */
@@ -753,6 +858,12 @@ export class Engine {
   async setBlock(blocker: string, blocked: string, on: boolean): Promise<void> {
     const r = await this.request({ op: 'block', blocker, blocked, on });
     if (r.error !== null) throw Engine.replyError(r);
+    this.applyBlock(blocker, blocked, on);
+    this.bus?.control({ t: 'block', blocker, blocked, on });
+  }
+
+  /** Block or unblock, and move the blocker's connections between the topic and the filtered list. */
+  private applyBlock(blocker: string, blocked: string, on: boolean): void {
     const set = this.blockSet(blocker);
     if (on) set.add(blocked);
     else set.delete(blocked);
@@ -803,12 +914,20 @@ export class Engine {
             const p = this.pending.get(d.token);
             if (p !== undefined) {
               this.stats.observeDeliver(performance.now() - p.t0);
-              p.delivered?.();
+              p.delivered?.(d);
             }
           }
           break;
         case 'committed': this.onCommitted(e); break;
-        case 'room': this.rooms.loaded(e.room, e.state); break;
+        case 'room': {
+          this.rooms.loaded(e.room, e.state);
+          // No such room: nothing to listen to on the bus either.
+          if (this.bus !== null && this.rooms.get(e.room) === undefined) this.bus.unsubscribe(e.room);
+          // Cluster: bus messages that came while the room loaded, after its snapshot, go out now.
+          const room = this.bus === null ? undefined : this.rooms.ready(e.room);
+          if (room !== undefined && room.held.size > 0) this.drainHeld(room);
+          break;
+        }
         case 'reply': {
           const cb = this.requests.get(e.reqId);
           this.requests.delete(e.reqId);
@@ -831,6 +950,10 @@ export class Engine {
   private deliver(d: Delivered): void {
     const room = this.rooms.ready(d.room);
     if (room === undefined) return; // no local member: the room will load it from the store
+    this.publishMessage(room, d);
+  }
+
+  private publishMessage(room: Room<Session>, d: Delivered): void {
     if (!room.append(d)) {
       this.log.error({ room: d.room, seq: d.seq, last: room.lastSeq }, 'out-of-order delivery');
       return;
@@ -876,19 +999,226 @@ export class Engine {
       if (p.s.codec === Codec.Stomp) this.reply(p.s, { op: 'ack' }, undefined, p.ref);
       else this.send(p.s, encodeAck(p.s.codec, p.cid!, r.room, r.id, r.seq, r.at, p.ref));
     }
+    const byRoom = this.bus === null ? null : new Map<string, Delivered[]>();
     for (const r of e.results) {
       const p = this.pending.get(r.token);
       if (p === undefined) continue;
       this.pending.delete(r.token);
       this.inflightBytes -= p.bytes;
       if (r.error === null && r.json !== null) {
-        this.deliver({ room: r.room, seq: r.seq, id: r.id, at: r.at, from: r.from, json: r.json });
+        const d: Delivered = { room: r.room, seq: r.seq, id: r.id, at: r.at, from: r.from, json: r.json };
+        if (byRoom !== null) {
+          // Cluster: to the other nodes, and here in seq order with theirs.
+          let list = byRoom.get(r.room);
+          if (list === undefined) byRoom.set(r.room, (list = []));
+          list.push(d);
+          const room = this.rooms.get(r.room);
+          const cb = p.delivered;
+          if (room !== undefined) {
+            room.lastUsed = Date.now();
+            this.offer(room, d, cb === null ? null : () => cb(d));
+          } else cb?.(d);
+        } else {
+          this.deliver(d);
+          p.delivered?.(d);
+        }
         this.stats.observeDeliver(now - p.t0);
-        p.delivered?.();
       }
       if (r.error === null && !r.dup) this.stats.observeCommitted(now - p.t0);
       if (p.settled !== null) p.settled(r);
       else if (p.s !== null && r.error !== null) this.error(p.s, r.error, undefined, p.ref, p.cid ?? undefined);
+    }
+    if (byRoom !== null && byRoom.size > 0) this.bus!.publish(byRoom);
+  }
+
+  // ---- cluster ---------------------------------------------------------------------------------
+
+  private startCluster(bus: Bus): void {
+    const handler: BusHandler = {
+      onMessages: (roomId, msgs) => {
+        const room = this.rooms.get(roomId); // ready, or loading (held until its snapshot is in)
+        if (room === undefined) return;
+        for (const d of msgs) this.offer(room, d, null);
+      },
+      onControl: (evt) => this.onControl(evt),
+      onReconnect: () => {
+        // Subscriptions are being restored; whatever was committed meanwhile is in the store.
+        setTimeout(() => void this.sweepGaps(), 200).unref();
+        setTimeout(() => void this.sweepGaps(), 2000).unref();
+      },
+      onReaped: (quits) => {
+        for (const q of quits) if (q.announce) this.postQuit(q.room, q.user, q.name);
+      },
+    };
+    bus.listen(handler);
+    // A gap at the end of a room (its last messages' publish lost, nothing after them yet) shows
+    // only when asked: every 10 s each served room's last seq is compared with the store's.
+    // While the bus is down, every second: a node that only receives would otherwise see nothing
+    // of what the other nodes commit until Redis is back.
+    let tick = 0;
+    this.clusterTimers.push(setInterval(() => {
+      this.dropIdleRooms();
+      if (!bus.up || ++tick % 10 === 0) void this.sweepGaps();
+    }, 1000));
+    for (const t of this.clusterTimers) t.unref();
+  }
+
+  private onControl(evt: ControlEvt): void {
+    switch (evt.t) {
+      case 'deleted': return this.closeRoom(evt.room);
+      case 'members': return this.applyMembers(evt.room, evt.info);
+      case 'block': return this.applyBlock(evt.blocker, evt.blocked, evt.on);
+      case 'typing': {
+        const room = this.rooms.ready(evt.room);
+        if (room !== undefined) this.relayTyping(room, evt.user, evt.name, null);
+      }
+    }
+  }
+
+  /**
+   * Cluster: put a committed message (from this node or another) in its place in the room's seq
+   * order. The next seq goes out at once; a later one waits in `held` for the gap to close, for
+   * CHAT_GAP_WAIT at most, then the gap is read from the store (where it is: seq is assigned in
+   * the commit, so every seq below a committed one is committed too).
+   */
+  private offer(room: Room<Session>, d: Delivered, cb: (() => void) | null): void {
+    if (d.seq <= room.lastSeq) {
+      cb?.(); // already out (a gap fill read it from the store first)
+      return;
+    }
+    if (!room.ready || d.seq !== room.lastSeq + 1) {
+      const had = room.held.get(d.seq);
+      if (had === undefined) room.held.set(d.seq, { d, cb });
+      else if (cb !== null) had.cb = cb;
+      if (room.ready) this.armGap(room);
+      return;
+    }
+    this.publishMessage(room, d);
+    cb?.();
+    if (room.held.size > 0) this.drainHeld(room);
+  }
+
+  private drainHeld(room: Room<Session>): void {
+    for (let h = room.held.get(room.lastSeq + 1); h !== undefined; h = room.held.get(room.lastSeq + 1)) {
+      room.held.delete(h.d.seq);
+      this.publishMessage(room, h.d);
+      h.cb?.();
+    }
+    for (const [seq, h] of room.held) {
+      if (seq > room.lastSeq) continue;
+      room.held.delete(seq); // the snapshot or a fill already had it
+      h.cb?.();
+    }
+    if (room.held.size === 0) {
+      if (room.gapTimer !== null) clearTimeout(room.gapTimer);
+      room.gapTimer = null;
+    } else this.armGap(room);
+  }
+
+  private armGap(room: Room<Session>): void {
+    if (room.filling) return;
+    if (room.held.size > MAX_HELD && room.gapTimer !== null) {
+      clearTimeout(room.gapTimer);
+      room.gapTimer = null;
+    }
+    if (room.gapTimer !== null) return;
+    room.gapTimer = setTimeout(() => {
+      room.gapTimer = null;
+      void this.fillGap(room, null);
+    }, room.held.size > MAX_HELD ? 0 : this.cfg.gapWaitMs);
+  }
+
+  /** Read seqs lastSeq+1 .. `upTo` (default: just below the first held one) from the store. */
+  private async fillGap(room: Room<Session>, upTo: number | null): Promise<void> {
+    if (room.filling || this.rooms.get(room.id) !== room || !room.ready) return;
+    let lowestHeld = Infinity;
+    for (const seq of room.held.keys()) if (seq < lowestHeld) lowestHeld = seq;
+    const from = room.lastSeq + 1;
+    const to = upTo ?? lowestHeld - 1;
+    if (!Number.isFinite(to) || to < from) return this.drainHeld(room);
+    this.stats.gapFills++;
+    if (to - from + 1 > this.cfg.recoveryMax) return this.resync(room, to);
+    room.filling = true;
+    let got: Message[];
+    try {
+      got = (await this.read<RangeResult>({ kind: 'range', room: room.id, from, to })).messages;
+    } catch (err) {
+      room.filling = false;
+      this.log.warn({ err: String(err), room: room.id }, 'gap fill failed; retrying');
+      if (room.held.size > 0) this.armGap(room);
+      return;
+    }
+    room.filling = false;
+    if (this.rooms.get(room.id) !== room) return;
+    for (const m of got) this.offer(room, toDelivered(m), null);
+    if (room.lastSeq < to) return this.resync(room, to);
+    this.drainHeld(room);
+  }
+
+  /**
+   * A gap the store cannot fill (deleted or expired meanwhile): the room jumps to `to`, and its
+   * members here are told to reload with an unsolicited `joined` with `recovered: false`.
+   */
+  private resync(room: Room<Session>, to: number): void {
+    this.log.warn({ room: room.id, from: room.lastSeq + 1, to }, 'gap cannot be filled from the store: members must reload');
+    room.window.clear();
+    room.complete = false;
+    room.lastSeq = to;
+    for (const s of room.sessions) {
+      this.reply(s, { op: 'joined', room: room.id, epoch: room.epoch, seq: room.lastSeq, recovered: false }, []);
+    }
+    this.drainHeld(room);
+  }
+
+  /** Compare every served room's last seq with the store's, and fill what is missing. */
+  private sweeping = false;
+
+  private async sweepGaps(): Promise<void> {
+    if (this.bus === null || this.stopping || this.sweeping) return;
+    this.sweeping = true;
+    try {
+      await this.sweepOnce();
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  private async sweepOnce(): Promise<void> {
+    const ids: string[] = [];
+    for (const r of this.rooms.values()) if (r.ready) ids.push(r.id);
+    for (let i = 0; i < ids.length; i += 1000) {
+      let res: LastSeqsResult;
+      try {
+        res = await this.read<LastSeqsResult>({ kind: 'lastSeqs', rooms: ids.slice(i, i + 1000) });
+      } catch {
+        return;
+      }
+      for (const [id, seq] of res.seqs) {
+        const room = this.rooms.ready(id);
+        if (room !== undefined && seq > room.lastSeq && !room.filling) void this.fillGap(room, seq);
+      }
+    }
+  }
+
+  /** Rooms no local connection is in stop being served here after CLUSTER_IDLE_MS. */
+  private dropIdleRooms(): void {
+    const now = Date.now();
+    for (const r of [...this.rooms.values()]) {
+      if (!r.ready || r.sessions.size > 0 || r.held.size > 0 || r.filling || r.entering.size > 0) continue;
+      if (now - r.lastUsed < CLUSTER_IDLE_MS) continue;
+      this.rooms.forget(r.id);
+      this.bus!.unsubscribe(r.id);
+    }
+  }
+
+  /** Who is online in a room: user ids, sorted (cluster-wide in a cluster). */
+  async online(roomId: string, who: { userId: string; admin: boolean }): Promise<string[]> {
+    const room = await this.room(roomId, who);
+    if (this.bus === null) return [...room.presence.keys()].sort();
+    try {
+      return await this.bus.online(room.id);
+    } catch {
+      throw new ChatError('overloaded', 'presence is unavailable while the bus is down; retry');
     }
   }
 
@@ -900,5 +1230,6 @@ export class Engine {
     // The actor's final commit results (and so their acks) arrive before it exits; if it had to be
     // terminated because the store is down, what it held was never acked.
     await this.actor.shutdown();
+    for (const t of this.clusterTimers) clearInterval(t);
   }
 }

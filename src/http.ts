@@ -114,7 +114,9 @@ export function registerHttp(app: TemplatedApp, engine: Engine, auth: Authentica
 
   app.get('/healthz', (res) => {
     const ok = engine.accepting;
-    const body = { ok, store: engine.storeOk ? 'ok' : 'degraded', reason: engine.storeReason, connections: engine.stats.connections, buffered: engine.inflight };
+    const body: Record<string, unknown> = { ok, store: engine.storeOk ? 'ok' : 'degraded', reason: engine.storeReason, connections: engine.stats.connections, buffered: engine.inflight };
+    // A node whose bus is down still serves (rooms catch up from the store), so it stays 200.
+    if (engine.bus !== null) body.cluster = { node: cfg.nodeId, bus: engine.bus.up ? 'up' : 'down' };
     sendJson(res, ok ? 200 : 503, JSON.stringify(body));
   });
 
@@ -146,6 +148,13 @@ export function registerHttp(app: TemplatedApp, engine: Engine, auth: Authentica
     if (typeof page === 'string') throw new ChatError('invalid', page);
     const p = await engine.history(room, page, { userId: who.id, admin: who.admin });
     return { status: 200, json: '{"messages":[' + p.messages.map((d) => d.json).join(',') + '],"more":' + p.more + '}' };
+  });
+
+  // Who is online in the room (user ids with a joined connection; on every node in a cluster).
+  route('get', '/api/rooms/:room/online', 1, false, async ({ who, params }) => {
+    const room = roomParam(params[0]);
+    const online = await engine.online(room, { userId: who.id, admin: who.admin });
+    return { status: 200, json: JSON.stringify({ room, online }) };
   });
 
   route('post', '/api/rooms/:room/messages', 1, true, async ({ who, params, body }) => {

@@ -112,6 +112,10 @@ export class Stats {
   loopLagMs = 0;
   /** One slot per error code, all present from the start (a fixed shape; a zero series is a series). */
   readonly refused: Record<ErrorCode, number>;
+  /** Cluster: seq gaps filled from the store (the bus lost or delayed something). */
+  gapFills = 0;
+  /** Cluster: the bus's counters (server.ts points it at the Bus); null on a single node. */
+  bus: { readonly published: number; readonly received: number; readonly up: boolean; readonly subscriptions: number } | null = null;
   /** Tasks waiting in the reader pool; server.ts points it at piscina's queueSize. */
   readerQueue: () => number = () => 0;
   readonly commitMs = new Histogram(LATENCY_BUCKETS_MS);
@@ -253,7 +257,7 @@ export class Metrics {
   readonly registry = new client.Registry();
   private readonly started = performance.now();
 
-  constructor(private readonly src: MetricsSource, private readonly cfg: Pick<Config, 'bufferMaxMessages' | 'bufferMaxBytes'>) {
+  constructor(private readonly src: MetricsSource, private readonly cfg: Pick<Config, 'bufferMaxMessages' | 'bufferMaxBytes' | 'redisUrl'>) {
     const reg = this.registry;
     const s = src.stats;
     const registers = [reg];
@@ -301,6 +305,13 @@ export class Metrics {
     gauge('chat_event_loop_lag_seconds', 'Front thread event-loop delay, p99 over the last second.', () => s.loopLagMs / 1000);
     gauge('chat_actor_event_loop_lag_seconds', 'Persistence actor event-loop delay, p99 over the last second.', () => s.actorLagMs / 1000);
     gauge('chat_reader_queue_depth', 'History reads waiting for a reader thread.', () => s.readerQueue());
+    if (cfg.redisUrl !== null) {
+      counter('chat_bus_published_total', 'Messages this node published to the other nodes.', () => s.bus?.published ?? 0);
+      counter('chat_bus_received_total', 'Messages received from the other nodes.', () => s.bus?.received ?? 0);
+      counter('chat_bus_gap_fills_total', 'Seq gaps filled from the store (bus late, lost, or down).', () => s.gapFills);
+      gauge('chat_bus_up', '1 while Redis is reachable.', () => (s.bus?.up ? 1 : 0));
+      gauge('chat_bus_subscriptions', 'Room channels this node is subscribed to.', () => s.bus?.subscriptions ?? 0);
+    }
   }
 
   get contentType(): string {

@@ -67,6 +67,12 @@ export class Window {
     return i;
   }
 
+  clear(): void {
+    this.buf.fill(undefined);
+    this.head = 0;
+    this.n = 0;
+  }
+
   slice(from: number, to: number): Delivered[] {
     const out: Delivered[] = [];
     for (let i = Math.max(0, from); i < Math.min(to, this.n); i++) out.push(this.at(i));
@@ -107,6 +113,13 @@ export class Room<S extends RoomMember = RoomMember> {
   /** The load in flight asked the actor to create the room. */
   creating = false;
   readonly window: Window;
+  /** Cluster: committed messages that arrived ahead of a gap (or while the room loads), by seq. */
+  readonly held = new Map<number, { d: Delivered; cb: (() => void) | null }>();
+  gapTimer: NodeJS.Timeout | null = null;
+  /** Cluster: a gap fill from the store is in flight. */
+  filling = false;
+  /** Cluster: last time a local member left or a message was sent or committed here (ms). */
+  lastUsed = Date.now();
   readonly jsonTopic: string;
   readonly msgpackTopic: string;
 
@@ -152,6 +165,15 @@ export class RoomRegistry<S extends RoomMember = RoomMember> {
 
   get size(): number {
     return this.rooms.size;
+  }
+
+  /** The room whether ready or still loading. */
+  get(id: string): Room<S> | undefined {
+    return this.rooms.get(id);
+  }
+
+  values(): IterableIterator<Room<S>> {
+    return this.rooms.values();
   }
 
   /** The room if it is loaded and ready, else undefined. */

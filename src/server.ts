@@ -5,6 +5,7 @@ import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, WebSocketBehav
 import { uws } from '../native/uws.ts';
 import { openReaders } from './readers.ts';
 import { ActorLink } from './actor-link.ts';
+import { Bus } from './bus.ts';
 import { Authenticator, type Identity } from './auth.ts';
 import { Codec, decodeFrame, isFrameError, SUBPROTOCOLS } from './codec.ts';
 import type { Config } from './config.ts';
@@ -39,11 +40,17 @@ function chooseProtocol(header: string, fallback: Codec): { codec: Codec; echo: 
 }
 
 export async function startServer(cfg: Config, log: Logger): Promise<RunningServer> {
-  const actor = await ActorLink.start(cfg);
+  // Cluster: claim the node id on the bus first (a duplicate id stops start-up before anything else).
+  const bus = cfg.redisUrl !== null ? await Bus.start(cfg, log) : null;
+  const actor = await ActorLink.start(cfg).catch(async (err: unknown) => {
+    await bus?.close(false);
+    throw err;
+  });
   const readers = openReaders(cfg);
   const app: TemplatedApp = uws.App();
-  const engine = new Engine(cfg, app, actor, readers, log, actor.initialBlocks);
+  const engine = new Engine(cfg, app, actor, readers, log, actor.initialBlocks, bus);
   engine.stats.readerQueue = () => readers.queueSize;
+  engine.stats.bus = bus;
   const auth = new Authenticator(cfg);
   const sessions = new Set<Session>();
   let connSeq = 0;
@@ -179,6 +186,8 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
       if (listenSocket) uws.us_listen_socket_close(listenSocket);
       listenSocket = null;
       await engine.drain();
+      // Cluster: leave before the connections close, so a survivor posts their QUITs at once.
+      await bus?.close(true);
       stomp.stop();
       clearInterval(slowSweep);
       for (const s of [...sessions]) if (!s.closed && s.ws) s.ws.end(CLOSE.goingAway, 'server shutting down');

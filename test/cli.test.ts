@@ -26,6 +26,11 @@ describe('cli and config', () => {
     [{ CHAT_ALLOWED_ORIGINS: 'https://a.example/path' }, 'CHAT_ALLOWED_ORIGINS'],
     [{ CHAT_NODE_ID: '5000' }, 'CHAT_NODE_ID'],
     [{ CHAT_IDLE_TIMEOUT: '5' }, 'CHAT_IDLE_TIMEOUT'],
+    [{ CHAT_REDIS_URL: 'http://127.0.0.1:6379' }, 'CHAT_REDIS_URL'],
+    [{ CHAT_REDIS_URL: 'redis://127.0.0.1:6379', CHAT_STORE: 'mysql://root@127.0.0.1:3306/test', CHAT_NODE_ID: '1', CHAT_DELIVERY: 'immediate' }, 'CHAT_DELIVERY=after-commit'],
+    [{ CHAT_REDIS_PREFIX: 'a b' }, 'CHAT_REDIS_PREFIX'],
+    [{ CHAT_NODE_TIMEOUT: '10ms' }, 'CHAT_NODE_TIMEOUT'],
+    [{ CHAT_GAP_WAIT: 'soon' }, 'CHAT_GAP_WAIT'],
   ])('refuses %j naming %s, exit 2', async (env, name) => {
     const r = await runCli([], env as Record<string, string>);
     expect(r.code).toBe(2);

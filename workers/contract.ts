@@ -110,6 +110,8 @@ export interface MarkCmd {
   id: string;
   /** Only create a marker where the user has none (first join of a public room). */
   ifAbsent: boolean;
+  /** Answer with a ReplyEvt of this reqId once the marker is committed (a client's `read`). */
+  reqId?: number;
 }
 
 /** Host-app and membership operations: answered by a ReplyEvt with the same reqId. */
@@ -252,7 +254,29 @@ export interface MyRoomsTask {
   notBefore: number;
 }
 
-export type ReadTask = PageTask | SinceTask | SeqTask | SubjectTask | MyRoomsTask;
+/** Messages with seq in [from, to], in seq order (a cluster node filling a gap it saw on the bus). */
+export interface RangeTask {
+  kind: 'range';
+  room: string;
+  from: number;
+  to: number;
+}
+
+/** The last committed seq of each room (a cluster node catching up after the bus was down). */
+export interface LastSeqsTask {
+  kind: 'lastSeqs';
+  rooms: string[];
+}
+
+export interface RangeResult {
+  messages: Message[];
+}
+
+export interface LastSeqsResult {
+  seqs: [string, number][];
+}
+
+export type ReadTask = PageTask | SinceTask | SeqTask | SubjectTask | MyRoomsTask | RangeTask | LastSeqsTask;
 
 export interface SeqResult {
   /** 0 when no message is at or before the id. */

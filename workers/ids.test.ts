@@ -3,7 +3,7 @@
 import { TSID, TSIDGenerator } from 'tsid-ts';
 import { describe, expect, it } from 'vitest';
 import { messageJson, type Message } from './contract.ts';
-import { IdGenerator, TSID_RE, tsidToBigInt, tsidToString } from './ids.ts';
+import { IdGenerator, TSID_RE, tsidFloor, tsidToBigInt, tsidToString } from './ids.ts';
 
 describe('ids', () => {
   it('encodes exactly as tsid-ts does, and decodes back', () => {
@@ -28,6 +28,24 @@ describe('ids', () => {
       expect(tsidToBigInt(id)).toBe(tsid);
       prev = id;
     }
+  });
+
+  it('carries the node id in its node bits, and nextAbove passes any other node\'s id', () => {
+    const a = new IdGenerator(7);
+    const b = new IdGenerator(900);
+    const node = (t: bigint): number => Number((t >> 12n) & 1023n);
+    expect(node(a.next().tsid)).toBe(7);
+    expect(node(b.next().tsid)).toBe(900);
+    // b's id from 50 ms in the future (a clock ahead): a's next id in that room must still be above it.
+    const ahead = b.nextAbove(tsidFloor(Date.now() + 50)).tsid;
+    const x = a.nextAbove(ahead);
+    expect(x.tsid > ahead).toBe(true);
+    expect(node(x.tsid)).toBe(7);
+    expect(a.next().tsid > x.tsid).toBe(true);
+    // and a lower node id passing a higher one within the same millisecond, and vice versa
+    const y = b.nextAbove(a.nextAbove(ahead).tsid);
+    expect(node(y.tsid)).toBe(900);
+    expect(a.nextAbove(y.tsid).tsid > y.tsid).toBe(true);
   });
 });
 

@@ -43,19 +43,43 @@ export function tsidFloor(ms: number): bigint {
 
 export class IdGenerator {
   private readonly gen: TSIDGenerator;
+  private readonly nodeBits: bigint;
   private last = 0n;
 
-  /** node: 0..1023 (10 node bits, 4,096 ids per millisecond per node). */
-  constructor(node: number) {
+  /** node: 0..1023 (10 node bits, then 12 counter bits: 4,096 ids per millisecond per node). */
+  constructor(private readonly node: number) {
     this.gen = new TSIDGenerator(node, 10);
+    this.nodeBits = BigInt(node) << 12n;
   }
 
   next(): { id: string; tsid: bigint } {
     let n = this.gen.create().toBigInt();
-    // Strictly increasing within this process, even if the clock steps back. Across a restart after
-    // a clock step back, new ids could sort before stored ones (seq still orders each room).
-    for (let i = 0; n <= this.last && i < 1_000_000; i++) n = this.gen.create().toBigInt();
+    // Strictly increasing within this process, even if the clock steps back: the next id after
+    // the last one (same time, counter + 1, or the next millisecond). Across a restart after a
+    // clock step back, new ids could sort before stored ones (seq still orders each room).
+    if (n <= this.last) n = this.after(this.last);
     this.last = n;
     return { id: tsidToString(n), tsid: n };
+  }
+
+  /**
+   * An id of this node greater than `floor` (another node's newest id in a room, in a cluster):
+   * ids stay in seq order within a room even when the nodes' clocks differ by a little.
+   */
+  nextAbove(floor: bigint): { id: string; tsid: bigint } {
+    const first = this.next();
+    if (first.tsid > floor) return first;
+    const n = this.after(floor);
+    this.last = n;
+    return { id: tsidToString(n), tsid: n };
+  }
+
+  /** The smallest id of this node greater than `x`. */
+  private after(x: bigint): bigint {
+    const ms = x >> 22n;
+    const xNode = Number((x >> 12n) & 1023n);
+    if (xNode === this.node && (x & 0xfffn) < 0xfffn) return x + 1n;
+    if (xNode < this.node) return (ms << 22n) | this.nodeBits;
+    return ((ms + 1n) << 22n) | this.nodeBits;
   }
 }

@@ -7,7 +7,7 @@
 import mysql from 'mysql2/promise';
 import type { Message, MyRoom, RoomInfo } from './contract.ts';
 import { MESSAGE_COLS, ROOM_COLS, roomInfo, toMessage, toRoomRow, type MessageRow, type RoomDbRow } from './rows.ts';
-import type { CidHit, DirectoryStore, MarkerWrite, MessageReader, MessageStore, NewMessage, PageQuery, RoomRow } from './store.ts';
+import { DuplicateCidError, type CidHit, type ClusterStore, type DirectoryStore, type MarkerWrite, type MessageReader, type MessageStore, type NewMessage, type PageQuery, type RoomRow } from './store.ts';
 
 const TABLE_OPTS = 'ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin';
 
@@ -67,6 +67,28 @@ const MIGRATIONS: Migration[] = [
     await c.query(`CREATE TABLE IF NOT EXISTS read_markers (room VARCHAR(64) NOT NULL, user VARCHAR(64) NOT NULL, seq BIGINT NOT NULL, id CHAR(13) NOT NULL, PRIMARY KEY (room, user), KEY read_markers_user (user)) ${TABLE_OPTS}`);
     await c.query(`CREATE TABLE IF NOT EXISTS blocks (blocker VARCHAR(64) NOT NULL, blocked VARCHAR(64) NOT NULL, PRIMARY KEY (blocker, blocked)) ${TABLE_OPTS}`);
   },
+  // 3: clusters. A room's newest id (so a node's ids stay above it, in seq order), and (room, seq)
+  // unique: the database itself refuses a seq handed out twice, whatever a node believes.
+  async (c) => {
+    if (!(await columnExists(c, 'rooms', 'last_tsid'))) {
+      await c.query('ALTER TABLE rooms ADD COLUMN last_tsid BIGINT NOT NULL DEFAULT 0');
+      await c.query('UPDATE rooms r SET last_tsid = COALESCE((SELECT MAX(m.tsid) FROM messages m WHERE m.room = r.id), 0)');
+    }
+    if (!(await indexExists(c, 'messages', 'messages_room_seq'))) await c.query('CREATE UNIQUE INDEX messages_room_seq ON messages (room, seq)');
+  },
+  // 4: exact (sender, cid) comparison. utf8mb4_bin is PAD SPACE: "x" and "x " compare equal, so a
+  // cid that differs only by trailing spaces collided with another in the unique key. A NO PAD
+  // binary collation compares every byte (MariaDB: utf8mb4_nopad_bin; MySQL 8: utf8mb4_0900_bin).
+  async (c) => {
+    const [rows] = await c.query<mysql.RowDataPacket[]>("SHOW COLLATION WHERE Collation IN ('utf8mb4_nopad_bin', 'utf8mb4_0900_bin')");
+    const names = rows.map((r) => r.Collation as string);
+    const nopad = names.includes('utf8mb4_nopad_bin') ? 'utf8mb4_nopad_bin' : names.includes('utf8mb4_0900_bin') ? 'utf8mb4_0900_bin' : null;
+    if (nopad === null) throw new Error('this MySQL/MariaDB has no NO PAD binary collation (needs MariaDB >= 10.2 or MySQL >= 8.0)');
+    const [cols] = await c.query<mysql.RowDataPacket[]>(
+      "SELECT COLUMN_NAME AS name, COLLATION_NAME AS coll FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = 'messages' AND column_name IN ('from_id', 'cid')");
+    if (cols.every((r) => r.coll === nopad)) return;
+    await c.query(`ALTER TABLE messages MODIFY from_id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE ${nopad} NOT NULL, MODIFY cid VARCHAR(128) CHARACTER SET utf8mb4 COLLATE ${nopad} NULL`);
+  },
 ];
 
 export const MYSQL_SCHEMA_VERSION = MIGRATIONS.length;
@@ -87,6 +109,18 @@ function connOptions(url: string): mysql.ConnectionOptions {
 }
 
 export async function migrateMysql(conn: mysql.Connection): Promise<void> {
+  // Several nodes of a cluster may start at once on a new database: one migrates, the others wait
+  // for it (a named lock of this connection's session), then find the schema current.
+  const [locked] = await conn.query<mysql.RowDataPacket[]>("SELECT GET_LOCK(CONCAT(DATABASE(), '.chat_migrate'), 60) AS ok");
+  if (Number(locked[0].ok) !== 1) throw new Error('another engine has been migrating this database for 60 s; is it stuck?');
+  try {
+    await migrateLocked(conn);
+  } finally {
+    await conn.query("SELECT RELEASE_LOCK(CONCAT(DATABASE(), '.chat_migrate'))");
+  }
+}
+
+async function migrateLocked(conn: mysql.Connection): Promise<void> {
   await conn.query(`CREATE TABLE IF NOT EXISTS schema_version (version INT NOT NULL) ${TABLE_OPTS}`);
   const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT version FROM schema_version');
   if (rows.length === 0) await conn.query('INSERT INTO schema_version (version) VALUES (0)');
@@ -103,7 +137,32 @@ export async function migrateMysql(conn: mysql.Connection): Promise<void> {
 type RoomPacket = RoomDbRow & mysql.RowDataPacket;
 type MessagePacket = MessageRow & mysql.RowDataPacket;
 
-export class MysqlStore implements MessageStore, DirectoryStore {
+/** MySQL error codes the cluster commit handles itself. */
+const ER_DUP_ENTRY = 'ER_DUP_ENTRY';
+
+/** Multi-row INSERTs of messages, in chunks (bounded packet size). */
+function insertMessages(msgs: NewMessage[], ignore: boolean): string[] {
+  const parts: string[] = [];
+  for (let i = 0; i < msgs.length; i += INSERT_CHUNK) {
+    const rows = msgs.slice(i, i + INSERT_CHUNK).map((m) => [m.tsid, m.id, m.room, m.seq, m.type, m.fromId, m.fromName, m.text, m.at, m.cid]);
+    parts.push(mysql.format(`INSERT${ignore ? ' IGNORE' : ''} INTO messages (tsid, id, room, seq, type, from_id, from_name, text, at, cid) VALUES ?`, [rows]));
+  }
+  return parts;
+}
+
+/**
+ * Advance the rooms of `lastSeqs` to those seqs, and each room's last_tsid to its newest id in
+ * `msgs` (never backwards).
+ */
+function advanceRooms(lastSeqs: Map<string, number>, msgs: NewMessage[]): string {
+  const lastTsid = new Map<string, bigint>();
+  for (const m of msgs) lastTsid.set(m.room, m.tsid);
+  const seqs = [...lastSeqs].map(([room, seq]) => mysql.format('WHEN ? THEN GREATEST(last_seq, ?)', [room, seq])).join(' ');
+  const tsids = [...lastTsid].map(([room, t]) => mysql.format('WHEN ? THEN GREATEST(last_tsid, ?)', [room, t])).join(' ');
+  return mysql.format(`UPDATE rooms SET last_seq = CASE id ${seqs} ELSE last_seq END${tsids ? `, last_tsid = CASE id ${tsids} ELSE last_tsid END` : ''} WHERE id IN (?)`, [[...lastSeqs.keys()]]);
+}
+
+export class MysqlStore implements MessageStore, DirectoryStore, ClusterStore {
   private conn: mysql.Connection | null = null;
   /** Serializes use of the write connection: one statement or transaction at a time. */
   private chain: Promise<unknown> = Promise.resolve();
@@ -175,17 +234,10 @@ export class MysqlStore implements MessageStore, DirectoryStore {
    * (values escaped by mysql2's formatter, never concatenated). On any error it is rolled back.
    */
   commit(msgs: NewMessage[], lastSeqs: Map<string, number>, marks: MarkerWrite[]): Promise<void> {
-    const parts: string[] = ['START TRANSACTION'];
-    for (let i = 0; i < msgs.length; i += INSERT_CHUNK) {
-      const rows = msgs.slice(i, i + INSERT_CHUNK).map((m) => [m.tsid, m.id, m.room, m.seq, m.type, m.fromId, m.fromName, m.text, m.at, m.cid]);
-      // IGNORE: a commit repeated after an unknown outcome (the connection died after COMMIT was
-      // sent) skips rows already there. Conflicting cids never reach here: the actor dedupes first.
-      parts.push(mysql.format('INSERT IGNORE INTO messages (tsid, id, room, seq, type, from_id, from_name, text, at, cid) VALUES ?', [rows]));
-    }
-    if (lastSeqs.size > 0) {
-      const cases = [...lastSeqs].map(([room, seq]) => mysql.format('WHEN ? THEN GREATEST(last_seq, ?)', [room, seq])).join(' ');
-      parts.push(mysql.format(`UPDATE rooms SET last_seq = CASE id ${cases} ELSE last_seq END WHERE id IN (?)`, [[...lastSeqs.keys()]]));
-    }
+    // IGNORE: a commit repeated after an unknown outcome (the connection died after COMMIT was
+    // sent) skips rows already there. Conflicting cids never reach here: the actor dedupes first.
+    const parts: string[] = ['START TRANSACTION', ...insertMessages(msgs, true)];
+    if (lastSeqs.size > 0) parts.push(advanceRooms(lastSeqs, msgs));
     const upserts = marks.filter((k) => !k.ifAbsent).map((k) => [k.room, k.user, k.seq, k.id]);
     const firsts = marks.filter((k) => k.ifAbsent).map((k) => [k.room, k.user, k.seq, k.id]);
     if (upserts.length > 0) parts.push(mysql.format('INSERT INTO read_markers (room, user, seq, id) VALUES ? ON DUPLICATE KEY UPDATE seq = VALUES(seq), id = VALUES(id)', [upserts]));
@@ -196,6 +248,87 @@ export class MysqlStore implements MessageStore, DirectoryStore {
         await c.query(parts.join(';\n'));
       } catch (err) {
         await c.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * The cluster's group commit, two round trips: lock the batch's rooms and read their last seq and
+   * id; assign; then insert, advance the rooms, move markers and commit. The lock is held for one
+   * round trip, and only by commits that touch the same rooms.
+   */
+  commitAssign(msgs: NewMessage[], marks: MarkerWrite[], next: (floor: bigint) => { id: string; tsid: bigint }): Promise<Set<string>> {
+    return this.write(async (c) => {
+      // A repeat after an unknown outcome: that batch's messages kept their ids; those stored are
+      // done (answered with the ids they have), the rest, and what was accepted since (seq 0), are
+      // committed now in a new transaction, with the marks.
+      let todo = msgs;
+      const kept = msgs.filter((m) => m.seq > 0);
+      if (kept.length > 0) {
+        const [rows] = await c.query<(mysql.RowDataPacket & { tsid: string | number })[]>('SELECT tsid FROM messages WHERE tsid IN (?)', [kept.map((m) => m.tsid)]);
+        const there = new Set(rows.map((r) => BigInt(r.tsid)));
+        todo = msgs.filter((m) => m.seq === 0 || !there.has(m.tsid));
+        for (const m of todo) m.seq = 0;
+      }
+      const rooms = [...new Set([...todo.map((m) => m.room), ...marks.filter((k) => k.seq < 0).map((k) => k.room)])].sort();
+      let commitSent = false;
+      try {
+        const state = new Map<string, { seq: number; tsid: bigint }>();
+        if (rooms.length > 0) {
+          const [res] = await c.query(
+            mysql.format('START TRANSACTION; SELECT id, last_seq, last_tsid FROM rooms WHERE id IN (?) AND deleted = 0 ORDER BY id FOR UPDATE', [rooms]));
+          const locked = (res as unknown[])[1] as (mysql.RowDataPacket & { id: string; last_seq: number; last_tsid: string | number })[];
+          for (const r of locked) state.set(r.id, { seq: Number(r.last_seq), tsid: BigInt(r.last_tsid) });
+        } else {
+          await c.query('START TRANSACTION');
+        }
+        const missing = new Set<string>();
+        const stored: NewMessage[] = [];
+        for (const m of todo) {
+          const st = state.get(m.room);
+          if (st === undefined) {
+            missing.add(m.room);
+            continue;
+          }
+          const { id, tsid } = next(st.tsid);
+          m.id = id;
+          m.tsid = tsid;
+          m.seq = ++st.seq;
+          st.tsid = tsid;
+          stored.push(m);
+        }
+        // No IGNORE: a (sender, cid) another node stored first must fail the batch (DuplicateCidError).
+        const parts = insertMessages(stored, false);
+        if (stored.length > 0) parts.push(advanceRooms(new Map(stored.map((m) => [m.room, m.seq])), stored));
+        for (const mark of marks) {
+          const k = { ...mark }; // resolved here, not in place: a retry resolves again
+          if (k.seq < 0) {
+            const st = state.get(k.room);
+            if (st === undefined) continue;
+            k.seq = st.seq;
+            k.id = '';
+            for (const m of stored) if (m.room === k.room) k.id = m.id;
+            if (k.id === '') continue; // nothing of ours in the room in this batch: no position to name
+          }
+          parts.push(mysql.format(k.ifAbsent
+            ? 'INSERT IGNORE INTO read_markers (room, user, seq, id) VALUES (?, ?, ?, ?)'
+            : 'INSERT INTO read_markers (room, user, seq, id) VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE seq = GREATEST(seq, VALUES(seq)), id = IF(VALUES(seq) >= seq, VALUES(id), id)',
+          [k.room, k.user, k.seq, k.id]));
+        }
+        parts.push('COMMIT');
+        commitSent = true;
+        await c.query(parts.join(';\n'));
+        return missing;
+      } catch (err) {
+        await c.query('ROLLBACK').catch(() => undefined);
+        // The COMMIT went out and the connection broke before its answer: it may have committed.
+        // Keep the assignment, so the retry recognizes the batch by its first id instead of storing
+        // it again under new seqs. Any other failure rolled back for sure: assign afresh.
+        const code = (err as { code?: string }).code;
+        const unknownOutcome = commitSent && ((err as { fatal?: boolean }).fatal === true || code === 'ECONNRESET' || code === 'PROTOCOL_CONNECTION_LOST' || code === 'EPIPE');
+        if (!unknownOutcome) for (const m of todo) m.seq = 0;
+        if ((err as { code?: string }).code === ER_DUP_ENTRY && /messages_sender_cid/.test((err as Error).message)) throw new DuplicateCidError((err as Error).message);
         throw err;
       }
     });
@@ -300,6 +433,19 @@ export class MysqlReader implements MessageReader {
   async seqAt(room: string, id: bigint): Promise<number> {
     const [rows] = await this.pool.query<(mysql.RowDataPacket & { seq: number })[]>('SELECT seq FROM messages WHERE room = ? AND tsid <= ? ORDER BY tsid DESC LIMIT 1', [room, id]);
     return rows.length > 0 ? Number(rows[0].seq) : 0;
+  }
+
+  async range(room: string, from: number, to: number): Promise<Message[]> {
+    const [rows] = await this.pool.query<MessagePacket[]>(`SELECT ${MESSAGE_COLS} FROM messages WHERE room = ? AND seq BETWEEN ? AND ? ORDER BY seq`, [room, from, to]);
+    return rows.map(toMessage);
+  }
+
+  async lastSeqs(rooms: string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    if (rooms.length === 0) return out;
+    const [rows] = await this.pool.query<(mysql.RowDataPacket & { id: string; last_seq: number })[]>('SELECT id, last_seq FROM rooms WHERE id IN (?)', [rooms]);
+    for (const r of rows) out.set(r.id, Number(r.last_seq));
+    return out;
   }
 
   private async membersOf(room: string): Promise<string[]> {

@@ -23,7 +23,7 @@ import {
 import { IdGenerator, tsidFloor } from './ids.ts';
 import { openStore } from './open-store.ts';
 import { roomInfo } from './rows.ts';
-import type { CidHit, DirectoryStore, MarkerWrite, MessageStore, NewMessage, RoomRow } from './store.ts';
+import { DuplicateCidError, type CidHit, type ClusterStore, type DirectoryStore, type MarkerWrite, type MessageStore, type NewMessage, type RoomRow } from './store.ts';
 
 interface ActorRoom {
   row: RoomRow;
@@ -48,7 +48,7 @@ const PURGE_BATCH = 1000;
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 5000;
 
-type Store = MessageStore & DirectoryStore;
+type Store = MessageStore & DirectoryStore & Partial<ClusterStore>;
 
 class PersistenceActor {
   private readonly rooms = new Map<string, ActorRoom>();
@@ -69,6 +69,12 @@ class PersistenceActor {
   private healthy = true;
   private closing = false;
   private readonly ids: IdGenerator;
+  /**
+   * Cluster mode: several nodes write the same rooms, so id and seq are assigned inside the commit
+   * transaction (under the room's row lock), not at acceptance.
+   */
+  private readonly cluster: boolean;
+  private readonly nextAbove = (floor: bigint): { id: string; tsid: bigint } => this.ids.nextAbove(floor);
   private readonly sleeper = new Int32Array(new SharedArrayBuffer(4));
 
   constructor(
@@ -78,6 +84,8 @@ class PersistenceActor {
     private readonly onClosed: () => void,
   ) {
     this.ids = new IdGenerator(cfg.nodeId);
+    this.cluster = cfg.redisUrl !== null;
+    if (this.cluster && store.commitAssign === undefined) throw new Error('this store cannot be shared by a cluster');
   }
 
   receive(cmds: ToActor[]): void {
@@ -147,7 +155,15 @@ class PersistenceActor {
     if (!row) {
       if (!create) return null;
       row = { id, kind: 'public', name: null, subject: null, epoch: this.ids.next().id, lastSeq: 0, createdAt: Date.now(), dmKey: null, deleted: false };
-      await this.store.createRoom(row, []);
+      try {
+        await this.store.createRoom(row, []);
+      } catch (err) {
+        // Another node created it first (cluster): use theirs.
+        const theirs = this.cluster ? await this.store.getRoom(id) : null;
+        if (theirs === null) throw err;
+        if (theirs.deleted) return null;
+        row = theirs;
+      }
     }
     r = this.rooms.get(id); // another command may have loaded it while we awaited
     if (r) return r;
@@ -185,22 +201,20 @@ class PersistenceActor {
     // was deleted meanwhile; in auth mode none an unknown room is a new public room.
     const r = this.rooms.get(c.room) ?? (await this.room(c.room, c.create));
     if (!r) {
-      this.readyDups.push({ token: c.token, room: c.room, seq: 0, id: '', at: 0, from: c.fromId, dup: false, json: null, error: 'not_found' });
+      this.readyDups.push(notFound(c.token, c.room, c.fromId));
       return;
     }
-    const { id, tsid } = this.ids.next();
-    const seq = ++r.lastSeq;
-    r.lastId = id;
-    const m: Message = { id, room: c.room, seq, type: c.type, from: { id: c.fromId, name: c.fromName }, text: c.text, at: c.at };
-    if (c.cid !== null) m.cid = c.cid;
-    // Encoded once, here: every copy the front thread publishes is these bytes.
-    const json = messageJson(m);
-    const p: Pending = {
-      msg: { tsid, id, room: c.room, seq, type: c.type, fromId: c.fromId, fromName: c.fromName, text: c.text, at: c.at, cid: c.cid },
-      token: c.token,
-      json,
-      dups: [],
-    };
+    const msg: NewMessage = { tsid: 0n, id: '', room: c.room, seq: 0, type: c.type, fromId: c.fromId, fromName: c.fromName, text: c.text, at: c.at, cid: c.cid };
+    const p: Pending = { msg, token: c.token, json: '', dups: [] };
+    // Cluster: id, seq and the JSON come at commit, inside the transaction that locks the room.
+    if (!this.cluster) {
+      const { id, tsid } = this.ids.next();
+      msg.id = id;
+      msg.tsid = tsid;
+      msg.seq = ++r.lastSeq;
+      r.lastId = id;
+      p.json = jsonOf(msg);
+    }
     this.buffer.push(p);
     if (key !== null) this.inflight.set(key, p);
     if (this.cfg.delivery === 'immediate') this.accepted(p);
@@ -215,8 +229,9 @@ class PersistenceActor {
   }
 
   private mark(c: MarkCmd): void {
-    if (c.seq >= 0) {
-      this.marks.push({ room: c.room, user: c.user, seq: c.seq, id: c.id, ifAbsent: c.ifAbsent });
+    if (c.seq >= 0 || this.cluster) {
+      // (cluster: seq -1 is resolved in the commit, under the room's lock)
+      this.marks.push({ room: c.room, user: c.user, seq: c.seq, id: c.id, ifAbsent: c.ifAbsent, reqId: c.reqId });
       return;
     }
     // seq -1: "up to the newest message accepted in the room so far" (commands arrive in order).
@@ -279,6 +294,20 @@ class PersistenceActor {
       this.out.push({ t: 'room', room: c.room, state: null });
       return;
     }
+    if (this.cluster) {
+      // Other nodes write this room too: read its committed last seq now, then the newest messages
+      // up to it. Everything up to that seq is committed (transactions are atomic), so the window
+      // is gapless; the front thread subscribed to the room's bus channel before asking, so it
+      // gets everything after it from the bus.
+      const row = await this.store.getRoom(c.room);
+      if (row === null || row.deleted) {
+        this.rooms.delete(c.room);
+        this.out.push({ t: 'room', room: c.room, state: null });
+        return;
+      }
+      r.row = row;
+      r.committedSeq = r.lastSeq = Math.max(r.committedSeq, row.lastSeq);
+    }
     const windowSize = this.cfg.window;
     const stored = await this.store.latest(c.room, windowSize, this.notBefore());
     // Only what is committed is in the store; with after-commit that is exactly what the front
@@ -333,16 +362,22 @@ class PersistenceActor {
     this.marks = [];
     this.committingBatch = batch;
     let commitMs = 0;
+    let missing: Set<string> | null = null;
     try {
       if (batch.length > 0 || marks.length > 0) {
         if (this.cfg.testCommitDelayMs > 0) Atomics.wait(this.sleeper, 0, 0, this.cfg.testCommitDelayMs);
-        const lastSeqs = new Map<string, number>();
-        for (const p of batch) lastSeqs.set(p.msg.room, p.msg.seq);
         const t0 = performance.now();
-        await this.store.commit(batch.map((p) => p.msg), lastSeqs, marks);
+        if (this.cluster) {
+          missing = await this.store.commitAssign!(batch.map((p) => p.msg), marks, this.nextAbove);
+        } else {
+          const lastSeqs = new Map<string, number>();
+          for (const p of batch) lastSeqs.set(p.msg.room, p.msg.seq);
+          await this.store.commit(batch.map((p) => p.msg), lastSeqs, marks);
+        }
         commitMs = performance.now() - t0;
       }
     } catch (err) {
+      if (err instanceof DuplicateCidError) return this.afterDuplicate(batch, results, marks);
       // Keep everything, in order, ahead of what arrived meanwhile; retry with backoff.
       this.buffer = batch.concat(this.buffer);
       this.readyDups = results.concat(this.readyDups);
@@ -364,18 +399,76 @@ class PersistenceActor {
     const publish = this.cfg.delivery === 'after-commit';
     for (const p of batch) {
       const m = p.msg;
-      const r = this.rooms.get(m.room);
-      if (r) r.committedSeq = m.seq;
       if (m.cid !== null) this.inflight.delete(m.fromId + '\0' + m.cid);
+      if (missing !== null) {
+        if (missing.has(m.room)) {
+          // Deleted by the host app (on any node) before this commit: refused, nothing stored.
+          this.rooms.delete(m.room);
+          for (const token of [p.token, ...p.dups]) results.push(notFound(token, m.room, m.fromId));
+          continue;
+        }
+        p.json = jsonOf(m);
+      }
+      const r = this.rooms.get(m.room);
+      if (r) {
+        r.committedSeq = Math.max(r.committedSeq, m.seq);
+        if (missing !== null) r.lastSeq = r.committedSeq;
+      }
       results.push({ token: p.token, room: m.room, seq: m.seq, id: m.id, at: m.at, from: m.fromId, dup: false, json: publish ? p.json : null, error: null });
       for (const token of p.dups) results.push({ token, room: m.room, seq: m.seq, id: m.id, at: m.at, from: m.fromId, dup: true, json: null, error: null });
     }
     if (batch.length > 0 || marks.length > 0) this.setHealth(true, null);
+    for (const k of marks) if (k.reqId !== undefined) this.out.push({ t: 'reply', reqId: k.reqId, error: null, message: null, room: null, created: false });
     if (results.length > 0) this.out.push({ t: 'committed', results, batch: batch.length, commitMs });
     this.flush();
     this.committing = false;
     this.scheduleCommit();
     return true;
+  }
+
+  /**
+   * Cluster: another node stored one of this batch's (sender, cid) pairs first, so the whole
+   * transaction was refused. The retried sends get the stored message's ack; the rest commit again.
+   */
+  private async afterDuplicate(batch: Pending[], results: SendResult[], marks: MarkerWrite[]): Promise<boolean> {
+    const keys: [string, string][] = [];
+    for (const p of batch) if (p.msg.cid !== null) keys.push([p.msg.fromId, p.msg.cid]);
+    let hits: Map<string, CidHit>;
+    try {
+      hits = await this.store.findByCids(keys);
+    } catch {
+      hits = EMPTY_HITS;
+    }
+    // The store compares (sender, cid) exactly (MySQL migration 4), so the conflicting send is among
+    // the hits; if none is visible yet, the retry waits (below).
+    const rest: Pending[] = [];
+    let resolved = 0;
+    for (const p of batch) {
+      const m = p.msg;
+      const hit = m.cid === null ? undefined : hits.get(m.fromId + '\0' + m.cid);
+      if (hit === undefined) {
+        rest.push(p);
+        continue;
+      }
+      resolved++;
+      this.inflight.delete(m.fromId + '\0' + m.cid);
+      for (const token of [p.token, ...p.dups]) results.push({ token, room: hit.room, seq: hit.seq, id: hit.id, at: hit.at, from: m.fromId, dup: true, json: null, error: null });
+    }
+    this.buffer = rest.concat(this.buffer);
+    this.readyDups = results.concat(this.readyDups);
+    this.marks = marks.concat(this.marks);
+    this.committingBatch = [];
+    this.committing = false;
+    if (resolved === 0) {
+      // The conflicting row is not visible yet (or the lookup failed): retry after a pause.
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = null;
+        void this.commit();
+      }, BACKOFF_MIN_MS);
+      return false;
+    }
+    this.scheduleCommit();
+    return false;
   }
 
   private setHealth(ok: boolean, reason: string | null): void {
@@ -423,6 +516,18 @@ class PersistenceActor {
 }
 
 const EMPTY_HITS = new Map<string, CidHit>();
+
+/** A send refused because its room does not exist (or was deleted): nothing stored. */
+function notFound(token: number, room: string, from: string): SendResult {
+  return { token, room, seq: 0, id: '', at: 0, from, dup: false, json: null, error: 'not_found' };
+}
+
+/** A message's protocol JSON, encoded once: every copy the front thread publishes is these bytes. */
+function jsonOf(m: NewMessage): string {
+  const msg: Message = { id: m.id, room: m.room, seq: m.seq, type: m.type, from: { id: m.fromId, name: m.fromName }, text: m.text, at: m.at };
+  if (m.cid !== null) msg.cid = m.cid;
+  return messageJson(msg);
+}
 
 async function main(): Promise<void> {
   const init = workerData as ActorInit;

@@ -1,11 +1,11 @@
 // The read tasks, for any MessageReader: run in the piscina workers for SQLite, and on the front
 // thread against a connection pool for MySQL (whose reads do not block the event loop).
 
-import type { MyRoomsResult, PageResult, ReadTask, RoomsResult, SeqResult, SinceResult } from './contract.ts';
+import type { LastSeqsResult, MyRoomsResult, PageResult, RangeResult, ReadTask, RoomsResult, SeqResult, SinceResult } from './contract.ts';
 import { tsidToBigInt } from './ids.ts';
 import type { MessageReader } from './store.ts';
 
-export type ReadResult = PageResult | SinceResult | SeqResult | RoomsResult | MyRoomsResult;
+export type ReadResult = PageResult | SinceResult | SeqResult | RoomsResult | MyRoomsResult | RangeResult | LastSeqsResult;
 
 export async function runRead(reader: MessageReader, task: ReadTask): Promise<ReadResult> {
   switch (task.kind) {
@@ -31,5 +31,9 @@ export async function runRead(reader: MessageReader, task: ReadTask): Promise<Re
       return { rooms: await reader.roomsBySubject(task.subject) };
     case 'myRooms':
       return { rooms: await reader.myRooms(task.user, task.notBefore) };
+    case 'range':
+      return { messages: await reader.range(task.room, task.from, task.to) };
+    case 'lastSeqs':
+      return { seqs: [...(await reader.lastSeqs(task.rooms))] };
   }
 }

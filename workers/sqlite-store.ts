@@ -230,6 +230,8 @@ export class SqliteReader implements MessageReader {
          WHERE r.deleted = 0 AND r.id IN (SELECT room FROM members WHERE user = @user UNION SELECT room FROM read_markers WHERE user = @user)
          ORDER BY r.id`),
       lastMsg: this.db.prepare<[string, number], MessageRow>(`SELECT ${MESSAGE_COLS} FROM messages WHERE room = ? AND at >= ? ORDER BY tsid DESC LIMIT 1`),
+      range: this.db.prepare<[string, number, number], MessageRow>(`SELECT ${MESSAGE_COLS} FROM messages WHERE room = ? AND seq BETWEEN ? AND ? ORDER BY seq`),
+      lastSeq: this.db.prepare<[string], { last_seq: number }>('SELECT last_seq FROM rooms WHERE id = ?'),
     };
   }
 
@@ -264,6 +266,19 @@ export class SqliteReader implements MessageReader {
 
   seqOf(room: string, id: bigint): number | null {
     return this.st.seqOf.get(room, id)?.seq ?? null;
+  }
+
+  range(room: string, from: number, to: number): Message[] {
+    return this.st.range.all(room, from, to).map(toMessage);
+  }
+
+  lastSeqs(rooms: string[]): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const r of rooms) {
+      const row = this.st.lastSeq.get(r);
+      if (row) out.set(r, row.last_seq);
+    }
+    return out;
   }
 
   close(): void {

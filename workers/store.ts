@@ -30,6 +30,8 @@ export interface MarkerWrite {
   id: string;
   /** Only create the marker if the user has none (a first join of a public room). */
   ifAbsent: boolean;
+  /** The actor answers this request once the marker is committed (not stored). */
+  reqId?: number;
 }
 
 /** A message with its id and seq assigned, about to be written. */
@@ -80,6 +82,26 @@ export interface MessageStore {
   close(): Awaitable<void>;
 }
 
+/** Thrown by commitAssign when another node stored the same (sender, cid) first: dedupe, retry. */
+export class DuplicateCidError extends Error {
+  override name = 'DuplicateCidError';
+}
+
+/**
+ * The cluster's write path (MySQL only): seq and id are assigned inside the transaction, under a
+ * row lock on each room, so seq stays gapless across nodes and ids follow seq within a room.
+ */
+export interface ClusterStore {
+  /**
+   * Assign tsid/id/seq to `msgs` in place (in order, per room) and store them with `marks` in one
+   * transaction; a mark with seq -1 means "the room's last seq after this batch". Returns the rooms
+   * that do not exist (their messages are not stored and keep seq 0). Throws DuplicateCidError if a
+   * (sender, cid) is already stored (nothing is stored then). Safe to repeat after an unknown
+   * outcome: a batch that did commit is recognized by its ids and not stored twice.
+   */
+  commitAssign(msgs: NewMessage[], marks: MarkerWrite[], next: (floor: bigint) => { id: string; tsid: bigint }): Promise<Set<string>>;
+}
+
 /** Rooms, members and blocks: the directory the authorization decisions read. */
 export interface DirectoryStore {
   getRoom(id: string): Awaitable<RoomRow | null>;
@@ -103,5 +125,9 @@ export interface MessageReader {
   seqAt(room: string, id: bigint): Awaitable<number>;
   roomsBySubject(subject: string): Awaitable<RoomInfo[]>;
   myRooms(user: string, notBefore: number): Awaitable<MyRoom[]>;
+  /** Messages with seq in [from, to] of a room, in seq order (a cluster node filling a gap). */
+  range(room: string, from: number, to: number): Awaitable<Message[]>;
+  /** Each room's last committed seq (rooms not found are left out). */
+  lastSeqs(rooms: string[]): Awaitable<Map<string, number>>;
   close(): Awaitable<void>;
 }

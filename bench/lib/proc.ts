@@ -1,10 +1,11 @@
 // Server processes for a run: spawn (pinned with taskset), wait for `listening on host:port`,
-// sample CPU and RSS from /proc once per second, stop with SIGTERM.
+// sample CPU and RSS from /proc once per second, stop with SIGTERM (SIGKILL after a grace).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, mkdtempSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync, mkdtempSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Teardown } from './teardown.ts';
 
 export const BENCH_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 export const REPO_DIR = path.dirname(BENCH_DIR);
@@ -12,7 +13,22 @@ export const REPO_DIR = path.dirname(BENCH_DIR);
 export type ServerKind = 'engine' | 'ceiling' | 'ws-sqlite' | 'socketio';
 export const SERVER_KINDS: ServerKind[] = ['engine', 'ceiling', 'ws-sqlite', 'socketio'];
 
-export interface ServerOptions { kind: ServerKind; pin: boolean; profileDir?: string; env?: Record<string, string> }
+export interface ServerOptions {
+  kind: ServerKind; pin: boolean; profileDir?: string;
+  /** Overrides of the server's environment; undefined removes a variable (e.g. a CHAT_REDIS_URL of the caller's shell). */
+  env?: Record<string, string | undefined>;
+  /** Where the server's stop is registered, so an interrupted bench still stops it. */
+  teardown: Teardown;
+  /** Names the process in messages (default: kind). */
+  label?: string;
+}
+
+/** A server that exited before printing its `listening on` line (exitCode null: it hung, or died by a signal). */
+export class ServerStartError extends Error {
+  constructor(readonly label: string, readonly exitCode: number | null, readonly output: string) {
+    super(`${label} ${exitCode === null ? 'did not start' : `exited with code ${exitCode}`} before listening; its output:\n${output.trimEnd().split('\n').slice(-25).map((l) => '  | ' + l).join('\n')}`);
+  }
+}
 
 export interface RunningServer {
   kind: ServerKind;
@@ -54,16 +70,25 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const pin = o.pin && hasTaskset();
   const cmd = pin ? 'taskset' : process.execPath;
   const args = pin ? ['-c', '0', process.execPath, ...nodeArgs] : nodeArgs; // taskset execs node: same pid
-  const child: ChildProcess = spawn(cmd, args, {
-    cwd: REPO_DIR,
-    // the generator sends far faster than a person: no per-connection send limit unless the caller's env sets one
-    env: { CHAT_SEND_RATE: '0', ...process.env, CHAT_PORT: '0', CHAT_HOST: '127.0.0.1', CHAT_STORE: `sqlite:${dataDir}/bench.db`, ...o.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const label = o.label ?? o.kind;
+  // the generator sends far faster than a person: no per-connection send limit unless the caller's env sets one
+  const env: Record<string, string | undefined> = { CHAT_SEND_RATE: '0', ...process.env, CHAT_PORT: '0', CHAT_HOST: '127.0.0.1', CHAT_STORE: `sqlite:${dataDir}/bench.db`, ...o.env };
+  for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
+  const child: ChildProcess = spawn(cmd, args, { cwd: REPO_DIR, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+  const tail: string[] = [];
+  const stop = o.teardown.add(`stop ${label} (pid ${child.pid})`, async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+    child.kill('SIGTERM');
+    const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    const code = await exited;
+    clearTimeout(t);
+    if (code !== 0 && code !== null) process.stderr.write(`[bench] ${label} exited ${code}; last output:\n${tail.join('')}\n`);
+    return code;
+  });
   const addr = await new Promise<{ host: string; port: number }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${o.kind}: no "listening on" line within 60 s:\n${lines.join('')}`)), 60_000);
+    const timer = setTimeout(() => reject(new ServerStartError(label, null, `(no "listening on" line within 60 s)\n${lines.join('')}`)), 60_000);
     const onData = (d: Buffer): void => {
       const s = d.toString();
       lines.push(s);
@@ -72,11 +97,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', (d: Buffer) => lines.push(d.toString()));
-    void exited.then((code) => { clearTimeout(timer); reject(new Error(`${o.kind} exited (${code}) before listening:\n${lines.join('')}`)); });
-  });
+    void exited.then((code) => { clearTimeout(timer); reject(new ServerStartError(label, code, lines.join(''))); });
+  }).catch(async (e: unknown) => { await stop(); throw e; });
   // keep draining its output so a chatty server never blocks on a full pipe; keep the tail for errors
   child.stdout!.removeAllListeners('data');
-  const tail: string[] = [];
   const keep = (d: Buffer): void => { tail.push(d.toString()); if (tail.length > 50) tail.shift(); };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
@@ -84,33 +108,51 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   return {
     kind: o.kind, pid: child.pid!, host, port: addr.port, dataDir,
     url: o.kind === 'socketio' ? `http://${host}:${addr.port}` : `ws://${host}:${addr.port}/ws`,
-    async stop() {
-      if (child.exitCode !== null) return child.exitCode;
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      const code = await exited;
-      clearTimeout(t);
-      if (code !== 0 && code !== null) process.stderr.write(`[bench] ${o.kind} exited ${code}; last output:\n${tail.join('')}\n`);
-      return code;
-    },
+    async stop() { await stop(); return child.exitCode; },
   };
 }
 
 const CLK_TCK = 100;
 
-/** CPU (% of one core) and RSS of a process and of this generator, from /proc and process.cpuUsage. */
+/**
+ * CPU (% of one core) and RSS of the server, summed over its processes (one engine, or every node of
+ * a cluster), CPU of the backend processes it uses (database, Redis: not "other load"), and the
+ * generator's own CPU, from /proc and process.cpuUsage.
+ */
 export class ProcSampler {
-  private lastTicks = -1;
+  private readonly lastTicks = new Map<number, number>();
   private lastAt = 0;
+  private readonly lastBackendTicks = new Map<number, number>();
   private lastGen = process.cpuUsage();
   private lastGenAt = performance.now();
 
-  constructor(readonly pid: number | undefined) {}
+  readonly serverPids: number[];
+  readonly backendPids: number[];
 
-  private ticks(): number {
-    const s = readFileSync(`/proc/${this.pid}/stat`, 'latin1');
+  /** serverPids: summed as "server" (a pid given twice counts once); backendPids: the database and Redis servers the nodes use. */
+  constructor(serverPids: number[], backendPids: number[] = []) {
+    this.serverPids = [...new Set(serverPids)];
+    this.backendPids = [...new Set(backendPids)].filter((p) => !this.serverPids.includes(p));
+  }
+
+  private static ticks(pid: number): number {
+    const s = readFileSync(`/proc/${pid}/stat`, 'latin1');
     const f = s.slice(s.lastIndexOf(')') + 2).split(' '); // comm may contain spaces: split after ')'
-    return Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
+    return Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15), all threads
+  }
+
+  /** Summed CPU of pids since the last call (NaN if none could be read twice); updates last. */
+  private static cpu(pids: number[], last: Map<number, number>, dtS: number): number {
+    let sum = 0, n = 0;
+    for (const pid of pids) {
+      try {
+        const t = ProcSampler.ticks(pid);
+        const prev = last.get(pid);
+        last.set(pid, t);
+        if (prev !== undefined && dtS > 0) { sum += ((t - prev) / CLK_TCK) / dtS * 100; n++; }
+      } catch { last.delete(pid); } // process gone
+    }
+    return n ? sum : NaN;
   }
 
   private lastBox: number[] = [];
@@ -121,28 +163,39 @@ export class ProcSampler {
     return f[1] + f[2] + f[3] + f[6] + f[7] + f[8];
   }
 
-  sample(): { serverCpu: number; serverRssMb: number; genCpu: number; boxCpu: number } {
-    let serverCpu = NaN, serverRssMb = NaN, boxCpu = NaN;
+  sample(): { serverCpu: number; serverRssMb: number; backendCpu: number; genCpu: number; boxCpu: number } {
+    let serverRssMb = NaN, boxCpu = NaN;
     const now = performance.now();
     try {
       const b = this.boxTicks();
       if (this.lastBox.length) boxCpu = ((b - this.lastBox[0]) / CLK_TCK) / ((now - this.lastBox[1]) / 1000) * 100;
       this.lastBox = [b, now];
     } catch { /* no /proc/stat */ }
-    if (this.pid !== undefined) {
+    const dtS = this.lastAt ? (now - this.lastAt) / 1000 : 0;
+    this.lastAt = now;
+    const serverCpu = ProcSampler.cpu(this.serverPids, this.lastTicks, dtS);
+    const backendCpu = ProcSampler.cpu(this.backendPids, this.lastBackendTicks, dtS);
+    for (const pid of this.serverPids) {
       try {
-        const t = this.ticks();
-        if (this.lastTicks >= 0) serverCpu = ((t - this.lastTicks) / CLK_TCK) / ((now - this.lastAt) / 1000) * 100;
-        this.lastTicks = t; this.lastAt = now;
-        const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${this.pid}/status`, 'latin1'));
-        if (m) serverRssMb = Number(m[1]) / 1024;
+        const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
+        if (m) serverRssMb = (Number.isNaN(serverRssMb) ? 0 : serverRssMb) + Number(m[1]) / 1024;
       } catch { /* process gone */ }
     }
     const g = process.cpuUsage(this.lastGen);
     const genCpu = ((g.user + g.system) / 1000) / (now - this.lastGenAt) * 100;
     this.lastGen = process.cpuUsage(); this.lastGenAt = now;
-    return { serverCpu, serverRssMb, genCpu, boxCpu };
+    return { serverCpu, serverRssMb, backendCpu, genCpu, boxCpu };
   }
+}
+
+/** Pids of running processes whose name (/proc/<pid>/comm) is one of names, e.g. mariadbd. */
+export function pidsNamed(names: string[]): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try { if (names.includes(readFileSync(`/proc/${d}/comm`, 'latin1').trim())) out.push(Number(d)); } catch { /* gone */ }
+  }
+  return out;
 }
 
 /** Box-wide busy CPU (% of one core) over `ms`, from /proc/stat. */

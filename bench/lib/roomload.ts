@@ -2,6 +2,7 @@
 // rooms, send at a fixed aggregate rate (latency from the intended send time, as wrk2 does), drain,
 // then check every member got every message of its rooms exactly once and in seq order.
 import { Meter, nowUs, verdict, type Correctness, type RunResult } from './stats.ts';
+import { newHist, record, summarize } from './hist.ts';
 import { roomName, type Sink, type Transport } from './transport.ts';
 import type { ProcSampler } from './proc.ts';
 import { HttpConn } from './httpclient.ts';
@@ -32,8 +33,15 @@ export interface RunEnv {
   /** Unique per run: room names are prefix + index. */
   prefix: string;
   sampler: ProcSampler;
-  /** Builds the transport for a run, given the sink it must feed. */
-  transport(sink: Sink): Transport;
+  /** How many servers the clients are spread over (several --url, or --nodes). */
+  servers: number;
+  /**
+   * Builds the transport for a run, given the sink it must feed; with several servers, nodeOf(c)
+   * (0..servers-1) is client c's server (default c % servers).
+   */
+  transport(sink: Sink, nodeOf?: (c: number) => number): Transport;
+  /** Server i for failure reports: '' with one server, else e.g. ' (node 2, ws://127.0.0.1:40001/ws)'. */
+  serverName(i: number): string;
 }
 
 const ST_SENT = 1, ST_ACKED = 2, ST_REFUSED = 3, ST_SKIPPED = 4;
@@ -84,8 +92,23 @@ export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunR
   const wasOpen = new Uint8Array(spec.clients);
   let opened = 0, failed = 0, joined = 0, closing = false, startsUnknown = false;
   let acked = 0, sentCount = 0;
-  const c0: Correctness = { gaps: 0, duplicates: 0, missing: 0, unacked: 0, dupAcks: 0, earlyMsgs: 0, disconnects: 0, failedConnects: 0, otherFailures: 0, ok: true, notes: [] };
+  const c0: Correctness = { gaps: 0, duplicates: 0, missing: 0, unacked: 0, dupAcks: 0, earlyMsgs: 0, disconnects: 0, failedConnects: 0, otherFailures: 0, ok: true, notes: [], examples: [] };
   const meter = new Meter(env.sampler, `${spec.scenario}/${env.serverLabel}`, () => sentCount - acked);
+  const S = spec.senders.length;
+  const sendC = Int32Array.from(spec.senders.map((p) => p[0]));
+  const sendR = Int32Array.from(spec.senders.map((p) => p[1]));
+  // several servers: delivery latency split by whether sender and receiver share a node (the cross-node path is the cluster's own cost)
+  const multi = env.servers > 1;
+  const sameNode = newHist(), crossNode = newHist();
+  // the first few failures of each kind, precisely (member, node, room, seqs): counts alone do not say where to look
+  const exCount = new Map<string, number>();
+  const example = (kind: string, text: string): void => {
+    const n = exCount.get(kind) ?? 0;
+    exCount.set(kind, n + 1);
+    if (n < 5) c0.examples.push(`${kind}: ${text}`);
+    else if (n === 5) c0.examples.push(`${kind}: ... (more)`);
+  };
+  const who = (c: number, room: number): string => `u${c}${env.serverName(nodeOf[c])} in room ${roomName(env.prefix, room)}`;
   let onConnectDone: () => void = () => {};
   let onJoinDone: () => void = () => {};
 
@@ -107,6 +130,7 @@ export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunR
       if (!wasOpen[c]) { failed++; meter.error(`connect_${code}`); onConnectDone(); return; }
       c0.disconnects++;
       meter.error(`closed_${code}`);
+      example('disconnect', `u${c}${env.serverName(nodeOf[c])} closed under us (${code})`);
     },
     joined(c, room, seq) {
       const s = slotOf(c, room);
@@ -119,27 +143,31 @@ export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunR
       }
       onJoinDone();
     },
-    ack(_c, room, seq, k, tUs) {
-      if (k < 0 || k >= total || status[k] === 0) { c0.otherFailures++; meter.error('ack_unknown_cid'); return; }
-      if (status[k] === ST_ACKED) { c0.dupAcks++; return; }
+    ack(c, room, seq, k, tUs) {
+      if (k < 0 || k >= total || status[k] === 0) { c0.otherFailures++; meter.error('ack_unknown_cid'); example('ack of an unknown cid', `${who(c, room)}, seq ${seq}, send #${k}`); return; }
+      if (status[k] === ST_ACKED) { c0.dupAcks++; example('duplicate ack', `send #${k} of ${who(c, room)}, seq ${seq}`); return; }
       status[k] = ST_ACKED;
       acked++;
       meter.onAck(nowUs(), tUs);
       if (room >= 0 && seq > roomLast[room]) roomLast[room] = seq;
     },
     msg(c, room, seq, k, tUs) {
-      if (k >= 0) meter.onDelivery(nowUs(), tUs);
+      if (k >= 0) {
+        const now = nowUs();
+        meter.onDelivery(now, tUs);
+        if (multi && tUs >= meter.from && tUs < meter.to) record(nodeOf[sendC[k % S]] === nodeOf[c] ? sameNode : crossNode, now - tUs);
+      }
       const s = room < 0 ? -1 : slotOf(c, room);
-      if (s < 0) { c0.otherFailures++; meter.error('msg_for_unjoined_room'); return; }
+      if (s < 0) { c0.otherFailures++; meter.error('msg_for_unjoined_room'); example('msg for a room not joined', `u${c}${env.serverName(nodeOf[c])}: room index ${room}, seq ${seq}`); return; }
       const nx = slotNext[s];
       if (nx === START_UNKNOWN) {            // subscribed, start not resolved yet: nothing of ours is sent before it is
-        if (k >= 0) c0.earlyMsgs++;
+        if (k >= 0) { c0.earlyMsgs++; example('early msg', `${who(c, room)}: seq ${seq} (send #${k}) before the start was known`); }
         return;                              // someone else's (an ENTER): below the start the HTTP API will give
       }
-      if (nx < 0) c0.earlyMsgs++;            // msg before joined: a contract violation
+      if (nx < 0) { c0.earlyMsgs++; example('early msg', `${who(c, room)}: seq ${seq} before its joined`); } // a contract violation
       else if (seq === nx) slotNext[s] = nx + 1;
-      else if (seq < nx) c0.duplicates++;
-      else { c0.gaps += seq - nx; slotNext[s] = seq + 1; }
+      else if (seq < nx) { c0.duplicates++; example('duplicate/out of order', `${who(c, room)}: seq ${seq} after ${nx - 1}`); }
+      else { c0.gaps += seq - nx; example('gap', `${who(c, room)}: expected seq ${nx}, got ${seq} (${seq - nx} skipped: ${nx}${seq - nx > 1 ? '..' + (seq - 1) : ''})`); slotNext[s] = seq + 1; }
       if (seq > roomLast[room]) roomLast[room] = seq;
     },
     refused(_c, code, k) {
@@ -147,7 +175,18 @@ export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunR
       if (k >= 0 && k < total && status[k] === ST_SENT) { status[k] = ST_REFUSED; acked++; }
     },
   };
-  const transport = env.transport(sink);
+  // several servers: round-robin within each room (a member's rank in its first room), so every
+  // room's members sit on different nodes; plain c % servers would put all of room c % rooms on one
+  // node whenever servers divides the room count
+  const nodeOf = new Int32Array(spec.clients);
+  if (env.servers > 1) {
+    const rank = new Int32Array(spec.rooms);
+    for (let c = 0; c < spec.clients; c++) {
+      const first = slotBase[c] < slotBase[c + 1] ? slotRoom[slotBase[c]] : -1;
+      nodeOf[c] = first < 0 ? c % env.servers : rank[first]++ % env.servers;
+    }
+  }
+  const transport = env.transport(sink, (c) => nodeOf[c]);
 
   // 1. connect, bounded concurrency; each client joins its rooms as soon as it is open
   const tConnect = performance.now();
@@ -174,7 +213,10 @@ export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunR
     for (let c = 0; c < spec.clients; c++) if (!transport.isOpen(c)) n += slotBase[c + 1] - slotBase[c];
     return n;
   }
-  if (joined < nSlots) c0.notes.push(`${nSlots - joined} of ${nSlots} joins never answered`);
+  if (joined < nSlots) {
+    c0.notes.push(`${nSlots - joined} of ${nSlots} joins never answered`);
+    for (let c = 0; c < spec.clients; c++) for (let s = slotBase[c]; s < slotBase[c + 1]; s++) if (slotNext[s] === NOT_JOINED && transport.isOpen(c)) example('join never answered', who(c, slotRoom[s]));
+  }
   // 2b. joins without a seq (STOMP): every member is subscribed and nothing is sent yet, so each
   // room's last seq now is where every member's stream must start
   const roomsWithMembers = [...new Set(slotRoom)];
@@ -195,9 +237,6 @@ export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunR
   meter.from = t0 + spec.warmupS * 1e6;
   meter.to = meter.from + spec.durationS * 1e6;
   const perUs = spec.rate / 1e6;
-  const S = spec.senders.length;
-  const sendC = Int32Array.from(spec.senders.map((p) => p[0]));
-  const sendR = Int32Array.from(spec.senders.map((p) => p[1]));
   let k = 0;
   meter.start();
   await new Promise<void>((resolve) => {
@@ -236,9 +275,29 @@ export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunR
   }
 
   // 5. correctness
-  for (let i = 0; i < total; i++) if (status[i] === ST_SENT) c0.unacked++;
-  for (let s = 0; s < nSlots; s++) if (slotNext[s] >= 0) c0.missing += Math.max(0, roomLast[slotRoom[s]] - (slotNext[s] - 1));
+  const unackedBy = new Float64Array(env.servers), missingAt = new Float64Array(env.servers);
+  for (let i = 0; i < total; i++) {
+    if (status[i] !== ST_SENT) continue;
+    c0.unacked++;
+    unackedBy[nodeOf[sendC[i % S]]]++;
+    example('unacked', `send #${i} by ${who(sendC[i % S], sendR[i % S])}`);
+  }
+  for (let c = 0; c < spec.clients; c++) {
+    for (let s = slotBase[c]; s < slotBase[c + 1]; s++) {
+      if (slotNext[s] < 0) continue;
+      const short = roomLast[slotRoom[s]] - (slotNext[s] - 1);
+      if (short <= 0) continue;
+      c0.missing += short;
+      missingAt[nodeOf[c]] += short;
+      example('missing', `${who(c, slotRoom[s])}: stream ends at seq ${slotNext[s] - 1}, the room is at ${roomLast[slotRoom[s]]} (never got ${slotNext[s]}${short > 1 ? '..' + roomLast[slotRoom[s]] : ''})`);
+    }
+  }
   c0.missing += c0.gaps;
+  if (multi) {
+    const perNode = (what: string, a: Float64Array): void => { if (a.some((v) => v > 0)) c0.notes.push(`${what}: ${[...a].map((v, i) => `node ${i + 1} ${v}`).join(', ')}`); };
+    perNode('never delivered by the end, by the member\'s node', missingAt);
+    perNode('unacked by the sender\'s node', unackedBy);
+  }
   c0.ok = c0.gaps + c0.duplicates + c0.missing + c0.unacked + c0.dupAcks + c0.earlyMsgs + c0.disconnects + c0.failedConnects + c0.otherFailures === 0 && joined === nSlots;
 
   // 6. close politely, then make sure nothing lingers
@@ -259,10 +318,14 @@ export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunR
     latency: meter.latency(), curves: meter.curves(), errors: meter.errorsObject(),
     resources: meter.resources(), correctness: c0, timeline: meter.timeline,
     sustainable: false, verdict: '',
-    extra: { connectSeconds: round1(connectS), expectedDeliveriesPerS: round1((meter.wAcks / spec.durationS) * membersPerRoom) },
+    extra: {
+      connectSeconds: round1(connectS), expectedDeliveriesPerS: round1((meter.wAcks / spec.durationS) * membersPerRoom),
+      ...(multi ? { deliverySameNode: brief(sameNode), deliveryCrossNode: brief(crossNode) } : {}),
+    },
   };
   Object.assign(res, verdict(res, spec.p99LimitMs));
   return res;
 }
 
 export const round1 = (v: number): number => Math.round(v * 10) / 10;
+const brief = (h: ReturnType<typeof newHist>): { n: number; p50: number; p99: number; max: number } => { const x = summarize(h); return { n: x.count, p50: x.p50, p99: x.p99, max: x.max }; };

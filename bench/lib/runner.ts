@@ -1,6 +1,8 @@
 // Runs a scenario against one server (spawned or --url), a --find-max rate search, or `compare`.
 import { startServer, pinSelf, waitQuiet, ProcSampler, SERVER_KINDS, type ServerKind, type RunningServer } from './proc.ts';
-import { RawTransport, SocketIoTransport, SioLeanTransport, StompTransport } from './transport.ts';
+import { RawTransport, SocketIoTransport, SioLeanTransport, StompTransport, SpreadTransport, type Transport } from './transport.ts';
+import { startNodes, counterDelta, type NodeCounters } from './cluster.ts';
+import { Teardown } from './teardown.ts';
 import { parseWsUrl } from './wsclient.ts';
 import type { RunEnv } from './roomload.ts';
 import type { RunResult } from './stats.ts';
@@ -10,11 +12,17 @@ import { textReport, writeReports, hardErrors, correctnessLine } from '../report
 
 export interface CliOptions {
   scenario: string;
-  url?: string;
+  /** --url: one server, or several (the nodes of a cluster: clients spread round-robin). */
+  urls?: string[];
   server: ServerKind;
+  /** --nodes N: spawn N engine nodes on a fresh MariaDB database (N >= 2: cluster mode over Redis). */
+  nodes?: number;
+  mysqlUrl: string;
+  redisUrl: string;
   rate?: number; durationS?: number; warmupS?: number; drainS?: number; clients?: number; rooms?: number;
   json: boolean; out?: string; pin: boolean; findMax: boolean; profile: boolean;
-  pid?: number; p99LimitMs: number;
+  /** --pid: the server's processes (summed), with --url. */
+  pids: number[]; p99LimitMs: number;
   compare: boolean;
   /** Socket.IO peer: lean = our raw client speaking its wire format; official = socket.io-client. */
   sioClient: 'lean' | 'official';
@@ -33,18 +41,24 @@ const log = (s: string): void => { process.stderr.write(s + '\n'); };
 /** Two significant digits: find-max steps land on readable rates. */
 const nice = (v: number): number => { const p = Math.pow(10, Math.max(0, Math.floor(Math.log10(v)) - 1)); return Math.max(1, Math.round(v / p) * p); };
 
-function makeEnv(kind: string, url: string, sampler: ProcSampler, step: number, sioClient: 'lean' | 'official', proto: 'native' | 'stomp'): RunEnv {
+function makeEnv(kind: string, urls: string[], sampler: ProcSampler, step: number, sioClient: 'lean' | 'official', proto: 'native' | 'stomp'): RunEnv {
   const prefix = `b${Date.now().toString(36)}${step}.`;
+  const url = urls[0];
   if (url.startsWith('http://')) {
     const u = new URL(url);
     const host = u.hostname;
     if (!host.startsWith('127.')) throw new Error(`load tests target loopback only, not ${host}`);
-    return { serverLabel: kind, url, httpBase: url.replace(/\/$/, ''), prefix, sampler, transport: (sink) => sioClient === 'official' ? new SocketIoTransport(host, Number(u.port), prefix, sink) : new SioLeanTransport(host, Number(u.port), prefix, sink) };
+    return { serverLabel: kind, url, httpBase: url.replace(/\/$/, ''), prefix, sampler, servers: 1, serverName: () => '', transport: (sink) => sioClient === 'official' ? new SocketIoTransport(host, Number(u.port), prefix, sink) : new SioLeanTransport(host, Number(u.port), prefix, sink) };
   }
-  const t = parseWsUrl(url);
+  const targets = urls.map(parseWsUrl);
+  const t = targets[0];
+  const one = (target: typeof t, sink: Parameters<RunEnv['transport']>[0]): Transport => proto === 'stomp' ? new StompTransport(target, prefix, sink) : new RawTransport(target, prefix, sink);
   return {
-    serverLabel: kind, url, httpBase: `http://${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}`, prefix, sampler,
-    transport: (sink) => proto === 'stomp' ? new StompTransport(t, prefix, sink) : new RawTransport(t, prefix, sink),
+    // HTTP reads (STOMP start seqs, openchat, history) go to the first server: in a cluster every node reads the one database
+    serverLabel: kind, url: urls.join(','), httpBase: `http://${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}`, prefix, sampler,
+    servers: targets.length,
+    transport: (sink, nodeOf = (c) => c % targets.length) => targets.length === 1 ? one(t, sink) : new SpreadTransport(targets.map((x) => one(x, sink)), nodeOf),
+    serverName: (i) => (urls.length === 1 ? '' : ` (node ${i + 1}, ${urls[i]})`),
   };
 }
 
@@ -56,15 +70,18 @@ function fatalOf(r: RunResult, searching: boolean, p99Limit: number): string | u
   return `${r.server} ${r.scenario} @${r.offeredRate}/s: ${correctnessLine(r)}`;
 }
 
-async function runAgainst(kind: string, url: string, pid: number | undefined, sc: Scenario, o: CliOptions, base: RunOptions): Promise<ServerOutcome> {
-  const sampler = new ProcSampler(pid);
+async function runAgainst(kind: string, urls: string[], pids: number[], backendPids: number[], sc: Scenario, o: CliOptions, base: RunOptions,
+  counters?: () => Promise<NodeCounters>): Promise<ServerOutcome> {
+  const sampler = new ProcSampler(pids, backendPids);
   const out: ServerOutcome = { server: kind, runs: [], fatal: [] };
   let step = 0;
   const one = async (rate: number, searching: boolean): Promise<RunResult> => {
     let r: RunResult;
     for (let attempt = 0; ; attempt++) {
       if (o.waitQuiet) await waitQuiet();
-      r = await sc.run({ ...base, rate }, makeEnv(kind, url, sampler, step++, o.sioClient, o.proto));
+      const before = counters ? await counters() : undefined;
+      r = await sc.run({ ...base, rate }, makeEnv(kind, urls, sampler, step++, o.sioClient, o.proto));
+      if (counters && before) r.extra = { ...r.extra, nodeCounters: counterDelta(before, await counters()) };
       out.runs.push(r);
       if (!o.json) process.stdout.write(textReport(r) + '\n');
       // a failed step during which other processes took a core's quarter or more says nothing: retry it (twice at most)
@@ -101,29 +118,51 @@ async function runAgainst(kind: string, url: string, pid: number | undefined, sc
   return out;
 }
 
-async function runServer(kind: ServerKind, sc: Scenario, o: CliOptions, base: RunOptions): Promise<ServerOutcome> {
+// STOMP has no joined frame: without ENTER messages every MESSAGE is a CHAT and a fresh
+// subscription's stream starts right after the room's last seq (read over HTTP before sending)
+const protoEnv = (o: CliOptions): Record<string, string> | undefined => (o.proto === 'stomp' ? { CHAT_ENTER_QUIT: 'off' } : undefined);
+
+async function runServer(kind: ServerKind, sc: Scenario, o: CliOptions, base: RunOptions, teardown: Teardown): Promise<ServerOutcome> {
   let srv: RunningServer | undefined;
   try {
-    // STOMP has no joined frame: without ENTER messages every MESSAGE is a CHAT and a fresh
-    // subscription's stream starts right after the room's last seq (read over HTTP before sending)
-    const env = o.proto === 'stomp' ? { CHAT_ENTER_QUIT: 'off' } : undefined;
-    srv = await startServer({ kind, pin: o.pin, env, profileDir: o.profile ? (o.out ?? 'bench/results') + '/profile-' + kind : undefined });
+    srv = await startServer({ kind, pin: o.pin, env: protoEnv(o), teardown, profileDir: o.profile ? (o.out ?? 'bench/results') + '/profile-' + kind : undefined });
     log(`[bench] started ${kind} pid ${srv.pid} at ${srv.url}${o.pin ? ' (server on core 0, generator on core 1)' : ''}${o.proto === 'stomp' ? ', STOMP 1.2 (CHAT_ENTER_QUIT=off)' : ''}`);
-    return await runAgainst(o.proto === 'stomp' ? `${kind}/stomp` : kind, srv.url, srv.pid, sc, o, base);
+    return await runAgainst(o.proto === 'stomp' ? `${kind}/stomp` : kind, [srv.url], [srv.pid], [], sc, o, base);
   } finally {
     if (srv) await srv.stop();
   }
 }
 
+/** --nodes N: N engine nodes on a fresh MariaDB database (N >= 2 over Redis), all stopped and the database dropped at the end. */
+async function runNodes(n: number, sc: Scenario, o: CliOptions, base: RunOptions, teardown: Teardown): Promise<ServerOutcome> {
+  const nodes = await startNodes({ nodes: n, pin: o.pin, env: protoEnv(o), teardown, mysqlUrl: o.mysqlUrl, redisUrl: o.redisUrl, profileDir: o.profile ? (o.out ?? 'bench/results') + '/profile-engine' : undefined });
+  try {
+    log(`[bench] started ${nodes.label}: ${nodes.urls.map((u, i) => `node ${i + 1} pid ${nodes.pids[i]} at ${u}`).join(', ')}; database ${nodes.database}` +
+      `${nodes.redisPrefix ? `, Redis prefix ${nodes.redisPrefix}` : ''}${o.pin ? `; ${n > 1 ? 'every node' : 'the node'} on core 0, generator on core 1` : ''}${o.proto === 'stomp' ? ', STOMP 1.2 (CHAT_ENTER_QUIT=off)' : ''}` +
+      `; server CPU/RSS = sum over ${n} process${n > 1 ? 'es' : ''}${nodes.backendPids.length ? `; database/Redis pids ${nodes.backendPids.join(',')} sampled as db+redis` : ''}`);
+    return await runAgainst(o.proto === 'stomp' ? `${nodes.label}/stomp` : nodes.label, nodes.urls, nodes.pids, nodes.backendPids, sc, o, base, () => nodes.counters());
+  } finally {
+    await nodes.stop();
+  }
+}
+
 export async function main(o: CliOptions): Promise<number> {
+  const teardown = new Teardown();
+  teardown.trapSignals();
+  try { return await mainWith(o, teardown); }
+  finally { await teardown.runAll(); }
+}
+
+async function mainWith(o: CliOptions, teardown: Teardown): Promise<number> {
   const sc = SCENARIOS[o.scenario];
   if (!sc) { log(`unknown scenario "${o.scenario}"; one of: ${Object.keys(SCENARIOS).join(', ')}`); return 2; }
+  for (const u of o.urls ?? []) if (!u.startsWith('http://')) parseWsUrl(u); // loopback ws:// only: throws naming the URL
   if (o.proto === 'stomp') {
     if (o.compare) { log('--proto stomp: compare runs the peers, which speak only the native protocol; run `chat --find-max --proto stomp` instead'); return 2; }
-    if (!o.url && o.server !== 'engine') { log(`--proto stomp: only the engine speaks STOMP, not --server ${o.server}`); return 2; }
+    if (!o.urls && o.server !== 'engine') { log(`--proto stomp: only the engine speaks STOMP, not --server ${o.server}`); return 2; }
     if (!STOMP_SCENARIOS.includes(sc.name)) { log(`--proto stomp: scenario ${sc.name} is native only; STOMP runs ${STOMP_SCENARIOS.join(', ')}`); return 2; }
-    if (o.url?.startsWith('http://')) { log('--proto stomp: needs a ws:// URL of the engine'); return 2; }
-    if (o.url) log('[bench] --proto stomp with --url: the server must be the engine, started with CHAT_ENTER_QUIT=off and CHAT_SEND_RATE=0');
+    if (o.urls?.[0].startsWith('http://')) { log('--proto stomp: needs a ws:// URL of the engine'); return 2; }
+    if (o.urls) log('[bench] --proto stomp with --url: the server must be the engine, started with CHAT_ENTER_QUIT=off and CHAT_SEND_RATE=0');
   }
   const base: RunOptions = {
     clients: o.clients ?? sc.defaults.clients, rooms: o.rooms ?? sc.defaults.rooms, rate: o.rate ?? sc.defaults.rate,
@@ -135,13 +174,16 @@ export async function main(o: CliOptions): Promise<number> {
   const outcomes: ServerOutcome[] = [];
   if (o.compare) {
     for (const kind of SERVER_KINDS) {
-      try { outcomes.push(await runServer(kind, sc, { ...o, findMax: sc.rated }, base)); }
+      try { outcomes.push(await runServer(kind, sc, { ...o, findMax: sc.rated }, base, teardown)); }
       catch (e) { log(`[compare] ${kind}: ${(e as Error).message.split('\n')[0]}`); outcomes.push({ server: kind, runs: [], fatal: [] }); }
     }
-  } else if (o.url) {
-    outcomes.push(await runAgainst(new URL(o.url).host + (o.proto === 'stomp' ? '/stomp' : ''), o.url, o.pid, sc, o, base));
+  } else if (o.urls) {
+    if (o.pids.length > 1) log(`[bench] server CPU and RSS: the sum over pids ${o.pids.join(', ')}`);
+    outcomes.push(await runAgainst(o.urls.map((u) => new URL(u).host).join('+') + (o.proto === 'stomp' ? '/stomp' : ''), o.urls, o.pids, [], sc, o, base));
+  } else if (o.nodes !== undefined) {
+    outcomes.push(await runNodes(o.nodes, sc, o, base, teardown));
   } else {
-    outcomes.push(await runServer(o.server, sc, o, base));
+    outcomes.push(await runServer(o.server, sc, o, base, teardown));
   }
 
   const summary: string[] = [];
@@ -150,7 +192,8 @@ export async function main(o: CliOptions): Promise<number> {
     for (const x of outcomes) {
       const b = x.best;
       const ratio = b && ceiling ? ` = ${(b.offeredRate / ceiling.offeredRate * 100).toFixed(0)}% of the ceiling` : '';
-      summary.push(`- ${x.server}: ${b ? `${b.offeredRate.toLocaleString('en-US')} msgs/s sustained (ack p50 ${b.latency.ack.p50} / p99 ${b.latency.ack.p99} ms, server CPU ${b.resources.serverCpuAvg}%, generator CPU ${b.resources.genCpuAvg}%, ${b.transport} client)${ratio}` : x.runs.length ? 'no sustainable rate found' : 'not run'}`);
+      const cpu = b ? `server CPU ${b.resources.serverCpuAvg}%${b.resources.serverProcesses > 1 ? ` (sum of ${b.resources.serverProcesses} processes)` : ''}${Number.isNaN(b.resources.backendCpuAvg) || b.resources.backendCpuAvg === null ? '' : `, db+redis CPU ${b.resources.backendCpuAvg}%`}` : '';
+      summary.push(`- ${x.server}: ${b ? `${b.offeredRate.toLocaleString('en-US')} msgs/s sustained (ack p50 ${b.latency.ack.p50} / p99 ${b.latency.ack.p99} ms, ${cpu}, generator CPU ${b.resources.genCpuAvg}%, ${b.transport} client)${ratio}` : x.runs.length ? 'no sustainable rate found' : 'not run'}`);
     }
     (o.json ? process.stderr : process.stdout).write(`\n${o.compare ? 'compare' : 'find-max'} ${sc.name}${o.compare ? ` (each server: --find-max, ${base.warmupS} s warm-up + ${base.durationS} s per step; sustainable = achieved >= 95% of offered, ack p99 <= ${o.p99LimitMs} ms, no correctness error; steps disturbed by other processes are retried up to twice)` : ''}:\n${summary.join('\n')}\n`);
   }

@@ -7,8 +7,11 @@ export const nowUs = (): number => Math.floor(performance.now() * 1000);
 
 export interface TimelinePoint {
   t: number; sent: number; acks: number; deliveries: number; ackP99: number; deliveryP99: number;
+  /** serverCpu and serverRssMb: summed over the server's processes (every node of a cluster). */
   pending: number; serverCpu: number; serverRssMb: number; genCpu: number;
-  /** CPU used on the box by everything else (% of one core): box busy - server - generator. */
+  /** The database and Redis the nodes use (NaN unless the bench spawned the nodes). */
+  backendCpu: number;
+  /** CPU used on the box by everything else (% of one core): box busy - server - backend - generator. */
   otherCpu: number;
 }
 
@@ -16,6 +19,8 @@ export interface Correctness {
   gaps: number; duplicates: number; missing: number; unacked: number; dupAcks: number;
   earlyMsgs: number; disconnects: number; failedConnects: number; otherFailures: number;
   ok: boolean; notes: string[];
+  /** The first few failures, each naming the member, its node, the room and the seqs (empty when ok). */
+  examples: string[];
 }
 
 export interface RunResult {
@@ -25,7 +30,14 @@ export interface RunResult {
   latency: { ack: LatencySummary; delivery: LatencySummary; connect: LatencySummary };
   curves: { ack: Array<[number, number]>; delivery: Array<[number, number]> };
   errors: Record<string, number>;
-  resources: { serverCpuAvg: number; serverCpuMax: number; serverRssMaxMb: number; genCpuAvg: number; genCpuMax: number; maxSchedLagMs: number; otherCpuAvg: number; otherCpuMax: number };
+  resources: {
+    /** How many processes serverCpu and serverRssMb are summed over (the nodes of a cluster; 0 = not sampled). */
+    serverProcesses: number;
+    serverCpuAvg: number; serverCpuMax: number; serverRssMaxMb: number; genCpuAvg: number; genCpuMax: number; maxSchedLagMs: number;
+    /** The database and Redis processes the spawned nodes use (NaN when not sampled). */
+    backendCpuAvg: number; backendCpuMax: number;
+    otherCpuAvg: number; otherCpuMax: number;
+  };
   correctness: Correctness;
   timeline: TimelinePoint[];
   sustainable: boolean; verdict: string;
@@ -91,8 +103,8 @@ export class Meter {
       sent: this.sent - this.last.sent, acks: this.acks - this.last.acks, deliveries: this.deliveries - this.last.deliveries,
       ackP99: this.ackIv.totalCount ? this.ackIv.getValueAtPercentile(99) / 1000 : 0,
       deliveryP99: this.delivIv.totalCount ? this.delivIv.getValueAtPercentile(99) / 1000 : 0,
-      pending: this.pending(), serverCpu: r.serverCpu, serverRssMb: r.serverRssMb, genCpu: r.genCpu,
-      otherCpu: Math.max(0, r.boxCpu - (Number.isNaN(r.serverCpu) ? 0 : r.serverCpu) - r.genCpu),
+      pending: this.pending(), serverCpu: r.serverCpu, serverRssMb: r.serverRssMb, genCpu: r.genCpu, backendCpu: r.backendCpu,
+      otherCpu: Math.max(0, r.boxCpu - (Number.isNaN(r.serverCpu) ? 0 : r.serverCpu) - (Number.isNaN(r.backendCpu) ? 0 : r.backendCpu) - r.genCpu),
     };
     this.last = { sent: this.sent, acks: this.acks, deliveries: this.deliveries };
     this.ackIv.reset(); this.delivIv.reset();
@@ -100,8 +112,8 @@ export class Meter {
     const cpu = (v: number): string => (Number.isNaN(v) ? '-' : v.toFixed(0) + '%');
     process.stderr.write(
       `[${this.label}] t=${p.t}s sent/s=${p.sent} acks/s=${p.acks} deliv/s=${p.deliveries} ack.p99=${p.ackP99.toFixed(1)}ms ` +
-      `deliv.p99=${p.deliveryP99.toFixed(1)}ms pending=${p.pending} server=${cpu(p.serverCpu)} ` +
-      `${Number.isNaN(p.serverRssMb) ? '' : p.serverRssMb.toFixed(0) + 'MB '}gen=${cpu(p.genCpu)} other=${cpu(p.otherCpu)}\n`);
+      `deliv.p99=${p.deliveryP99.toFixed(1)}ms pending=${p.pending} ${this.sampler.serverPids.length > 1 ? `servers(${this.sampler.serverPids.length})` : 'server'}=${cpu(p.serverCpu)} ` +
+      `${Number.isNaN(p.serverRssMb) ? '' : p.serverRssMb.toFixed(0) + 'MB '}${Number.isNaN(p.backendCpu) ? '' : `db+redis=${cpu(p.backendCpu)} `}gen=${cpu(p.genCpu)} other=${cpu(p.otherCpu)}\n`);
   }
 
   /** Resource summary over the measured window's timeline points. */
@@ -111,10 +123,12 @@ export class Meter {
     const avg = (a: number[]): number => (a.length ? Math.round(a.reduce((x, y) => x + y, 0) / a.length) : NaN);
     const max = (a: number[]): number => (a.length ? Math.round(Math.max(...a)) : NaN);
     return {
+      serverProcesses: this.sampler.serverPids.length,
       serverCpuAvg: avg(vals((p) => p.serverCpu)), serverCpuMax: max(vals((p) => p.serverCpu)),
       serverRssMaxMb: max(vals((p) => p.serverRssMb)),
       genCpuAvg: avg(vals((p) => p.genCpu)), genCpuMax: max(vals((p) => p.genCpu)),
       maxSchedLagMs: Math.round(this.maxLagUs / 100) / 10,
+      backendCpuAvg: avg(vals((p) => p.backendCpu)), backendCpuMax: max(vals((p) => p.backendCpu)),
       otherCpuAvg: avg(vals((p) => p.otherCpu)), otherCpuMax: max(vals((p) => p.otherCpu)),
     };
   }

@@ -25,6 +25,25 @@ export interface Transport {
   destroyAll(): void;
 }
 
+/**
+ * Clients spread over several servers (the nodes of a cluster): one transport per server, all
+ * feeding the same sink with the same client numbers, so the run's correctness checks (per member
+ * per room) see one population. nodeOf(c) picks client c's server. Only used with 2+ servers: one
+ * indirection per call.
+ */
+export class SpreadTransport implements Transport {
+  readonly kind: Transport['kind'];
+
+  constructor(private readonly parts: Transport[], private readonly nodeOf: (c: number) => number) { this.kind = parts[0].kind; }
+
+  connect(c: number, user: string): void { this.parts[this.nodeOf(c)].connect(c, user); }
+  join(c: number, room: number, limit: number): void { this.parts[this.nodeOf(c)].join(c, room, limit); }
+  send(c: number, room: number, k: number, tUs: number): void { this.parts[this.nodeOf(c)].send(c, room, k, tUs); }
+  isOpen(c: number): boolean { return this.parts[this.nodeOf(c)].isOpen(c); }
+  close(c: number): void { this.parts[this.nodeOf(c)].close(c); }
+  destroyAll(): void { for (const p of this.parts) p.destroyAll(); }
+}
+
 /** The 64-byte chat text every scenario sends (ASCII, no escaping needed). */
 export const TEXT64 = 'The quick brown fox jumps over the lazy dog; pack my box: 0123456';
 

@@ -20,7 +20,7 @@ export const history: Scenario = {
   async run(o, env) {
     const startedAt = new Date().toISOString();
     const perRoom = o.rate; // --rate here means messages seeded per room
-    const c0: Correctness = { gaps: 0, duplicates: 0, missing: 0, unacked: 0, dupAcks: 0, earlyMsgs: 0, disconnects: 0, failedConnects: 0, otherFailures: 0, ok: true, notes: [] };
+    const c0: Correctness = { gaps: 0, duplicates: 0, missing: 0, unacked: 0, dupAcks: 0, earlyMsgs: 0, disconnects: 0, failedConnects: 0, otherFailures: 0, ok: true, notes: [], examples: [] };
     const ids: string[][] = Array.from({ length: o.rooms }, () => []);
     const sentPerRoom = new Int32Array(o.rooms), ackedPerRoom = new Int32Array(o.rooms);
     let opened = 0, acked = 0, closing = false;

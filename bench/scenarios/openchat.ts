@@ -24,7 +24,7 @@ export const openchat: Scenario = {
     const V = o.clients;
     const startedAt = new Date().toISOString();
     const http = newHist(), iter = newHist();
-    const c0: Correctness = { gaps: 0, duplicates: 0, missing: 0, unacked: 0, dupAcks: 0, earlyMsgs: 0, disconnects: 0, failedConnects: 0, otherFailures: 0, ok: true, notes: [] };
+    const c0: Correctness = { gaps: 0, duplicates: 0, missing: 0, unacked: 0, dupAcks: 0, earlyMsgs: 0, disconnects: 0, failedConnects: 0, otherFailures: 0, ok: true, notes: [], examples: [] };
     const phase = new Uint8Array(V), connected = new Uint8Array(V);
     const iterOnConn = new Int32Array(V), nextSeq = new Float64Array(V).fill(-1);
     const curK = new Float64Array(V).fill(-1), intended = new Float64Array(V), tStep = new Float64Array(V);

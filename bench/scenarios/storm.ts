@@ -18,7 +18,7 @@ export const storm: Scenario = {
     const A = o.rooms * 2;                         // anchors: clients 0..A-1
     const holdUs = (o.clients / o.rate) * 1e6;
     const maxConns = A + o.clients * 3 + 1000;     // churn slots are reused once closed
-    const c0: Correctness = { gaps: 0, duplicates: 0, missing: 0, unacked: 0, dupAcks: 0, earlyMsgs: 0, disconnects: 0, failedConnects: 0, otherFailures: 0, ok: true, notes: [] };
+    const c0: Correctness = { gaps: 0, duplicates: 0, missing: 0, unacked: 0, dupAcks: 0, earlyMsgs: 0, disconnects: 0, failedConnects: 0, otherFailures: 0, ok: true, notes: [], examples: [] };
     const joinH = newHist();
     const state = new Uint8Array(maxConns);        // 0 free, 1 connecting, 2 joining, 3 live, 4 closing
     const tStart = new Float64Array(maxConns), tJoin = new Float64Array(maxConns), nextSeq = new Float64Array(maxConns).fill(-1);

@@ -1,0 +1,113 @@
+// The cluster's write path in the MySQL store: seq and ids assigned inside the transaction under
+// the room's lock, gapless for two writers at once, cid conflicts between nodes, repeats after an
+// unknown outcome, deleted rooms; and the two reads a node uses to fill gaps.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { IdGenerator } from '../workers/ids.ts';
+import { MysqlReader, MysqlStore } from '../workers/mysql-store.ts';
+import { DuplicateCidError, type NewMessage, type RoomRow } from '../workers/store.ts';
+import { freshDatabase, mysqlAvailable } from './mysql-helpers.ts';
+
+const HAVE_MYSQL = await mysqlAvailable();
+
+describe.runIf(HAVE_MYSQL)('cluster commit (MySQL)', () => {
+  let db: Awaited<ReturnType<typeof freshDatabase>>;
+  let a: MysqlStore; // node 1's write connection
+  let b: MysqlStore; // node 2's
+  let reader: MysqlReader;
+  const ids1 = new IdGenerator(1);
+  const ids2 = new IdGenerator(2);
+  const next1 = (floor: bigint): { id: string; tsid: bigint } => ids1.nextAbove(floor);
+  const next2 = (floor: bigint): { id: string; tsid: bigint } => ids2.nextAbove(floor);
+  const room = (id: string): RoomRow => ({ id, kind: 'public', name: null, subject: null, epoch: ids1.next().id, lastSeq: 0, createdAt: Date.now(), dmKey: null, deleted: false });
+  const msg = (r: string, from: string, cid: string | null): NewMessage =>
+    ({ tsid: 0n, id: '', room: r, seq: 0, type: 'CHAT', fromId: from, fromName: from, text: `hi from ${from}`, at: Date.now(), cid });
+
+  beforeAll(async () => {
+    db = await freshDatabase();
+    a = await MysqlStore.open(db.url);
+    b = await MysqlStore.open(db.url);
+    reader = new MysqlReader(db.url, 2);
+    for (const r of ['c1', 'c2', 'c3']) await a.createRoom(room(r), []);
+  });
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+    await reader?.close();
+    await db?.drop();
+  });
+
+  it('two nodes committing the same rooms at once get gapless seqs, ids in seq order, their own node bits', async () => {
+    const batches: Promise<Set<string>>[] = [];
+    const all: NewMessage[] = [];
+    for (let i = 0; i < 20; i++) {
+      const m1 = [msg('c1', 'u1', `a${i}`), msg('c2', 'u1', `b${i}`), msg('c1', 'u1', `c${i}`)];
+      const m2 = [msg('c1', 'u2', `a${i}`), msg('c2', 'u2', `b${i}`)];
+      all.push(...m1, ...m2);
+      batches.push(a.commitAssign(m1, [], next1), b.commitAssign(m2, [], next2));
+    }
+    for (const missing of await Promise.all(batches)) expect(missing.size).toBe(0);
+    for (const r of ['c1', 'c2']) {
+      const mine = all.filter((m) => m.room === r).sort((x, y) => x.seq - y.seq);
+      expect(mine.map((m) => m.seq)).toEqual(mine.map((_, i) => i + 1));
+      for (let i = 1; i < mine.length; i++) expect(mine[i].tsid > mine[i - 1].tsid).toBe(true);
+      const stored = await reader.range(r, 1, 1000);
+      expect(stored.map((m) => m.seq)).toEqual(mine.map((m) => m.seq));
+      expect(stored.map((m) => m.id)).toEqual(mine.map((m) => m.id));
+    }
+    for (const m of all) expect(Number((m.tsid >> 12n) & 1023n)).toBe(m.fromId === 'u1' ? 1 : 2);
+    const last = await reader.lastSeqs(['c1', 'c2', 'c3', 'nope']);
+    expect([...last].sort()).toEqual([['c1', 60], ['c2', 40], ['c3', 0]]);
+  });
+
+  it('a (sender, cid) another node stored first fails the batch with DuplicateCidError and stores nothing', async () => {
+    await a.commitAssign([msg('c3', 'u9', 'same')], [], next1);
+    const batch = [msg('c3', 'u8', 'other'), msg('c3', 'u9', 'same')];
+    await expect(b.commitAssign(batch, [], next2)).rejects.toBeInstanceOf(DuplicateCidError);
+    expect(batch.every((m) => m.seq === 0)).toBe(true);
+    expect((await reader.lastSeqs(['c3'])).get('c3')).toBe(1);
+    // The actor drops the duplicate and commits the rest: seq continues without a hole.
+    await b.commitAssign([batch[0]], [], next2);
+    expect(batch[0].seq).toBe(2);
+  });
+
+  it('cids that differ only by trailing spaces are different cids (no PAD SPACE collision in the unique key)', async () => {
+    const x = msg('c3', 'u6', 'x');
+    const xs = msg('c3', 'u6', 'x ');
+    await a.commitAssign([x], [], next1);
+    await b.commitAssign([xs], [], next2);
+    expect(xs.seq).toBe(x.seq + 1);
+    const hits = await a.findByCids([['u6', 'x'], ['u6', 'x '], ['u6', 'x  ']]);
+    expect([...hits.keys()].sort()).toEqual(['u6\0x', 'u6\0x ']);
+    expect(hits.get('u6\0x ')!.seq).toBe(xs.seq);
+  });
+
+  it('a repeat after an unknown outcome does not store the batch twice, and commits what was accepted since', async () => {
+    const batch = [msg('c3', 'u7', null), msg('c3', 'u7', null)];
+    await a.commitAssign(batch, [], next1);
+    const seqs = batch.map((m) => m.seq);
+    // As if the COMMIT's answer had been lost: the actor retries the same batch, with what arrived
+    // during the backoff (a new message in another room, and a read marker) behind it.
+    const later = msg('c1', 'u7', 'later');
+    const retry = [...batch, later];
+    const missing = await a.commitAssign(retry, [{ room: 'c1', user: 'u7', seq: -1, id: '', ifAbsent: true }], next1);
+    expect([...missing]).toEqual([]);
+    expect(batch.map((m) => m.seq)).toEqual(seqs);
+    expect(later.seq).toBeGreaterThan(0);
+    expect((await reader.range('c3', 1, 100)).length).toBe(6);
+    expect((await reader.range('c1', later.seq, later.seq))[0].id).toBe(later.id);
+    expect((await reader.myRooms('u7', 0)).find((r) => r.info.id === 'c1')?.readSeq).toBe(later.seq);
+  });
+
+  it('messages to a room that does not exist (or was deleted) are reported, not stored; marks with seq -1 take the batch\'s last', async () => {
+    await a.deleteRoom('c2');
+    const batch = [msg('c2', 'u1', 'gone'), msg('c1', 'u1', 'here')];
+    const marks = [{ room: 'c1', user: 'u1', seq: -1, id: '', ifAbsent: true }];
+    const missing = await a.commitAssign(batch, marks, next1);
+    expect([...missing]).toEqual(['c2']);
+    expect(batch[0].seq).toBe(0);
+    expect(batch[1].seq).toBe(62); // 60 from the first test, 1 from the unknown-outcome test
+    const mine = await reader.myRooms('u1', 0);
+    expect(mine.find((r) => r.info.id === 'c1')?.readSeq).toBe(62);
+  });
+});
