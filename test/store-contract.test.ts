@@ -161,6 +161,19 @@ describe.each(subjects)('store contract: %s', (_name, make) => {
     expect(b[1]).toMatchObject({ readSeq: 0, info: { members: ['b', 'c'] } });
   });
 
+  it('a read marker only moves forward: an older one, alone or later in the same commit, is ignored', async () => {
+    const at = (seq: number, ifAbsent = false) => ({ room: 'r1', user: 'fwd', seq, id: msgs[seq - 1].id, ifAbsent });
+    const readSeq = async () => (await reader.myRooms('fwd', 0))[0]?.readSeq;
+    await store.commit([], new Map(), [at(500)]);
+    expect(await readSeq()).toBe(500);
+    await store.commit([], new Map(), [at(200)]); // a stale `read` (another tab, a reordered retry)
+    expect(await readSeq()).toBe(500);
+    await store.commit([], new Map(), [at(700), at(600)]); // both in one group commit
+    expect(await readSeq()).toBe(700);
+    await store.commit([], new Map(), [at(800), at(900, true)]); // first-only never overrides a marker
+    expect(await readSeq()).toBe(800);
+  });
+
   it('blocks are stored and listed', async () => {
     await store.setBlock('a', 'b', true);
     await store.setBlock('a', 'b', true);

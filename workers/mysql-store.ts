@@ -9,6 +9,13 @@ import type { Message, MyRoom, RoomInfo } from './contract.ts';
 import { MESSAGE_COLS, ROOM_COLS, roomInfo, toMessage, toRoomRow, type MessageRow, type RoomDbRow } from './rows.ts';
 import { DuplicateCidError, type CidHit, type ClusterStore, type DirectoryStore, type MarkerWrite, type MessageReader, type MessageStore, type NewMessage, type PageQuery, type RoomRow } from './store.ts';
 
+/**
+ * A read marker only moves forward, as in SQLite. Correct whether the server evaluates the
+ * assignments left to right (MySQL, MariaDB by default: `seq` in the second one is already the
+ * maximum) or all against the old row (MariaDB's SIMULTANEOUS_ASSIGNMENT).
+ */
+const MARK_FORWARD = 'ON DUPLICATE KEY UPDATE seq = GREATEST(seq, VALUES(seq)), id = IF(VALUES(seq) >= seq, VALUES(id), id)';
+
 const TABLE_OPTS = 'ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin';
 
 type Migration = (c: mysql.Connection) => Promise<void>;
@@ -240,7 +247,7 @@ export class MysqlStore implements MessageStore, DirectoryStore, ClusterStore {
     if (lastSeqs.size > 0) parts.push(advanceRooms(lastSeqs, msgs));
     const upserts = marks.filter((k) => !k.ifAbsent).map((k) => [k.room, k.user, k.seq, k.id]);
     const firsts = marks.filter((k) => k.ifAbsent).map((k) => [k.room, k.user, k.seq, k.id]);
-    if (upserts.length > 0) parts.push(mysql.format('INSERT INTO read_markers (room, user, seq, id) VALUES ? ON DUPLICATE KEY UPDATE seq = VALUES(seq), id = VALUES(id)', [upserts]));
+    if (upserts.length > 0) parts.push(mysql.format(`INSERT INTO read_markers (room, user, seq, id) VALUES ? ${MARK_FORWARD}`, [upserts]));
     if (firsts.length > 0) parts.push(mysql.format('INSERT IGNORE INTO read_markers (room, user, seq, id) VALUES ?', [firsts]));
     parts.push('COMMIT');
     return this.write(async (c) => {
@@ -313,7 +320,7 @@ export class MysqlStore implements MessageStore, DirectoryStore, ClusterStore {
           }
           parts.push(mysql.format(k.ifAbsent
             ? 'INSERT IGNORE INTO read_markers (room, user, seq, id) VALUES (?, ?, ?, ?)'
-            : 'INSERT INTO read_markers (room, user, seq, id) VALUES (?, ?, ?, ?) ON DUPLICATE KEY UPDATE seq = GREATEST(seq, VALUES(seq)), id = IF(VALUES(seq) >= seq, VALUES(id), id)',
+            : `INSERT INTO read_markers (room, user, seq, id) VALUES (?, ?, ?, ?) ${MARK_FORWARD}`,
           [k.room, k.user, k.seq, k.id]));
         }
         parts.push('COMMIT');
