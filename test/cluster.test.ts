@@ -8,7 +8,7 @@
 import { execFile } from 'node:child_process';
 import mysql from 'mysql2/promise';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir, type Client, type Frame } from './helpers.ts';
+import { getJson, tempDir, type Client, type Frame } from './helpers.ts';
 import { freshDatabase, mysqlAvailable } from './mysql-helpers.ts';
 import { metric } from './reliability-helpers.ts';
 import {
@@ -487,6 +487,29 @@ describe.runIf(HAVE_SERVICES)('cluster mode (3 nodes, MariaDB, Redis)', () => {
       return rows.some((r) => r.type === 'QUIT' && r.from_id === 'pd') ? true : undefined;
     }, 8_000);
   });
+
+  it('a node listens to a room\'s channel only while it serves the room: joins add it, the last leave drops it after the idle time, a room that does not exist is never kept', async () => {
+    const cl = cluster({ CHAT_ENTER_QUIT: 'off' });
+    const [a, b] = await cl.start([31, 32]);
+    const subscribers = async (room: string): Promise<number> => Number((await runRedis(['PUBSUB', 'NUMSUB', `${cl.prefix}:r:${room}`])).trim().split('\n')[1]);
+    await cl.member(a, 'sub-a', 'subs1');
+    expect(await subscribers('subs1'), 'node 31 serves subs1').toBe(1);
+    const onB = await cl.member(b, 'sub-b', 'subs1');
+    expect(await subscribers('subs1'), 'nodes 31 and 32 serve subs1').toBe(2);
+    await onB.close();
+    // node 32 keeps the channel for 5 s after its last member (a quick rejoin reloads nothing), then drops it
+    const dropped = Date.now();
+    await until('node 32 to drop the channel of subs1', async () => ((await subscribers('subs1')) === 1 ? true : undefined), 20_000, 250);
+    expect(Date.now() - dropped, 'dropped after the idle time, not at once').toBeGreaterThanOrEqual(3_000);
+    // A read of a room that does not exist subscribes before it loads, learns there is no room, and unsubscribes.
+    for (const node of [a, b]) {
+      const res = await getJson(`${node.http}/api/rooms/nosuch-${node.id}/messages`);
+      expect(res.status, `history of a missing room on node ${node.id}`).toBe(404);
+    }
+    await until('no node to keep a missing room\'s channel', async () => ((await subscribers('nosuch-31')) + (await subscribers('nosuch-32')) === 0 ? true : undefined), 3_000, 100);
+    // and the member on node 31 still has its channel
+    expect(await subscribers('subs1')).toBe(1);
+  }, 40_000);
 
   it('refuses to start: sqlite store, no CHAT_NODE_ID, immediate delivery, a node id held by a live node', async () => {
     const cl = cluster();
