@@ -1,7 +1,6 @@
 // One contract suite for every store: whatever SQLite passes, MySQL/MariaDB passes.
 
 import Database from 'better-sqlite3';
-import { copyFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,7 +9,6 @@ import { migrateMysql, MysqlReader, MysqlStore } from '../workers/mysql-store.ts
 import { SqliteReader, SqliteStore } from '../workers/sqlite-store.ts';
 import type { DirectoryStore, MessageReader, MessageStore, NewMessage, RoomRow } from '../workers/store.ts';
 import { tempDir } from './helpers.ts';
-import { until } from './reliability-helpers.ts';
 import { freshDatabase, mysqlAvailable } from './mysql-helpers.ts';
 
 type Store = MessageStore & DirectoryStore;
@@ -218,41 +216,5 @@ describe.each(subjects)('store contract: %s', (_name, make) => {
     ({ store, reader } = await subject.reopen());
     expect((await store.getRoom('r1'))?.lastSeq).toBe(1203);
     await expect(subject.openTooNew()).rejects.toThrow(/newer|schema version 99/);
-  });
-});
-
-describe('SQLite checkpointer thread', () => {
-  it('copies committed WAL frames into the database file while the writer stays open; close leaves no WAL', async () => {
-    const dir = tempDir();
-    const ids = new IdGenerator(3);
-    const mk = (seq: number): NewMessage => {
-      const { id, tsid } = ids.next();
-      return { tsid, id, room: 'r', seq, type: 'CHAT', fromId: 'u', fromName: 'U', text: 'x'.repeat(64), at: Date.now(), cid: `c${seq}` };
-    };
-    /** Messages in the database file alone (a copy without its WAL): what checkpoints have copied. */
-    const inMainFile = (path: string): number => {
-      const copy = join(dir, `copy-${Math.random()}.db`);
-      copyFileSync(path, copy);
-      const db = new Database(copy);
-      try {
-        return (db.prepare('SELECT count(*) AS n FROM messages').get() as { n: number }).n;
-      } catch {
-        return 0; // not even the schema is in the file yet
-      } finally {
-        db.close();
-      }
-    };
-    const control = new SqliteStore(join(dir, 'control.db'), 'normal');
-    const checked = new SqliteStore(join(dir, 'checked.db'), 'normal', 50);
-    const batch = Array.from({ length: 2000 }, (_, i) => mk(i + 1));
-    for (const store of [control, checked]) await store.commit(batch, new Map(), []);
-    await until('the checkpointer to copy the frames', () => (inMainFile(join(dir, 'checked.db')) === 2000 ? true : undefined), 5_000, 50);
-    // without the thread, nothing is copied until the WAL reaches the auto-checkpoint size
-    expect(inMainFile(join(dir, 'control.db'))).toBe(0);
-    await checked.close();
-    await control.close();
-    // the checkpointer's connection closed first and no reader is open, so the writer's close was the last: WAL removed
-    expect(existsSync(join(dir, 'checked.db-wal'))).toBe(false);
-    expect(inMainFile(join(dir, 'checked.db'))).toBe(2000);
   });
 });

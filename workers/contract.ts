@@ -314,14 +314,6 @@ export interface ReaderInit {
   path: string;
 }
 
-/** What the SQLite checkpointer thread is started with; it stops on the message 'stop'. */
-export interface CheckpointerInit {
-  __entry: string;
-  path: string;
-  /** Run a PASSIVE checkpoint this often. */
-  everyMs: number;
-}
-
 // ---- encoding ----------------------------------------------------------------------------------
 
 // Records (msgpackr's structure extension) turn repeated object keys into a one-byte reference, so

@@ -5,8 +5,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { Worker } from 'node:worker_threads';
-import { WORKER_BOOT, type CheckpointerInit, type Message, type MyRoom, type RoomInfo } from './contract.ts';
+import type { Message, MyRoom, RoomInfo } from './contract.ts';
 import { MESSAGE_COLS, ROOM_COLS, roomInfo, toMessage, toRoomRow, type MessageRow, type RoomDbRow } from './rows.ts';
 import type { CidHit, DirectoryStore, MarkerWrite, MessageReader, MessageStore, NewMessage, PageQuery, RoomRow } from './store.ts';
 
@@ -75,45 +74,25 @@ export function migrate(db: Database.Database): void {
   }
 }
 
-/** How often the engine's checkpointer thread copies committed WAL frames (see SqliteStore). */
-export const CHECKPOINT_EVERY_MS = 250;
-
 export class SqliteStore implements MessageStore, DirectoryStore {
   private readonly db: Database.Database;
   private readonly st;
   private readonly commitTx;
 
-  /** The checkpointer thread (workers/checkpointer.ts), when one was asked for. */
-  private checkpointer: Worker | null = null;
-
-  /**
-   * checkpointEveryMs > 0 (a file, not :memory:): WAL frames are copied into the database by a
-   * thread of its own (workers/checkpointer.ts), so commits never wait for a checkpoint's copy and
-   * fsync (measured: commits over 50 ms fell from 15-17 to 1 per 23 s at 8,000 msgs/s).
-   */
-  constructor(path: string, sync: 'normal' | 'full', checkpointEveryMs = 0) {
+  constructor(path: string, sync: 'normal' | 'full') {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     // normal: a commit is in the WAL before it returns (survives a process crash); full: fsynced too.
     this.db.pragma(`synchronous = ${sync === 'full' ? 'FULL' : 'NORMAL'}`);
     this.db.pragma('busy_timeout = 5000');
-    // Checkpoints copy WAL pages into the database and fsync both files. With a checkpointer
-    // thread (the engine's case) that work happens there, every CHECKPOINT_EVERY_MS, and this
-    // connection's auto-checkpoint at 10,000 pages (~40 MB of WAL) is only the backstop that lets
-    // the WAL restart from its beginning: by then nearly every frame is copied, so it is short.
-    // Without one (tests), the large interval still copies a hot index page once for many commits.
-    // A 16 MB cache (default 2 MB) keeps the hot pages in memory.
+    // Checkpoints copy WAL pages into the database (and fsync); a page rewritten by many commits
+    // between two checkpoints is copied once, so a larger interval (10,000 pages, ~40 MB of WAL)
+    // saves most of that work for the hot index pages. A 16 MB cache (default 2 MB) keeps them in memory.
     this.db.pragma('wal_autocheckpoint = 10000');
     this.db.pragma('cache_size = -16384');
     this.db.pragma('temp_store = MEMORY');
     migrate(this.db);
-    if (checkpointEveryMs > 0 && path !== ':memory:') {
-      const init: CheckpointerInit = { __entry: new URL('./checkpointer.ts', import.meta.url).href, path, everyMs: checkpointEveryMs };
-      this.checkpointer = new Worker(WORKER_BOOT, { workerData: init, name: 'sqlite-checkpointer' });
-      // If it fails, the write connection's own auto-checkpoint (above) still does the work.
-      this.checkpointer.on('error', () => { this.checkpointer = null; });
-    }
     this.st = {
       getRoom: this.db.prepare<[string], RoomDbRow>(`SELECT ${ROOM_COLS} FROM rooms WHERE id = ?`),
       findDirect: this.db.prepare<[string], RoomDbRow>(`SELECT ${ROOM_COLS} FROM rooms WHERE dm_key = ?`),
@@ -220,16 +199,7 @@ export class SqliteStore implements MessageStore, DirectoryStore {
     return this.st.purge.run(cutoff, max).changes;
   }
 
-  async close(): Promise<void> {
-    const ck = this.checkpointer;
-    this.checkpointer = null;
-    if (ck !== null) {
-      // Its connection closes before the writer's: when no reader is open either, the writer's
-      // close is the last one, and SQLite checkpoints everything and removes the WAL.
-      const exited = new Promise<void>((resolve) => ck.once('exit', () => resolve()));
-      ck.postMessage('stop');
-      await exited;
-    }
+  close(): void {
     this.db.close();
   }
 }
