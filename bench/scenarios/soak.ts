@@ -2,6 +2,8 @@
 import { runRoomLoad } from '../lib/roomload.ts';
 import type { Scenario } from './types.ts';
 
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
 export const soak: Scenario = {
   name: 'soak',
   summary: 'chat load (1,000 clients, 100 rooms) at a moderate rate for 5 minutes by default; RSS growth reported',
@@ -16,9 +18,10 @@ export const soak: Scenario = {
     }, env);
     const rss = r.timeline.map((p) => p.serverRssMb).filter((v) => !Number.isNaN(v));
     if (rss.length >= 20) {
+      // Medians of the 1 s samples, not means: one scheduling stall inside a quarter does not move them.
       const q = Math.floor(rss.length / 4);
-      const first = rss.slice(q, 2 * q).reduce((a, b) => a + b, 0) / q;
-      const last = rss.slice(-q).reduce((a, b) => a + b, 0) / q;
+      const first = median(rss.slice(q, 2 * q));
+      const last = median(rss.slice(-q));
       r.extra = { ...r.extra, rssSecondQuarterMb: Math.round(first), rssLastQuarterMb: Math.round(last), rssGrowthMb: Math.round(last - first) };
     }
     return r;
