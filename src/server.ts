@@ -1,6 +1,5 @@
 // The uWebSockets.js app: WebSocket upgrade and frame intake, the HTTP API, listen and stop.
 
-import { Piscina } from 'piscina';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, WebSocketBehavior, us_listen_socket } from 'uWebSockets.js';
 import { uws } from '../native/uws.ts';
 import { openReaders } from './readers.ts';

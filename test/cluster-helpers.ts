@@ -316,3 +316,8 @@ export async function health(node: ClusterNode): Promise<Frame> {
   if (status !== 200) throw new Error(`healthz of node ${node.id}: ${status} ${JSON.stringify(body)}`);
   return body;
 }
+
+/** Wait until the node's /healthz reports its bus `up` or `down`. */
+export async function awaitBus(node: ClusterNode, state: 'up' | 'down', timeoutMs: number): Promise<void> {
+  await until(`healthz of node ${node.id} to say bus ${state}`, async () => ((await health(node)).cluster?.bus === state ? true : undefined), timeoutMs);
+}

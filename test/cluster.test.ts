@@ -12,7 +12,7 @@ import { getJson, tempDir, type Client, type Frame } from './helpers.ts';
 import { freshDatabase, mysqlAvailable } from './mysql-helpers.ts';
 import { metric } from './reliability-helpers.ts';
 import {
-  awaitAcks, awaitSeq, Cluster, ensureRedis, health, lastSeq, nodeEnv, nodeOf, NODE_TIMEOUT_MS, online, redisAvailable,
+  awaitAcks, awaitBus, awaitSeq, Cluster, ensureRedis, health, lastSeq, nodeEnv, nodeOf, NODE_TIMEOUT_MS, online, redisAvailable,
   runBounded, seqProblem, startRedis, stopRedis, storedMessages, streamOf, tsidOf, until, type ClusterNode,
 } from './cluster-helpers.ts';
 
@@ -341,7 +341,7 @@ describe.runIf(HAVE_SERVICES)('cluster mode (3 nodes, MariaDB, Redis)', () => {
       expect(seqProblem(streamOf(m1, room).live.map((m) => m.seq as number), streamOf(m1, room).joined.seq + 1), 'r1 while Redis is down').toBeNull();
       expect(seqProblem(streamOf(m2, room).live.map((m) => m.seq as number), streamOf(m2, room).joined.seq + 1), 'r2 while Redis is down').toBeNull();
       for (const n of nodes) {
-        await until(`healthz of node ${n.id} to say bus down`, async () => ((await health(n)).cluster?.bus === 'down' ? true : undefined), 5_000);
+        await awaitBus(n, 'down', 5_000);
       }
       // The outage lasts longer than CHAT_NODE_TIMEOUT on purpose: nodes that hear nothing from
       // each other for that long must still not reap each other once Redis is back.
@@ -352,7 +352,7 @@ describe.runIf(HAVE_SERVICES)('cluster mode (3 nodes, MariaDB, Redis)', () => {
     }
 
     for (const n of nodes) {
-      await until(`healthz of node ${n.id} to say bus up`, async () => ((await health(n)).cluster?.bus === 'up' ? true : undefined), 10_000);
+      await awaitBus(n, 'up', 10_000);
     }
     // Back: each node sweeps the rooms it serves, so every member catches up on what was committed
     // during the outage without waiting for a later message (node 53 only received, never sent).
@@ -386,7 +386,7 @@ describe.runIf(HAVE_SERVICES)('cluster mode (3 nodes, MariaDB, Redis)', () => {
     await awaitSeq(b, room, 2, 5_000, 'gb before the outage');
     try {
       await stopRedis();
-      await until('node 72 to see the bus down', async () => ((await health(n2)).cluster?.bus === 'down' ? true : undefined), 5_000);
+      await awaitBus(n2, 'down', 5_000);
       // Seqs 3..5 were committed and are gone (retention, or a host-app purge) before node 72 read
       // them: the room's last seq says 5, the store has nothing after 2.
       const c = await mysql.createConnection({ uri: db.url });
@@ -398,7 +398,7 @@ describe.runIf(HAVE_SERVICES)('cluster mode (3 nodes, MariaDB, Redis)', () => {
     } finally {
       await startRedis();
     }
-    await until('node 71 bus up', async () => ((await health(n1)).cluster?.bus === 'up' ? true : undefined), 5_000);
+    await awaitBus(n1, 'up', 5_000);
     await awaitAcks(a, sendMany(a, room, 'post', 1), 5_000, 'ga after the outage');
     const after = await b.waitFor((f) => f.op === 'msg' && f.room === room && f.seq === 6, 10_000, 'seq 6 on node 72');
     expect(after.text).toBe('post #0');
@@ -419,7 +419,7 @@ describe.runIf(HAVE_SERVICES)('cluster mode (3 nodes, MariaDB, Redis)', () => {
     expect(line, 'node 82 names its command connection').toBeDefined();
     const addr = /addr=(\S+)/.exec(line!)![1];
     await runRedis(['CLIENT', 'KILL', addr]);
-    await until('node 82 bus up again', async () => ((await health(n2)).cluster?.bus === 'up' ? true : undefined), 5_000);
+    await awaitBus(n2, 'up', 5_000);
     const t0 = Date.now();
     await awaitAcks(b, sendMany(b, room, 'after-kill', 1), 5_000, 'kb');
     await awaitSeq(a, room, 1, 2_000, 'ka on node 81');
@@ -434,7 +434,7 @@ describe.runIf(HAVE_SERVICES)('cluster mode (3 nodes, MariaDB, Redis)', () => {
     const b = await cl.member(n2, 'db', room);
     try {
       await stopRedis();
-      await until('node 84 to see the bus down', async () => ((await health(n2)).cluster?.bus === 'down' ? true : undefined), 5_000);
+      await awaitBus(n2, 'down', 5_000);
       await awaitAcks(a, sendMany(a, room, 'while-down', 2), 5_000, 'da');
       await awaitSeq(b, room, 2, 4_000, 'db on node 84 while Redis is down');
     } finally {
@@ -460,7 +460,7 @@ describe.runIf(HAVE_SERVICES)('cluster mode (3 nodes, MariaDB, Redis)', () => {
     await until('pc online', async () => ((await online(n2, room)).includes('pc') ? true : undefined), 5_000);
     try {
       await stopRedis();
-      await until('node 85 to see the bus down', async () => ((await health(n1)).cluster?.bus === 'down' ? true : undefined), 5_000);
+      await awaitBus(n1, 'down', 5_000);
       await carol.close();
       await new Promise((r) => setTimeout(r, 300));
     } finally {
