@@ -51,6 +51,11 @@ export interface Session {
   slow: boolean;
   /** Bytes waiting in its send buffer at the last sample. */
   lastBuffered: number;
+  /**
+   * This connection's own uWS topic (subscribed at open): acks go out through it, so they join the
+   * room messages already queued for the same socket in uWS's end-of-turn drain: one write, not two.
+   */
+  replyTopic: string;
 }
 
 export function newSession(connId: number, id: Identity, codec: Codec, burst: number, stomp: StompState | null): Session {
@@ -58,6 +63,7 @@ export function newSession(connId: number, id: Identity, codec: Codec, burst: nu
   return {
     connId, userId: id.id, userName: id.name, admin: id.admin, codec, rooms: new Set(), ws: null, closed: false,
     expiry: null, expiresAt: id.exp, sendTokens: burst, sendRefillAt: now, typingTokens: TYPING_BURST, typingRefillAt: now, stomp, slow: false, lastBuffered: 0,
+    replyTopic: 'r/' + connId,
   };
 }
 
@@ -987,18 +993,40 @@ export class Engine {
       this.log.info({ buffered: this.pending.size - e.results.length }, 'write buffer drained: accepting sends again');
     }
     const now = performance.now();
-    // Acks first, then the publishes: an ack written while its socket still has undrained topic
-    // messages makes uWS drain that one subscriber out of band, which costs more than the batch
-    // drain at the end of the loop turn. (The sender's msg copy and its ack may come in either order.)
+    // Publishes first, then the acks, each through its connection's own topic: uWS queues both and
+    // drains every socket once at the end of the turn, so a sender gets its copy of the message and
+    // its ack (msg, then ack) in one write, as members get theirs. (A plain ws.send of the ack would
+    // be a second write to every sender: ~8% more sendto calls in `chat`.)
+    const acks = this.acksOf(e);
+    this.deliverResults(e, now);
+    for (let i = 0; i < acks.length; i += 2) this.sendQueued(acks[i] as Session, acks[i + 1] as Out);
+  }
+
+  /** The ack frames of a committed batch, as flattened (session, frame) pairs. */
+  private acksOf(e: CommittedEvt): (Session | Out)[] {
+    const acks: (Session | Out)[] = [];
     for (const r of e.results) {
       const p = this.pending.get(r.token);
       if (p === undefined || p.s === null || p.settled !== null || r.error !== null) continue;
       if (r.dup) this.stats.duplicates++;
       this.stats.acked++;
       // STOMP: the RECEIPT for a SEND goes out only now, after the durable commit.
-      if (p.s.codec === Codec.Stomp) this.reply(p.s, { op: 'ack' }, undefined, p.ref);
-      else this.send(p.s, encodeAck(p.s.codec, p.cid!, r.room, r.id, r.seq, r.at, p.ref));
+      if (p.s.codec !== Codec.Stomp) acks.push(p.s, encodeAck(p.s.codec, p.cid!, r.room, r.id, r.seq, r.at, p.ref));
+      else if (p.ref !== undefined) acks.push(p.s, encodeStomp('RECEIPT', [['receipt-id', p.ref]]));
     }
+    return acks;
+  }
+
+  /**
+   * Queue a frame on the connection's own topic: it goes out in uWS's end-of-turn drain, after
+   * everything already published to the rooms this connection is in (and in the same write).
+   */
+  private sendQueued(s: Session, out: Out): void {
+    if (s.closed || s.ws === null) return;
+    this.app.publish(s.replyTopic, out, typeof out !== 'string');
+  }
+
+  private deliverResults(e: CommittedEvt, now: number): void {
     const byRoom = this.bus === null ? null : new Map<string, Delivered[]>();
     for (const r of e.results) {
       const p = this.pending.get(r.token);

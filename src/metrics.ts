@@ -116,6 +116,11 @@ export class Stats {
   gapFills = 0;
   /** Cluster: the bus's counters (server.ts points it at the Bus); null on a single node. */
   bus: { readonly published: number; readonly received: number; readonly up: boolean; readonly subscriptions: number } | null = null;
+  /** SQLite checkpoints run on a reader thread (CHAT_SQLITE_CHECKPOINT), and those that failed. */
+  checkpoints = 0;
+  checkpointFailures = 0;
+  /** WAL frames in the log at the last checkpoint (0 right after the WAL restarted). */
+  walFrames = 0;
   /** Tasks waiting in the reader pool; server.ts points it at piscina's queueSize. */
   readerQueue: () => number = () => 0;
   readonly commitMs = new Histogram(LATENCY_BUCKETS_MS);
@@ -207,6 +212,8 @@ export interface StatsJson {
   loopLagMs: number;
   actorLagMs: number;
   readerQueue: number;
+  checkpoints: number;
+  walFrames: number;
   rssBytes: number;
   /** p50/p99 of the last completed second and since start, interpolated from the buckets. */
   latency: Record<'acceptToDeliverMs' | 'acceptToCommitMs' | 'commitMs' | 'commitBatch', { lastSecond: Quantiles; total: Quantiles }>;
@@ -288,6 +295,9 @@ export class Metrics {
         for (const code of Object.keys(s.refused) as ErrorCode[]) this.inc({ code }, s.refused[code]);
       },
     });
+    counter('chat_sqlite_checkpoints_total', 'SQLite checkpoints run on a reader thread.', () => s.checkpoints);
+    counter('chat_sqlite_checkpoint_failures_total', 'SQLite checkpoints on a reader thread that failed (the writer still checkpoints at 10,000 WAL pages).', () => s.checkpointFailures);
+    gauge('chat_sqlite_wal_frames', 'WAL frames in the log at the last checkpoint.', () => s.walFrames);
     counter('chat_slow_consumer_disconnects_total', 'Connections closed for passing the backpressure limit.', () => s.slowConsumerCloses);
     gauge('chat_write_buffer_messages', 'Sends accepted and not yet committed.', () => src.inflight);
     gauge('chat_write_buffer_bytes', 'Bytes of sends accepted and not yet committed (upper bound).', () => src.inflightByteCount);
@@ -347,6 +357,8 @@ export class Metrics {
       loopLagMs: s.loopLagMs,
       actorLagMs: s.actorLagMs,
       readerQueue: s.readerQueue(),
+      checkpoints: s.checkpoints,
+      walFrames: s.walFrames,
       rssBytes: process.memoryUsage.rss(),
       latency: {
         acceptToDeliverMs: lat(s.acceptToDeliverMs, s.windows.acceptToDeliverMs),

@@ -3,7 +3,7 @@
 // on the front thread (mysql2 reads are asynchronous I/O; a thread hop would only add latency).
 
 import { Piscina } from 'piscina';
-import { WORKER_BOOT, type ReaderInit, type ReadTask } from '../workers/contract.ts';
+import { WORKER_BOOT, type CheckpointResult, type CheckpointTask, type ReaderInit, type ReadTask } from '../workers/contract.ts';
 import { MysqlReader } from '../workers/mysql-store.ts';
 import { runRead } from '../workers/read-tasks.ts';
 import type { Config } from './config.ts';
@@ -12,6 +12,8 @@ export interface ReadPool {
   run(task: ReadTask): Promise<unknown>;
   /** Reads waiting for a reader. */
   readonly queueSize: number;
+  /** SQLite: a PASSIVE checkpoint on a reader thread (see workers/reader.ts); null for MySQL. */
+  readonly checkpoint: (() => Promise<CheckpointResult>) | null;
   close(): Promise<void>;
 }
 
@@ -29,6 +31,7 @@ export function openReaders(cfg: Config): ReadPool {
         return runRead(reader, task).finally(() => { waiting--; });
       },
       get queueSize() { return waiting; },
+      checkpoint: null,
       close: () => Promise.resolve(reader.close()),
     };
   }
@@ -37,6 +40,7 @@ export function openReaders(cfg: Config): ReadPool {
   return {
     run: (task) => pool.run(task) as Promise<unknown>,
     get queueSize() { return pool.queueSize; },
+    checkpoint: () => pool.run({ kind: 'checkpoint' } satisfies CheckpointTask) as Promise<CheckpointResult>,
     close: () => pool.destroy(),
   };
 }

@@ -2,7 +2,7 @@
 
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, WebSocketBehavior, us_listen_socket } from 'uWebSockets.js';
 import { uws } from '../native/uws.ts';
-import { openReaders } from './readers.ts';
+import { openReaders, type ReadPool } from './readers.ts';
 import { ActorLink } from './actor-link.ts';
 import { Bus } from './bus.ts';
 import { Authenticator, type Identity } from './auth.ts';
@@ -49,6 +49,7 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
   const app: TemplatedApp = uws.App();
   const engine = new Engine(cfg, app, actor, readers, log, actor.initialBlocks, bus);
   engine.stats.readerQueue = () => readers.queueSize;
+  const checkpoints = startCheckpoints(readers, cfg, engine, log);
   engine.stats.bus = bus;
   const auth = new Authenticator(cfg);
   const sessions = new Set<Session>();
@@ -118,6 +119,7 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
     open: (ws: WebSocket<Session>) => {
       const s = ws.getUserData();
       s.ws = ws;
+      ws.subscribe(s.replyTopic);
       sessions.add(s);
       if (s.stomp === null || !s.stomp.needsIdentity) engine.onOpen(s);
       if (s.stomp !== null) stomp.onOpen(s);
@@ -189,6 +191,10 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
       await bus?.close(true);
       stomp.stop();
       clearInterval(slowSweep);
+      if (checkpoints !== null) clearInterval(checkpoints);
+      // The last acks were queued on the connections' topics; uWS writes them at the end of a loop
+      // turn, so let a few turns pass before the sockets close.
+      await new Promise((r) => setTimeout(r, 20));
       for (const s of [...sessions]) if (!s.closed && s.ws) s.ws.end(CLOSE.goingAway, 'server shutting down');
       await readers.close();
     })();
@@ -197,3 +203,33 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
 
   return { engine, host: cfg.host, port, stop };
 }
+
+/**
+ * SQLite: copy committed WAL frames into the database file every CHAT_SQLITE_CHECKPOINT, on a
+ * reader thread, so the actor's commits never wait behind a checkpoint's copy and fsync. Measured
+ * at 3,000 msgs/s in `chat` (fourth session): with the actor checkpointing by itself (every ~10,000
+ * WAL pages) ack p99 was 61-63 ms; with no checkpoints at all 23-28 ms. The actor's auto-checkpoint
+ * stays as the backstop that lets the WAL restart, and finds nearly every frame already copied.
+ */
+function startCheckpoints(readers: ReadPool, cfg: Config, engine: Engine, log: Logger): NodeJS.Timeout | null {
+  const run = readers.checkpoint;
+  if (run === null || cfg.checkpointMs === 0 || cfg.store.kind !== 'sqlite' || cfg.store.path === ':memory:') return null;
+  let running = false;
+  let lastCommits = -1;
+  const timer = setInterval(() => {
+    // Nothing committed since the last one: nothing to copy.
+    if (running || engine.stats.commits === lastCommits) return;
+    running = true;
+    lastCommits = engine.stats.commits;
+    run().then((r) => {
+      engine.stats.checkpoints++;
+      engine.stats.walFrames = r.log;
+    }, (err: unknown) => {
+      engine.stats.checkpointFailures++;
+      log.warn({ err: String(err) }, 'checkpoint on a reader thread failed (the actor still checkpoints at 10,000 WAL pages)');
+    }).finally(() => { running = false; });
+  }, cfg.checkpointMs);
+  timer.unref();
+  return timer;
+}
+

@@ -308,6 +308,18 @@ export interface SinceResult {
   messages: Message[];
 }
 
+/** SQLite only: a PASSIVE checkpoint, run by a reader thread on a connection of its own. */
+export interface CheckpointTask {
+  kind: 'checkpoint';
+}
+
+/** What the checkpoint reported: WAL frames in the log, and how many are copied into the database. */
+export interface CheckpointResult {
+  busy: boolean;
+  log: number;
+  checkpointed: number;
+}
+
 /** What the reader pool's workers are started with. */
 export interface ReaderInit {
   __entry: string;

@@ -1,0 +1,175 @@
+// The write path's two cost cuts, against a real engine: a sender's own copy of a message and its
+// ack leave in one socket write (acks go through the connection's own uWS topic, after the room
+// publishes, so uWS's end-of-turn drain writes both at once), and SQLite checkpoints run on a
+// reader thread (CHAT_SQLITE_CHECKPOINT), so committed pages reach the database file while the
+// actor keeps its write connection.
+
+import Database from 'better-sqlite3';
+import { randomBytes } from 'node:crypto';
+import { copyFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, startEngine, tempDir, type EngineProc, type Frame } from './helpers.ts';
+import { until } from './reliability-helpers.ts';
+
+const CORE = { CHAT_ENTER_QUIT: 'off', CHAT_SEND_RATE: '0' };
+
+/**
+ * A bare RFC 6455 client that remembers which TCP read each frame arrived in. On loopback a small
+ * server write arrives as one read, so two frames in one read were (for frames this small) one
+ * write, and frames of separate writes arrive in separate reads while the client waits.
+ */
+class RawClient {
+  /** Every text frame, parsed, with the index of the read that completed it. */
+  readonly frames: { f: Frame; read: number }[] = [];
+  private buf = Buffer.alloc(0);
+  private reads = 0;
+  private waiters: (() => void)[] = [];
+
+  private constructor(private readonly sock: Socket) {}
+
+  static async connect(port: number, user: string): Promise<RawClient> {
+    const sock = connect(port, '127.0.0.1');
+    sock.setNoDelay(true);
+    await new Promise<void>((res, rej) => { sock.once('connect', res); sock.once('error', rej); });
+    sock.write(`GET /ws?user=${user}&name=${user} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat.v1.json\r\n\r\n`);
+    const c = new RawClient(sock);
+    let head = '';
+    await new Promise<void>((res, rej) => {
+      const onData = (d: Buffer): void => {
+        head += d.toString('latin1');
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        sock.off('data', onData);
+        if (!head.startsWith('HTTP/1.1 101')) return rej(new Error(`no upgrade: ${head.slice(0, 80)}`));
+        sock.on('data', (chunk: Buffer) => c.onRead(chunk));
+        const rest = Buffer.from(head.slice(end + 4), 'latin1');
+        if (rest.length > 0) c.onRead(rest);
+        res();
+      };
+      sock.on('data', onData);
+    });
+    return c;
+  }
+
+  private onRead(chunk: Buffer): void {
+    const read = this.reads++;
+    this.buf = Buffer.concat([this.buf, chunk]);
+    for (;;) {
+      if (this.buf.length < 2) break;
+      let len = this.buf[1] & 0x7f;
+      let off = 2;
+      if (len === 126) { if (this.buf.length < 4) break; len = this.buf.readUInt16BE(2); off = 4; }
+      else if (len === 127) { if (this.buf.length < 10) break; len = Number(this.buf.readBigUInt64BE(2)); off = 10; }
+      if (this.buf.length < off + len) break;
+      const opcode = this.buf[0] & 0x0f;
+      if (opcode === 1) this.frames.push({ f: JSON.parse(this.buf.subarray(off, off + len).toString()) as Frame, read });
+      this.buf = this.buf.subarray(off + len);
+    }
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  send(frame: Frame): void {
+    const payload = Buffer.from(JSON.stringify(frame));
+    if (payload.length > 125) throw new Error('test frames stay under 126 bytes');
+    const mask = randomBytes(4);
+    const out = Buffer.alloc(6 + payload.length);
+    out[0] = 0x81;
+    out[1] = 0x80 | payload.length;
+    mask.copy(out, 2);
+    for (let i = 0; i < payload.length; i++) out[6 + i] = payload[i] ^ mask[i % 4];
+    this.sock.write(out);
+  }
+
+  async waitFor(pred: (f: Frame) => boolean, what: string): Promise<{ f: Frame; read: number; at: number }> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const at = this.frames.findIndex((x) => pred(x.f));
+      if (at >= 0) return { ...this.frames[at], at };
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last frames ${JSON.stringify(this.frames.slice(-3))}`);
+      await new Promise<void>((res) => { this.waiters.push(res); setTimeout(res, 50); });
+    }
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+}
+
+describe('a sender gets its copy of a message and the ack in one write', () => {
+  let eng: EngineProc;
+  beforeAll(async () => { eng = await startEngine(CORE); });
+  afterAll(async () => { expect(await eng.stop()).toBe(0); });
+
+  it('msg then ack, in the same TCP read, for every send; the other member gets the msg', async () => {
+    const raw = await RawClient.connect(eng.port, 'w1');
+    const other = await Client.connect(eng.url, { user: 'w2', name: 'W2' });
+    raw.send({ op: 'join', room: 'wp', ref: 'j' });
+    await raw.waitFor((f) => f.op === 'joined', 'joined');
+    await other.request({ op: 'join', room: 'wp' });
+    for (let i = 0; i < 20; i++) {
+      // One at a time, so each send is its own group commit and its own delivery turn.
+      raw.send({ op: 'send', room: 'wp', text: `t${i}`, cid: `c${i}` });
+      const ack = await raw.waitFor((f) => f.op === 'ack' && f.cid === `c${i}`, `ack c${i}`);
+      const msg = await raw.waitFor((f) => f.op === 'msg' && f.cid === `c${i}`, `own copy of c${i}`);
+      expect(msg.f.seq).toBe(ack.f.seq);
+      expect(msg.at, `c${i}: own copy before the ack`).toBeLessThan(ack.at);
+      expect(msg.read, `c${i}: copy and ack in one read`).toBe(ack.read);
+      expect((await other.op('msg', (f) => f.cid === `c${i}`)).seq).toBe(ack.f.seq);
+    }
+    raw.close();
+    await other.close();
+  });
+});
+
+/** Messages in the database file alone (a copy without its WAL): what checkpoints have copied. */
+function inMainFile(dbPath: string): number {
+  const copy = join(tempDir(), 'copy.db');
+  copyFileSync(dbPath, copy);
+  const db = new Database(copy);
+  try {
+    return (db.prepare("SELECT count(*) AS n FROM messages WHERE type = 'CHAT'").get() as { n: number }).n;
+  } catch {
+    return 0; // not even the schema has been copied into the file yet
+  } finally {
+    db.close();
+  }
+}
+
+async function sendAll(eng: EngineProc, n: number): Promise<void> {
+  const c = await Client.connect(eng.url, { user: 'ck', name: 'Ck' });
+  await c.request({ op: 'join', room: 'ck' });
+  for (let i = 0; i < n; i++) c.send({ op: 'send', room: 'ck', text: `m${i}`, cid: `k${i}` });
+  await c.op('ack', (f) => f.cid === `k${n - 1}`);
+  await c.close();
+}
+
+async function checkpointCount(eng: EngineProc): Promise<number> {
+  const text = await (await fetch(`${eng.http}/metrics`)).text();
+  return Number(/^chat_sqlite_checkpoints_total (\d+)/m.exec(text)?.[1] ?? NaN);
+}
+
+describe('SQLite checkpoints on a reader thread', () => {
+  it('copy committed messages into the database file while the engine runs; with CHAT_SQLITE_CHECKPOINT=0 nothing is copied before 10,000 WAL pages', async () => {
+    const [on, off] = await Promise.all([
+      startEngine({ ...CORE, CHAT_SQLITE_CHECKPOINT: '50ms' }),
+      startEngine({ ...CORE, CHAT_SQLITE_CHECKPOINT: '0' }),
+    ]);
+    try {
+      await Promise.all([sendAll(on, 300), sendAll(off, 300)]);
+      await until('the reader thread to checkpoint the 300 messages', () => (inMainFile(join(on.dir, 'chat.db')) === 300 ? true : undefined), 10_000, 100);
+      expect(await checkpointCount(on)).toBeGreaterThan(0);
+      // Give the control the same time and more: its file still holds none of them.
+      await new Promise((r) => setTimeout(r, 500));
+      expect(inMainFile(join(off.dir, 'chat.db'))).toBe(0);
+      expect(await checkpointCount(off)).toBe(0);
+    } finally {
+      expect(await on.stop()).toBe(0);
+      expect(await off.stop()).toBe(0);
+    }
+  });
+});
