@@ -31,6 +31,8 @@ describe('cli and config', () => {
     [{ CHAT_REDIS_PREFIX: 'a b' }, 'CHAT_REDIS_PREFIX'],
     [{ CHAT_NODE_TIMEOUT: '10ms' }, 'CHAT_NODE_TIMEOUT'],
     [{ CHAT_GAP_WAIT: 'soon' }, 'CHAT_GAP_WAIT'],
+    [{ CHAT_SQLITE_CHECKPOINT: '5ms' }, 'CHAT_SQLITE_CHECKPOINT'],
+    [{ CHAT_SQLITE_CHECKPOINT: 'often' }, 'CHAT_SQLITE_CHECKPOINT'],
   ])('refuses %j naming %s, exit 2', async (env, name) => {
     const r = await runCli([], env as Record<string, string>);
     expect(r.code).toBe(2);

@@ -273,7 +273,7 @@ class LoadClient {
   readonly closed: Promise<void>;
   private lastSeq = -1;
 
-  private constructor(private readonly ws: WebSocket, private readonly user: string, private readonly room: string, private readonly run: CrashRun) {
+  private constructor(private readonly ws: WebSocket, private readonly user: string, private readonly run: CrashRun) {
     this.closed = new Promise((res) => ws.once('close', () => res()));
     ws.on('message', (data: Buffer) => this.onFrame(JSON.parse(data.toString()) as Frame));
     ws.on('error', () => {});
@@ -285,7 +285,7 @@ class LoadClient {
       ws.once('open', () => res());
       ws.once('error', rej);
     });
-    const c = new LoadClient(ws, user, room, run);
+    const c = new LoadClient(ws, user, run);
     const joined = new Promise<void>((res) => { c.joinedResolve = res; });
     ws.send(JSON.stringify({ op: 'join', room, limit: 0 }));
     await joined;
