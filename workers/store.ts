@@ -1,7 +1,7 @@
 // The storage contract. The persistence actor is the only caller of a MessageStore's write side;
 // history readers use a MessageReader on their own read-only connection.
 
-import type { Message, MessageType, MyRoom, RoomInfo, RoomKind } from './contract.ts';
+import type { MarkCmd, Message, MessageType, MyRoom, RoomInfo, RoomKind } from './contract.ts';
 
 export type { RoomKind };
 
@@ -22,17 +22,12 @@ export interface RoomRow {
   deleted: boolean;
 }
 
-/** A read marker move: written with the next group commit; never moves a marker backwards. */
-export interface MarkerWrite {
-  room: string;
-  user: string;
-  seq: number;
-  id: string;
-  /** Only create the marker if the user has none (a first join of a public room). */
-  ifAbsent: boolean;
-  /** The actor answers this request once the marker is committed (not stored). */
-  reqId?: number;
-}
+/**
+ * A read marker move: written with the next group commit; never moves a marker backwards. The
+ * command's fields, with seq -1 already resolved by the actor (except in cluster mode, where the
+ * commit resolves it under the room's lock); reqId is answered once committed, not stored.
+ */
+export type MarkerWrite = Omit<MarkCmd, 't'>;
 
 /** A message with its id and seq assigned, about to be written. */
 export interface NewMessage {

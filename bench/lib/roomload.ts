@@ -1,7 +1,7 @@
 // The open-loop room load behind chat, fanout, direct and soak: connect every client, join its
 // rooms, send at a fixed aggregate rate (latency from the intended send time, as wrk2 does), drain,
 // then check every member got every message of its rooms exactly once and in seq order.
-import { Meter, nowUs, verdict, type Correctness, type RunResult } from './stats.ts';
+import { Meter, nowUs, openLoop, verdict, type Correctness, type RunResult } from './stats.ts';
 import { newHist, record, summarize } from './hist.ts';
 import { roomName, type Sink, type Transport } from './transport.ts';
 import type { ProcSampler } from './proc.ts';
@@ -236,25 +236,14 @@ export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunR
   const t0 = nowUs() + 2000;
   meter.from = t0 + spec.warmupS * 1e6;
   meter.to = meter.from + spec.durationS * 1e6;
-  const perUs = spec.rate / 1e6;
-  let k = 0;
   meter.start();
-  await new Promise<void>((resolve) => {
-    const timer = setInterval(() => {
-      const now = nowUs();
-      let due = now < t0 ? 0 : Math.floor((now - t0) * perUs) + 1; // every send whose intended time has come (k / perUs <= now - t0)
-      if (due > total) due = total;
-      for (; k < due; k++) {
-        const intended = Math.floor(t0 + k / perUs);
-        const i = k % S, c = sendC[i];
-        if (!transport.isOpen(c)) { status[k] = ST_SKIPPED; meter.error('send_on_closed_connection'); continue; }
-        status[k] = ST_SENT;
-        sentCount++;
-        transport.send(c, sendR[i], k, intended);
-        meter.onSent(now, intended);
-      }
-      if (k >= total) { clearInterval(timer); resolve(); }
-    }, 1);
+  await openLoop(spec.rate, total, t0, (k, intended, now) => {
+    const i = k % S, c = sendC[i];
+    if (!transport.isOpen(c)) { status[k] = ST_SKIPPED; meter.error('send_on_closed_connection'); return; }
+    status[k] = ST_SENT;
+    sentCount++;
+    transport.send(c, sendR[i], k, intended);
+    meter.onSent(now, intended);
   });
 
   // 4. drain: wait for outstanding acks and deliveries, bounded

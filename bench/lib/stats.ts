@@ -5,6 +5,27 @@ import type { ProcSampler } from './proc.ts';
 /** Monotonic clock in integer microseconds (the unit of every cid timestamp and histogram). */
 export const nowUs = (): number => Math.floor(performance.now() * 1000);
 
+/**
+ * The open-loop schedule (wrk2-style): item k of `total` is due at t0 + k / rate. Every 1 ms tick
+ * calls `due(k, intended, now)` for each item whose intended time has come, whether or not the
+ * earlier ones were answered, then `tick(now)`; resolves once all `total` were handed out.
+ * Latency is measured from `intended`, so a stalled server cannot hide behind a late send.
+ */
+export function openLoop(rate: number, total: number, t0: number, due: (k: number, intended: number, now: number) => void, tick?: (now: number) => void): Promise<void> {
+  const perUs = rate / 1e6;
+  let k = 0;
+  return new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      const now = nowUs();
+      let n = now < t0 ? 0 : Math.floor((now - t0) * perUs) + 1; // every item whose intended time has come (k / perUs <= now - t0)
+      if (n > total) n = total;
+      for (; k < n; k++) due(k, Math.floor(t0 + k / perUs), now);
+      tick?.(now);
+      if (k >= total) { clearInterval(timer); resolve(); }
+    }, 1);
+  });
+}
+
 export interface TimelinePoint {
   t: number; sent: number; acks: number; deliveries: number; ackP99: number; deliveryP99: number;
   /** serverCpu and serverRssMb: summed over the server's processes (every node of a cluster). */

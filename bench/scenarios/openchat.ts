@@ -3,7 +3,7 @@
 // there; it reconnects its WebSocket every 20 iterations. Iterations arrive at a fixed rate (open
 // loop: a late start counts against the iteration's latency); reported as that team's tables do:
 // TPS, success rate, HTTP p95 and WebSocket connect p95.
-import { Meter, nowUs, type Correctness, type RunResult } from '../lib/stats.ts';
+import { Meter, nowUs, openLoop, type Correctness, type RunResult } from '../lib/stats.ts';
 import { newHist, record, summarize } from '../lib/hist.ts';
 import { HttpConn } from '../lib/httpclient.ts';
 import { sourceAddress } from '../lib/wsclient.ts';
@@ -118,25 +118,15 @@ export const openchat: Scenario = {
     const t0 = nowUs() + 2000;
     meter.from = t0 + o.warmupS * 1e6;
     meter.to = meter.from + o.durationS * 1e6;
-    const perUs = o.rate / 1e6;
     process.stderr.write(`[openchat/${env.serverLabel}] ${V} VUs, ${o.rooms} rooms; offering ${o.rate} iterations/s for ${o.warmupS}+${o.durationS} s\n`);
     meter.start();
-    let k = 0;
-    await new Promise<void>((resolve) => {
-      const timer = setInterval(() => {
-        const now = nowUs();
-        let due = now < t0 ? 0 : Math.floor((now - t0) * perUs) + 1; // every send whose intended time has come (k / perUs <= now - t0)
-        if (due > total) due = total;
-        for (; k < due; k++) {
-          const t = Math.floor(t0 + k / perUs);
-          if (qK.length - qHead > o.rate * 5) { dropped++; meter.error('dropped_iteration_queue_full'); continue; }
-          qK.push(k); qT.push(t);
-          meter.onSent(now, t);
-        }
-        dispatch();
-        for (let v = 0; v < V; v++) if (phase[v] !== IDLE && now - intended[v] > ITERATION_TIMEOUT_US && now - tStep[v] > ITERATION_TIMEOUT_US) finish(v, false, 'iteration_timeout');
-        if (k >= total) { clearInterval(timer); resolve(); }
-      }, 1);
+    await openLoop(o.rate, total, t0, (k, t, now) => {
+      if (qK.length - qHead > o.rate * 5) { dropped++; meter.error('dropped_iteration_queue_full'); return; }
+      qK.push(k); qT.push(t);
+      meter.onSent(now, t);
+    }, (now) => {
+      dispatch();
+      for (let v = 0; v < V; v++) if (phase[v] !== IDLE && now - intended[v] > ITERATION_TIMEOUT_US && now - tStep[v] > ITERATION_TIMEOUT_US) finish(v, false, 'iteration_timeout');
     });
     const drainEnd = performance.now() + o.drainS * 1000;
     while ((busy > 0 || qHead < qK.length) && performance.now() < drainEnd) await new Promise((r) => setTimeout(r, 50));
