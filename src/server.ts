@@ -232,4 +232,3 @@ function startCheckpoints(readers: ReadPool, cfg: Config, engine: Engine, log: L
   timer.unref();
   return timer;
 }
-
