@@ -313,11 +313,9 @@ export interface CheckpointTask {
   kind: 'checkpoint';
 }
 
-/** What the checkpoint reported: WAL frames in the log, and how many are copied into the database. */
+/** What the checkpoint reported: the frames in the WAL (the /metrics gauge chat_sqlite_wal_frames). */
 export interface CheckpointResult {
-  busy: boolean;
   log: number;
-  checkpointed: number;
 }
 
 /** What the reader pool's workers are started with. */

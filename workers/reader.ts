@@ -27,6 +27,6 @@ export default function read(task: ReadTask | CheckpointTask): Promise<ReadResul
 function checkpoint(): CheckpointResult {
   checkpointer ??= new Database(path, { fileMustExist: true });
   // PASSIVE never waits: if another checkpoint holds the lock it reports busy (the next one retries).
-  const [r] = checkpointer.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
-  return { busy: r.busy !== 0, log: r.log, checkpointed: r.checkpointed };
+  const [r] = checkpointer.pragma('wal_checkpoint(PASSIVE)') as { log: number }[];
+  return { log: r.log };
 }
