@@ -119,6 +119,11 @@ function parseStore(raw: string, name: string): StoreUrl {
   if (v.startsWith('sqlite:')) {
     const path = v.slice('sqlite:'.length);
     if (path === '') throw new ConfigError(`${name}: sqlite: needs a file path, e.g. sqlite:./data/chat.db`);
+    // The reader threads and the checkpointer open the file by its path: an in-memory database
+    // would be a separate empty one on each connection (and every message is gone at exit).
+    if (path === ':memory:' || /^file:.*mode=memory/.test(path)) {
+      throw new ConfigError(`${name}: an in-memory SQLite database cannot be shared with the reader threads; use a file (on tmpfs for a throwaway store, e.g. sqlite:/dev/shm/chat.db)`);
+    }
     return { kind: 'sqlite', path };
   }
   if (v.startsWith('mysql://')) {

@@ -17,6 +17,7 @@ describe('cli and config', () => {
     [{ CHAT_PORT: '70000' }, 'CHAT_PORT'],
     [{ CHAT_PORT: 'eighty' }, 'CHAT_PORT'],
     [{ CHAT_STORE: 'postgres://x' }, 'CHAT_STORE'],
+    [{ CHAT_STORE: 'sqlite::memory:' }, 'CHAT_STORE: an in-memory SQLite database cannot be shared'],
     [{ CHAT_SQLITE_SYNC: 'sometimes' }, 'CHAT_SQLITE_SYNC'],
     [{ CHAT_DELIVERY: 'later' }, 'CHAT_DELIVERY'],
     [{ CHAT_AUTH: 'jwt' }, 'CHAT_JWT_SECRET'],
