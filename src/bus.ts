@@ -302,16 +302,21 @@ export class Bus {
   private async resyncPresence(): Promise<void> {
     const have = await this.cmd.hgetall(this.nodeKey);
     const quits: Reaped[] = [];
+    // Entries taken out of Redis below: a user who joins again here meanwhile (joins during the
+    // recovery only update `local`) is put back by the second loop.
+    const removed = new Set<string>();
     for (const [field, value] of Object.entries(have)) {
       if (this.local.has(field)) continue;
       this.leftWhileDown.delete(field); // decided here, from what Redis still had
       const [room, user] = JSON.parse(field) as [string, string];
       const n = await this.scripts.presLeave(this.presKey(room), this.nodeKey, user, field);
+      removed.add(field);
       const [name, announce] = JSON.parse(value) as [string, number];
-      if (Number(n) === 0) quits.push({ room, user, name, announce: announce === 1 });
+      // Back here while the leave ran: online all along as far as the room is told, so no QUIT.
+      if (Number(n) === 0 && !this.local.has(field)) quits.push({ room, user, name, announce: announce === 1 });
     }
     for (const [field, value] of this.local) {
-      if (have[field] !== undefined) continue;
+      if (have[field] !== undefined && !removed.has(field)) continue;
       const [room, user] = JSON.parse(field) as [string, string];
       await this.scripts.presJoin(this.presKey(room), this.nodeKey, user, field, value);
     }
@@ -328,7 +333,12 @@ export class Bus {
         // Our own entry may be there (re-added while the leave was pending): take it out first.
         const n = Number(await this.scripts.presLeave(this.presKey(q.room), this.nodeKey, q.user, field));
         const gone = n === 0 || (n < 0 && (await this.cmd.hexists(this.presKey(q.room), q.user)) === 0);
-        if (gone) quits.push(q);
+        const back = this.local.get(field);
+        if (back !== undefined) {
+          // Joined here again while this ran (its presenceJoin may have landed before our leave):
+          // make sure Redis counts this node, and no QUIT.
+          await this.scripts.presJoin(this.presKey(q.room), this.nodeKey, q.user, field, back);
+        } else if (gone) quits.push(q);
       } catch {
         // Redis went away again: presence stays unknown, no QUIT rather than a wrong one.
       }

@@ -1059,7 +1059,12 @@ export class Engine {
         setTimeout(() => void this.sweepGaps(), 2000).unref();
       },
       onReaped: (quits) => {
-        for (const q of quits) if (q.announce) this.postQuit(q.room, q.user, q.name);
+        for (const q of quits) {
+          // Never a QUIT for someone online here (a leave and a rejoin raced a presence resync).
+          const room = this.rooms.get(q.room);
+          if (room !== undefined && (room.presence.has(q.user) || room.entering.has(q.user))) continue;
+          if (q.announce) this.postQuit(q.room, q.user, q.name);
+        }
       },
     };
     bus.listen(handler);
