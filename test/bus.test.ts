@@ -1,0 +1,100 @@
+// The cluster bus's presence bookkeeping against the real Redis, with races made deterministic by
+// running a join exactly while one of the bus's own Redis calls is in flight.
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { Bus, type Reaped } from '../src/bus.ts';
+import { loadConfig } from '../src/config.ts';
+import { createLogger } from '../src/log.ts';
+import { dropRedisKeys, redisAvailable, REDIS_URL, uniquePrefix } from './cluster-helpers.ts';
+
+const HAVE_REDIS = await redisAvailable();
+
+interface BusInternals {
+  up: boolean;
+  recovering: boolean;
+  scripts: { presLeave: (...a: string[]) => Promise<number> };
+  cmd: { hgetall(key: string): Promise<Record<string, string>> };
+  resyncPresence(): Promise<void>;
+  quitIfGone(keys: string[]): Promise<void>;
+}
+
+describe.skipIf(!HAVE_REDIS)('cluster bus presence (real Redis)', () => {
+  const started: { bus: Bus; prefix: string }[] = [];
+  afterEach(async () => {
+    for (const { bus, prefix } of started.splice(0)) {
+      await bus.close(false);
+      await dropRedisKeys(prefix + ':');
+    }
+  });
+
+  async function start(): Promise<{ bus: Bus; inner: BusInternals; quits: Reaped[]; prefix: string }> {
+    const prefix = uniquePrefix();
+    const cfg = loadConfig({ CHAT_STORE: 'mysql://root@127.0.0.1:3306/test', CHAT_REDIS_URL: REDIS_URL, CHAT_REDIS_PREFIX: prefix, CHAT_NODE_ID: '7', CHAT_NODE_TIMEOUT: '2s' });
+    const bus = await Bus.start(cfg, createLogger('silent'));
+    started.push({ bus, prefix });
+    const quits: Reaped[] = [];
+    bus.listen({ onMessages: () => undefined, onControl: () => undefined, onReconnect: () => undefined, onReaped: (q) => quits.push(...q) });
+    return { bus, inner: bus as unknown as BusInternals, quits, prefix };
+  }
+
+  /** Run `during` once, while the next presLeave call is inside Redis. */
+  function duringNextLeave(inner: BusInternals, during: () => void): void {
+    const orig = inner.scripts.presLeave.bind(inner.scripts);
+    inner.scripts.presLeave = async (...a: string[]) => {
+      inner.scripts.presLeave = orig;
+      const p = orig(...a);
+      during();
+      return p;
+    };
+  }
+
+  it('a user who left while Redis was unreachable and joins again during the resync gets no QUIT and stays online in Redis', async () => {
+    const { bus, inner, quits } = await start();
+    expect(await bus.presenceJoin('room-a', 'u1', 'Ann', true)).toBe(true);
+    // Redis "unreachable": the leave is only noted, Redis still lists u1 here.
+    inner.up = false;
+    expect(await bus.presenceLeave('room-a', 'u1')).toBe(false);
+    // The reconnect's resync: while it takes u1 out of Redis, u1 joins again on this node.
+    inner.recovering = true;
+    let joined: Promise<boolean> | null = null;
+    duringNextLeave(inner, () => { joined = bus.presenceJoin('room-a', 'u1', 'Ann', true); });
+    await inner.resyncPresence();
+    inner.recovering = false;
+    inner.up = true;
+    expect(joined).not.toBeNull();
+    expect(await joined!).toBe(false); // no ENTER either: online all along as far as the room knows
+    expect(quits).toEqual([]);
+    expect(await bus.online('room-a')).toEqual(['u1']);
+    // And the presence is exact afterwards: the real leave is the last one, with its QUIT.
+    expect(await bus.presenceLeave('room-a', 'u1')).toBe(true);
+    expect(await bus.online('room-a')).toEqual([]);
+  });
+
+  it('a leave still undecided (its Redis call failed) and a rejoin racing its check: no QUIT, still online', async () => {
+    const { bus, inner, quits } = await start();
+    expect(await bus.presenceJoin('room-b', 'u2', 'Bo', true)).toBe(true);
+    inner.up = false;
+    expect(await bus.presenceLeave('room-b', 'u2')).toBe(false);
+    inner.up = true;
+    // The rejoin's own presJoin lands first, then the pending check's leave takes the entry out.
+    let joined: Promise<boolean> | null = null;
+    duringNextLeave(inner, () => { joined = bus.presenceJoin('room-b', 'u2', 'Bo', true); });
+    await inner.quitIfGone([JSON.stringify(['room-b', 'u2'])]);
+    await joined;
+    expect(quits).toEqual([]);
+    expect(await bus.online('room-b')).toEqual(['u2']);
+  });
+
+  it('a leave while Redis was unreachable, with no rejoin, gets its one QUIT from the resync', async () => {
+    const { bus, inner, quits } = await start();
+    await bus.presenceJoin('room-c', 'u3', 'Cy', true);
+    inner.up = false;
+    await bus.presenceLeave('room-c', 'u3');
+    inner.recovering = true;
+    await inner.resyncPresence();
+    inner.recovering = false;
+    inner.up = true;
+    expect(quits).toEqual([{ room: 'room-c', user: 'u3', name: 'Cy', announce: true }]);
+    expect(await bus.online('room-c')).toEqual([]);
+  });
+});
