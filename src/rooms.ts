@@ -225,10 +225,11 @@ export class RoomRegistry<S extends RoomMember = RoomMember> {
 
   private evictIdle(): void {
     if (this.rooms.size <= this.maxIdle) return;
-    // Insertion order approximates age; drop rooms no local socket is subscribed to.
+    // Insertion order approximates age; drop rooms no local socket is subscribed to (nor about
+    // to be: a join waiting for its ENTER attaches to this very room object).
     for (const [id, r] of this.rooms) {
       if (this.rooms.size <= this.maxIdle) break;
-      if (r.ready && r.sessions.size === 0) this.rooms.delete(id);
+      if (r.ready && r.sessions.size === 0 && r.entering.size === 0) this.rooms.delete(id);
     }
   }
 

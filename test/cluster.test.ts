@@ -442,6 +442,31 @@ describe.runIf(HAVE_SERVICES)('cluster mode (3 nodes, MariaDB, Redis)', () => {
     }
   });
 
+  it('a room deleted while a join waits on Redis for its presence: the join gets not_found, and the presence is given back', async () => {
+    const token = 'cluster-admin-token-0123456789';
+    const admin = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const cl = cluster({ CHAT_ADMIN_TOKEN: token }); // group rooms announce no ENTER (CHAT_ENTER_QUIT=public)
+    const [n1] = await cl.start([91]);
+    const created = await fetch(`${n1.http}/api/rooms`, { method: 'POST', headers: admin, body: JSON.stringify({ kind: 'group', members: ['gd'] }) });
+    expect(created.status).toBe(201);
+    const room = ((await created.json()) as Frame).id as string;
+    const c = await cl.connect(n1, 'gd');
+    // Hold Redis writes (the join's presence script among them) for a moment. Kept well under
+    // CHAT_NODE_TIMEOUT: other test files' clusters share this Redis and must not look dead.
+    await runRedis(['CLIENT', 'PAUSE', '600', 'WRITE']);
+    const reply = c.request({ op: 'join', room });
+    await new Promise((r) => setTimeout(r, 150));
+    // Meanwhile the room is deleted (here; a delete on another node reaches this one as a control event).
+    expect((await fetch(`${n1.http}/api/rooms/${room}`, { method: 'DELETE', headers: admin })).status).toBe(200);
+    expect(await reply).toMatchObject({ op: 'error', code: 'not_found' });
+    await until('the presence the join took to be given back', async () => {
+      const everyone = await runRedis(['HGETALL', `${cl.prefix}:pres:${room}`]);
+      const node = await runRedis(['HGETALL', `${cl.prefix}:presn:91`]);
+      return everyone.trim() === '' && !node.includes(room) ? true : undefined;
+    }, 5_000);
+    expect(c.frames.some((f) => f.op === 'joined')).toBe(false);
+  });
+
   it('presence stays exact: a restarted node posts the QUITs of its previous life, two display names of one user, a leave while Redis is down', async () => {
     const cl = cluster();
     const [n1, n2] = await cl.start([85, 86]);
