@@ -1,7 +1,9 @@
 // The engine on MariaDB: the protocol basics, restart, and the database going away under load
 // (a TCP proxy the test controls sits between the engine and MariaDB).
 
+import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migrateMysql } from '../workers/mysql-store.ts';
 import { Client, getJson, startEngine, type EngineProc, type Frame } from './helpers.ts';
 import { DbProxy, freshDatabase, mysqlAvailable } from './mysql-helpers.ts';
 
@@ -103,4 +105,43 @@ describe.runIf(HAVE_MYSQL)('engine on MariaDB', () => {
     expect(await eng.stop()).toBe(0);
     await proxy.cut();
   });
+
+  it('upgrading a schema-3 database: migration 4 makes (sender, cid) compare exactly, online (a write during it is not held up), every row kept', async () => {
+    const up = await freshDatabase();
+    const c = await mysql.createConnection({ uri: up.url, charset: 'utf8mb4_bin' });
+    const w = await mysql.createConnection({ uri: up.url, charset: 'utf8mb4_bin' });
+    try {
+      // A database as schema 3 left it: from_id and cid in the PAD SPACE collation.
+      await migrateMysql(c);
+      await c.query('ALTER TABLE messages MODIFY from_id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, MODIFY cid VARCHAR(128) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL');
+      await c.query('UPDATE schema_version SET version = 3');
+      const ROWS = 200_000;
+      for (let i = 0; i < ROWS; i += 5000) {
+        const rows = Array.from({ length: 5000 }, (_, j) => { const n = i + j + 1; return [n, String(n).padStart(13, '0'), 'big', n, 'CHAT', `u${n % 1000}`, 'U', 'some text of a message', n, `c${n}`]; });
+        await c.query('INSERT INTO messages (tsid, id, room, seq, type, from_id, from_name, text, at, cid) VALUES ?', [rows]);
+      }
+      await expect(c.query("INSERT INTO messages (tsid, id, room, seq, type, from_id, from_name, text, at, cid) VALUES (999999999, 'X', 'big', 999999999, 'CHAT', 'u1', 'U', 't', 1, 'c1 ')"))
+        .rejects.toMatchObject({ code: 'ER_DUP_ENTRY' }); // "c1 " collides with "c1" under PAD SPACE
+
+      let migrated = 0;
+      const migration = migrateMysql(c).then(() => { migrated = performance.now(); });
+      await new Promise((r) => setTimeout(r, 150));
+      await w.query("INSERT INTO messages (tsid, id, room, seq, type, from_id, from_name, text, at, cid) VALUES (999999998, 'Y', 'big', 999999998, 'CHAT', 'u2', 'U', 't', 1, 'during')");
+      const written = performance.now();
+      await migration;
+      expect(written, 'the write during the migration finished before it did').toBeLessThan(migrated);
+
+      const [cols] = await c.query<mysql.RowDataPacket[]>("SELECT COLLATION_NAME AS coll FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = 'messages' AND column_name IN ('from_id', 'cid')");
+      expect(cols.map((r) => r.coll)).toEqual(['utf8mb4_nopad_bin', 'utf8mb4_nopad_bin']);
+      const [[count]] = await c.query<mysql.RowDataPacket[]>('SELECT COUNT(*) AS n FROM messages');
+      expect(Number(count.n)).toBe(ROWS + 1);
+      await c.query("INSERT INTO messages (tsid, id, room, seq, type, from_id, from_name, text, at, cid) VALUES (999999999, 'X', 'big', 999999999, 'CHAT', 'u1', 'U', 't', 1, 'c1 ')");
+      const [[version]] = await c.query<mysql.RowDataPacket[]>('SELECT version FROM schema_version');
+      expect(Number(version.version)).toBe(4);
+    } finally {
+      await c.end();
+      await w.end();
+      await up.drop();
+    }
+  }, 120_000);
 });

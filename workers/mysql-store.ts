@@ -94,7 +94,17 @@ const MIGRATIONS: Migration[] = [
     const [cols] = await c.query<mysql.RowDataPacket[]>(
       "SELECT COLUMN_NAME AS name, COLLATION_NAME AS coll FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = 'messages' AND column_name IN ('from_id', 'cid')");
     if (cols.every((r) => r.coll === nopad)) return;
-    await c.query(`ALTER TABLE messages MODIFY from_id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE ${nopad} NOT NULL, MODIFY cid VARCHAR(128) CHARACTER SET utf8mb4 COLLATE ${nopad} NULL`);
+    const alter = `ALTER TABLE messages MODIFY from_id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE ${nopad} NOT NULL, MODIFY cid VARCHAR(128) CHARACTER SET utf8mb4 COLLATE ${nopad} NULL`;
+    // Online where the server can (MariaDB >= 10.3, MySQL 8): the index is rebuilt in place and
+    // other nodes keep writing messages meanwhile. Elsewhere the server copies the table, and
+    // writes wait until it is done.
+    try {
+      await c.query(`${alter}, ALGORITHM=INPLACE, LOCK=NONE`);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code !== 'ER_ALTER_OPERATION_NOT_SUPPORTED' && code !== 'ER_ALTER_OPERATION_NOT_SUPPORTED_REASON') throw err;
+      await c.query(alter);
+    }
   },
 ];
 
