@@ -82,6 +82,40 @@ describe.runIf(HAVE_MYSQL)('cluster commit (MySQL)', () => {
     expect(hits.get('u6\0x ')!.seq).toBe(xs.seq);
   });
 
+  it('a node that freezes between the two round trips of its commit holds the room\'s lock only for the idle-transaction timeout, then its commit fails and a retry goes through', async () => {
+    const frozen = await MysqlStore.open(db.url, 1); // idle_transaction_timeout = 1 s
+    const other = await MysqlStore.open(db.url, 1);
+    try {
+      await frozen.createRoom(room('fz'), []);
+      // The frozen node's write connection: its second round trip (insert + COMMIT) starts 4 s late.
+      const conn = (frozen as unknown as { conn: { query: (...a: unknown[]) => Promise<unknown> } }).conn;
+      const query = conn.query.bind(conn);
+      let calls = 0;
+      conn.query = async (...args: unknown[]) => {
+        if (++calls === 2) await new Promise((r) => setTimeout(r, 4000));
+        return query(...args);
+      };
+      const stuck = msg('fz', 'u1', 'frozen-1');
+      const frozenCommit = frozen.commitAssign([stuck], [], next1).then(() => 'committed', (err: Error) => `failed: ${err.message}`);
+      await new Promise((r) => setTimeout(r, 200)); // the frozen node now holds fz's row lock
+      const t0 = Date.now();
+      const mine = msg('fz', 'u2', 'other-1');
+      await other.commitAssign([mine], [], next2);
+      const waited = Date.now() - t0;
+      expect(mine.seq).toBe(1);
+      expect(waited, 'the other node waited about the idle timeout, not innodb_lock_wait_timeout (50 s)').toBeLessThan(3900);
+      expect(await frozenCommit).toMatch(/^failed/);
+      // The actor retries on a new connection: the message lands after the other node's.
+      conn.query = query;
+      await frozen.commitAssign([stuck], [], next1);
+      expect(stuck.seq).toBe(2);
+      expect((await reader.range('fz', 1, 10)).map((m) => m.cid)).toEqual(['other-1', 'frozen-1']);
+    } finally {
+      await frozen.close();
+      await other.close();
+    }
+  }, 30_000);
+
   it('a repeat after an unknown outcome does not store the batch twice, and commits what was accepted since', async () => {
     const batch = [msg('c3', 'u7', null), msg('c3', 'u7', null)];
     await a.commitAssign(batch, [], next1);

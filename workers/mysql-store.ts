@@ -185,7 +185,7 @@ export class MysqlStore implements MessageStore, DirectoryStore, ClusterStore {
   private chain: Promise<unknown> = Promise.resolve();
   private readonly lookups: mysql.Pool;
 
-  private constructor(private readonly url: string) {
+  private constructor(private readonly url: string, private readonly idleTxTimeoutS: number) {
     this.lookups = mysql.createPool({ ...connOptions(url), connectionLimit: 2, enableKeepAlive: true });
   }
 
@@ -194,16 +194,38 @@ export class MysqlStore implements MessageStore, DirectoryStore, ClusterStore {
     return { ...connOptions(url), multipleStatements: true };
   }
 
-  static async open(url: string): Promise<MysqlStore> {
-    const s = new MysqlStore(url);
+  /**
+   * `idleTxTimeoutS`: the server ends this connection's transaction (and the connection) when it
+   * sits idle inside a write transaction this long, so a node that freezes between the two round
+   * trips of a cluster commit does not hold its rooms' row locks until innodb_lock_wait_timeout
+   * (MariaDB's idle_transaction_timeout; MySQL has no such setting, and keeps the old
+   * behaviour). 0: off.
+   */
+  static async open(url: string, idleTxTimeoutS = 0): Promise<MysqlStore> {
+    const s = new MysqlStore(url, idleTxTimeoutS);
     await s.write((c) => migrateMysql(c));
     return s;
+  }
+
+  private async connect(): Promise<mysql.Connection> {
+    const c = await mysql.createConnection(MysqlStore.writeOptions(this.url));
+    if (this.idleTxTimeoutS > 0) {
+      try {
+        await c.query('SET SESSION idle_transaction_timeout = ?', [this.idleTxTimeoutS]);
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'ER_UNKNOWN_SYSTEM_VARIABLE') {
+          c.destroy();
+          throw err;
+        }
+      }
+    }
+    return c;
   }
 
   /** Run `fn` on the write connection, after everything queued before it; reconnect if needed. */
   private write<T>(fn: (c: mysql.Connection) => Promise<T>): Promise<T> {
     const run = async (): Promise<T> => {
-      if (this.conn === null) this.conn = await mysql.createConnection(MysqlStore.writeOptions(this.url));
+      if (this.conn === null) this.conn = await this.connect();
       const c = this.conn;
       try {
         return await fn(c);

@@ -7,5 +7,7 @@ import type { DirectoryStore, MessageStore } from './store.ts';
 
 export async function openStore(cfg: Config): Promise<MessageStore & DirectoryStore> {
   if (cfg.store.kind === 'sqlite') return new SqliteStore(cfg.store.path, cfg.sqliteSync);
-  return MysqlStore.open(cfg.store.url);
+  // A writer idle inside a transaction for as long as a silent node is declared dead is ended by
+  // the server, its row locks released (cluster: another node's commits wait at most that long).
+  return MysqlStore.open(cfg.store.url, Math.max(1, Math.ceil(cfg.nodeTimeoutMs / 1000)));
 }
