@@ -63,6 +63,12 @@ describe.runIf(HAVE_SERVICES)('cluster mode (3 nodes, MariaDB, Redis)', () => {
     clusters.push(c);
     return c;
   };
+  /** Two nodes without ENTER/QUIT, and one member of `room` on each (a on the first, b on the second). */
+  const pair = async (ids: [number, number], room: string, users: [string, string]): Promise<{ n1: ClusterNode; n2: ClusterNode; a: Client; b: Client }> => {
+    const cl = cluster({ CHAT_ENTER_QUIT: 'off' });
+    const [n1, n2] = await cl.start(ids);
+    return { n1, n2, a: await cl.member(n1, users[0], room), b: await cl.member(n2, users[1], room) };
+  };
 
   beforeAll(async () => { db = await freshDatabase(); });
   afterEach(async (ctx) => {
@@ -377,11 +383,8 @@ describe.runIf(HAVE_SERVICES)('cluster mode (3 nodes, MariaDB, Redis)', () => {
   }, 55_000);
 
   it('a gap the store cannot fill (seqs committed, then gone from the store) tells the members to reload: joined with recovered false, then the live stream goes on', async () => {
-    const cl = cluster({ CHAT_ENTER_QUIT: 'off' });
-    const [n1, n2] = await cl.start([71, 72]);
     const room = 'lost';
-    const a = await cl.member(n1, 'ga', room);
-    const b = await cl.member(n2, 'gb', room);
+    const { n1, n2, a, b } = await pair([71, 72], room, ['ga', 'gb']);
     await awaitAcks(a, sendMany(a, room, 'pre', 2), 5_000, 'ga');
     await awaitSeq(b, room, 2, 5_000, 'gb before the outage');
     try {
@@ -408,11 +411,8 @@ describe.runIf(HAVE_SERVICES)('cluster mode (3 nodes, MariaDB, Redis)', () => {
   });
 
   it('a node whose Redis command connection alone is killed comes back up and publishes again', async () => {
-    const cl = cluster({ CHAT_ENTER_QUIT: 'off' });
-    const [n1, n2] = await cl.start([81, 82]);
     const room = 'kill-conn';
-    const a = await cl.member(n1, 'ka', room);
-    const b = await cl.member(n2, 'kb', room);
+    const { n2, a, b } = await pair([81, 82], room, ['ka', 'kb']);
     // Kill node 82's command connection (not its subscriber): a proxy or NAT reset does this.
     const list = await runRedis(['CLIENT', 'LIST']);
     const line = list.split('\n').find((l) => l.includes('name=chat-node-82 '));
@@ -427,11 +427,8 @@ describe.runIf(HAVE_SERVICES)('cluster mode (3 nodes, MariaDB, Redis)', () => {
   });
 
   it('while Redis is down, a node that only receives still gets the other nodes\' messages (from the store, within seconds)', async () => {
-    const cl = cluster({ CHAT_ENTER_QUIT: 'off' });
-    const [n1, n2] = await cl.start([83, 84]);
     const room = 'down-recv';
-    const a = await cl.member(n1, 'da', room);
-    const b = await cl.member(n2, 'db', room);
+    const { n2, a, b } = await pair([83, 84], room, ['da', 'db']);
     try {
       await stopRedis();
       await awaitBus(n2, 'down', 5_000);
