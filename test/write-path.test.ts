@@ -5,84 +5,59 @@
 // actor keeps its write connection.
 
 import Database from 'better-sqlite3';
-import { randomBytes } from 'node:crypto';
 import { copyFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseWsUrl, WsConn } from '../bench/lib/wsclient.ts';
 import { Client, startEngine, tempDir, type EngineProc, type Frame } from './helpers.ts';
 import { until } from './reliability-helpers.ts';
 
 const CORE = { CHAT_ENTER_QUIT: 'off', CHAT_SEND_RATE: '0' };
 
 /**
- * A bare RFC 6455 client that remembers which TCP read each frame arrived in. On loopback a small
- * server write arrives as one read, so two frames in one read were (for frames this small) one
- * write, and frames of separate writes arrive in separate reads while the client waits.
+ * The bench's bare RFC 6455 client (bench/lib/wsclient.ts), remembering which TCP read each frame
+ * arrived in. On loopback a small server write arrives as one read, so two frames in one read
+ * were (for frames this small) one write, and frames of separate writes arrive in separate reads
+ * while the client waits. The frames of one read are handed over in one synchronous pass, so a
+ * read ends at the first microtask checkpoint after its first frame.
  */
 class RawClient {
   /** Every text frame, parsed, with the index of the read that completed it. */
   readonly frames: { f: Frame; read: number }[] = [];
-  private buf = Buffer.alloc(0);
   private reads = 0;
+  private inRead = false;
   private waiters: (() => void)[] = [];
-
-  private constructor(private readonly sock: Socket) {}
+  private conn!: WsConn;
 
   static async connect(port: number, user: string): Promise<RawClient> {
-    const sock = connect(port, '127.0.0.1');
-    sock.setNoDelay(true);
-    await new Promise<void>((res, rej) => { sock.once('connect', res); sock.once('error', rej); });
-    sock.write(`GET /ws?user=${user}&name=${user} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat.v1.json\r\n\r\n`);
-    const c = new RawClient(sock);
-    let head = '';
-    await new Promise<void>((res, rej) => {
-      const onData = (d: Buffer): void => {
-        head += d.toString('latin1');
-        const end = head.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        sock.off('data', onData);
-        if (!head.startsWith('HTTP/1.1 101')) return rej(new Error(`no upgrade: ${head.slice(0, 80)}`));
-        sock.on('data', (chunk: Buffer) => c.onRead(chunk));
-        const rest = Buffer.from(head.slice(end + 4), 'latin1');
-        if (rest.length > 0) c.onRead(rest);
-        res();
-      };
-      sock.on('data', onData);
+    const c = new RawClient();
+    const target = parseWsUrl(`ws://127.0.0.1:${port}/ws`);
+    await new Promise<void>((resolve, reject) => {
+      c.conn = new WsConn(target, `/ws?user=${user}&name=${user}`, undefined, {
+        open: () => resolve(),
+        message: (_conn, buf, start, stop) => c.onFrame(buf.toString('utf8', start, stop)),
+        close: (_conn, code) => reject(new Error(`closed before the upgrade: ${code}`)),
+      }, 0);
     });
     return c;
   }
 
-  private onRead(chunk: Buffer): void {
-    const read = this.reads++;
-    this.buf = Buffer.concat([this.buf, chunk]);
-    for (;;) {
-      if (this.buf.length < 2) break;
-      let len = this.buf[1] & 0x7f;
-      let off = 2;
-      if (len === 126) { if (this.buf.length < 4) break; len = this.buf.readUInt16BE(2); off = 4; }
-      else if (len === 127) { if (this.buf.length < 10) break; len = Number(this.buf.readBigUInt64BE(2)); off = 10; }
-      if (this.buf.length < off + len) break;
-      const opcode = this.buf[0] & 0x0f;
-      if (opcode === 1) this.frames.push({ f: JSON.parse(this.buf.subarray(off, off + len).toString()) as Frame, read });
-      this.buf = this.buf.subarray(off + len);
+  private onFrame(text: string): void {
+    if (!this.inRead) {
+      this.inRead = true;
+      queueMicrotask(() => {
+        this.inRead = false;
+        this.reads++;
+        const w = this.waiters;
+        this.waiters = [];
+        for (const f of w) f();
+      });
     }
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
+    this.frames.push({ f: JSON.parse(text) as Frame, read: this.reads });
   }
 
   send(frame: Frame): void {
-    const payload = Buffer.from(JSON.stringify(frame));
-    if (payload.length > 125) throw new Error('test frames stay under 126 bytes');
-    const mask = randomBytes(4);
-    const out = Buffer.alloc(6 + payload.length);
-    out[0] = 0x81;
-    out[1] = 0x80 | payload.length;
-    mask.copy(out, 2);
-    for (let i = 0; i < payload.length; i++) out[6 + i] = payload[i] ^ mask[i % 4];
-    this.sock.write(out);
+    this.conn.sendText(JSON.stringify(frame));
   }
 
   async waitFor(pred: (f: Frame) => boolean, what: string): Promise<{ f: Frame; read: number; at: number }> {
@@ -96,7 +71,7 @@ class RawClient {
   }
 
   close(): void {
-    this.sock.destroy();
+    this.conn.destroy();
   }
 }
 
