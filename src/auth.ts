@@ -6,6 +6,7 @@ import { createPublicKey, randomBytes, timingSafeEqual, type KeyObject } from 'n
 import { jwtVerify, errors as joseErrors } from 'jose';
 import type { Config } from './config.ts';
 import { ChatError } from './errors.ts';
+import { truncate, wellFormed } from './text.ts';
 
 export interface Identity {
   id: string;
@@ -20,7 +21,7 @@ const MAX_NAME = 64;
 
 function checkName(name: string): string {
   // Control characters in a display name are refused; everything printable is kept as typed.
-  if (name.length === 0 || name.length > MAX_NAME || /[\u0000-\u001f\u007f]/.test(name)) {
+  if (name.length === 0 || name.length > MAX_NAME || /[\u0000-\u001f\u007f]/.test(name) || !wellFormed(name)) {
     throw new ChatError('invalid', `name must be 1..${MAX_NAME} printable characters`);
   }
   return name;
@@ -75,7 +76,10 @@ export class Authenticator {
     try {
       const { payload } = await jwtVerify(token, this.key!, { algorithms: this.algorithms });
       if (typeof payload.sub !== 'string' || !USER_RE.test(payload.sub)) throw new ChatError('unauthorized', 'the token has no usable sub claim');
-      const name = typeof payload.name === 'string' && payload.name.length > 0 ? payload.name.slice(0, MAX_NAME) : payload.sub;
+      // A name claim longer than a display name is shortened; one that is not printable text is
+      // the token issuer's mistake, refused as such rather than shown.
+      const name = typeof payload.name === 'string' && payload.name.length > 0 ? truncate(payload.name, MAX_NAME) : payload.sub;
+      if (/[\u0000-\u001f\u007f]/.test(name) || !wellFormed(name)) throw new ChatError('unauthorized', "the token's name claim must be printable text");
       return { id: payload.sub, name, admin: payload.role === 'admin', exp: typeof payload.exp === 'number' ? payload.exp * 1000 : 0 };
     } catch (err) {
       if (err instanceof ChatError) throw err;

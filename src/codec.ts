@@ -6,6 +6,7 @@ import { Packr } from 'msgpackr';
 import { messageJson, type Delivered, type Message } from '../workers/contract.ts';
 import { TSID_RE } from '../workers/ids.ts';
 import { ERRORS, type ErrorCode } from './errors.ts';
+import { wellFormed } from './text.ts';
 
 export const Codec = { Json: 0, Msgpack: 1, Stomp: 2 } as const;
 export type Codec = (typeof Codec)[keyof typeof Codec];
@@ -89,10 +90,11 @@ function intIn(v: unknown, min: number, max: number): v is number {
 
 /** Check a decoded value against the protocol; returns a typed frame or the error to send. */
 export function validate(raw: unknown): Decoded {
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return fail('bad_frame', 'a frame must be an object');
+  // A plain object (a map), not a MessagePack extension decoded as a Date, bytes or the like.
+  if (raw === null || typeof raw !== 'object' || Object.getPrototypeOf(raw) !== Object.prototype) return fail('bad_frame', 'a frame must be an object (a map)');
   const f = raw as Record<string, unknown>;
   const ref = f.ref;
-  if (!optString(ref) || (ref !== undefined && ref.length > MAX_REF)) return fail('invalid', `ref must be a string of at most ${MAX_REF} characters`);
+  if (!optString(ref) || (ref !== undefined && (ref.length > MAX_REF || !wellFormed(ref)))) return fail('invalid', `ref must be a string of at most ${MAX_REF} characters`);
   const op = f.op;
   if (typeof op !== 'string') return fail('invalid', 'op is missing', ref);
   const room = f.room;
@@ -103,8 +105,10 @@ export function validate(raw: unknown): Decoded {
       const cid = typeof f.cid === 'string' && f.cid.length >= 1 && f.cid.length <= MAX_CID ? f.cid : undefined;
       const echoCid = typeof f.cid === 'string' ? f.cid.slice(0, MAX_CID) : undefined;
       if (cid === undefined) return fail('invalid', `cid must be a string of 1..${MAX_CID} characters`, ref, echoCid);
+      if (!wellFormed(cid)) return fail('invalid', 'cid must be well-formed Unicode (no lone surrogate)', ref, cid);
       if (!roomOk) return fail('invalid', 'room must match [A-Za-z0-9._:-]{1,64}', ref, cid);
       if (typeof f.text !== 'string') return fail('invalid', 'text must be a string', ref, cid);
+      if (!wellFormed(f.text)) return fail('invalid', 'text must be well-formed Unicode (no lone surrogate)', ref, cid);
       return { op, ref, room: room as string, text: f.text, cid };
     }
     case 'join': {

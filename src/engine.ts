@@ -33,6 +33,11 @@ export interface Session {
   admin: boolean;
   codec: Codec;
   rooms: Set<string>;
+  /**
+   * Joins in flight, by room, with what arrived for the room meanwhile (a leave, another join): run
+   * in order once the join has answered, so join-then-leave sent together ends up left.
+   */
+  joining: Map<string, (() => void)[]>;
   ws: WebSocket<Session> | null;
   closed: boolean;
   /** JWT expiry timer (auth jwt), cleared on close. */
@@ -61,7 +66,7 @@ export interface Session {
 export function newSession(connId: number, id: Identity, codec: Codec, burst: number, stomp: StompState | null): Session {
   const now = Date.now();
   return {
-    connId, userId: id.id, userName: id.name, admin: id.admin, codec, rooms: new Set(), ws: null, closed: false,
+    connId, userId: id.id, userName: id.name, admin: id.admin, codec, rooms: new Set(), joining: new Map(), ws: null, closed: false,
     expiry: null, expiresAt: id.exp, sendTokens: burst, sendRefillAt: now, typingTokens: TYPING_BURST, typingRefillAt: now, stomp, slow: false, lastBuffered: 0,
     replyTopic: 'r/' + connId,
   };
@@ -97,6 +102,8 @@ export interface MyRoomView {
 }
 
 const MAX_IDLE_ROOMS = 10_000;
+/** setTimeout's longest delay (a 32-bit signed count of ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Cluster: a room without local members stays subscribed this long, then is dropped. */
 const CLUSTER_IDLE_MS = 5_000;
 /** Cluster: held messages beyond a gap, at most; past it the gap is filled from the store at once. */
@@ -172,10 +179,21 @@ export class Engine {
     let set = this.userSessions.get(s.userId);
     if (set === undefined) this.userSessions.set(s.userId, (set = new Set()));
     set.add(s);
-    if (s.expiresAt > 0 && s.expiry === null) {
-      // A token that expires mid-session closes the socket with 1008 (policy violation).
-      s.expiry = setTimeout(() => { if (!s.closed) s.ws?.end(CLOSE.policy, 'token expired'); }, Math.max(0, s.expiresAt - Date.now()));
-    }
+    if (s.expiresAt > 0 && s.expiry === null) this.armExpiry(s);
+  }
+
+  /**
+   * A token that expires mid-session closes the socket with 1008 (policy violation). setTimeout
+   * takes at most 2^31-1 ms (~24.8 days; longer fires at once): a later expiry re-arms in steps.
+   */
+  private armExpiry(s: Session): void {
+    const left = s.expiresAt - Date.now();
+    s.expiry = setTimeout(() => {
+      s.expiry = null;
+      if (s.closed) return;
+      if (Date.now() < s.expiresAt) return this.armExpiry(s);
+      s.ws?.end(CLOSE.policy, 'token expired');
+    }, Math.min(Math.max(0, left), MAX_TIMER_MS));
   }
 
   onClose(s: Session): void {
@@ -411,9 +429,16 @@ export class Engine {
   /** Join a room (native `join`, STOMP SUBSCRIBE): authorize, ENTER if first, reply, subscribe. */
   join(s: Session, roomId: string, since: string | undefined, limit: number, ref: string | undefined): void {
     const f = { room: roomId, since, limit, ref };
-    if (!s.rooms.has(f.room) && s.rooms.size >= this.cfg.maxRoomsPerConn) {
+    const inFlight = s.joining.get(roomId);
+    if (inFlight !== undefined) {
+      inFlight.push(() => this.join(s, roomId, since, limit, ref));
+      return;
+    }
+    // Joins still in flight count: a client may not pass the cap by not waiting for replies.
+    if (!s.rooms.has(f.room) && s.rooms.size + s.joining.size >= this.cfg.maxRoomsPerConn) {
       return this.error(s, 'forbidden', `a connection may join at most ${this.cfg.maxRoomsPerConn} rooms`, f.ref);
     }
+    s.joining.set(roomId, []);
     this.withRoom(f.room, this.canCreate(), s, (room) => {
       if (s.closed) return;
       room.lastUsed = Date.now(); // (cluster) not dropped as idle while this join completes
@@ -432,7 +457,29 @@ export class Engine {
       // is published, so the member's own ENTER is the last of joined.messages.
       room.entering.add(s.userId);
       this.postEnter(s, room, reply, f.ref, () => room.entering.delete(s.userId));
-    }, (code, msg) => this.error(s, code, msg, f.ref));
+    }, (code, msg) => this.joinFailed(s, roomId, code, msg, f.ref));
+  }
+
+  /** A join answered with an error instead of `joined`. */
+  private joinFailed(s: Session, roomId: string, code: ErrorCode, msg: string, ref: string | undefined): void {
+    this.error(s, code, msg, ref);
+    this.settleJoin(s, roomId);
+  }
+
+  /** The join of `roomId` has answered: run what waited for it, in order (stopping at another join). */
+  private settleJoin(s: Session, roomId: string): void {
+    const after = s.joining.get(roomId);
+    if (after === undefined) return;
+    s.joining.delete(roomId);
+    for (let i = 0; i < after.length; i++) {
+      if (s.closed) return;
+      after[i]();
+      const next = s.joining.get(roomId);
+      if (next !== undefined) {
+        next.push(...after.slice(i + 1));
+        return;
+      }
+    }
   }
 
   /**
@@ -454,7 +501,7 @@ export class Engine {
         if (this.rooms.get(room.id) !== room) {
           // Cluster: another node deleted the room, and said so before this commit came back.
           gone();
-          return this.error(s, 'not_found', 'no such room', ref);
+          return this.joinFailed(s, room.id, 'not_found', 'no such room', ref);
         }
         room.entering.delete(s.userId);
         reply(d);
@@ -462,7 +509,7 @@ export class Engine {
       settled: (r) => {
         if (r.error === null) return;
         gone();
-        this.error(s, r.error, 'no such room', ref);
+        this.joinFailed(s, room.id, r.error, 'no such room', ref);
       },
     }, room.id, 'ENTER', s.userId, s.userName, `${s.userName} entered`);
     // Public rooms become "mine" (GET /api/me/rooms) from here, in the ENTER's own commit; what
@@ -488,6 +535,7 @@ export class Engine {
     if (recovered !== undefined) fields.recovered = recovered;
     this.reply(s, fields as typeof fields & { op: string }, this.visibleTo(s.userId, messages), ref);
     if (!s.rooms.has(room.id)) this.attach(s, room);
+    this.settleJoin(s, room.id);
   }
 
   /** Subscribe a connection: the room's native topic, or one-by-one sends if its user blocks anyone. */
@@ -578,7 +626,7 @@ export class Engine {
       if (this.rooms.get(room.id) !== room) {
         // Deleted (here or on another node) while Redis answered: nothing to attach to.
         release();
-        return this.error(s, 'not_found', 'no such room', ref);
+        return this.joinFailed(s, room.id, 'not_found', 'no such room', ref);
       }
       if (firstAnywhere && announce) return this.postEnter(s, room, reply, ref, release);
       room.entering.delete(s.userId);
@@ -643,6 +691,11 @@ export class Engine {
   }
 
   leave(s: Session, roomId: string, ref: string | undefined): void {
+    const inFlight = s.joining.get(roomId);
+    if (inFlight !== undefined) {
+      inFlight.push(() => this.leave(s, roomId, ref)); // after the join has answered: `joined`, then `left`
+      return;
+    }
     const room = this.rooms.ready(roomId);
     if (room !== undefined && s.rooms.has(roomId)) this.detach(s, room, false);
     this.reply(s, { op: 'left', room: roomId }, undefined, ref);

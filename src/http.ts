@@ -12,6 +12,7 @@ import type { Engine } from './engine.ts';
 import { ChatError, ERRORS, type ErrorCode } from './errors.ts';
 import type { Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
+import { wellFormed } from './text.ts';
 
 const STATUS_TEXT: Record<number, string> = {
   200: '200 OK', 201: '201 Created', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden',
@@ -82,7 +83,7 @@ function userList(v: unknown, name: string): string[] {
 
 function optText(v: unknown, name: string, re: RegExp): string | null {
   if (v === undefined || v === null) return null;
-  if (typeof v !== 'string' || !re.test(v)) throw new ChatError('invalid', `${name} must be a string of 1..128 printable characters`);
+  if (typeof v !== 'string' || !re.test(v) || !wellFormed(v)) throw new ChatError('invalid', `${name} must be a string of 1..128 printable characters`);
   return v;
 }
 
@@ -161,7 +162,7 @@ export function registerHttp(app: TemplatedApp, engine: Engine, auth: Authentica
     requireAdmin(who);
     const room = roomParam(params[0]);
     const text = obj(body).text;
-    if (typeof text !== 'string' || text.length === 0 || text.length > cfg.maxPayload) throw new ChatError('invalid', 'text must be a non-empty string');
+    if (typeof text !== 'string' || text.length === 0 || text.length > cfg.maxPayload || !wellFormed(text)) throw new ChatError('invalid', 'text must be a non-empty, well-formed string');
     const r = await engine.postSystem(room, text);
     return ok({ room: r.room, id: r.id, seq: r.seq, at: r.at }, 201);
   });
@@ -183,7 +184,7 @@ export function registerHttp(app: TemplatedApp, engine: Engine, auth: Authentica
 
   route('get', '/api/rooms', 0, false, async ({ who, query }) => {
     const subject = query.get('subject');
-    if (subject === null || !SUBJECT_RE.test(subject)) throw new ChatError('invalid', 'subject is required (1..128 printable characters)');
+    if (subject === null || !SUBJECT_RE.test(subject) || !wellFormed(subject)) throw new ChatError('invalid', 'subject is required (1..128 printable characters)');
     return ok({ rooms: await engine.roomsBySubject(who, subject) });
   });
 

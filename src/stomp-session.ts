@@ -15,6 +15,7 @@ import type { Config } from './config.ts';
 import type { Engine, Session } from './engine.ts';
 import { CLOSE, ChatError } from './errors.ts';
 import { encodeStomp, escapeHeader, StompError, StompParser, type StompFrame } from './stomp.ts';
+import { wellFormed } from './text.ts';
 
 export type StompStyle = 'native' | 'tutorial';
 
@@ -36,6 +37,10 @@ export function newSub(id: string, room: string, style: StompStyle, destination:
 
 const SERVER_BEAT_MS = 1_000; // floors: never beat more often than this, whatever the client asks
 const CLIENT_BEAT_MS = 1_000;
+/** Frames a client may send after CONNECT before its identity is checked (then ERROR). */
+const MAX_WAITING = 64;
+/** Strict UTF-8: a body with an invalid sequence is refused (a real U+FFFD in it is fine). */
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Per-connection STOMP state, created at upgrade for STOMP connections. */
 export class StompState {
@@ -48,6 +53,11 @@ export class StompState {
   readonly byRoom = new Map<string, StompSub>();
   /** Identity still to be established by CONNECT (jwt mode, or none mode without ?user=). */
   needsIdentity: boolean;
+  /**
+   * While a CONNECT's identity is being checked: the frames that came after it (in the same
+   * WebSocket message or later), handled in order once CONNECTED is sent. Null otherwise.
+   */
+  waiting: StompFrame[] | null = null;
   sendEvery = 0;
   expectEvery = 0;
   lastIn = Date.now();
@@ -131,6 +141,12 @@ export class StompGateway {
     }
     for (const f of parsed.frames) {
       if (s.closed) return;
+      if (st.waiting !== null) {
+        // The parser's frames are views of this message's bytes: keep a copy of the body.
+        if (st.waiting.length >= MAX_WAITING) return this.fail(s, `more than ${MAX_WAITING} frames before CONNECTED`, undefined);
+        st.waiting.push({ command: f.command, headers: f.headers, body: Buffer.from(f.body) });
+        continue;
+      }
       this.onFrame(s, f);
     }
   }
@@ -198,13 +214,21 @@ export class StompGateway {
     const creds = this.cfg.auth === 'jwt'
       ? { query: '', authorization: authz !== '' ? authz : `Bearer ${passcode !== '' ? passcode : login}` }
       : { query: new URLSearchParams(login !== '' ? { user: login, name: f.headers.get('name') ?? login } : {}).toString(), authorization: authz };
+    st.waiting = [];
     this.auth.identify(creds).then((id) => {
       if (s.closed) return;
       if (!this.engine.mayConnect(id.id)) return this.fail(s, `at most ${this.cfg.maxConnsPerUser} connections per user`, undefined, CLOSE.policy);
       this.engine.setIdentity(s, id);
       st.needsIdentity = false;
       finish();
+      const waiting = st.waiting ?? [];
+      st.waiting = null;
+      for (const w of waiting) {
+        if (s.closed) return;
+        this.onFrame(s, w);
+      }
     }, (err: unknown) => {
+      st.waiting = null;
       this.fail(s, err instanceof ChatError ? err.message : 'unauthorized', undefined, CLOSE.policy);
     });
   }
@@ -228,8 +252,7 @@ export class StompGateway {
     let room = r.room;
     let text: string;
     try {
-      text = f.body.toString('utf8');
-      if (Buffer.byteLength(text) !== f.body.length || text.includes('\ufffd')) throw new Error('invalid UTF-8');
+      text = UTF8.decode(f.body);
     } catch {
       return this.fail(s, 'the body is not valid UTF-8', receipt);
     }
@@ -249,7 +272,7 @@ export class StompGateway {
         // The engine posts ENTER/QUIT itself when a subscription starts or ends.
         return this.receipt(s, receipt);
       }
-      if (typeof body.message !== 'string') return this.fail(s, 'message must be a string', receipt);
+      if (typeof body.message !== 'string' || !wellFormed(body.message)) return this.fail(s, 'message must be a well-formed string', receipt);
       text = body.message;
     }
     const cid = f.headers.get('cid') ?? null;

@@ -59,7 +59,9 @@ export class StompParser {
   constructor(private readonly limits: StompLimits) {}
 
   /**
-   * Feed bytes; returns the complete frames and whether heart-beats (bare EOLs) were seen.
+   * Feed bytes; returns the complete frames and whether heart-beats (bare EOLs) were seen. The
+   * frames' bodies are views of `chunk` (or of the parser's own copy): use them before `chunk` is
+   * reused.
    * Throws StompError on malformed input (the caller sends ERROR and closes).
    */
   push(chunk: Buffer): { frames: StompFrame[]; beat: boolean } {
@@ -80,7 +82,10 @@ export class StompParser {
       frames.push(f);
     }
     if (this.buf.length > this.limits.maxFrame) throw new StompError(`frame exceeds ${this.limits.maxFrame} bytes`);
+    // A partial frame waits for the next message: keep a copy, since `chunk` may be a view of
+    // memory the caller reuses (uWS detaches a message's buffer once its handler returns).
     if (this.buf.length === 0) this.buf = Buffer.alloc(0);
+    else if (this.buf.buffer === chunk.buffer) this.buf = Buffer.from(this.buf);
     return { frames, beat };
   }
 

@@ -148,8 +148,57 @@ describe('protocol v1 over one engine', () => {
     expect(await c.op('error')).toMatchObject({ code: 'bad_frame' });
     c.sendRaw('{"op":"ping"}', false);
     expect(await c.op('error')).toMatchObject({ code: 'bad_frame' });
+    // MessagePack values that decode to something other than a map: never-used 0xc1, a timestamp
+    // extension (a Date), bin 8 (bytes).
+    for (const bytes of [[0xc1], [0xd6, 0xff, 0x5f, 0x00, 0x00, 0x00], [0xc4, 0x01, 0x00]]) {
+      c.sendRaw(Buffer.from(bytes));
+      expect(await c.op('error'), JSON.stringify(bytes)).toMatchObject({ code: 'bad_frame' });
+    }
     expect(await c.request({ op: 'ping' })).toMatchObject({ op: 'pong' });
     await c.close();
+  });
+
+  it('refuses a cid, text or ref with a lone surrogate (it has no UTF-8 form) rather than store it changed', async () => {
+    const a = await Client.connect(eng.url, { user: 'sur' });
+    // Two cids that differ only in a lone surrogate would both become U+FFFD x3 on the way to the store.
+    a.sendRaw('{"op":"send","room":"sur","text":"first","cid":"\\ud800","ref":"s1"}');
+    expect(await a.op('error', (f) => f.ref === 's1')).toMatchObject({ code: 'invalid', cid: '\ud800' });
+    a.sendRaw('{"op":"send","room":"sur","text":"second","cid":"\\udc00","ref":"s2"}');
+    expect(await a.op('error', (f) => f.ref === 's2')).toMatchObject({ code: 'invalid', cid: '\udc00' });
+    a.sendRaw('{"op":"send","room":"sur","text":"half \\ud83d pair","cid":"t1","ref":"s3"}');
+    expect(await a.op('error', (f) => f.ref === 's3')).toMatchObject({ code: 'invalid', cid: 't1' });
+    a.sendRaw('{"op":"ping","ref":"\\ud83d"}');
+    expect(await a.op('error')).toMatchObject({ code: 'invalid' });
+    // A whole surrogate pair is an ordinary character.
+    expect(await a.request({ op: 'send', room: 'sur', text: 'emoji \u{1F600}', cid: '\u{1F600}' })).toMatchObject({ op: 'ack', cid: '\u{1F600}' });
+    const h = await a.request({ op: 'history', room: 'sur' });
+    expect(h.messages.filter((m: Frame) => m.type === 'CHAT').map((m: Frame) => [m.text, m.cid])).toEqual([['emoji \u{1F600}', '\u{1F600}']]);
+    await a.close();
+  });
+
+  it('a join and a leave sent together: joined, then left, and nothing of the room afterwards', async () => {
+    const a = await Client.connect(eng.url, { user: 'jl' });
+    a.send({ op: 'join', room: 'jl-new', ref: 'j' }); // a new room: its join waits for the store
+    a.send({ op: 'leave', room: 'jl-new', ref: 'l' });
+    await a.op('left', (f) => f.ref === 'l');
+    const order = a.frames.filter((f) => f.ref === 'j' || f.ref === 'l').map((f) => f.op);
+    expect(order).toEqual(['joined', 'left']);
+    const b = await Client.connect(eng.url, { user: 'jl2' });
+    await b.request({ op: 'join', room: 'jl-new' });
+    const ack = await b.request({ op: 'send', room: 'jl-new', text: 'after the leave', cid: 'al' });
+    await b.op('msg', (f) => f.id === ack.id);
+    expect(await a.request({ op: 'ping' })).toMatchObject({ op: 'pong' });
+    expect(a.frames.some((f) => f.op === 'msg' && f.room === 'jl-new'), 'a msg of the room after leaving it').toBe(false);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('joins sent without waiting for replies count against CHAT_MAX_ROOMS_PER_CONN (200)', async () => {
+    const a = await Client.connect(eng.url, { user: 'many' });
+    for (let i = 0; i < 230; i++) a.send({ op: 'join', room: `many-${i}`, ref: `m${i}` });
+    const replies = await Promise.all(Array.from({ length: 230 }, (_, i) => a.waitFor((f) => f.ref === `m${i}`, 20_000, `reply to join ${i}`)));
+    expect(replies.filter((f) => f.op === 'joined')).toHaveLength(200);
+    expect(replies.filter((f) => f.op === 'error').map((f) => f.code)).toEqual(Array(30).fill('forbidden'));
+    await a.close();
   });
 
   it('answers too_large for a frame over CHAT_MAX_PAYLOAD and closes 1009 far over it; others unaffected', async () => {

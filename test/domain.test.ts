@@ -193,9 +193,15 @@ describe('rooms, membership and authorization', () => {
     expect((await api(eng, 'POST', '/api/rooms', '{')).status).toBe(400);
     const bad = await fetch(`${eng.http}/api/rooms`, { method: 'POST', headers: admin, body: '{not json' });
     expect(bad.status).toBe(400);
+    // Lone surrogates (JSON escapes with no UTF-8 form) in a room name, below in a SYSTEM message: 400.
+    const lone = await fetch(`${eng.http}/api/rooms`, { method: 'POST', headers: admin, body: '{"kind":"group","members":["a"],"name":"x\\ud800"}' });
+    expect(lone.status).toBe(400);
     const xss = '<img src=x onerror="alert(1)"></script><script>alert(2)</script> & \u00e9\u{1F600}';
     const a = await Client.connect(eng.url, { user: 'xss' });
     const ack = await a.request({ op: 'send', room: 'xssroom', text: xss, cid: 'x1' });
+    expect((await api(eng, 'POST', '/api/rooms/xssroom/messages', { text: 'ok' })).status).toBe(201);
+    const loneText = await fetch(`${eng.http}/api/rooms/xssroom/messages`, { method: 'POST', headers: admin, body: '{"text":"half \\udc00"}' });
+    expect(loneText.status).toBe(400);
     const h = await getJson(`${eng.http}/api/rooms/xssroom/messages`);
     expect(h.body.messages.find((m: Frame) => m.id === ack.id).text).toBe(xss);
     expect((await api(eng, 'GET', '/api/rooms/xssroom/messages')).body.messages.some((m: Frame) => m.text === xss)).toBe(true);
@@ -308,6 +314,27 @@ describe('jwt identity', () => {
     const t = await sign({ sub: 'short' }, Math.floor(Date.now() / 1000) + 2);
     const a = await Client.connect(eng.url, { query: `token=${t}` });
     expect(await a.closed).toBe(1008);
+  });
+
+  it('keeps a connection whose token expires beyond setTimeout\'s range (30 and 365 days)', async () => {
+    for (const days of [30, 365]) {
+      const t = await sign({ sub: `long-${days}` }, Math.floor(Date.now() / 1000) + days * 86_400);
+      const a = await Client.connect(eng.url, { query: `token=${t}` });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(a.closeCode, `${days}-day token`).toBeNull();
+      expect(await a.request({ op: 'ping' })).toMatchObject({ op: 'pong' });
+      await a.close();
+    }
+  });
+
+  it('refuses a token whose name claim is not printable text; shortens a long one without splitting a character', async () => {
+    for (const name of ['line\nbreak', 'nul\u0000', 'half \ud83d']) {
+      await expect(Client.connect(eng.url, { query: `token=${await sign({ sub: 'named', name })}` }), JSON.stringify(name)).rejects.toThrow(/HTTP 401/);
+    }
+    const long = 'x'.repeat(63) + '\u{1F600}' + 'y'.repeat(10); // the emoji straddles the 64-unit limit
+    const a = await Client.connect(eng.url, { query: `token=${await sign({ sub: 'long-name', name: long })}` }); // not a 401 (src/text.test.ts: the cut)
+    expect(await a.request({ op: 'ping' })).toMatchObject({ op: 'pong' });
+    await a.close();
   });
 
   it('verifies RS256 with a public key', async () => {

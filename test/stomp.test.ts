@@ -184,6 +184,89 @@ describe('STOMP over WebSocket with @stomp/stompjs', () => {
     expect(await e3.stop()).toBe(0);
   });
 
+  /** A bare STOMP-over-WebSocket connection: raw frames in, every frame out (as text). */
+  async function rawStomp(url: string): Promise<{ ws: WebSocket; frames: string[]; waitFor: (pred: (f: string) => boolean, what: string) => Promise<string> }> {
+    const ws = new WebSocket(url, 'v12.stomp');
+    const frames: string[] = [];
+    ws.on('message', (d: Buffer) => frames.push(d.toString()));
+    await new Promise((r) => ws.once('open', r));
+    const waitFor = async (pred: (f: string) => boolean, what: string): Promise<string> => {
+      await until(() => frames.some(pred), what);
+      return frames.find(pred)!;
+    };
+    return { ws, frames, waitFor };
+  }
+
+  it('a frame split across WebSocket messages (in its headers, in its body) is one frame', async () => {
+    const c = await rawStomp(`${eng.url}?user=split`);
+    c.ws.send('CONNECT\naccept-version:1.2\n\n\0');
+    await c.waitFor((f) => f.startsWith('CONNECTED'), 'CONNECTED');
+    c.ws.send('SUBSCRIBE\nid:s\ndestination:/topic/rooms/split\nrece');
+    c.ws.send('ipt:sub\n\n\0');
+    await c.waitFor((f) => f.includes('receipt-id:sub'), 'the SUBSCRIBE receipt');
+    c.ws.send('SEND\ndestination:/app/rooms/split\nreceipt:r1\n\nhello');
+    c.ws.send(' world\0');
+    await c.waitFor((f) => f.includes('receipt-id:r1'), 'the SEND receipt');
+    const msg = await c.waitFor((f) => f.startsWith('MESSAGE') && f.includes('"type":"CHAT"'), 'the MESSAGE');
+    expect(JSON.parse(msg.slice(msg.indexOf('\n\n') + 2, msg.lastIndexOf('\0'))).text).toBe('hello world');
+    expect(c.frames.some((f) => f.startsWith('ERROR'))).toBe(false);
+    c.ws.close();
+  });
+
+  it('a body with a real U+FFFD is text, a body with invalid UTF-8 is refused', async () => {
+    const c = await rawStomp(`${eng.url}?user=fffd`);
+    c.ws.send('CONNECT\naccept-version:1.2\n\n\0');
+    await c.waitFor((f) => f.startsWith('CONNECTED'), 'CONNECTED');
+    c.ws.send('SUBSCRIBE\nid:s\ndestination:/topic/rooms/fffd\nreceipt:sub\n\n\0');
+    await c.waitFor((f) => f.includes('receipt-id:sub'), 'the SUBSCRIBE receipt');
+    c.ws.send('SEND\ndestination:/app/rooms/fffd\nreceipt:r1\n\nreplacement \uFFFD char\0');
+    const msg = await c.waitFor((f) => f.startsWith('MESSAGE') && f.includes('"type":"CHAT"'), 'the MESSAGE');
+    expect(JSON.parse(msg.slice(msg.indexOf('\n\n') + 2, msg.lastIndexOf('\0'))).text).toBe('replacement \uFFFD char');
+    const closed = new Promise<number>((r) => c.ws.once('close', (code) => r(code)));
+    c.ws.send(Buffer.concat([Buffer.from('SEND\ndestination:/app/rooms/fffd\n\nbad '), Buffer.from([0xc3, 0x28]), Buffer.from('\0')]));
+    expect(await closed).toBe(1002);
+    expect(c.frames.find((f) => f.startsWith('ERROR'))).toMatch(/not valid UTF-8/);
+  });
+
+  it('frames after a CONNECT whose identity is still being checked wait for CONNECTED, in order', async () => {
+    const watcher = await Client.connect(eng.url, { user: 'cw' });
+    await watcher.request({ op: 'join', room: 'pipelined' });
+    const c = await rawStomp(eng.url); // no ?user: the identity comes from CONNECT's login
+    c.ws.send('CONNECT\naccept-version:1.2\nlogin:piper\n\n\0SUBSCRIBE\nid:s\ndestination:/topic/rooms/pipelined\n\n\0SEND\ndestination:/app/rooms/pipelined\nreceipt:r1\n\npiped\0');
+    await c.waitFor((f) => f.includes('receipt-id:r1'), 'the SEND receipt');
+    expect(c.frames[0]).toMatch(/^CONNECTED\n/);
+    expect(c.frames.some((f) => f.startsWith('ERROR'))).toBe(false);
+    expect((await watcher.op('msg', (m) => m.text === 'piped')).from).toMatchObject({ id: 'piper' });
+    c.ws.close();
+    const twice = await rawStomp(eng.url);
+    const closed = new Promise<number>((r) => twice.ws.once('close', (code) => r(code)));
+    twice.ws.send('CONNECT\naccept-version:1.2\nlogin:twice\n\n\0CONNECT\naccept-version:1.2\nlogin:twice\n\n\0');
+    expect(await closed).toBe(1002);
+    expect(twice.frames.filter((f) => f.startsWith('CONNECTED'))).toHaveLength(1);
+    expect(twice.frames.find((f) => f.startsWith('ERROR'))).toMatch(/already connected/);
+    await watcher.close();
+  });
+
+  it('SUBSCRIBE and UNSUBSCRIBE in one message, then SUBSCRIBE again: the new subscription gets the messages', async () => {
+    const c = await rawStomp(`${eng.url}?user=resub`);
+    c.ws.send('CONNECT\naccept-version:1.2\n\n\0');
+    await c.waitFor((f) => f.startsWith('CONNECTED'), 'CONNECTED');
+    // The UNSUBSCRIBE arrives while the SUBSCRIBE's join is still in flight (its room loading).
+    c.ws.send('SUBSCRIBE\nid:a\ndestination:/topic/rooms/resub\nreceipt:a\n\n\0UNSUBSCRIBE\nid:a\nreceipt:ua\n\n\0');
+    await c.waitFor((f) => f.includes('receipt-id:ua'), 'the UNSUBSCRIBE receipt');
+    const receipts = c.frames.filter((f) => f.startsWith('RECEIPT')).map((f) => /receipt-id:(\w+)/.exec(f)![1]);
+    expect(receipts).toEqual(['a', 'ua']);
+    c.ws.send('SUBSCRIBE\nid:b\ndestination:/topic/rooms/resub\nreceipt:b\n\n\0');
+    await c.waitFor((f) => f.includes('receipt-id:b'), 'the second SUBSCRIBE receipt');
+    const sender = await Client.connect(eng.url, { user: 'resub-sender' });
+    const ack = await sender.request({ op: 'send', room: 'resub', text: 'to b', cid: 'rb' });
+    const msg = await c.waitFor((f) => f.startsWith('MESSAGE') && f.includes(`message-id:${ack.id}`), 'the MESSAGE on subscription b');
+    expect(msg).toMatch(/\nsubscription:b\n/);
+    expect(c.frames.filter((f) => f.startsWith('MESSAGE') && f.includes(`message-id:${ack.id}`))).toHaveLength(1);
+    c.ws.close();
+    await sender.close();
+  });
+
   it('reconnects after the engine restarts and keeps receiving', async () => {
     const dir = tempDir();
     const port = 20000 + Math.floor(Math.random() * 20000);

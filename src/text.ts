@@ -1,0 +1,16 @@
+// Text the engine accepts from clients must be well-formed UTF-16: a lone surrogate (which JSON's
+// \ud800 escapes can carry) has no UTF-8 form, so it would be stored and compared as U+FFFD
+// (msgpack, SQLite, MySQL all write UTF-8), and two different cids could become one.
+
+const LONE_SURROGATE = /\p{Cs}/u;
+
+export function wellFormed(s: string): boolean {
+  return !LONE_SURROGATE.test(s);
+}
+
+/** At most `max` UTF-16 units, never cutting a surrogate pair in half. */
+export function truncate(s: string, max: number): string {
+  if (s.length <= max) return s;
+  const code = s.charCodeAt(max - 1);
+  return s.slice(0, code >= 0xd800 && code <= 0xdbff ? max - 1 : max);
+}
