@@ -67,13 +67,37 @@ export function decodeFrame(codec: Codec, data: ArrayBuffer, isBinary: boolean):
     }
   } else {
     if (!isBinary) return fail('bad_frame', 'this connection speaks chat.v1.msgpack: send binary frames');
+    const bytes = new Uint8Array(data);
     try {
-      raw = unpackr.unpack(new Uint8Array(data));
+      raw = unpackr.unpack(bytes);
     } catch {
       return fail('bad_frame', 'frame is not valid MessagePack');
     }
+    if (replacedChars(raw, bytes)) return fail('bad_frame', 'a MessagePack string is not valid UTF-8');
   }
   return validate(raw);
+}
+
+const FFFD = 0xfffd;
+
+/**
+ * msgpackr decodes an invalid UTF-8 sequence as U+FFFD, silently: two cids that differ only in
+ * such bytes would become one. A frame whose top-level strings hold more U+FFFD than its bytes
+ * hold encoded U+FFFD (EF BF BD) had bytes replaced. Checked only when a U+FFFD is there at all.
+ */
+function replacedChars(raw: unknown, bytes: Uint8Array): boolean {
+  if (raw === null || typeof raw !== 'object') return false;
+  let decoded = 0;
+  for (const [k, v] of Object.entries(raw)) {
+    for (const str of [k, v]) {
+      if (typeof str !== 'string' || !str.includes('\ufffd')) continue;
+      for (let i = 0; i < str.length; i++) if (str.charCodeAt(i) === FFFD) decoded++;
+    }
+  }
+  if (decoded === 0) return false;
+  let encoded = 0;
+  for (let i = 0; i + 2 < bytes.length; i++) if (bytes[i] === 0xef && bytes[i + 1] === 0xbf && bytes[i + 2] === 0xbd) encoded++;
+  return decoded > encoded;
 }
 
 function optString(v: unknown): v is string | undefined {

@@ -22,6 +22,7 @@ export class StompError extends Error {
 }
 
 const CLIENT_COMMANDS = new Set(['CONNECT', 'STOMP', 'SEND', 'SUBSCRIBE', 'UNSUBSCRIBE', 'ACK', 'NACK', 'BEGIN', 'COMMIT', 'ABORT', 'DISCONNECT']);
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const NUL = 0;
 const LF = 10;
 const CR = 13;
@@ -106,7 +107,15 @@ export class StompParser {
       }
       const end = nl > pos && b[nl - 1] === CR ? nl - 1 : nl;
       if (end - pos > this.limits.maxHeaderLine) throw new StompError(`a header line exceeds ${this.limits.maxHeaderLine} bytes`);
-      const line = b.toString('utf8', pos, end);
+      let line = b.toString('utf8', pos, end);
+      if (line.includes('\ufffd')) {
+        // A real U+FFFD, or bytes that are not UTF-8 (replaced): a cid header must not change.
+        try {
+          line = UTF8.decode(b.subarray(pos, end));
+        } catch {
+          throw new StompError('a header line is not valid UTF-8');
+        }
+      }
       pos = nl + 1;
       if (line === '') break;
       lines.push(line);

@@ -1,6 +1,7 @@
 // The engine core against the real thing: a uWS server process on a random port, a real SQLite
 // file, the real persistence actor and reader pool.
 
+import { Packr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, getJson, startEngine, type EngineProc, type Frame } from './helpers.ts';
 
@@ -154,6 +155,13 @@ describe('protocol v1 over one engine', () => {
       c.sendRaw(Buffer.from(bytes));
       expect(await c.op('error'), JSON.stringify(bytes)).toMatchObject({ code: 'bad_frame' });
     }
+    // A string with invalid UTF-8 (msgpackr would decode it as U+FFFD): the cid "A" patched to 0xff.
+    const frame = new Packr({ useRecords: false }).pack({ op: 'send', room: 'mp', text: 'x', cid: 'A' });
+    frame[frame.lastIndexOf(0x41)] = 0xff;
+    c.sendRaw(Buffer.from(frame));
+    expect(await c.op('error')).toMatchObject({ code: 'bad_frame' });
+    // A real U+FFFD is text like any other.
+    expect(await c.request({ op: 'send', room: 'mp', text: 'a \ufffd', cid: '\ufffd' })).toMatchObject({ op: 'ack', cid: '\ufffd' });
     expect(await c.request({ op: 'ping' })).toMatchObject({ op: 'pong' });
     await c.close();
   });

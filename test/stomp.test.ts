@@ -311,6 +311,13 @@ describe('STOMP parser', () => {
     expect(p.push(Buffer.from('\r\n')).beat).toBe(true);
   });
 
+  it('keeps a real U+FFFD in a header and refuses a header that is not UTF-8 (a cid must not change)', () => {
+    const p = new StompParser(limits);
+    expect(p.push(Buffer.from('SEND\ncid:a\uFFFDb\n\n\0')).frames[0].headers.get('cid')).toBe('a\uFFFDb');
+    const bad = Buffer.concat([Buffer.from('SEND\ncid:a'), Buffer.from([0xff]), Buffer.from('b\n\n\0')]);
+    expect(() => new StompParser(limits).push(bad)).toThrow(/not valid UTF-8/);
+  });
+
   it('survives 20,000 random and truncated frames: every outcome is frames or a StompError', () => {
     const valid = [
       'CONNECT\naccept-version:1.2\nheart-beat:0,0\n\n\0',
