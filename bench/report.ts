@@ -33,14 +33,23 @@ export function textReport(r: RunResult): string {
     lat('ack', L.ack), lat('delivery', L.delivery),
     `  connect   p50 ${ms(L.connect.p50)}  p99 ${ms(L.connect.p99)} ms  (n=${f0(L.connect.count)})`,
     `  server    ${x.serverProcesses > 1 ? `(sum of ${x.serverProcesses} processes) ` : ''}cpu avg ${f0(x.serverCpuAvg)}% max ${f0(x.serverCpuMax)}%  rss max ${f0(x.serverRssMaxMb)} MB    ` +
-      `${hasBackend(r) ? `db+redis cpu avg ${f0(x.backendCpuAvg)}% max ${f0(x.backendCpuMax)}%    ` : ''}generator cpu avg ${f0(x.genCpuAvg)}% max ${f0(x.genCpuMax)}%  sched lag max ${x.maxSchedLagMs} ms    other load on the box avg ${f0(x.otherCpuAvg)}% max ${f0(x.otherCpuMax)}%`,
+      `${hasBackend(r) ? `db+redis cpu avg ${f0(x.backendCpuAvg)}% max ${f0(x.backendCpuMax)}%    ` : ''}generator cpu avg ${f0(x.genCpuAvg)}% max ${f0(x.genCpuMax)}%  sched lag max ${x.maxSchedLagMs} ms`,
+    `  box       other processes avg ${f0(x.otherCpuAvg)}% max ${f0(x.otherCpuMax)}%  softirq avg ${f0(x.irqCpuAvg)}% (loopback TCP input, charged to no process)  steal avg ${f0(x.stealCpuAvg)}% max ${f0(x.stealCpuMax)}% (the hypervisor)${tcpLine(r)}`,
     `  errors    ${Object.keys(r.errors).length ? Object.entries(r.errors).map(([k, v]) => `${k}=${v}`).join(' ') : 'none'}`,
     `  correct   ${r.correctness.ok ? 'OK' : 'FAILED'}: ${correctnessLine(r)}`,
     ...(r.correctness.examples ?? []).map((e) => `            ${e}`),
   ];
-  if (r.extra && Object.keys(r.extra).length) lines.push(`  extra     ${Object.entries(r.extra).map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' ')}`);
-  lines.push(`  verdict   ${r.sustainable ? 'SUSTAINED' : 'NOT SUSTAINED'}: ${r.verdict}${x.genCpuAvg >= 90 ? '  [generator core saturated: the client, not the server, may be the limit]' : ''}${x.otherCpuMax >= 25 ? `  [WARNING: other processes used up to ${f0(x.otherCpuMax)}% of a core during this run: figures are unreliable]` : ''}`);
+  const extra = Object.entries(r.extra ?? {}).filter(([k]) => k !== 'tcp'); // tcp: its own line above
+  if (extra.length) lines.push(`  extra     ${extra.map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' ')}`);
+  lines.push(`  verdict   ${r.sustainable ? 'SUSTAINED' : 'NOT SUSTAINED'}: ${r.verdict}${x.genCpuAvg >= 90 ? '  [generator core saturated: the client, not the server, may be the limit]' : ''}${x.otherCpuMax >= 25 ? `  [WARNING: other processes used up to ${f0(x.otherCpuMax)}% of a core during this run: figures are unreliable]` : ''}${x.stealCpuMax >= 25 ? `  [WARNING: the hypervisor took up to ${f0(x.stealCpuMax)}% of a core (steal) during this run: figures are unreliable]` : ''}`);
   return lines.join('\n');
+}
+
+/** Loopback TCP retransmissions during the run (box-wide): on loopback each one is spurious. */
+function tcpLine(r: RunResult): string {
+  const t = r.extra?.tcp as { retransSegs: number; lossProbes: number } | undefined;
+  if (t === undefined) return '';
+  return `\n  tcp       ${f0(t.retransSegs)} retransmitted segments, ${f0(t.lossProbes)} of them tail-loss probes${t.retransSegs > 0 ? ' (spurious on loopback: see bench/README, "Limits of this box")' : ''}`;
 }
 
 export function markdownReport(title: string, runs: RunResult[], summary: string[]): string {

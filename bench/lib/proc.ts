@@ -155,21 +155,26 @@ export class ProcSampler {
     return n ? sum : NaN;
   }
 
-  private lastBox: number[] = [];
+  private lastBox: { t: BoxTicks; at: number } | null = null;
 
-  /** Busy ticks of the whole box (all cores), from /proc/stat: user+nice+system+irq+softirq+steal. */
-  private boxTicks(): number {
-    const f = readFileSync('/proc/stat', 'latin1').slice(0, 200).split('\n')[0].trim().split(/\s+/).map(Number);
-    return f[1] + f[2] + f[3] + f[6] + f[7] + f[8];
-  }
-
-  sample(): { serverCpu: number; serverRssMb: number; backendCpu: number; genCpu: number; boxCpu: number } {
-    let serverRssMb = NaN, boxCpu = NaN;
+  /**
+   * Busy CPU of the whole box (% of one core) since the last call, from /proc/stat, in three parts:
+   * processes (user+nice+system), interrupts (irq+softirq: on loopback mostly the TCP input of
+   * this very run, which the kernel charges to no process) and steal (the hypervisor ran something
+   * else on our vCPUs).
+   */
+  sample(): { serverCpu: number; serverRssMb: number; backendCpu: number; genCpu: number; boxCpu: number; irqCpu: number; stealCpu: number } {
+    let serverRssMb = NaN, boxCpu = NaN, irqCpu = NaN, stealCpu = NaN;
     const now = performance.now();
     try {
-      const b = this.boxTicks();
-      if (this.lastBox.length) boxCpu = ((b - this.lastBox[0]) / CLK_TCK) / ((now - this.lastBox[1]) / 1000) * 100;
-      this.lastBox = [b, now];
+      const b = boxTicks();
+      if (this.lastBox !== null) {
+        const pct = (d: number): number => (d / CLK_TCK) / ((now - this.lastBox!.at) / 1000) * 100;
+        boxCpu = pct(b.proc - this.lastBox.t.proc);
+        irqCpu = pct(b.irq - this.lastBox.t.irq);
+        stealCpu = pct(b.steal - this.lastBox.t.steal);
+      }
+      this.lastBox = { t: b, at: now };
     } catch { /* no /proc/stat */ }
     const dtS = this.lastAt ? (now - this.lastAt) / 1000 : 0;
     this.lastAt = now;
@@ -184,7 +189,40 @@ export class ProcSampler {
     const g = process.cpuUsage(this.lastGen);
     const genCpu = ((g.user + g.system) / 1000) / (now - this.lastGenAt) * 100;
     this.lastGen = process.cpuUsage(); this.lastGenAt = now;
-    return { serverCpu, serverRssMb, backendCpu, genCpu, boxCpu };
+    return { serverCpu, serverRssMb, backendCpu, genCpu, boxCpu, irqCpu, stealCpu };
+  }
+}
+
+interface BoxTicks { proc: number; irq: number; steal: number }
+
+function boxTicks(): BoxTicks {
+  // cpu  user nice system idle iowait irq softirq steal ...
+  const f = readFileSync('/proc/stat', 'latin1').slice(0, 200).split('\n')[0].trim().split(/\s+/).map(Number);
+  return { proc: f[1] + f[2] + f[3], irq: f[6] + f[7], steal: f[8] };
+}
+
+/** Box-wide TCP counters (this network namespace): retransmitted segments, tail-loss probes, DSACKs received. */
+export interface TcpCounters { retransSegs: number; lossProbes: number; dsackRecv: number }
+
+function netCounters(file: string, prefix: string): Map<string, number> {
+  const out = new Map<string, number>();
+  const lines = readFileSync(file, 'latin1').split('\n').filter((l) => l.startsWith(prefix + ':'));
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    const names = lines[i].split(/\s+/).slice(1);
+    const vals = lines[i + 1].split(/\s+/).slice(1).map(Number);
+    names.forEach((n, k) => out.set(n, vals[k]));
+  }
+  return out;
+}
+
+/** Null where /proc/net is not readable. */
+export function tcpCounters(): TcpCounters | null {
+  try {
+    const tcp = netCounters('/proc/net/snmp', 'Tcp');
+    const ext = netCounters('/proc/net/netstat', 'TcpExt');
+    return { retransSegs: tcp.get('RetransSegs') ?? 0, lossProbes: ext.get('TCPLossProbes') ?? 0, dsackRecv: ext.get('TCPDSACKRecv') ?? 0 };
+  } catch {
+    return null;
   }
 }
 

@@ -1,5 +1,5 @@
 // Runs a scenario against one server (spawned or --url), a --find-max rate search, or `compare`.
-import { startServer, pinSelf, waitQuiet, ProcSampler, SERVER_KINDS, type ServerKind, type RunningServer } from './proc.ts';
+import { startServer, pinSelf, waitQuiet, ProcSampler, SERVER_KINDS, tcpCounters, type ServerKind, type RunningServer } from './proc.ts';
 import { RawTransport, SocketIoTransport, SioLeanTransport, StompTransport, SpreadTransport, type Transport } from './transport.ts';
 import { startNodes, counterDelta, type NodeCounters } from './cluster.ts';
 import { Teardown } from './teardown.ts';
@@ -80,13 +80,20 @@ async function runAgainst(kind: string, urls: string[], pids: number[], backendP
     for (let attempt = 0; ; attempt++) {
       if (o.waitQuiet) await waitQuiet();
       const before = counters ? await counters() : undefined;
+      const tcp0 = tcpCounters();
       r = await sc.run({ ...base, rate }, makeEnv(kind, urls, sampler, step++, o.sioClient, o.proto));
+      const tcp1 = tcpCounters();
+      if (tcp0 !== null && tcp1 !== null) {
+        r.extra = { ...r.extra, tcp: { retransSegs: tcp1.retransSegs - tcp0.retransSegs, lossProbes: tcp1.lossProbes - tcp0.lossProbes, dsackRecv: tcp1.dsackRecv - tcp0.dsackRecv } };
+      }
       if (counters && before) r.extra = { ...r.extra, nodeCounters: counterDelta(before, await counters()) };
       out.runs.push(r);
       if (!o.json) process.stdout.write(textReport(r) + '\n');
-      // a failed step during which other processes took a core's quarter or more says nothing: retry it (twice at most)
-      if (r.sustainable || r.resources.otherCpuMax < 25 || attempt >= 2 || !o.waitQuiet) break;
-      log(`[bench] ${kind} @${rate}/s failed while other processes used up to ${r.resources.otherCpuMax}% of a core: retrying`);
+      // a failed step during which other processes, or the hypervisor (steal), took a core's quarter
+      // or more says nothing: retry it (twice at most). Softirq is the run's own loopback traffic.
+      const disturbed = Math.max(r.resources.otherCpuMax, Number.isNaN(r.resources.stealCpuMax) ? 0 : r.resources.stealCpuMax);
+      if (r.sustainable || disturbed < 25 || attempt >= 2 || !o.waitQuiet) break;
+      log(`[bench] ${kind} @${rate}/s failed while other processes or the hypervisor took up to ${disturbed}% of a core: retrying`);
     }
     const f = fatalOf(r, searching, o.p99LimitMs);
     if (f) out.fatal.push(f);

@@ -32,8 +32,12 @@ export interface TimelinePoint {
   pending: number; serverCpu: number; serverRssMb: number; genCpu: number;
   /** The database and Redis the nodes use (NaN unless the bench spawned the nodes). */
   backendCpu: number;
-  /** CPU used on the box by everything else (% of one core): box busy - server - backend - generator. */
+  /** CPU used on the box by other processes (% of one core): processes' busy time - server - backend - generator. */
   otherCpu: number;
+  /** Interrupt and softirq time (on loopback mostly this run's own TCP input, charged to no process). */
+  irqCpu: number;
+  /** Steal: time the hypervisor gave our vCPUs to someone else (a virtual machine's noisy neighbours). */
+  stealCpu: number;
 }
 
 export interface Correctness {
@@ -58,6 +62,8 @@ export interface RunResult {
     /** The database and Redis processes the spawned nodes use (NaN when not sampled). */
     backendCpuAvg: number; backendCpuMax: number;
     otherCpuAvg: number; otherCpuMax: number;
+    irqCpuAvg: number; irqCpuMax: number;
+    stealCpuAvg: number; stealCpuMax: number;
   };
   correctness: Correctness;
   timeline: TimelinePoint[];
@@ -126,6 +132,7 @@ export class Meter {
       deliveryP99: this.delivIv.totalCount ? this.delivIv.getValueAtPercentile(99) / 1000 : 0,
       pending: this.pending(), serverCpu: r.serverCpu, serverRssMb: r.serverRssMb, genCpu: r.genCpu, backendCpu: r.backendCpu,
       otherCpu: Math.max(0, r.boxCpu - (Number.isNaN(r.serverCpu) ? 0 : r.serverCpu) - (Number.isNaN(r.backendCpu) ? 0 : r.backendCpu) - r.genCpu),
+      irqCpu: r.irqCpu, stealCpu: r.stealCpu,
     };
     this.last = { sent: this.sent, acks: this.acks, deliveries: this.deliveries };
     this.ackIv.reset(); this.delivIv.reset();
@@ -134,7 +141,7 @@ export class Meter {
     process.stderr.write(
       `[${this.label}] t=${p.t}s sent/s=${p.sent} acks/s=${p.acks} deliv/s=${p.deliveries} ack.p99=${p.ackP99.toFixed(1)}ms ` +
       `deliv.p99=${p.deliveryP99.toFixed(1)}ms pending=${p.pending} ${this.sampler.serverPids.length > 1 ? `servers(${this.sampler.serverPids.length})` : 'server'}=${cpu(p.serverCpu)} ` +
-      `${Number.isNaN(p.serverRssMb) ? '' : p.serverRssMb.toFixed(0) + 'MB '}${Number.isNaN(p.backendCpu) ? '' : `db+redis=${cpu(p.backendCpu)} `}gen=${cpu(p.genCpu)} other=${cpu(p.otherCpu)}\n`);
+      `${Number.isNaN(p.serverRssMb) ? '' : p.serverRssMb.toFixed(0) + 'MB '}${Number.isNaN(p.backendCpu) ? '' : `db+redis=${cpu(p.backendCpu)} `}gen=${cpu(p.genCpu)} other=${cpu(p.otherCpu)} softirq=${cpu(p.irqCpu)} steal=${cpu(p.stealCpu)}\n`);
   }
 
   /** Resource summary over the measured window's timeline points. */
@@ -151,6 +158,8 @@ export class Meter {
       maxSchedLagMs: Math.round(this.maxLagUs / 100) / 10,
       backendCpuAvg: avg(vals((p) => p.backendCpu)), backendCpuMax: max(vals((p) => p.backendCpu)),
       otherCpuAvg: avg(vals((p) => p.otherCpu)), otherCpuMax: max(vals((p) => p.otherCpu)),
+      irqCpuAvg: avg(vals((p) => p.irqCpu)), irqCpuMax: max(vals((p) => p.irqCpu)),
+      stealCpuAvg: avg(vals((p) => p.stealCpu)), stealCpuMax: max(vals((p) => p.stealCpu)),
     };
   }
 
