@@ -26,5 +26,8 @@ describe('7. soak', () => {
     // the bench's quarters are medians of its 1 s RSS samples (bench/scenarios/soak.ts)
     expect(run.extra.rssSecondQuarterMb).toBeGreaterThan(0);
     expect(run.extra.rssGrowthMb / run.extra.rssSecondQuarterMb).toBeLessThan(0.1);
+    // what else the box did is reported in parts (other processes, softirq, steal; TCP retransmissions)
+    for (const k of ['otherCpuAvg', 'irqCpuAvg', 'stealCpuAvg']) expect(typeof run.resources[k], k).toBe('number');
+    expect(run.extra.tcp.retransSegs).toBeGreaterThanOrEqual(0);
   }, 240_000);
 });

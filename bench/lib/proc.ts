@@ -204,9 +204,10 @@ function boxTicks(): BoxTicks {
 /** Box-wide TCP counters (this network namespace): retransmitted segments, tail-loss probes, DSACKs received. */
 export interface TcpCounters { retransSegs: number; lossProbes: number; dsackRecv: number }
 
-function netCounters(file: string, prefix: string): Map<string, number> {
+/** The `prefix:` name/value line pairs of /proc/net/snmp or /proc/net/netstat, as a map. */
+export function parseNetCounters(text: string, prefix: string): Map<string, number> {
   const out = new Map<string, number>();
-  const lines = readFileSync(file, 'latin1').split('\n').filter((l) => l.startsWith(prefix + ':'));
+  const lines = text.split('\n').filter((l) => l.startsWith(prefix + ':'));
   for (let i = 0; i + 1 < lines.length; i += 2) {
     const names = lines[i].split(/\s+/).slice(1);
     const vals = lines[i + 1].split(/\s+/).slice(1).map(Number);
@@ -218,8 +219,8 @@ function netCounters(file: string, prefix: string): Map<string, number> {
 /** Null where /proc/net is not readable. */
 export function tcpCounters(): TcpCounters | null {
   try {
-    const tcp = netCounters('/proc/net/snmp', 'Tcp');
-    const ext = netCounters('/proc/net/netstat', 'TcpExt');
+    const tcp = parseNetCounters(readFileSync('/proc/net/snmp', 'latin1'), 'Tcp');
+    const ext = parseNetCounters(readFileSync('/proc/net/netstat', 'latin1'), 'TcpExt');
     return { retransSegs: tcp.get('RetransSegs') ?? 0, lossProbes: ext.get('TCPLossProbes') ?? 0, dsackRecv: ext.get('TCPDSACKRecv') ?? 0 };
   } catch {
     return null;
