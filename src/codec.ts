@@ -3,6 +3,7 @@
 // a typed ClientFrame. Server frames are encoded here too, JSON from precomputed pieces.
 
 import { Packr } from 'msgpackr';
+import { isUtf8 } from 'node:buffer';
 import { messageJson, type Delivered, type Message } from '../workers/contract.ts';
 import { TSID_RE } from '../workers/ids.ts';
 import { ERRORS, type ErrorCode } from './errors.ts';
@@ -73,31 +74,60 @@ export function decodeFrame(codec: Codec, data: ArrayBuffer, isBinary: boolean):
     } catch {
       return fail('bad_frame', 'frame is not valid MessagePack');
     }
-    if (replacedChars(raw, bytes)) return fail('bad_frame', 'a MessagePack string is not valid UTF-8');
+    if (!stringsAreUtf8(bytes)) return fail('bad_frame', 'a MessagePack string is not valid UTF-8');
   }
   return validate(raw);
 }
 
-const FFFD = 0xfffd;
-
 /**
- * msgpackr decodes an invalid UTF-8 sequence as U+FFFD, silently: two cids that differ only in
- * such bytes would become one. A frame whose top-level strings hold more U+FFFD than its bytes
- * hold encoded U+FFFD (EF BF BD) had bytes replaced. Checked only when a U+FFFD is there at all.
+ * True when every string in a MessagePack value is valid UTF-8. msgpackr decodes an invalid
+ * sequence leniently (as U+FFFD, or with its JS decoder as some other character), silently: two
+ * cids that differ only in such bytes could become one. Walks the bytes without recursion (a
+ * deeply nested frame cannot overflow the stack); a truncated value counts as not valid.
  */
-function replacedChars(raw: unknown, bytes: Uint8Array): boolean {
-  if (raw === null || typeof raw !== 'object') return false;
-  let decoded = 0;
-  for (const [k, v] of Object.entries(raw)) {
-    for (const str of [k, v]) {
-      if (typeof str !== 'string' || !str.includes('\ufffd')) continue;
-      for (let i = 0; i < str.length; i++) if (str.charCodeAt(i) === FFFD) decoded++;
+export function stringsAreUtf8(b: Uint8Array): boolean {
+  let pos = 0;
+  let items = 1; // values still to read
+  const str = (len: number, at: number): boolean => at + len <= b.length && isUtf8(b.subarray(at, at + len));
+  const u16 = (at: number): number => (b[at] << 8) | b[at + 1];
+  const u32 = (at: number): number => ((b[at] << 24) >>> 0) + (b[at + 1] << 16) + (b[at + 2] << 8) + b[at + 3];
+  while (items > 0) {
+    if (pos >= b.length) return false;
+    items--;
+    const t = b[pos];
+    if (t <= 0x7f || t >= 0xe0 || t === 0xc0 || t === 0xc2 || t === 0xc3) { pos += 1; continue; }
+    if (t >= 0x80 && t <= 0x8f) { items += 2 * (t & 0x0f); pos += 1; continue; }
+    if (t >= 0x90 && t <= 0x9f) { items += t & 0x0f; pos += 1; continue; }
+    if (t >= 0xa0 && t <= 0xbf) { const n = t & 0x1f; if (!str(n, pos + 1)) return false; pos += 1 + n; continue; }
+    switch (t) {
+      case 0xd9: { const n = b[pos + 1]; if (!str(n, pos + 2)) return false; pos += 2 + n; break; }
+      case 0xda: { const n = u16(pos + 1); if (!str(n, pos + 3)) return false; pos += 3 + n; break; }
+      case 0xdb: { const n = u32(pos + 1); if (!str(n, pos + 5)) return false; pos += 5 + n; break; }
+      case 0xc4: pos += 2 + b[pos + 1]; break; // bin 8/16/32
+      case 0xc5: pos += 3 + u16(pos + 1); break;
+      case 0xc6: pos += 5 + u32(pos + 1); break;
+      case 0xc7: pos += 3 + b[pos + 1]; break; // ext 8/16/32 (+ type byte)
+      case 0xc8: pos += 4 + u16(pos + 1); break;
+      case 0xc9: pos += 6 + u32(pos + 1); break;
+      case 0xca: pos += 5; break; // float 32/64
+      case 0xcb: pos += 9; break;
+      case 0xcc: case 0xd0: pos += 2; break; // (u)int 8/16/32/64
+      case 0xcd: case 0xd1: pos += 3; break;
+      case 0xce: case 0xd2: pos += 5; break;
+      case 0xcf: case 0xd3: pos += 9; break;
+      case 0xd4: pos += 3; break; // fixext 1/2/4/8/16
+      case 0xd5: pos += 4; break;
+      case 0xd6: pos += 6; break;
+      case 0xd7: pos += 10; break;
+      case 0xd8: pos += 18; break;
+      case 0xdc: items += u16(pos + 1); pos += 3; break; // array 16/32
+      case 0xdd: items += u32(pos + 1); pos += 5; break;
+      case 0xde: items += 2 * u16(pos + 1); pos += 3; break; // map 16/32
+      case 0xdf: items += 2 * u32(pos + 1); pos += 5; break;
+      default: return false; // 0xc1: never used
     }
   }
-  if (decoded === 0) return false;
-  let encoded = 0;
-  for (let i = 0; i + 2 < bytes.length; i++) if (bytes[i] === 0xef && bytes[i + 1] === 0xbf && bytes[i + 2] === 0xbd) encoded++;
-  return decoded > encoded;
+  return pos <= b.length;
 }
 
 function optString(v: unknown): v is string | undefined {

@@ -37,7 +37,7 @@ export interface Session {
    * Joins in flight, by room, with what arrived for the room meanwhile (a leave, another join): run
    * in order once the join has answered, so join-then-leave sent together ends up left.
    */
-  joining: Map<string, (() => void)[]>;
+  joining: Map<string, JoinInFlight>;
   ws: WebSocket<Session> | null;
   closed: boolean;
   /** JWT expiry timer (auth jwt), cleared on close. */
@@ -62,6 +62,16 @@ export interface Session {
    */
   replyTopic: string;
 }
+
+/** A join that has not answered yet, and the room frames of its connection that wait for it. */
+interface JoinInFlight {
+  /** The room object once the join has it (counted in its joinsInFlight). */
+  room: Room<Session> | null;
+  after: (() => void)[];
+}
+
+/** Joins and leaves of one room a connection may queue behind a join in flight. */
+const MAX_QUEUED_PER_ROOM = 64;
 
 export function newSession(connId: number, id: Identity, codec: Codec, burst: number, stomp: StompState | null): Session {
   const now = Date.now();
@@ -199,6 +209,8 @@ export class Engine {
   onClose(s: Session): void {
     s.closed = true;
     if (s.expiry !== null) clearTimeout(s.expiry);
+    for (const j of s.joining.values()) if (j.room !== null) j.room.joinsInFlight--;
+    s.joining.clear();
     for (const roomId of [...s.rooms]) {
       const room = this.rooms.ready(roomId);
       if (room !== undefined) this.detach(s, room, true);
@@ -430,17 +442,17 @@ export class Engine {
   join(s: Session, roomId: string, since: string | undefined, limit: number, ref: string | undefined): void {
     const f = { room: roomId, since, limit, ref };
     const inFlight = s.joining.get(roomId);
-    if (inFlight !== undefined) {
-      inFlight.push(() => this.join(s, roomId, since, limit, ref));
-      return;
-    }
+    if (inFlight !== undefined) return this.queueBehindJoin(s, inFlight, () => this.join(s, roomId, since, limit, ref), ref);
     // Joins still in flight count: a client may not pass the cap by not waiting for replies.
-    if (!s.rooms.has(f.room) && s.rooms.size + s.joining.size >= this.cfg.maxRoomsPerConn) {
+    if (!s.rooms.has(f.room) && this.roomsHeld(s) >= this.cfg.maxRoomsPerConn) {
       return this.error(s, 'forbidden', `a connection may join at most ${this.cfg.maxRoomsPerConn} rooms`, f.ref);
     }
-    s.joining.set(roomId, []);
+    const entry: JoinInFlight = { room: null, after: [] };
+    s.joining.set(roomId, entry);
     this.withRoom(f.room, this.canCreate(), s, (room) => {
       if (s.closed) return;
+      entry.room = room;
+      room.joinsInFlight++;
       room.lastUsed = Date.now(); // (cluster) not dropped as idle while this join completes
       const reply = (enter?: Delivered): void => {
         if (f.since !== undefined) return this.recover(s, room, f.since, f.limit, f.ref);
@@ -466,17 +478,33 @@ export class Engine {
     this.settleJoin(s, roomId);
   }
 
+  /** Rooms a connection is in or is joining. */
+  private roomsHeld(s: Session): number {
+    let n = s.rooms.size;
+    for (const id of s.joining.keys()) if (!s.rooms.has(id)) n++;
+    return n;
+  }
+
+  private queueBehindJoin(s: Session, inFlight: JoinInFlight, run: () => void, ref: string | undefined): void {
+    if (inFlight.after.length >= MAX_QUEUED_PER_ROOM) {
+      return this.error(s, 'rate_limited', `at most ${MAX_QUEUED_PER_ROOM} joins and leaves of a room may wait for its join`, ref);
+    }
+    inFlight.after.push(run);
+  }
+
   /** The join of `roomId` has answered: run what waited for it, in order (stopping at another join). */
   private settleJoin(s: Session, roomId: string): void {
-    const after = s.joining.get(roomId);
-    if (after === undefined) return;
+    const entry = s.joining.get(roomId);
+    if (entry === undefined) return;
     s.joining.delete(roomId);
+    if (entry.room !== null) entry.room.joinsInFlight--;
+    const after = entry.after;
     for (let i = 0; i < after.length; i++) {
       if (s.closed) return;
       after[i]();
       const next = s.joining.get(roomId);
       if (next !== undefined) {
-        next.push(...after.slice(i + 1));
+        next.after = next.after.concat(after.slice(i + 1));
         return;
       }
     }
@@ -531,6 +559,13 @@ export class Engine {
   /** Reply `joined` and subscribe in the same turn: live msgs continue at joined.seq + 1. */
   private joined(s: Session, room: Room<Session>, messages: Delivered[], recovered: boolean | undefined, ref: string | undefined): void {
     if (s.closed || s.ws === null) return;
+    // Deleted, or the user removed from its members, while this join waited (a store read, Redis,
+    // its ENTER): nothing to attach to, and (cluster) the presence it registered goes, no QUIT.
+    const refused = room.deleted ? 'not_found' : !s.rooms.has(room.id) && !this.mayAccess(room, s.userId, s.admin) ? 'forbidden' : null;
+    if (refused !== null) {
+      if (this.bus !== null && !room.presence.has(s.userId) && !room.entering.has(s.userId)) void this.bus.presenceLeave(room.id, s.userId);
+      return this.joinFailed(s, room.id, refused, refused === 'not_found' ? 'no such room' : 'you are not a member of this room', ref);
+    }
     const fields: Record<string, unknown> = { op: 'joined', room: room.id, epoch: room.epoch, seq: room.lastSeq };
     if (recovered !== undefined) fields.recovered = recovered;
     this.reply(s, fields as typeof fields & { op: string }, this.visibleTo(s.userId, messages), ref);
@@ -691,11 +726,9 @@ export class Engine {
   }
 
   leave(s: Session, roomId: string, ref: string | undefined): void {
+    // After a join in flight has answered: `joined`, then `left`.
     const inFlight = s.joining.get(roomId);
-    if (inFlight !== undefined) {
-      inFlight.push(() => this.leave(s, roomId, ref)); // after the join has answered: `joined`, then `left`
-      return;
-    }
+    if (inFlight !== undefined) return this.queueBehindJoin(s, inFlight, () => this.leave(s, roomId, ref), ref);
     const room = this.rooms.ready(roomId);
     if (room !== undefined && s.rooms.has(roomId)) this.detach(s, room, false);
     this.reply(s, { op: 'left', room: roomId }, undefined, ref);
@@ -873,6 +906,8 @@ export class Engine {
 
   /** A deleted room: every joined connection is detached and told, and the room forgotten. */
   private closeRoom(roomId: string): void {
+    const any = this.rooms.get(roomId);
+    if (any !== undefined) any.deleted = true;
     const room = this.rooms.ready(roomId);
     if (room !== undefined) {
       // Its presence goes with it (no QUIT: the room is gone).
@@ -886,7 +921,14 @@ export class Engine {
       room.sessions.clear();
       if (room.gapTimer !== null) clearTimeout(room.gapTimer);
     }
+    // Joins waiting for the room to load are answered not_found; an ENTER held for its seq order
+    // (cluster) is released, so its join answers not_found too.
     this.rooms.forget(roomId);
+    if (any !== undefined) {
+      const held = [...any.held.values()];
+      any.held.clear();
+      for (const h of held) h.cb?.();
+    }
     this.bus?.unsubscribe(roomId);
   }
 
@@ -1284,7 +1326,7 @@ export class Engine {
   private dropIdleRooms(): void {
     const now = Date.now();
     for (const r of [...this.rooms.values()]) {
-      if (!r.ready || r.sessions.size > 0 || r.held.size > 0 || r.filling || r.entering.size > 0) continue;
+      if (!r.ready || r.sessions.size > 0 || r.held.size > 0 || r.filling || r.entering.size > 0 || r.joinsInFlight > 0) continue;
       if (now - r.lastUsed < CLUSTER_IDLE_MS) continue;
       this.rooms.forget(r.id);
       this.bus!.unsubscribe(r.id);

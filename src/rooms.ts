@@ -105,6 +105,10 @@ export class Room<S extends RoomMember = RoomMember> {
   readonly presence = new Map<string, number>();
   /** Users whose ENTER is on its way (their joined reply waits for it). */
   readonly entering = new Set<string>();
+  /** Joins that have this room object and have not answered yet (it is not evicted meanwhile). */
+  joinsInFlight = 0;
+  /** Deleted: forgotten by the registry; a join still holding this object must not attach to it. */
+  deleted = false;
   /** STOMP topics of this room (one per subscription id and body style) -> connections on it. */
   readonly stompTopics = new Map<string, { sub: StompSub; count: number }>();
   ready = false;
@@ -229,11 +233,17 @@ export class RoomRegistry<S extends RoomMember = RoomMember> {
     // to be: a join waiting for its ENTER attaches to this very room object).
     for (const [id, r] of this.rooms) {
       if (this.rooms.size <= this.maxIdle) break;
-      if (r.ready && r.sessions.size === 0 && r.entering.size === 0) this.rooms.delete(id);
+      if (r.ready && r.sessions.size === 0 && r.entering.size === 0 && r.joinsInFlight === 0) this.rooms.delete(id);
     }
   }
 
+  /** Drop a room; callers still waiting for it to load are told it does not exist. */
   forget(id: string): void {
+    const r = this.rooms.get(id);
     this.rooms.delete(id);
+    if (r === undefined || r.ready) return;
+    const waiters = r.waiters;
+    r.waiters = [];
+    for (const w of waiters) w.cb(null);
   }
 }

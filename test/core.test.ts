@@ -367,3 +367,44 @@ describe('immediate delivery', () => {
     expect(await eng.stop()).toBe(0);
   });
 });
+
+describe('frames of a room whose join is in flight (slow commits)', () => {
+  const ADMIN = 'core-admin-token-0123456789';
+  let eng: EngineProc;
+  // ENTER/QUIT on (public rooms): a join waits for its ENTER's commit, which takes 400 ms here.
+  beforeAll(async () => { eng = await startEngine({ CHAT_SEND_RATE: '0', CHAT_TEST_COMMIT_DELAY_MS: '400', CHAT_ADMIN_TOKEN: ADMIN }); });
+  afterAll(async () => { expect(await eng.stop()).toBe(0); });
+
+  it('queue behind the join, at most 64 per room: the rest are rate_limited, and all are answered', async () => {
+    const a = await Client.connect(eng.url, { user: 'queuer' });
+    a.send({ op: 'join', room: 'queue', ref: 'j' });
+    for (let i = 0; i < 100; i++) a.send({ op: 'leave', room: 'queue', ref: `l${i}` });
+    const replies = await Promise.all(Array.from({ length: 100 }, (_, i) => a.waitFor((f) => f.ref === `l${i}`, 20_000, `reply to leave ${i}`)));
+    expect(replies.filter((f) => f.op === 'left')).toHaveLength(64);
+    expect(replies.filter((f) => f.op === 'error' && f.code === 'rate_limited')).toHaveLength(36);
+    expect((await a.waitFor((f) => f.ref === 'j')).op).toBe('joined');
+    expect(await a.request({ op: 'ping' })).toMatchObject({ op: 'pong' });
+    await a.close();
+  });
+
+  it('a join of a room deleted while it loads is answered not_found, and a leave after it left', async () => {
+    const admin = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' };
+    const created = await fetch(`${eng.http}/api/rooms`, { method: 'POST', headers: admin, body: JSON.stringify({ kind: 'group', members: ['dl'] }) });
+    const room = ((await created.json()) as Frame).id as string;
+    // Keep the actor busy in a slow commit, so the delete and the join's load queue behind it in
+    // that order: the delete's answer reaches the front thread while the join's room is loading.
+    const busy = await Client.connect(eng.url, { user: 'busy' });
+    await busy.request({ op: 'join', room: 'busy-room' });
+    busy.send({ op: 'send', room: 'busy-room', text: 'x', cid: 'b1' });
+    await new Promise((r) => setTimeout(r, 50));
+    const deleted = fetch(`${eng.http}/api/rooms/${room}`, { method: 'DELETE', headers: admin });
+    await new Promise((r) => setTimeout(r, 30));
+    const a = await Client.connect(eng.url, { user: 'dl' });
+    a.send({ op: 'join', room, ref: 'j' });
+    a.send({ op: 'leave', room, ref: 'l' });
+    expect((await deleted).status).toBe(200);
+    expect(await a.waitFor((f) => f.ref === 'j', 5_000, 'the join\'s answer')).toMatchObject({ op: 'error', code: 'not_found' });
+    expect(await a.waitFor((f) => f.ref === 'l', 5_000, 'the leave\'s answer')).toMatchObject({ op: 'left' });
+    await Promise.all([a.close(), busy.close()]);
+  });
+});
