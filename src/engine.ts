@@ -526,11 +526,6 @@ export class Engine {
       s: null, cid: null, ref: undefined, bytes, t0: 0,
       delivered: (d) => {
         if (s.closed) return gone();
-        if (this.rooms.get(room.id) !== room) {
-          // Cluster: another node deleted the room, and said so before this commit came back.
-          gone();
-          return this.joinFailed(s, room.id, 'not_found', 'no such room', ref);
-        }
         room.entering.delete(s.userId);
         reply(d);
       },
@@ -658,11 +653,6 @@ export class Engine {
     };
     void this.bus!.presenceJoin(room.id, s.userId, s.userName, announce).then((firstAnywhere) => {
       if (s.closed) return release();
-      if (this.rooms.get(room.id) !== room) {
-        // Deleted (here or on another node) while Redis answered: nothing to attach to.
-        release();
-        return this.joinFailed(s, room.id, 'not_found', 'no such room', ref);
-      }
       if (firstAnywhere && announce) return this.postEnter(s, room, reply, ref, release);
       room.entering.delete(s.userId);
       reply();
