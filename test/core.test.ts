@@ -408,3 +408,25 @@ describe('frames of a room whose join is in flight (slow commits)', () => {
     await Promise.all([a.close(), busy.close()]);
   });
 });
+
+describe('room cap with a rejoin in flight', () => {
+  it('a rejoin of a room the connection is in does not count twice: the cap still admits a new room', async () => {
+    const eng = await startEngine({ ...CORE, CHAT_MAX_ROOMS_PER_CONN: '3', CHAT_WINDOW: '100' });
+    const a = await Client.connect(eng.url, { user: 'capper' });
+    const w = await Client.connect(eng.url, { user: 'writer' });
+    await a.request({ op: 'join', room: 'cap-a' });
+    await a.request({ op: 'join', room: 'cap-b' });
+    const acks = [];
+    for (let i = 0; i < 150; i++) acks.push(w.request({ op: 'send', room: 'cap-a', text: `m${i}`, cid: `m${i}` }));
+    const first = (await Promise.all(acks))[0];
+    // `since` the first message, which is out of the 100-message window: the rejoin reads the store
+    // (asynchronously), and the join of a third room arrives while that read is in flight.
+    a.send({ op: 'join', room: 'cap-a', since: first.id, ref: 'ra' });
+    a.send({ op: 'join', room: 'cap-c', ref: 'rc' });
+    expect(await a.waitFor((f) => f.ref === 'rc')).toMatchObject({ op: 'joined', room: 'cap-c' });
+    expect(await a.waitFor((f) => f.ref === 'ra')).toMatchObject({ op: 'joined', room: 'cap-a', recovered: true });
+    expect(await a.request({ op: 'join', room: 'cap-d' })).toMatchObject({ op: 'error', code: 'forbidden' });
+    await Promise.all([a.close(), w.close()]);
+    expect(await eng.stop()).toBe(0);
+  });
+});
