@@ -387,6 +387,22 @@ describe('frames of a room whose join is in flight (slow commits)', () => {
     await a.close();
   });
 
+  it('deleting a room whose messages are still buffered answers, and its members are told', async () => {
+    const admin = { authorization: `Bearer ${ADMIN}` };
+    const a = await Client.connect(eng.url, { user: 'deleter' });
+    await a.request({ op: 'join', room: 'busy-del' });
+    for (let i = 0; i < 30; i++) a.send({ op: 'send', room: 'busy-del', text: `b${i}`, cid: `bd${i}` });
+    await new Promise((r) => setTimeout(r, 100)); // a commit is running; more sends are buffered behind it
+    const res = await Promise.race([
+      fetch(`${eng.http}/api/rooms/busy-del`, { method: 'DELETE', headers: admin }).then((r) => r.status),
+      new Promise((r) => setTimeout(() => r('no answer in 10 s'), 10_000)),
+    ]);
+    expect(res).toBe(200);
+    expect(await a.op('left')).toMatchObject({ room: 'busy-del', reason: 'deleted' });
+    expect((await fetch(`${eng.http}/api/rooms/busy-del/messages`, { headers: admin })).status).toBe(404);
+    await a.close();
+  });
+
   it('a join of a room deleted while it loads is answered not_found, and a leave after it left', async () => {
     const admin = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' };
     const created = await fetch(`${eng.http}/api/rooms`, { method: 'POST', headers: admin, body: JSON.stringify({ kind: 'group', members: ['dl'] }) });

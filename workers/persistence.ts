@@ -136,7 +136,14 @@ class PersistenceActor {
         case 'send': await this.accept(c, hits); break;
         case 'load': await this.load(c); break;
         case 'mark': this.mark(c); break;
-        case 'req': this.out.push(await this.request(c.reqId, c.body)); break;
+        case 'req': {
+          // Not `this.out.push(await ...)`: that reads this.out before the await, and a commit
+          // inside the request (a room delete commits the room's buffered messages first) flushes
+          // and replaces it, so the reply would go into an array already sent.
+          const reply = await this.request(c.reqId, c.body);
+          this.out.push(reply);
+          break;
+        }
         case 'shutdown':
           cmds.shift();
           await this.shutdown();
