@@ -525,7 +525,13 @@ export class Engine {
     this.forward({
       s: null, cid: null, ref: undefined, bytes, t0: 0,
       delivered: (d) => {
-        if (s.closed) return gone();
+        if (s.closed) {
+          // The ENTER is stored, the connection gone before it could attach: QUIT, unless the
+          // user is in the room on another connection (cluster: release() decides, cluster-wide).
+          gone();
+          if (this.bus === null && this.announces(room) && !room.presence.has(s.userId) && !room.entering.has(s.userId)) this.postQuit(room.id, s.userId, s.userName);
+          return;
+        }
         room.entering.delete(s.userId);
         reply(d);
       },
@@ -617,6 +623,8 @@ export class Engine {
     }
     room.lastUsed = Date.now();
     if (this.markPresence(room, s.userId, -1) !== 0) return;
+    // Another connection of the user is joining (its ENTER on the way): still present, no QUIT.
+    if (room.entering.has(s.userId)) return;
     if (this.bus !== null) {
       // Cluster: QUIT only if the user is now online on no node. A node that is stopping hands its
       // presence over to a survivor instead (which posts the QUITs).

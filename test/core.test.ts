@@ -403,6 +403,40 @@ describe('frames of a room whose join is in flight (slow commits)', () => {
     await a.close();
   });
 
+  it('ENTER and QUIT alternate: a second connection leaving while the first one\'s ENTER is on its way, a connection dropped before its ENTER came back', async () => {
+    const types = async (room: string, user: string): Promise<string[]> => {
+      const h = await getJson(`${eng.http}/api/rooms/${room}/messages?limit=100`);
+      return (h.body.messages as Frame[]).filter((m) => m.from.id === user && m.type !== 'CHAT').map((m) => m.type);
+    };
+    // Two connections of one user: the second joins and leaves while the first one's ENTER commits.
+    const a = await Client.connect(eng.url, { user: 'twice' });
+    const b = await Client.connect(eng.url, { user: 'twice' });
+    a.send({ op: 'join', room: 'alt-1', ref: 'ja' });
+    await new Promise((r) => setTimeout(r, 5));
+    b.send({ op: 'join', room: 'alt-1', ref: 'jb' });
+    b.send({ op: 'leave', room: 'alt-1', ref: 'lb' });
+    await b.waitFor((f) => f.ref === 'lb');
+    expect((await a.waitFor((f) => f.ref === 'ja')).op).toBe('joined');
+    const marker = await a.request({ op: 'send', room: 'alt-1', text: 'marker', cid: 'mk1' });
+    expect(marker.op).toBe('ack');
+    expect(await types('alt-1', 'twice')).toEqual(['ENTER']); // still in the room on connection a
+    await a.request({ op: 'leave', room: 'alt-1' });
+    await a.request({ op: 'send', room: 'alt-1', text: 'marker 2', cid: 'mk2' }).catch(() => undefined);
+    // A connection dropped right after its join, before the ENTER's commit came back.
+    const keeper = await Client.connect(eng.url, { user: 'keeper' });
+    await keeper.request({ op: 'join', room: 'alt-2' });
+    const gone = await Client.connect(eng.url, { user: 'dropper' });
+    gone.send({ op: 'join', room: 'alt-2' });
+    await new Promise((r) => setTimeout(r, 100)); // the join is in, its ENTER in a 400 ms commit
+    gone.ws.terminate();
+    await new Promise((r) => setTimeout(r, 1000)); // its ENTER is committed meanwhile
+    const back = await Client.connect(eng.url, { user: 'dropper' });
+    await back.request({ op: 'join', room: 'alt-2' });
+    await keeper.request({ op: 'send', room: 'alt-2', text: 'marker', cid: 'mk3' });
+    expect(await types('alt-2', 'dropper')).toEqual(['ENTER', 'QUIT', 'ENTER']);
+    await Promise.all([a.close(), b.close(), keeper.close(), back.close()]);
+  });
+
   it('a join of a room deleted while it loads is answered not_found, and a leave after it left', async () => {
     const admin = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' };
     const created = await fetch(`${eng.http}/api/rooms`, { method: 'POST', headers: admin, body: JSON.stringify({ kind: 'group', members: ['dl'] }) });
