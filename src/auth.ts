@@ -19,9 +19,13 @@ export interface Identity {
 export const USER_RE = /^[A-Za-z0-9._:@-]{1,64}$/;
 const MAX_NAME = 64;
 
+/** Control characters and lone surrogates are refused in a display name; the rest is kept as typed. */
+function printable(name: string): boolean {
+  return !/[\u0000-\u001f\u007f]/.test(name) && wellFormed(name);
+}
+
 function checkName(name: string): string {
-  // Control characters in a display name are refused; everything printable is kept as typed.
-  if (name.length === 0 || name.length > MAX_NAME || /[\u0000-\u001f\u007f]/.test(name) || !wellFormed(name)) {
+  if (name.length === 0 || name.length > MAX_NAME || !printable(name)) {
     throw new ChatError('invalid', `name must be 1..${MAX_NAME} printable characters`);
   }
   return name;
@@ -79,7 +83,7 @@ export class Authenticator {
       // A name claim longer than a display name is shortened; one that is not printable text is
       // the token issuer's mistake, refused as such rather than shown.
       const name = typeof payload.name === 'string' && payload.name.length > 0 ? truncate(payload.name, MAX_NAME) : payload.sub;
-      if (/[\u0000-\u001f\u007f]/.test(name) || !wellFormed(name)) throw new ChatError('unauthorized', "the token's name claim must be printable text");
+      if (!printable(name)) throw new ChatError('unauthorized', "the token's name claim must be printable text");
       return { id: payload.sub, name, admin: payload.role === 'admin', exp: typeof payload.exp === 'number' ? payload.exp * 1000 : 0 };
     } catch (err) {
       if (err instanceof ChatError) throw err;

@@ -213,7 +213,7 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
  */
 function startCheckpoints(readers: ReadPool, cfg: Config, engine: Engine, log: Logger): NodeJS.Timeout | null {
   const run = readers.checkpoint;
-  if (run === null || cfg.checkpointMs === 0 || cfg.store.kind !== 'sqlite') return null;
+  if (run === null || cfg.checkpointMs === 0) return null; // run is null for MySQL
   let running = false;
   let lastCommits = -1;
   const timer = setInterval(() => {

@@ -15,7 +15,7 @@ import type { Config } from './config.ts';
 import type { Engine, Session } from './engine.ts';
 import { CLOSE, ChatError } from './errors.ts';
 import { encodeStomp, escapeHeader, StompError, StompParser, type StompFrame } from './stomp.ts';
-import { wellFormed } from './text.ts';
+import { STRICT_UTF8, wellFormed } from './text.ts';
 
 export type StompStyle = 'native' | 'tutorial';
 
@@ -39,8 +39,6 @@ const SERVER_BEAT_MS = 1_000; // floors: never beat more often than this, whatev
 const CLIENT_BEAT_MS = 1_000;
 /** Frames a client may send after CONNECT before its identity is checked (then ERROR). */
 const MAX_WAITING = 64;
-/** Strict UTF-8: a body with an invalid sequence is refused (a real U+FFFD in it is fine). */
-const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Per-connection STOMP state, created at upgrade for STOMP connections. */
 export class StompState {
@@ -142,9 +140,8 @@ export class StompGateway {
     for (const f of parsed.frames) {
       if (s.closed) return;
       if (st.waiting !== null) {
-        // The parser's frames are views of this message's bytes: keep a copy of the body.
         if (st.waiting.length >= MAX_WAITING) return this.fail(s, `more than ${MAX_WAITING} frames before CONNECTED`, undefined);
-        st.waiting.push({ command: f.command, headers: f.headers, body: Buffer.from(f.body) });
+        st.waiting.push(f); // its body is the parser's own copy
         continue;
       }
       this.onFrame(s, f);
@@ -252,7 +249,7 @@ export class StompGateway {
     let room = r.room;
     let text: string;
     try {
-      text = UTF8.decode(f.body);
+      text = STRICT_UTF8.decode(f.body); // a body with an invalid sequence is refused, a real U+FFFD is text
     } catch {
       return this.fail(s, 'the body is not valid UTF-8', receipt);
     }

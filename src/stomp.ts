@@ -2,6 +2,8 @@
 // Frames may arrive several per WebSocket message or split across messages; the parser keeps
 // at most one partial frame per connection, bounded by the frame size limit.
 
+import { STRICT_UTF8 } from './text.ts';
+
 export interface StompFrame {
   command: string;
   /** Header names and values, unescaped; for a repeated header the first one wins. */
@@ -22,7 +24,6 @@ export class StompError extends Error {
 }
 
 const CLIENT_COMMANDS = new Set(['CONNECT', 'STOMP', 'SEND', 'SUBSCRIBE', 'UNSUBSCRIBE', 'ACK', 'NACK', 'BEGIN', 'COMMIT', 'ABORT', 'DISCONNECT']);
-const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const NUL = 0;
 const LF = 10;
 const CR = 13;
@@ -60,9 +61,8 @@ export class StompParser {
   constructor(private readonly limits: StompLimits) {}
 
   /**
-   * Feed bytes; returns the complete frames and whether heart-beats (bare EOLs) were seen. The
-   * frames' bodies are views of `chunk` (or of the parser's own copy): use them before `chunk` is
-   * reused.
+   * Feed bytes; returns the complete frames (their bodies are copies) and whether heart-beats
+   * (bare EOLs) were seen.
    * Throws StompError on malformed input (the caller sends ERROR and closes).
    */
   push(chunk: Buffer): { frames: StompFrame[]; beat: boolean } {
@@ -111,7 +111,7 @@ export class StompParser {
       if (line.includes('\ufffd')) {
         // A real U+FFFD, or bytes that are not UTF-8 (replaced): a cid header must not change.
         try {
-          line = UTF8.decode(b.subarray(pos, end));
+          line = STRICT_UTF8.decode(b.subarray(pos, end));
         } catch {
           throw new StompError('a header line is not valid UTF-8');
         }

@@ -4,6 +4,9 @@
 
 const LONE_SURROGATE = /\p{Cs}/u;
 
+/** Strict UTF-8 (throws on an invalid sequence), keeping a leading BOM as text. */
+export const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
 export function wellFormed(s: string): boolean {
   return !LONE_SURROGATE.test(s);
 }

@@ -239,12 +239,10 @@ export function pidsNamed(names: string[]): number[] {
 
 /** Box-wide busy CPU (% of one core) over `ms`, from /proc/stat. */
 export async function boxBusy(ms: number): Promise<number> {
-  const read = (): number[] => readFileSync('/proc/stat', 'latin1').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  const a = read();
+  const busy = (t: BoxTicks): number => t.proc + t.irq + t.steal;
+  const a = busy(boxTicks());
   await new Promise((r) => setTimeout(r, ms));
-  const b = read();
-  const busy = (f: number[]): number => f[0] + f[1] + f[2] + f[5] + f[6] + f[7];
-  return ((busy(b) - busy(a)) / CLK_TCK) / (ms / 1000) * 100;
+  return ((busy(boxTicks()) - a) / CLK_TCK) / (ms / 1000) * 100;
 }
 
 /**
@@ -256,7 +254,7 @@ export async function waitQuiet(limit = 20, maxS = 60): Promise<number> {
   let busy = await boxBusy(1000);
   let told = false;
   while (busy > limit && performance.now() < end) {
-    if (!told) { process.stderr.write(`[bench] the box is busy (${busy.toFixed(0)}% of a core used by other processes); waiting up to ${maxS} s for it to calm down\n`); told = true; }
+    if (!told) { process.stderr.write(`[bench] the box is busy (${busy.toFixed(0)}% of a core used by other processes or the hypervisor); waiting up to ${maxS} s for it to calm down\n`); told = true; }
     busy = await boxBusy(1000);
   }
   if (busy > limit) process.stderr.write(`[bench] still busy (${busy.toFixed(0)}%); running anyway, figures will carry a warning\n`);
