@@ -48,19 +48,28 @@ describe.skipIf(!HAVE_REDIS)('cluster bus presence (real Redis)', () => {
     };
   }
 
-  it('a user who left while Redis was unreachable and joins again during the resync gets no QUIT and stays online in Redis', async () => {
-    const { bus, inner, quits } = await start();
-    expect(await bus.presenceJoin('room-a', 'u1', 'Ann', true)).toBe(true);
-    // Redis "unreachable": the leave is only noted, Redis still lists u1 here.
+  /** The user joins here, then leaves while Redis is "unreachable": the leave is only noted, Redis still lists the user. */
+  async function leaveWhileDown(bus: Bus, inner: BusInternals, room: string, user: string, name: string): Promise<void> {
+    expect(await bus.presenceJoin(room, user, name, true)).toBe(true);
     inner.up = false;
-    expect(await bus.presenceLeave('room-a', 'u1')).toBe(false);
-    // The reconnect's resync: while it takes u1 out of Redis, u1 joins again on this node.
+    expect(await bus.presenceLeave(room, user)).toBe(false);
+  }
+
+  /** Redis is back: the reconnect's resync, as onReady runs it. */
+  async function resync(inner: BusInternals): Promise<void> {
     inner.recovering = true;
-    let joined: Promise<boolean> | null = null;
-    duringNextLeave(inner, () => { joined = bus.presenceJoin('room-a', 'u1', 'Ann', true); });
     await inner.resyncPresence();
     inner.recovering = false;
     inner.up = true;
+  }
+
+  it('a user who left while Redis was unreachable and joins again during the resync gets no QUIT and stays online in Redis', async () => {
+    const { bus, inner, quits } = await start();
+    await leaveWhileDown(bus, inner, 'room-a', 'u1', 'Ann');
+    // The reconnect's resync: while it takes u1 out of Redis, u1 joins again on this node.
+    let joined: Promise<boolean> | null = null;
+    duringNextLeave(inner, () => { joined = bus.presenceJoin('room-a', 'u1', 'Ann', true); });
+    await resync(inner);
     expect(joined).not.toBeNull();
     expect(await joined!).toBe(false); // no ENTER either: online all along as far as the room knows
     expect(quits).toEqual([]);
@@ -72,9 +81,7 @@ describe.skipIf(!HAVE_REDIS)('cluster bus presence (real Redis)', () => {
 
   it('a leave still undecided (its Redis call failed) and a rejoin racing its check: no QUIT, still online', async () => {
     const { bus, inner, quits } = await start();
-    expect(await bus.presenceJoin('room-b', 'u2', 'Bo', true)).toBe(true);
-    inner.up = false;
-    expect(await bus.presenceLeave('room-b', 'u2')).toBe(false);
+    await leaveWhileDown(bus, inner, 'room-b', 'u2', 'Bo');
     inner.up = true;
     // The rejoin's own presJoin lands first, then the pending check's leave takes the entry out.
     let joined: Promise<boolean> | null = null;
@@ -87,13 +94,8 @@ describe.skipIf(!HAVE_REDIS)('cluster bus presence (real Redis)', () => {
 
   it('a leave while Redis was unreachable, with no rejoin, gets its one QUIT from the resync', async () => {
     const { bus, inner, quits } = await start();
-    await bus.presenceJoin('room-c', 'u3', 'Cy', true);
-    inner.up = false;
-    await bus.presenceLeave('room-c', 'u3');
-    inner.recovering = true;
-    await inner.resyncPresence();
-    inner.recovering = false;
-    inner.up = true;
+    await leaveWhileDown(bus, inner, 'room-c', 'u3', 'Cy');
+    await resync(inner);
     expect(quits).toEqual([{ room: 'room-c', user: 'u3', name: 'Cy', announce: true }]);
     expect(await bus.online('room-c')).toEqual([]);
   });

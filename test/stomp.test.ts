@@ -7,7 +7,7 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { StompError, StompParser } from '../src/stomp.ts';
-import { Client, getJson, startEngine, tempDir, type EngineProc } from './helpers.ts';
+import { Client, getJson, startEngine, tempDir, type EngineProc, type Frame } from './helpers.ts';
 
 const ID_RE = /^[0-9A-F][0-9A-HJKMNP-TV-Z]{12}$/;
 
@@ -184,23 +184,37 @@ describe('STOMP over WebSocket with @stomp/stompjs', () => {
     expect(await e3.stop()).toBe(0);
   });
 
-  /** A bare STOMP-over-WebSocket connection: raw frames in, every frame out (as text). */
-  async function rawStomp(url: string): Promise<{ ws: WebSocket; frames: string[]; waitFor: (pred: (f: string) => boolean, what: string) => Promise<string> }> {
+  interface RawStomp {
+    ws: WebSocket;
+    frames: string[];
+    /** The close code, once the server has closed the connection. */
+    closed: Promise<number>;
+    waitFor: (pred: (f: string) => boolean, what: string) => Promise<string>;
+  }
+
+  /** A bare STOMP-over-WebSocket connection: raw frames in, every frame out (as text); `connect`: CONNECTED first. */
+  async function rawStomp(url: string, connect = false): Promise<RawStomp> {
     const ws = new WebSocket(url, 'v12.stomp');
     const frames: string[] = [];
     ws.on('message', (d: Buffer) => frames.push(d.toString()));
+    const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
     await new Promise((r) => ws.once('open', r));
     const waitFor = async (pred: (f: string) => boolean, what: string): Promise<string> => {
       await until(() => frames.some(pred), what);
       return frames.find(pred)!;
     };
-    return { ws, frames, waitFor };
+    if (connect) {
+      ws.send('CONNECT\naccept-version:1.2\n\n\0');
+      await waitFor((f) => f.startsWith('CONNECTED'), 'CONNECTED');
+    }
+    return { ws, frames, closed, waitFor };
   }
 
+  /** The Message JSON a MESSAGE frame carries. */
+  const bodyOf = (frame: string): Frame => JSON.parse(frame.slice(frame.indexOf('\n\n') + 2, frame.lastIndexOf('\0'))) as Frame;
+
   it('a frame split across WebSocket messages (in its headers, in its body) is one frame', async () => {
-    const c = await rawStomp(`${eng.url}?user=split`);
-    c.ws.send('CONNECT\naccept-version:1.2\n\n\0');
-    await c.waitFor((f) => f.startsWith('CONNECTED'), 'CONNECTED');
+    const c = await rawStomp(`${eng.url}?user=split`, true);
     c.ws.send('SUBSCRIBE\nid:s\ndestination:/topic/rooms/split\nrece');
     c.ws.send('ipt:sub\n\n\0');
     await c.waitFor((f) => f.includes('receipt-id:sub'), 'the SUBSCRIBE receipt');
@@ -208,23 +222,20 @@ describe('STOMP over WebSocket with @stomp/stompjs', () => {
     c.ws.send(' world\0');
     await c.waitFor((f) => f.includes('receipt-id:r1'), 'the SEND receipt');
     const msg = await c.waitFor((f) => f.startsWith('MESSAGE') && f.includes('"type":"CHAT"'), 'the MESSAGE');
-    expect(JSON.parse(msg.slice(msg.indexOf('\n\n') + 2, msg.lastIndexOf('\0'))).text).toBe('hello world');
+    expect(bodyOf(msg).text).toBe('hello world');
     expect(c.frames.some((f) => f.startsWith('ERROR'))).toBe(false);
     c.ws.close();
   });
 
   it('a body with a real U+FFFD is text, a body with invalid UTF-8 is refused', async () => {
-    const c = await rawStomp(`${eng.url}?user=fffd`);
-    c.ws.send('CONNECT\naccept-version:1.2\n\n\0');
-    await c.waitFor((f) => f.startsWith('CONNECTED'), 'CONNECTED');
+    const c = await rawStomp(`${eng.url}?user=fffd`, true);
     c.ws.send('SUBSCRIBE\nid:s\ndestination:/topic/rooms/fffd\nreceipt:sub\n\n\0');
     await c.waitFor((f) => f.includes('receipt-id:sub'), 'the SUBSCRIBE receipt');
     c.ws.send('SEND\ndestination:/app/rooms/fffd\nreceipt:r1\n\nreplacement \uFFFD char\0');
     const msg = await c.waitFor((f) => f.startsWith('MESSAGE') && f.includes('"type":"CHAT"'), 'the MESSAGE');
-    expect(JSON.parse(msg.slice(msg.indexOf('\n\n') + 2, msg.lastIndexOf('\0'))).text).toBe('replacement \uFFFD char');
-    const closed = new Promise<number>((r) => c.ws.once('close', (code) => r(code)));
+    expect(bodyOf(msg).text).toBe('replacement \uFFFD char');
     c.ws.send(Buffer.concat([Buffer.from('SEND\ndestination:/app/rooms/fffd\n\nbad '), Buffer.from([0xc3, 0x28]), Buffer.from('\0')]));
-    expect(await closed).toBe(1002);
+    expect(await c.closed).toBe(1002);
     expect(c.frames.find((f) => f.startsWith('ERROR'))).toMatch(/not valid UTF-8/);
   });
 
@@ -239,18 +250,15 @@ describe('STOMP over WebSocket with @stomp/stompjs', () => {
     expect((await watcher.op('msg', (m) => m.text === 'piped')).from).toMatchObject({ id: 'piper' });
     c.ws.close();
     const twice = await rawStomp(eng.url);
-    const closed = new Promise<number>((r) => twice.ws.once('close', (code) => r(code)));
     twice.ws.send('CONNECT\naccept-version:1.2\nlogin:twice\n\n\0CONNECT\naccept-version:1.2\nlogin:twice\n\n\0');
-    expect(await closed).toBe(1002);
+    expect(await twice.closed).toBe(1002);
     expect(twice.frames.filter((f) => f.startsWith('CONNECTED'))).toHaveLength(1);
     expect(twice.frames.find((f) => f.startsWith('ERROR'))).toMatch(/already connected/);
     await watcher.close();
   });
 
   it('SUBSCRIBE and UNSUBSCRIBE in one message, then SUBSCRIBE again: the new subscription gets the messages', async () => {
-    const c = await rawStomp(`${eng.url}?user=resub`);
-    c.ws.send('CONNECT\naccept-version:1.2\n\n\0');
-    await c.waitFor((f) => f.startsWith('CONNECTED'), 'CONNECTED');
+    const c = await rawStomp(`${eng.url}?user=resub`, true);
     // The UNSUBSCRIBE arrives while the SUBSCRIBE's join is still in flight (its room loading).
     c.ws.send('SUBSCRIBE\nid:a\ndestination:/topic/rooms/resub\nreceipt:a\n\n\0UNSUBSCRIBE\nid:a\nreceipt:ua\n\n\0');
     await c.waitFor((f) => f.includes('receipt-id:ua'), 'the UNSUBSCRIBE receipt');
