@@ -4,7 +4,7 @@
 // one null check.
 
 import type { TemplatedApp } from 'uWebSockets.js';
-import { sendError, sendJson } from './http.ts';
+import { sendError, sendJson } from './http/respond.ts';
 
 export const HOLD_POINTS = ['commit', 'read', 'join'] as const;
 export type HoldPoint = (typeof HOLD_POINTS)[number];

@@ -1,5 +1,5 @@
 // STOMP over WebSocket, as Spring's simple broker speaks it: a drop-in backend for Spring-STOMP
-// chat clients. Frames are parsed by stomp.ts; each command maps onto the same engine operations
+// chat clients. Frames are parsed by parser.ts; each command maps onto the same engine operations
 // as the native protocol, so STOMP and native clients share rooms, ids, seqs and authorization.
 //
 // Destinations (prefixes configurable: CHAT_STOMP_APP_PREFIX, CHAT_STOMP_BROKER_PREFIX):
@@ -8,85 +8,48 @@
 //   SUBSCRIBE {broker}/rooms/{room}         MESSAGE body = the Message JSON
 //   SUBSCRIBE {broker}/chat/room/{room}     MESSAGE body = {"type","roomId","sender","message",...}
 
-import type { Delivered, Message } from '../workers/contract.ts';
-import type { Authenticator } from './auth.ts';
-import { ROOM_RE } from './codec.ts';
-import type { Config } from './config.ts';
-import type { Engine, Session } from './engine.ts';
-import { CLOSE, ChatError } from './errors.ts';
-import { encodeStomp, escapeHeader, StompError, StompParser, type StompFrame } from './stomp.ts';
-import { STRICT_UTF8, wellFormed } from './text.ts';
-
-export type StompStyle = 'native' | 'tutorial';
-
-export interface StompSub {
-  id: string;
-  room: string;
-  style: StompStyle;
-  destination: string;
-  /** The uWS topic this subscription is published on: one per (style, subscription id, room). */
-  topic: string;
-  /** The MESSAGE frame's fixed headers for this subscription, escaped once. */
-  head: string;
-}
-
-export function newSub(id: string, room: string, style: StompStyle, destination: string): StompSub {
-  const head = `MESSAGE\ndestination:${escapeHeader(destination)}\nsubscription:${escapeHeader(id)}\ncontent-type:application/json\nroom:${room}\n`;
-  return { id, room, style, destination, topic: `t/${style}/${id}/${room}`, head };
-}
+import type { Authenticator, Identity } from '../../auth.ts';
+import type { Config } from '../../config.ts';
+import { ChatError, CLOSE, type ErrorCode } from '../errors.ts';
+import { STRICT_UTF8, wellFormed } from '../text.ts';
+import { cidProblem, isId, ROOM_RE, ROOM_SHAPE } from '../validate.ts';
+import type { Sink } from '../wire.ts';
+import { encodeStomp, StompError, type StompFrame } from './parser.ts';
+import { newSub, type StompState, type StompStyle } from './state.ts';
+import { receipt as receiptFrame, stompFail } from './wire.ts';
 
 const SERVER_BEAT_MS = 1_000; // floors: never beat more often than this, whatever the client asks
 const CLIENT_BEAT_MS = 1_000;
 /** Frames a client may send after CONNECT before its identity is checked (then ERROR). */
 const MAX_WAITING = 64;
 
-/** Per-connection STOMP state, created at upgrade for STOMP connections. */
-export class StompState {
-  connected = false;
-  version = '1.2';
-  readonly parser: StompParser;
-  /** subscription id -> subscription */
-  readonly subs = new Map<string, StompSub>();
-  /** room -> subscription (one per room and connection) */
-  readonly byRoom = new Map<string, StompSub>();
-  /** Identity still to be established by CONNECT (jwt mode, or none mode without ?user=). */
-  needsIdentity: boolean;
-  /**
-   * While a CONNECT's identity is being checked: the frames that came after it (in the same
-   * WebSocket message or later), handled in order once CONNECTED is sent. Null otherwise.
-   */
-  waiting: StompFrame[] | null = null;
-  sendEvery = 0;
-  expectEvery = 0;
-  lastIn = Date.now();
-  lastBeat = Date.now();
-
-  constructor(maxFrame: number, needsIdentity: boolean) {
-    this.parser = new StompParser({ maxFrame, maxHeaders: 32, maxHeaderLine: 4096 });
-    this.needsIdentity = needsIdentity;
-  }
+/** What the gateway needs of a connection. */
+export interface StompConnection extends Sink {
+  readonly connId: number;
+  readonly userId: string;
+  readonly closed: boolean;
 }
 
-/**
- * A MESSAGE frame for one subscription: the precomputed head, then the per-message headers. Ids
- * and seqs need no escaping; the sender id is the only user-supplied header value.
- */
-export function stompMessage(sub: StompSub, d: Delivered): string {
-  let body = d.json;
-  if (sub.style === 'tutorial') {
-    const m = JSON.parse(d.json) as Message;
-    body = JSON.stringify({ type: m.type === 'CHAT' ? 'TALK' : m.type, roomId: m.room, sender: m.from.name, message: m.text, id: m.id, seq: m.seq, at: m.at, senderId: m.from.id });
-  }
-  return `${sub.head}message-id:${d.id}\nseq:${d.seq}\nsender-id:${escapeHeader(d.from)}\ncontent-length:${Buffer.byteLength(body)}\n\n${body}\0`;
+/** The engine operations a STOMP frame maps onto (the same as the native protocol's). */
+export interface StompCore<C extends StompConnection> {
+  post(c: C, room: string, text: string, cid: string | null, ref: string | undefined): void;
+  join(c: C, room: string, since: string | undefined, limit: number, ref: string | undefined): void;
+  leave(c: C, room: string, ref: string | undefined): void;
+  mayConnect(userId: string): boolean;
+  /** CONNECT established who the connection is (it was anonymous since the upgrade). */
+  setIdentity(c: C, id: Identity): void;
+  /** Count a refused frame. */
+  refused(code: ErrorCode): void;
 }
 
-export class StompGateway {
+export class StompGateway<C extends StompConnection> {
   private readonly app: string;
   private readonly broker: string;
-  private readonly sessions = new Set<Session>();
+  /** Every open STOMP connection and its state (heart-beats run over them). */
+  private readonly sessions = new Map<C, StompState>();
   private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly engine: Engine, private readonly auth: Authenticator, private readonly cfg: Config) {
+  constructor(private readonly core: StompCore<C>, private readonly auth: Authenticator, private readonly cfg: Config) {
     this.app = cfg.stompAppPrefix;
     this.broker = cfg.stompBrokerPrefix;
     // One timer for every STOMP connection's heart-beats (not one per connection).
@@ -98,18 +61,17 @@ export class StompGateway {
     clearInterval(this.timer);
   }
 
-  onOpen(s: Session): void {
-    this.sessions.add(s);
+  onOpen(s: C, st: StompState): void {
+    this.sessions.set(s, st);
   }
 
-  onClose(s: Session): void {
+  onClose(s: C): void {
     this.sessions.delete(s);
   }
 
   private beat(): void {
     const now = Date.now();
-    for (const s of this.sessions) {
-      const st = s.stomp!;
+    for (const [s, st] of this.sessions) {
       if (!st.connected || s.closed) continue;
       if (st.expectEvery > 0 && now - st.lastIn > st.expectEvery * 2 + 1000) {
         this.fail(s, 'no heart-beat from the client', undefined);
@@ -117,24 +79,25 @@ export class StompGateway {
       }
       if (st.sendEvery > 0 && now - st.lastBeat >= st.sendEvery) {
         st.lastBeat = now;
-        this.engine.send(s, '\n');
+        s.send('\n');
       }
     }
   }
 
   /** A protocol violation or refusal: ERROR, then close (STOMP requires the close). */
-  fail(s: Session, message: string, receipt: string | undefined, code: number = CLOSE.protocolError): void {
-    this.engine.stompFail(s, message, receipt, code);
+  fail(s: C, message: string, ref: string | undefined, code: number = CLOSE.protocolError): void {
+    stompFail(s, message, ref, code);
   }
 
-  onData(s: Session, data: ArrayBuffer): void {
-    const st = s.stomp!;
+  onData(s: C, data: ArrayBuffer): void {
+    const st = this.sessions.get(s);
+    if (st === undefined) return;
     st.lastIn = Date.now();
     let parsed: { frames: StompFrame[] };
     try {
       parsed = st.parser.push(Buffer.from(data));
     } catch (err) {
-      this.engine.stats.refuse('bad_frame');
+      this.core.refused('bad_frame');
       return this.fail(s, err instanceof StompError ? err.message : 'malformed frame', undefined);
     }
     for (const f of parsed.frames) {
@@ -144,23 +107,22 @@ export class StompGateway {
         st.waiting.push(f); // its body is the parser's own copy
         continue;
       }
-      this.onFrame(s, f);
+      this.onFrame(s, st, f);
     }
   }
 
-  private onFrame(s: Session, f: StompFrame): void {
-    const st = s.stomp!;
+  private onFrame(s: C, st: StompState, f: StompFrame): void {
     const receipt = f.headers.get('receipt');
     if (!st.connected && f.command !== 'CONNECT' && f.command !== 'STOMP') return this.fail(s, `${f.command} before CONNECT`, receipt);
     switch (f.command) {
       case 'CONNECT':
-      case 'STOMP': return this.onConnect(s, f);
+      case 'STOMP': return this.onConnect(s, st, f);
       case 'SEND': return this.onSend(s, f, receipt);
-      case 'SUBSCRIBE': return this.onSubscribe(s, f, receipt);
-      case 'UNSUBSCRIBE': return this.onUnsubscribe(s, f, receipt);
+      case 'SUBSCRIBE': return this.onSubscribe(s, st, f, receipt);
+      case 'UNSUBSCRIBE': return this.onUnsubscribe(s, st, f, receipt);
       case 'DISCONNECT':
-        if (receipt !== undefined) this.engine.send(s, encodeStomp('RECEIPT', [['receipt-id', receipt]]));
-        s.ws?.end(CLOSE.normal, 'disconnect');
+        if (receipt !== undefined) s.send(receiptFrame(receipt));
+        s.end(CLOSE.normal, 'disconnect');
         return;
       case 'ACK':
       case 'NACK':
@@ -174,12 +136,11 @@ export class StompGateway {
     }
   }
 
-  private receipt(s: Session, receipt: string | undefined): void {
-    if (receipt !== undefined) this.engine.send(s, encodeStomp('RECEIPT', [['receipt-id', receipt]]));
+  private receipt(s: C, ref: string | undefined): void {
+    if (ref !== undefined) s.send(receiptFrame(ref));
   }
 
-  private onConnect(s: Session, f: StompFrame): void {
-    const st = s.stomp!;
+  private onConnect(s: C, st: StompState, f: StompFrame): void {
     if (st.connected) return this.fail(s, 'already connected', undefined);
     const accept = (f.headers.get('accept-version') ?? '1.0').split(',').map((v) => v.trim());
     const version = ['1.2', '1.1', '1.0'].find((v) => accept.includes(v));
@@ -195,7 +156,7 @@ export class StompGateway {
       st.sendEvery = cy > 0 ? Math.max(SERVER_BEAT_MS, cy) : 0;
       st.expectEvery = cx > 0 ? Math.max(CLIENT_BEAT_MS, cx) : 0;
       st.lastBeat = Date.now();
-      this.engine.send(s, encodeStomp('CONNECTED', [
+      s.send(encodeStomp('CONNECTED', [
         ['version', version],
         ['heart-beat', `${st.sendEvery},${st.expectEvery}`],
         ['server', 'uchat/1'],
@@ -214,15 +175,15 @@ export class StompGateway {
     st.waiting = [];
     this.auth.identify(creds).then((id) => {
       if (s.closed) return;
-      if (!this.engine.mayConnect(id.id)) return this.fail(s, `at most ${this.cfg.maxConnsPerUser} connections per user`, undefined, CLOSE.policy);
-      this.engine.setIdentity(s, id);
+      if (!this.core.mayConnect(id.id)) return this.fail(s, `at most ${this.cfg.maxConnsPerUser} connections per user`, undefined, CLOSE.policy);
+      this.core.setIdentity(s, id);
       st.needsIdentity = false;
       finish();
       const waiting = st.waiting ?? [];
       st.waiting = null;
       for (const w of waiting) {
         if (s.closed) return;
-        this.onFrame(s, w);
+        this.onFrame(s, st, w);
       }
     }, (err: unknown) => {
       st.waiting = null;
@@ -242,7 +203,7 @@ export class StompGateway {
     return null;
   }
 
-  private onSend(s: Session, f: StompFrame, receipt: string | undefined): void {
+  private onSend(s: C, f: StompFrame, receipt: string | undefined): void {
     const dest = f.headers.get('destination') ?? '';
     const r = this.route(this.app, dest);
     if (r === null) return this.fail(s, `unknown destination "${dest.slice(0, 100)}"; use ${this.app}/rooms/{room} or ${this.app}/chat/message`, receipt);
@@ -262,7 +223,7 @@ export class StompGateway {
         return this.fail(s, 'the body must be JSON {"type","roomId","sender","message"}', receipt);
       }
       if (body === null || typeof body !== 'object' || typeof body.roomId !== 'string' || !ROOM_RE.test(body.roomId)) {
-        return this.fail(s, 'roomId must match [A-Za-z0-9._:-]{1,64}', receipt);
+        return this.fail(s, `roomId must match ${ROOM_SHAPE}`, receipt);
       }
       room = body.roomId;
       if (body.type === 'ENTER' || body.type === 'QUIT') {
@@ -273,12 +234,12 @@ export class StompGateway {
       text = body.message;
     }
     const cid = f.headers.get('cid') ?? null;
-    if (cid !== null && (cid.length < 1 || cid.length > 128)) return this.fail(s, 'cid must be 1..128 characters', receipt);
-    this.engine.post(s, room, text, cid, receipt);
+    const bad = cid === null ? null : cidProblem(cid);
+    if (bad !== null) return this.fail(s, bad, receipt);
+    this.core.post(s, room, text, cid, receipt);
   }
 
-  private onSubscribe(s: Session, f: StompFrame, receipt: string | undefined): void {
-    const st = s.stomp!;
+  private onSubscribe(s: C, st: StompState, f: StompFrame, receipt: string | undefined): void {
     const id = f.headers.get('id');
     const dest = f.headers.get('destination') ?? '';
     if (id === undefined || id === '' || id.length > 128) return this.fail(s, 'SUBSCRIBE needs an id header', receipt);
@@ -287,18 +248,17 @@ export class StompGateway {
     if (r === null || r.room === '') return this.fail(s, `unknown destination "${dest.slice(0, 100)}"; use ${this.broker}/rooms/{room} or ${this.broker}/chat/room/{room}`, receipt);
     if (st.byRoom.has(r.room)) return this.receipt(s, receipt); // already subscribed to this room
     const since = f.headers.get('since');
-    if (since !== undefined && !/^[0-9A-F][0-9A-HJKMNP-TV-Z]{12}$/.test(since)) return this.fail(s, 'since must be a message id', receipt);
+    if (since !== undefined && !isId(since)) return this.fail(s, 'since must be a message id', receipt);
     const sub = newSub(id, r.room, r.style, dest);
     st.subs.set(id, sub);
     st.byRoom.set(r.room, sub);
-    this.engine.join(s, r.room, since, 0, receipt);
+    this.core.join(s, r.room, since, 0, receipt);
   }
 
-  private onUnsubscribe(s: Session, f: StompFrame, receipt: string | undefined): void {
-    const st = s.stomp!;
+  private onUnsubscribe(s: C, st: StompState, f: StompFrame, receipt: string | undefined): void {
     const sub = st.subs.get(f.headers.get('id') ?? '');
     if (sub === undefined) return this.fail(s, 'no subscription with that id', receipt);
-    this.engine.leave(s, sub.room, receipt);
+    this.core.leave(s, sub.room, receipt);
     st.subs.delete(sub.id);
     st.byRoom.delete(sub.room);
   }

@@ -1,7 +1,7 @@
 // The room registry's idle eviction: which rooms it may forget when more than `maxIdle` are loaded.
 
 import { describe, expect, it } from 'vitest';
-import type { RoomState } from '../workers/contract.ts';
+import type { RoomState } from '../../workers/contract.ts';
 import { type Room, RoomRegistry } from './rooms.ts';
 
 function state(room: string): RoomState {

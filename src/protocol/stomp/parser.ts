@@ -2,7 +2,7 @@
 // Frames may arrive several per WebSocket message or split across messages; the parser keeps
 // at most one partial frame per connection, bounded by the frame size limit.
 
-import { STRICT_UTF8 } from './text.ts';
+import { STRICT_UTF8 } from '../text.ts';
 
 export interface StompFrame {
   command: string;

@@ -1,9 +1,9 @@
-// The MessagePack UTF-8 check (codec.ts stringsAreUtf8): every string in a frame, at any depth,
+// The MessagePack UTF-8 check (msgpack.ts stringsAreUtf8): every string in a frame, at any depth,
 // must be valid UTF-8, whatever else the frame holds.
 
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { decodeFrame, stringsAreUtf8, Codec } from './codec.ts';
+import { decodeMsgpack, stringsAreUtf8 } from './msgpack.ts';
 
 const packr = new Packr({ useRecords: false });
 
@@ -33,7 +33,7 @@ describe('stringsAreUtf8', () => {
     const f = packr.pack({ op: 'send', room: 'r', text: 'x', cid: 'AA', x: ['\ufffd'] });
     f.set([0x61, 0xff], Buffer.from(f).indexOf(Buffer.from('AA')));
     expect(stringsAreUtf8(f)).toBe(false);
-    expect(decodeFrame(Codec.Msgpack, f.slice().buffer, true)).toMatchObject({ error: 'bad_frame' });
+    expect(decodeMsgpack(f.slice().buffer, true)).toMatchObject({ error: 'bad_frame' });
   });
 
   it('refuses truncated input and the never-used 0xc1, and walks 100,000 nested arrays without recursion', () => {

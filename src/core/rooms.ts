@@ -1,84 +1,9 @@
-// Rooms as the front thread holds them: the hot window (the newest messages of each active room,
-// so join and the first history page need no disk) and the registry that activates a room by
-// asking the persistence actor for its state.
+// Rooms as the front thread holds them (kind, members, who is joined, the hot window) and the
+// registry that activates a room by asking for its state (the persistence actor answers).
 
-import type { Delivered, RoomInfo, RoomState } from '../workers/contract.ts';
-import type { StompSub } from './stomp-session.ts';
-
-/** A fixed-capacity ring of the newest messages of a room, contiguous in seq. */
-export class Window {
-  private readonly buf: (Delivered | undefined)[];
-  private head = 0; // index of the oldest entry
-  private n = 0;
-
-  constructor(readonly capacity: number) {
-    this.buf = new Array<Delivered | undefined>(capacity);
-  }
-
-  get size(): number {
-    return this.n;
-  }
-
-  at(i: number): Delivered {
-    return this.buf[(this.head + i) % this.capacity]!;
-  }
-
-  /** Seq of the oldest entry, or 0 when empty. */
-  get firstSeq(): number {
-    return this.n === 0 ? 0 : this.at(0).seq;
-  }
-
-  /** Append; returns true when the oldest entry had to make room (the window no longer starts at 1). */
-  push(d: Delivered): boolean {
-    if (this.n < this.capacity) {
-      this.buf[(this.head + this.n) % this.capacity] = d;
-      this.n++;
-      return false;
-    }
-    this.buf[this.head] = d;
-    this.head = (this.head + 1) % this.capacity;
-    return true;
-  }
-
-  /** Index of the first entry whose id is > id (or >= id when `inclusive`). Ids ascend with seq. */
-  search(id: string, inclusive: boolean): number {
-    let lo = 0;
-    let hi = this.n;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const v = this.at(mid).id;
-      if (v < id || (!inclusive && v === id)) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
-
-  /** Index of the entry with exactly this id, or -1. */
-  indexOf(id: string): number {
-    const i = this.search(id, true);
-    return i < this.n && this.at(i).id === id ? i : -1;
-  }
-
-  /** Index of the first entry at or after time `ms` (retention hides what is before it). */
-  firstVisible(ms: number): number {
-    if (ms <= 0) return 0;
-    let i = 0;
-    while (i < this.n && this.at(i).at < ms) i++;
-    return i;
-  }
-
-  clear(): void {
-    this.buf.fill(undefined);
-    this.head = 0;
-    this.n = 0;
-  }
-
-  slice(from: number, to: number): Delivered[] {
-    const out: Delivered[] = [];
-    for (let i = Math.max(0, from); i < Math.min(to, this.n); i++) out.push(this.at(i));
-    return out;
-  }
-}
+import type { Delivered, RoomInfo, RoomState } from '../../workers/contract.ts';
+import { jsonTopic, msgpackTopic } from '../protocol/wire.ts';
+import { Window } from './window.ts';
 
 export type RoomKind = RoomInfo['kind'];
 
@@ -109,28 +34,19 @@ export class Room<S extends RoomMember = RoomMember> {
   joinsInFlight = 0;
   /** Deleted: forgotten by the registry; a join still holding this object must not attach to it. */
   deleted = false;
-  /** STOMP topics of this room (one per subscription id and body style) -> connections on it. */
-  readonly stompTopics = new Map<string, { sub: StompSub; count: number }>();
   ready = false;
   /** Continuations waiting for the actor's answer while the room loads. */
   waiters: { cb: (room: Room<S> | null) => void; create: boolean }[] = [];
   /** The load in flight asked the actor to create the room. */
   creating = false;
   readonly window: Window;
-  /** Cluster: committed messages that arrived ahead of a gap (or while the room loads), by seq. */
-  readonly held = new Map<number, { d: Delivered; cb: (() => void) | null }>();
-  gapTimer: NodeJS.Timeout | null = null;
-  /** Cluster: a gap fill from the store is in flight. */
-  filling = false;
-  /** Cluster: last time a local member left or a message was sent or committed here (ms). */
-  lastUsed = Date.now();
   readonly jsonTopic: string;
   readonly msgpackTopic: string;
 
   constructor(readonly id: string, windowSize: number) {
     this.window = new Window(windowSize);
-    this.jsonTopic = 'j/' + id;
-    this.msgpackTopic = 'm/' + id;
+    this.jsonTopic = jsonTopic(id);
+    this.msgpackTopic = msgpackTopic(id);
   }
 
   setInfo(info: RoomInfo): void {
