@@ -76,6 +76,9 @@ class PersistenceActor {
   private readonly cluster: boolean;
   private readonly nextAbove = (floor: bigint): { id: string; tsid: bigint } => this.ids.nextAbove(floor);
   private readonly sleeper = new Int32Array(new SharedArrayBuffer(4));
+  /** Test hook: commits wait before their transaction while `holding`; `release` lets one go on. */
+  private holding = false;
+  private release: (() => void) | null = null;
 
   constructor(
     private readonly cfg: ActorInit['config'],
@@ -89,6 +92,7 @@ class PersistenceActor {
   }
 
   receive(cmds: ToActor[]): void {
+    for (const c of cmds) if (c.t === 'hold') this.setHold(c.on);
     this.inbox.push(cmds);
     if (!this.pumping) void this.pump();
   }
@@ -136,6 +140,7 @@ class PersistenceActor {
         case 'send': await this.accept(c, hits); break;
         case 'load': await this.load(c); break;
         case 'mark': this.mark(c); break;
+        case 'hold': break; // applied on arrival (receive), ahead of anything queued
         case 'req': {
           // Not `this.out.push(await ...)`: that reads this.out before the await, and a commit
           // inside the request (a room delete commits the room's buffered messages first) flushes
@@ -372,6 +377,7 @@ class PersistenceActor {
     let missing: Set<string> | null = null;
     try {
       if (batch.length > 0 || marks.length > 0) {
+        if (this.holding) await this.held();
         if (this.cfg.testCommitDelayMs > 0) Atomics.wait(this.sleeper, 0, 0, this.cfg.testCommitDelayMs);
         const t0 = performance.now();
         if (this.cluster) {
@@ -478,6 +484,24 @@ class PersistenceActor {
     return false;
   }
 
+  /** Test hook: wait here until the hold is lifted, telling the front thread a commit waits. */
+  private held(): Promise<void> {
+    return new Promise((resolve) => {
+      this.release = resolve;
+      this.out.push({ t: 'held', waiting: 1 });
+      this.flush();
+    });
+  }
+
+  private setHold(on: boolean): void {
+    this.holding = on;
+    if (on || this.release === null) return;
+    const release = this.release;
+    this.release = null;
+    this.out.push({ t: 'held', waiting: 0 });
+    release();
+  }
+
   private setHealth(ok: boolean, reason: string | null): void {
     if (ok === this.healthy) return;
     this.healthy = ok;
@@ -510,6 +534,7 @@ class PersistenceActor {
     // Commit what is held; if the store keeps failing, give up after a few tries (the front
     // thread never acked those messages, so nothing acked is lost).
     for (let i = 0; i < 20 && (this.committing || this.buffer.length > 0 || this.readyDups.length > 0 || this.marks.length > 0); i++) {
+      if (this.release !== null) i--; // a commit held by the test hook waits for its release
       if (this.committing) {
         await new Promise((r) => setTimeout(r, 10));
         continue;
