@@ -11,7 +11,7 @@ import type { RoomCache } from './room-cache.ts';
 export class Admin {
   constructor(
     private readonly store: Omit<DirectoryStore, 'allBlocks'>,
-    private readonly ids: IdGenerator,
+    private readonly ids: Pick<IdGenerator, 'next'>,
     private readonly commits: Pick<GroupCommit, 'flushRoom'>,
     private readonly rooms: Pick<RoomCache, 'delete'>,
   ) {}

@@ -26,7 +26,7 @@ export class RoomCache {
 
   constructor(
     private readonly store: Pick<DirectoryStore, 'getRoom' | 'createRoom'>,
-    private readonly ids: IdGenerator,
+    private readonly ids: Pick<IdGenerator, 'next'>,
     private readonly createFailed: CreateFailed,
   ) {}
 
