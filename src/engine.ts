@@ -24,6 +24,7 @@ import type { ReadPool } from './readers.ts';
 import { Room, RoomRegistry } from './rooms.ts';
 import { encodeStomp } from './stomp.ts';
 import { stompMessage, type StompState } from './stomp-session.ts';
+import type { TestHooks } from './test-hooks.ts';
 
 /** Per-socket state, created complete at upgrade (fixed shape; nothing is added later). */
 export interface Session {
@@ -152,6 +153,8 @@ export class Engine {
     initialBlocks: [string, string][],
     /** Cluster mode: the Redis bus to the other nodes (null on a single node). */
     readonly bus: Bus | null = null,
+    /** Test hooks (CHAT_TEST_HOOKS): joins wait before `joined` while the join point is held. */
+    private readonly hooks: TestHooks | null = null,
   ) {
     // Cluster: subscribe to the room's channel before asking for its state, so nothing committed
     // after the snapshot is missed (the sequencer drops what the snapshot already has).
@@ -454,13 +457,19 @@ export class Engine {
       entry.room = room;
       room.joinsInFlight++;
       room.lastUsed = Date.now(); // (cluster) not dropped as idle while this join completes
-      const reply = (enter?: Delivered): void => {
+      const replyNow = (enter?: Delivered): void => {
         if (f.since !== undefined) return this.recover(s, room, f.since, f.limit, f.ref);
         const page = this.latest(room, f.limit);
         // With limit 0 the page is empty, but a member's own ENTER is always in joined.messages (the
         // last of them, unless other nodes' messages came right after it in a cluster).
         if (enter !== undefined && (page.length === 0 || page[page.length - 1].seq < enter.seq)) page.push(enter);
         this.joined(s, room, page, undefined, f.ref);
+      };
+      // Test hook: a held join waits here, before its page is read and its reply sent.
+      const reply = (enter?: Delivered): void => {
+        const held = this.hooks?.gate('join');
+        if (held) void held.then(() => replyNow(enter));
+        else replyNow(enter);
       };
       const first = !s.rooms.has(room.id) && !room.presence.has(s.userId) && !room.entering.has(s.userId);
       if (first && this.bus !== null) return this.clusterEnter(s, room, reply, f.ref);
@@ -1050,6 +1059,7 @@ export class Engine {
           else this.log.error({ reason: e.reason }, 'store degraded: commits are failing; buffering');
           break;
         case 'stats': this.stats.actorLagMs = e.loopLagMs; break;
+        case 'held': this.hooks?.onCommitHeld(e.waiting); break;
         case 'ready': break;
       }
     }

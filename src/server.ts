@@ -13,6 +13,7 @@ import { CLOSE, ChatError, type ErrorCode } from './errors.ts';
 import { registerHttp, sendError } from './http.ts';
 import type { Logger } from './log.ts';
 import { StompGateway, StompState } from './stomp-session.ts';
+import { registerTestRoutes, TestHooks } from './test-hooks.ts';
 
 /** A STOMP connection before its CONNECT frame names the user. */
 function anonymous(n: number): Identity {
@@ -45,9 +46,10 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
     await bus?.close(false);
     throw err;
   });
-  const readers = openReaders(cfg);
+  const hooks = cfg.testHooks ? new TestHooks((on) => actor.send({ t: 'hold', on })) : null;
+  const readers = heldReads(openReaders(cfg), hooks);
   const app: TemplatedApp = uws.App();
-  const engine = new Engine(cfg, app, actor, readers, log, actor.initialBlocks, bus);
+  const engine = new Engine(cfg, app, actor, readers, log, actor.initialBlocks, bus, hooks);
   engine.stats.readerQueue = () => readers.queueSize;
   const checkpoints = startCheckpoints(readers, cfg, engine, log);
   engine.stats.bus = bus;
@@ -171,6 +173,7 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
   app.ws<Session>('/ws', behavior(Codec.Json));
   app.ws<Session>(cfg.stompPath, behavior(Codec.Stomp));
 
+  if (hooks !== null) registerTestRoutes(app, hooks);
   registerHttp(app, engine, auth, cfg, log);
 
   const port = await new Promise<number>((resolve, reject) => {
@@ -202,6 +205,17 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
   };
 
   return { engine, host: cfg.host, port, stop };
+}
+
+/** Test hook: store reads wait at the `read` point while it is held. */
+function heldReads(pool: ReadPool, hooks: TestHooks | null): ReadPool {
+  if (hooks === null) return pool;
+  return {
+    run: (task) => hooks.gate('read')?.then(() => pool.run(task)) ?? pool.run(task),
+    get queueSize() { return pool.queueSize; },
+    checkpoint: pool.checkpoint,
+    close: () => pool.close(),
+  };
 }
 
 /**

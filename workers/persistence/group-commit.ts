@@ -31,6 +31,9 @@ export class GroupCommit {
   private retryTimer: NodeJS.Timeout | null = null;
   private closing = false;
   private readonly publish: boolean;
+  /** Test hook: commits wait before their transaction while `holding`; `release` lets one go on. */
+  private holding = false;
+  private release: (() => void) | null = null;
   private readonly sleeper = new Int32Array(new SharedArrayBuffer(4));
 
   constructor(
@@ -45,7 +48,7 @@ export class GroupCommit {
   }
 
   /** The send in flight with this cidKey, if any: a retry of it is answered with its commit. */
-  held(key: string): Pending | undefined {
+  inFlight(key: string): Pending | undefined {
     return this.inflight.get(key);
   }
 
@@ -93,6 +96,7 @@ export class GroupCommit {
     this.retryTimer = null;
     // (The front thread never acked what is given up, so nothing acked is lost.)
     for (let i = 0; i < 20 && (this.committing || this.buffer.length > 0 || this.readyDups.length > 0 || this.marks.length > 0); i++) {
+      if (this.release !== null) i--; // a commit held by the test hook waits for its release
       if (this.committing) {
         await new Promise((r) => setTimeout(r, 10));
         continue;
@@ -116,6 +120,7 @@ export class GroupCommit {
     let missing: ReadonlySet<string> | void = undefined;
     try {
       if (batch.length > 0 || marks.length > 0) {
+        if (this.holding) await this.held();
         if (this.settings.testCommitDelayMs > 0) Atomics.wait(this.sleeper, 0, 0, this.settings.testCommitDelayMs);
         const t0 = performance.now();
         missing = await this.seq.write(batch, marks);
@@ -201,6 +206,25 @@ export class GroupCommit {
     }
     this.schedule();
     return false;
+  }
+
+  /** Test hook (CHAT_TEST_HOOKS): hold every commit before its transaction, or stop holding. */
+  hold(on: boolean): void {
+    this.holding = on;
+    if (on || this.release === null) return;
+    const release = this.release;
+    this.release = null;
+    this.out.push({ t: 'held', waiting: 0 });
+    release();
+  }
+
+  /** Test hook: wait here until the hold is lifted, telling the front thread a commit waits. */
+  private held(): Promise<void> {
+    return new Promise((resolve) => {
+      this.release = resolve;
+      this.out.push({ t: 'held', waiting: 1 });
+      this.out.flush();
+    });
   }
 
   private retryAfter(ms: number): void {

@@ -29,7 +29,7 @@ export class Intake {
     private readonly store: Pick<MessageStore, 'findByCids'>,
     private readonly rooms: Pick<RoomCache, 'get' | 'load'>,
     private readonly seq: Pick<Sequencing, 'accept' | 'mark'>,
-    private readonly commits: Pick<GroupCommit, 'held' | 'add' | 'answer' | 'mark' | 'schedule'>,
+    private readonly commits: Pick<GroupCommit, 'inFlight' | 'add' | 'answer' | 'mark' | 'schedule' | 'hold'>,
     private readonly out: Pick<Outbox, 'push' | 'accepted' | 'health' | 'flush'>,
     private readonly backoff: Backoff,
     /** Immediate delivery: each accepted message goes to the front thread before it is durable. */
@@ -38,6 +38,8 @@ export class Intake {
   ) {}
 
   receive(cmds: ToActor[]): void {
+    // The test hook's hold applies on arrival, ahead of anything queued.
+    for (const c of cmds) if (c.t === 'hold') this.commits.hold(c.on);
     this.inbox.push(cmds);
     if (!this.pumping) void this.pump();
   }
@@ -71,13 +73,14 @@ export class Intake {
   private async handle(cmds: ToActor[]): Promise<'ok' | 'shutdown'> {
     // One store round-trip for every cid of the batch that is not already in flight.
     const keys: [string, string][] = [];
-    for (const c of cmds) if (c.t === 'send' && c.cid !== null && this.commits.held(cidKey(c.fromId, c.cid)) === undefined) keys.push([c.fromId, c.cid]);
+    for (const c of cmds) if (c.t === 'send' && c.cid !== null && this.commits.inFlight(cidKey(c.fromId, c.cid)) === undefined) keys.push([c.fromId, c.cid]);
     const hits = keys.length > 0 ? await this.store.findByCids(keys) : this.noHits;
     while (cmds.length > 0) {
       const c = cmds[0];
       switch (c.t) {
         case 'send': await this.accept(c, hits); break;
         case 'mark': this.mark(c); break;
+        case 'hold': break; // applied on arrival (receive)
         // The answer is queued once its handler is done: a commit inside it (a room delete commits
         // the room's buffered messages first) flushes the outbox meanwhile.
         case 'load': {
@@ -103,7 +106,7 @@ export class Intake {
   private async accept(c: SendCmd, hits: ReadonlyMap<string, CidHit>): Promise<void> {
     const key = c.cid === null ? null : cidKey(c.fromId, c.cid);
     if (key !== null) {
-      const p = this.commits.held(key);
+      const p = this.commits.inFlight(key);
       if (p) {
         p.dups.push(c.token);
         return;
