@@ -24,7 +24,7 @@ export class ActorLink {
 
   /** Start the actor and wait until its store is open. Rejects with the actor's start-up error. */
   static start(config: Config): Promise<ActorLink> {
-    const init: ActorInit = { __entry: new URL('../workers/persistence.ts', import.meta.url).href, config };
+    const init: ActorInit = { __entry: new URL('../workers/persistence/actor.ts', import.meta.url).href, config };
     const worker = new Worker(WORKER_BOOT, { workerData: init, name: 'persistence-actor' });
     const link = new ActorLink(worker);
     return new Promise((resolve, reject) => {

@@ -1,7 +1,7 @@
 // Row shapes and their mapping to the engine's types, shared by the SQLite and MySQL stores
 // (same column names in both schemas).
 
-import type { Message, MessageType, RoomInfo, RoomKind } from './contract.ts';
+import type { Message, MessageType, RoomInfo, RoomKind } from '../contract.ts';
 import type { RoomRow } from './store.ts';
 
 export interface RoomDbRow {

@@ -1,9 +1,9 @@
 // The read tasks, for any MessageReader: run in the piscina workers for SQLite, and on the front
 // thread against a connection pool for MySQL (whose reads do not block the event loop).
 
-import type { LastSeqsResult, MyRoomsResult, PageResult, RangeResult, ReadTask, RoomsResult, SeqResult, SinceResult } from './contract.ts';
-import { tsidToBigInt } from './ids.ts';
-import type { MessageReader } from './store.ts';
+import type { LastSeqsResult, MyRoomsResult, PageResult, RangeResult, ReadTask, RoomsResult, SeqResult, SinceResult } from '../contract.ts';
+import { tsidToBigInt } from '../ids.ts';
+import type { MessageReader } from '../stores/store.ts';
 
 export type ReadResult = PageResult | SinceResult | SeqResult | RoomsResult | MyRoomsResult | RangeResult | LastSeqsResult;
 

@@ -11,9 +11,9 @@
 
 import Database from 'better-sqlite3';
 import { workerData } from 'node:worker_threads';
-import type { CheckpointResult, CheckpointTask, ReaderInit, ReadTask } from './contract.ts';
+import type { CheckpointResult, CheckpointTask, ReaderInit, ReadTask } from '../contract.ts';
 import { runRead, type ReadResult } from './read-tasks.ts';
-import { SqliteReader } from './sqlite-store.ts';
+import { SqliteReader } from '../stores/sqlite/reader.ts';
 
 const path = (workerData as ReaderInit).path;
 const reader = new SqliteReader(path);

@@ -1,7 +1,7 @@
 // The storage contract. The persistence actor is the only caller of a MessageStore's write side;
 // history readers use a MessageReader on their own read-only connection.
 
-import type { MarkCmd, Message, MessageType, MyRoom, RoomInfo, RoomKind } from './contract.ts';
+import type { MarkCmd, Message, MessageType, MyRoom, RoomInfo, RoomKind } from '../contract.ts';
 
 export type { RoomKind };
 
@@ -51,6 +51,11 @@ export interface CidHit {
   at: number;
 }
 
+/** The key of a (sender, cid) pair in findByCids' answer and in the actor's in-flight index. */
+export function cidKey(fromId: string, cid: string): string {
+  return fromId + '\0' + cid;
+}
+
 export interface PageQuery {
   room: string;
   /** Exclusive TSID cursors (message ids as integers). */
@@ -63,7 +68,7 @@ export interface PageQuery {
 
 /** Messages: the write path of every chat message. */
 export interface MessageStore {
-  /** The stored messages that (sender, cid) pairs name; keyed by `${fromId}\0${cid}`. */
+  /** The stored messages that (sender, cid) pairs name; keyed by cidKey(fromId, cid). */
   findByCids(keys: [fromId: string, cid: string][]): Awaitable<Map<string, CidHit>>;
   /**
    * Insert the messages, advance each room's last_seq and move read markers, in one transaction.
@@ -83,18 +88,45 @@ export class DuplicateCidError extends Error {
 }
 
 /**
+ * A room's newest position: its last seq and the id of the message that has it ('' and 0n while
+ * not known). Assigning the next message moves it.
+ */
+export interface RoomHead {
+  seq: number;
+  id: string;
+  tsid: bigint;
+}
+
+/** What a cluster commit stores once its rooms are locked. */
+export interface Placed {
+  /** The messages with their id and seq, in order; those of rooms not found are left out. */
+  stored: NewMessage[];
+  /** The marker moves to write, every seq -1 resolved (those with no position to name left out). */
+  marks: MarkerWrite[];
+  /** The batch's rooms that do not exist (or are deleted): nothing of theirs is stored. */
+  missing: Set<string>;
+}
+
+/**
+ * Gives a cluster batch its ids and seqs, inside the commit transaction: `heads` holds the locked
+ * rooms (the ones that exist) as the store has them, and is advanced.
+ */
+export type AssignUnderLock = (msgs: NewMessage[], marks: MarkerWrite[], heads: Map<string, RoomHead>) => Placed;
+
+/**
  * The cluster's write path (MySQL only): seq and id are assigned inside the transaction, under a
  * row lock on each room, so seq stays gapless across nodes and ids follow seq within a room.
  */
 export interface ClusterStore {
   /**
-   * Assign tsid/id/seq to `msgs` in place (in order, per room) and store them with `marks` in one
-   * transaction; a mark with seq -1 means "the room's last seq after this batch". Returns the rooms
-   * that do not exist (their messages are not stored and keep seq 0). Throws DuplicateCidError if a
-   * (sender, cid) is already stored (nothing is stored then). Safe to repeat after an unknown
-   * outcome: a batch that did commit is recognized by its ids and not stored twice.
+   * Lock the batch's rooms, let `assign` give `msgs` their tsid/id/seq in place, and store them with
+   * the marks it resolved, in one transaction; a mark with seq -1 means "the room's last seq after
+   * this batch". Returns the rooms that do not exist (their messages are not stored and keep seq
+   * 0). Throws DuplicateCidError if a (sender, cid) is already stored (nothing is stored then).
+   * Safe to repeat after an unknown outcome: a batch that did commit is recognized by its ids and
+   * not stored twice.
    */
-  commitAssign(msgs: NewMessage[], marks: MarkerWrite[], next: (floor: bigint) => { id: string; tsid: bigint }): Promise<Set<string>>;
+  commitAssign(msgs: NewMessage[], marks: MarkerWrite[], assign: AssignUnderLock): Promise<Set<string>>;
 }
 
 /** Rooms, members and blocks: the directory the authorization decisions read. */
