@@ -3,7 +3,7 @@
 // hands every other event to one handler.
 
 import { Worker } from 'node:worker_threads';
-import { decodeBatch, encodeBatch, WORKER_BOOT, type ActorInit, type AdminOp, type FromActor, type ReplyEvt, type ToActor } from '../workers/contract.ts';
+import { decodeBatch, encodeBatch, workerStart, type ActorInit, type AdminOp, type FromActor, type ReplyEvt, type ToActor } from '../workers/contract.ts';
 import type { Config } from './config.ts';
 
 export class ActorLink {
@@ -24,8 +24,9 @@ export class ActorLink {
 
   /** Start the actor and wait until its store is open. Rejects with the actor's start-up error. */
   static start(config: Config): Promise<ActorLink> {
-    const init: ActorInit = { __entry: new URL('../workers/persistence/actor.ts', import.meta.url).href, config };
-    const worker = new Worker(WORKER_BOOT, { workerData: init, name: 'persistence-actor' });
+    const start = workerStart('persistence/actor');
+    const init: ActorInit = { __entry: start.entry, config };
+    const worker = new Worker(start.file, { workerData: init, name: 'persistence-actor' });
     const link = new ActorLink(worker);
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => reject(err);

@@ -3,7 +3,7 @@
 // on the front thread (mysql2 reads are asynchronous I/O; a thread hop would only add latency).
 
 import { Piscina } from 'piscina';
-import { WORKER_BOOT, type CheckpointResult, type CheckpointTask, type ReaderInit, type ReadTask } from '../workers/contract.ts';
+import { workerStart, type CheckpointResult, type CheckpointTask, type ReaderInit, type ReadTask } from '../workers/contract.ts';
 import { MysqlReader } from '../workers/stores/mysql/reader.ts';
 import { runRead } from '../workers/readers/read-tasks.ts';
 import type { Config } from './config.ts';
@@ -35,8 +35,9 @@ export function openReaders(cfg: Config): ReadPool {
       close: () => Promise.resolve(reader.close()),
     };
   }
-  const init: ReaderInit = { __entry: new URL('../workers/readers/reader.ts', import.meta.url).href, path: cfg.store.path };
-  const pool = new Piscina({ filename: WORKER_BOOT.href, workerData: init, minThreads: cfg.readers, maxThreads: cfg.readers, maxQueue: MAX_QUEUE });
+  const start = workerStart('readers/reader');
+  const init: ReaderInit = { __entry: start.entry, path: cfg.store.path };
+  const pool = new Piscina({ filename: start.file.href, workerData: init, minThreads: cfg.readers, maxThreads: cfg.readers, maxQueue: MAX_QUEUE });
   return {
     run: (task) => pool.run(task) as Promise<unknown>,
     get queueSize() { return pool.queueSize; },

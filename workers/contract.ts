@@ -217,8 +217,20 @@ export interface HeldEvt {
 
 export type FromActor = AcceptedEvt | CommittedEvt | RoomEvt | HealthEvt | ReadyEvt | ReplyEvt | StatsEvt | HeldEvt;
 
-/** The JS bootstrap every worker starts from (it registers tsx, then imports `__entry`). */
-export const WORKER_BOOT = new URL('./boot.mjs', import.meta.url);
+/** The worker entries, relative to workers/ and without their extension. */
+export type WorkerEntry = 'persistence/actor' | 'readers/reader';
+
+/**
+ * Where a worker starts. The entries have this module's own extension: `.js` in the compiled
+ * tree (dist/), which starts the entry itself with no loader; `.ts` when the engine runs from
+ * sources under tsx, where the thread starts in boot.mjs, which registers tsx in that thread and
+ * imports the entry named in workerData.__entry.
+ */
+export function workerStart(entry: WorkerEntry): { file: URL; entry: string } {
+  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+  const url = new URL(`./${entry}${ext}`, import.meta.url);
+  return { file: ext === '.ts' ? new URL('./boot.mjs', import.meta.url) : url, entry: url.href };
+}
 
 /** What the actor is started with (worker_threads workerData); it talks on parentPort. */
 export interface ActorInit {
