@@ -186,7 +186,20 @@ function host(raw: string, name: string): string {
 
 /** Hide a password in a URL before it is printed anywhere. */
 export function redactUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@]*:)[^@]*@/, '$1***@');
+  let u: URL | null = null;
+  try {
+    u = new URL(url);
+  } catch {
+    // not a URL: below
+  }
+  // An '@' after the host means a raw '/' (or '?', '#') in the password ended the host early.
+  if (u !== null && !`${u.pathname}${u.search}${u.hash}`.includes('@')) {
+    if (u.password === '') return url;
+    u.password = '***';
+    return u.href;
+  }
+  // Hide everything from `//` to the last `@`, wherever the password ends.
+  return url.replace(/\/\/.*@/s, '//***@');
 }
 
 // Order is the order of --help.

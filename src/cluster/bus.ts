@@ -6,7 +6,7 @@
 // latency, never a message.
 
 import { Redis } from 'ioredis';
-import type { Config } from '../config.ts';
+import { redactUrl, type Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { Broker, type BrokerHandler } from './broker.ts';
 import { Liveness } from './liveness.ts';
@@ -66,7 +66,7 @@ export class Bus {
     } catch (err) {
       bus.cmd.disconnect();
       bus.sub.disconnect();
-      throw new Error(`cannot reach Redis at ${cfg.redisUrl}: ${(err as Error).message}`);
+      throw new Error(`cannot reach Redis at ${redactUrl(cfg.redisUrl!)}: ${(err as Error).message}`);
     }
     let quits: Reaped[];
     try {
