@@ -1,6 +1,10 @@
-// The one place that reads settings. Environment variables, mirrored by CLI flags (a flag wins),
-// validated once at start-up; a bad value throws ConfigError naming the setting, and the CLI
+// The one place that reads settings. Environment variables, mirrored by CLI flags, and an env
+// file (`--env-file FILE`); a flag wins over the environment, the environment over the file.
+// Validated once at start-up; a bad value throws ConfigError naming the setting, and the CLI
 // prints it and exits 2. Everything downstream takes the typed, already-checked Config.
+
+import { readFileSync } from 'node:fs';
+import { EnvFileError, parseEnvFile } from './env-file.ts';
 
 export type Delivery = 'after-commit' | 'immediate';
 export type SqliteSync = 'normal' | 'full';
@@ -242,47 +246,97 @@ const SETTINGS: Setting<keyof Config>[] = [
   { key: 'testCommitDelayMs', env: 'CHAT_TEST_COMMIT_DELAY_MS', flag: '--test-commit-delay-ms', def: '0', help: 'test hook: sleep this long before every commit (simulates a slow disk)', parse: int(0, 60_000) },
 ];
 
+/** How a secret setting is shown by --print-config and in the start-up log (by variable name). */
+const REDACT: Record<string, (raw: string) => string> = {
+  CHAT_STORE: redactUrl,
+  CHAT_REDIS_URL: redactUrl,
+  CHAT_JWT_SECRET: () => '***',
+  CHAT_ADMIN_TOKEN: () => '***',
+  // Not a secret, but many lines: shown by its size.
+  CHAT_JWT_PUBLIC_KEY: (raw) => `(PEM, ${raw.length} bytes)`,
+};
+
 export function helpText(): string {
   const lines = [
-    'Usage: npm start -- [flags]    (or: node --import tsx src/cli.ts [flags])',
-    '',
-    'Every setting is an environment variable; the flag beside it overrides it.',
+    'Settings: each is an environment variable, a flag (--port 9000 or --port=9000), or a line of',
+    'the --env-file FILE (KEY=value, as systemd\'s EnvironmentFile= reads it). A flag wins over the',
+    'environment, the environment over the file.',
     '',
   ];
   for (const s of SETTINGS) {
     lines.push(`  ${s.env.padEnd(26)} ${(s.flag + ' <v>').padEnd(28)} ${s.help}${s.def ? ` (default ${s.def})` : ''}`);
   }
-  lines.push('', '  --help                     print this and exit');
+  lines.push(`  ${''.padEnd(26)} ${'--env-file <file>'.padEnd(28)} read settings from this file (the environment wins over it)`);
   return lines.join('\n');
 }
 
-/** Parse `--flag value` and `--flag=value` pairs; unknown flags are errors. */
-function parseFlags(argv: string[]): Map<string, string> {
+type Source = 'flag' | 'environment' | 'env file' | 'default';
+
+/** Parse `--flag value` and `--flag=value` pairs (and `--env-file FILE`); unknown flags are errors. */
+function parseFlags(argv: string[]): { flags: Map<string, string>; envFiles: string[] } {
   const byFlag = new Map(SETTINGS.map((s) => [s.flag, s]));
-  const out = new Map<string, string>();
+  const flags = new Map<string, string>();
+  const envFiles: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const eq = arg.indexOf('=');
     const flag = eq >= 0 ? arg.slice(0, eq) : arg;
     const s = byFlag.get(flag);
-    if (!s) throw new ConfigError(`unknown option ${flag} (see --help)`);
+    if (!s && flag !== '--env-file') throw new ConfigError(`unknown option ${flag} (see --help)`);
     let value: string | undefined;
     if (eq >= 0) value = arg.slice(eq + 1);
     else value = argv[++i];
     if (value === undefined) throw new ConfigError(`${flag} needs a value`);
-    out.set(s.env, value);
+    if (s) flags.set(s.env, value);
+    else envFiles.push(value);
+  }
+  return { flags, envFiles };
+}
+
+/** The CHAT_ settings of the env files, a later file winning; an unknown CHAT_ name is an error. */
+function readEnvFiles(files: string[]): Map<string, string> {
+  const known = new Set(SETTINGS.map((s) => s.env));
+  const out = new Map<string, string>();
+  for (const file of files) {
+    let vars: Map<string, string>;
+    try {
+      vars = parseEnvFile(readFileSync(file, 'utf8'), file);
+    } catch (err) {
+      if (err instanceof EnvFileError) throw new ConfigError(`--env-file ${err.message}`);
+      throw new ConfigError(`--env-file: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+    for (const [k, v] of vars) {
+      if (!k.startsWith('CHAT_')) continue; // other variables are for other programs
+      if (!known.has(k)) throw new ConfigError(`--env-file ${file}: unknown setting ${k} (see --help)`);
+      out.set(k, v);
+    }
   }
   return out;
 }
 
-/** Build the Config from env and argv (flags win). Throws ConfigError with an actionable message. */
+/** Every setting's raw value and where it came from: a flag, else the environment, else an env file, else the default. */
+function resolveRaw(env: NodeJS.ProcessEnv, argv: string[]): { setting: Setting<keyof Config>; value: string; source: Source }[] {
+  const { flags, envFiles } = parseFlags(argv);
+  const fromFile = readEnvFiles(envFiles);
+  return SETTINGS.map((setting) => {
+    const flag = flags.get(setting.env);
+    if (flag !== undefined) return { setting, value: flag, source: 'flag' };
+    const inEnv = env[setting.env];
+    if (inEnv !== undefined) return { setting, value: inEnv, source: 'environment' };
+    const inFile = fromFile.get(setting.env);
+    if (inFile !== undefined) return { setting, value: inFile, source: 'env file' };
+    return { setting, value: setting.def, source: 'default' };
+  });
+}
+
+/**
+ * Build the Config from argv (flags, `--env-file FILE`) and env: flags > env > file > default.
+ * Throws ConfigError with an actionable message.
+ */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] = []): Config {
-  const flags = parseFlags(argv);
   const cfg = {} as Record<keyof Config, unknown>;
-  for (const s of SETTINGS) {
-    const raw = flags.get(s.env) ?? env[s.env] ?? s.def;
-    const name = flags.has(s.env) ? s.flag : s.env;
-    cfg[s.key] = s.parse(raw, name);
+  for (const { setting: s, value, source } of resolveRaw(env, argv)) {
+    cfg[s.key] = s.parse(value, source === 'flag' ? s.flag : s.env);
   }
   const c = cfg as unknown as Config;
   if (c.auth === 'jwt' && !c.jwtSecret && !c.jwtPublicKey) {
@@ -306,12 +360,43 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
 
 /** The config as it is safe to log: secrets redacted. */
 export function describeConfig(c: Config): Record<string, unknown> {
-  return {
-    ...c,
-    store: c.store.kind === 'sqlite' ? `sqlite:${c.store.path}` : redactUrl(c.store.url),
-    jwtSecret: c.jwtSecret ? '***' : null,
-    jwtPublicKey: c.jwtPublicKey ? '(pem)' : null,
-    adminToken: c.adminToken ? '***' : null,
-    redisUrl: c.redisUrl ? redactUrl(c.redisUrl) : null,
-  };
+  const out: Record<string, unknown> = { ...c, store: c.store.kind === 'sqlite' ? `sqlite:${c.store.path}` : c.store.url };
+  for (const s of SETTINGS) {
+    const redact = REDACT[s.env];
+    const v = out[s.key];
+    if (redact !== undefined && typeof v === 'string') out[s.key] = redact(v);
+  }
+  return out;
+}
+
+/** Quote a value for an env file when it needs it. */
+function envFileValue(v: string): string {
+  return /^[A-Za-z0-9_.,:/@*+=%()-]*$/.test(v) ? v : `"${v.replace(/["\\`$]/g, '\\$&')}"`;
+}
+
+/**
+ * `uchat --print-config`: the effective settings as env-file lines, grouped by where each came
+ * from, secrets redacted. Validates them first (a bad value throws ConfigError like a start).
+ */
+export function printConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] = []): string {
+  loadConfig(env, argv);
+  const { envFiles } = parseFlags(argv);
+  const groups: [Source, string][] = [
+    ['flag', '# from flags'],
+    ['environment', '# from the environment'],
+    ['env file', `# from --env-file ${envFiles.join(', ')}`],
+    ['default', '# defaults'],
+  ];
+  const all = resolveRaw(env, argv);
+  const lines = ['# effective settings: a flag wins over the environment, the environment over --env-file; secrets redacted'];
+  for (const [source, title] of groups) {
+    const mine = all.filter((r) => r.source === source);
+    if (mine.length === 0) continue;
+    lines.push('', title);
+    for (const { setting, value } of mine) {
+      const redact = REDACT[setting.env];
+      lines.push(`${setting.env}=${envFileValue(redact !== undefined && value !== '' ? redact(value) : value)}`);
+    }
+  }
+  return lines.join('\n');
 }
