@@ -3,8 +3,9 @@
 // Validated once at start-up; a bad value throws ConfigError naming the setting, and the CLI
 // prints it and exits 2. Everything downstream takes the typed, already-checked Config.
 
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
 import { EnvFileError, parseEnvFile } from './env-file.ts';
+import { checkTlsFiles } from './tls.ts';
 
 export type Delivery = 'after-commit' | 'immediate';
 export type SqliteSync = 'normal' | 'full';
@@ -64,6 +65,10 @@ export interface Config {
   testCommitDelayMs: number;
   /** Test hooks: the /_test/ routes that hold commits, reads and joins (src/test-hooks.ts). */
   testHooks: boolean;
+  /** TLS: PEM certificate (chain) and key files; both set = serve https:// and wss:// (SSLApp). */
+  tlsCert: string | null;
+  tlsKey: string | null;
+  tlsKeyPassphrase: string | null;
 }
 
 export class ConfigError extends Error {
@@ -206,6 +211,20 @@ export function redactUrl(url: string): string {
   return url.replace(/\/\/.*@/s, '//***@');
 }
 
+/** A path to a file this process can read (null when empty). */
+function readableFile(raw: string, name: string): string | null {
+  const v = raw.trim();
+  if (v === '') return null;
+  try {
+    if (!statSync(v).isFile()) throw new ConfigError(`${name}: ${v} is not a file`);
+    closeSync(openSync(v, 'r'));
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(`${name}: cannot read ${v} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  return v;
+}
+
 // Order is the order of --help.
 const SETTINGS: Setting<keyof Config>[] = [
   { key: 'port', env: 'CHAT_PORT', flag: '--port', def: '8080', help: 'listen port (0 = any free port, printed on start)', parse: int(0, 65535) },
@@ -244,6 +263,10 @@ const SETTINGS: Setting<keyof Config>[] = [
   { key: 'stompBrokerPrefix', env: 'CHAT_STOMP_BROKER_PREFIX', flag: '--stomp-broker-prefix', def: '/topic', help: 'STOMP broker destination prefix (SUBSCRIBE), e.g. /topic or /sub', parse: pathSetting },
   { key: 'testHooks', env: 'CHAT_TEST_HOOKS', flag: '--test-hooks', def: '0', help: 'test hook: 1 serves /_test/ routes that hold commits, reads and joins (never in production)', parse: (raw, name) => oneOf('0', '1')(raw, name) === '1' },
   { key: 'testCommitDelayMs', env: 'CHAT_TEST_COMMIT_DELAY_MS', flag: '--test-commit-delay-ms', def: '0', help: 'test hook: sleep this long before every commit (simulates a slow disk)', parse: int(0, 60_000) },
+  // TLS: serve https:// and wss:// directly.
+  { key: 'tlsCert', env: 'CHAT_TLS_CERT', flag: '--tls-cert', def: '', help: 'PEM certificate file (leaf first, then the chain): serve https:// and wss:// (with CHAT_TLS_KEY)', parse: readableFile },
+  { key: 'tlsKey', env: 'CHAT_TLS_KEY', flag: '--tls-key', def: '', help: "PEM private key file of CHAT_TLS_CERT", parse: readableFile },
+  { key: 'tlsKeyPassphrase', env: 'CHAT_TLS_KEY_PASSPHRASE', flag: '--tls-key-passphrase', def: '', help: 'passphrase of an encrypted CHAT_TLS_KEY', parse: nullable },
 ];
 
 /** How a secret setting is shown by --print-config and in the start-up log (by variable name). */
@@ -252,6 +275,7 @@ const REDACT: Record<string, (raw: string) => string> = {
   CHAT_REDIS_URL: redactUrl,
   CHAT_JWT_SECRET: () => '***',
   CHAT_ADMIN_TOKEN: () => '***',
+  CHAT_TLS_KEY_PASSPHRASE: () => '***',
   // Not a secret, but many lines: shown by its size.
   CHAT_JWT_PUBLIC_KEY: (raw) => `(PEM, ${raw.length} bytes)`,
 };
@@ -355,6 +379,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
   }
   if (c.nodeId < 0) c.nodeId = 0;
   if (c.stompPath === '/ws') throw new ConfigError('CHAT_STOMP_PATH must differ from /ws (STOMP is already offered there by subprotocol)');
+  // TLS: both files or neither; their content is checked now, not at the first handshake.
+  if ((c.tlsCert === null) !== (c.tlsKey === null)) {
+    throw new ConfigError('CHAT_TLS_CERT and CHAT_TLS_KEY go together: set both to serve https:// and wss://, or neither');
+  }
+  if (c.tlsKeyPassphrase !== null && c.tlsKey === null) throw new ConfigError('CHAT_TLS_KEY_PASSPHRASE is set but CHAT_TLS_KEY is not');
+  if (c.tlsCert !== null && c.tlsKey !== null) {
+    try {
+      checkTlsFiles(c.tlsCert, c.tlsKey, c.tlsKeyPassphrase);
+    } catch (err) {
+      throw new ConfigError((err as Error).message);
+    }
+  }
   return c;
 }
 

@@ -1,5 +1,6 @@
 // The engine process: the store's actor and readers, the cluster bus when there is one, the uWS
-// app with its WebSocket and HTTP routes, listening, and the ordered stop.
+// app (SSLApp with CHAT_TLS_CERT/CHAT_TLS_KEY) with its WebSocket and HTTP routes, listening, and
+// the ordered stop.
 
 import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { uws } from '../native/uws.ts';
@@ -38,7 +39,9 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
   });
   const hooks = cfg.testHooks ? new TestHooks((on) => actor.send({ t: 'hold', on })) : null;
   const readers = heldReads(openReaders(cfg), hooks);
-  const app: TemplatedApp = uws.App();
+  const app: TemplatedApp = cfg.tlsCert !== null && cfg.tlsKey !== null
+    ? uws.SSLApp({ cert_file_name: cfg.tlsCert, key_file_name: cfg.tlsKey, passphrase: cfg.tlsKeyPassphrase ?? undefined })
+    : uws.App();
   const engine = new Engine(cfg, app, actor, readers, log, actor.initialBlocks, bus, hooks);
   engine.stats.readerQueue = () => readers.queueSize;
   const checkpoints = startCheckpoints(readers, cfg, engine, log);
