@@ -1,5 +1,6 @@
-// Test helpers: a real engine process (node --import tsx src/cli.ts) on a random port with a real
-// SQLite file, and a small WebSocket client that awaits frames by predicate (never sleeps).
+// Test helpers: a real engine process (node --import tsx src/cli.ts, or a compiled tree) on a
+// random port with a real SQLite file, and a small WebSocket client that awaits frames by
+// predicate (never sleeps).
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -31,10 +32,19 @@ export function tempDir(): string {
 const started = new Set<ChildProcess>();
 process.once('exit', () => { for (const p of started) if (p.exitCode === null) p.kill('SIGKILL'); });
 
+/** How the engine is launched: node's argv before the engine's flags, and its working directory. */
+export interface Launch {
+  node: string[];
+  cwd: string;
+}
+
+/** From sources, through tsx. */
+export const FROM_SOURCES: Launch = { node: ['--import', 'tsx', 'src/cli.ts'], cwd: ROOT };
+
 /** Start the engine; resolves once it printed `listening on`. */
-export function startEngine(env: Record<string, string> = {}, dir = tempDir(), args: string[] = []): Promise<EngineProc> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
-    cwd: ROOT,
+export function startEngine(env: Record<string, string> = {}, dir = tempDir(), args: string[] = [], launch: Launch = FROM_SOURCES): Promise<EngineProc> {
+  const proc = spawn(process.execPath, [...launch.node, ...args], {
+    cwd: launch.cwd,
     env: {
       ...process.env,
       CHAT_PORT: '0',
@@ -117,13 +127,13 @@ export class Client {
     for (const f of w) f();
   }
 
-  static connect(url: string, opts: { user?: string; name?: string; protocol?: string | string[]; query?: string; headers?: Record<string, string> } = {}): Promise<Client> {
+  static connect(url: string, opts: { user?: string; name?: string; protocol?: string | string[]; query?: string; headers?: Record<string, string>; ca?: string | Buffer } = {}): Promise<Client> {
     const q = new URLSearchParams();
     if (opts.user !== undefined) q.set('user', opts.user);
     if (opts.name !== undefined) q.set('name', opts.name);
     const qs = [q.toString(), opts.query ?? ''].filter(Boolean).join('&');
     const protocol = opts.protocol ?? 'chat.v1.json';
-    const ws = new WebSocket(qs ? `${url}?${qs}` : url, protocol, { headers: opts.headers });
+    const ws = new WebSocket(qs ? `${url}?${qs}` : url, protocol, { headers: opts.headers, ca: opts.ca });
     const msgpack = (Array.isArray(protocol) ? protocol[0] : protocol) === 'chat.v1.msgpack';
     return new Promise((res, rej) => {
       ws.once('open', () => res(new Client(ws, msgpack)));
