@@ -1,7 +1,6 @@
 // TLS: with CHAT_TLS_CERT and CHAT_TLS_KEY the engine serves wss:// and https:// (uWS's SSLApp)
 // with a self-signed certificate made here by openssl, and a bad pair stops start-up with exit 2.
 
-import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { get } from 'node:https';
@@ -9,21 +8,10 @@ import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, runCli, startEngine, tempDir, type EngineProc } from './helpers.ts';
+import { selfSigned } from './tls-helpers.ts';
 
 const dir = tempDir();
 const file = (name: string): string => join(dir, name);
-
-function openssl(...args: string[]): void {
-  execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
-/** A self-signed certificate for 127.0.0.1 and localhost, with its key (encrypted when a passphrase is given). */
-function selfSigned(name: string, passphrase?: string): void {
-  const enc = passphrase === undefined ? [] : ['-aes-128-cbc', '-pass', `pass:${passphrase}`];
-  openssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', ...enc, '-out', file(`${name}.key`));
-  openssl('req', '-x509', '-new', '-key', file(`${name}.key`), ...(passphrase === undefined ? [] : ['-passin', `pass:${passphrase}`]),
-    '-out', file(`${name}.crt`), '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1');
-}
 
 /** GET over https trusting only `ca`; the status, the body and the certificate the server showed. */
 function httpsGet(url: string, ca: Buffer): Promise<{ status: number; body: string; fingerprint: string }> {
@@ -38,9 +26,9 @@ function httpsGet(url: string, ca: Buffer): Promise<{ status: number; body: stri
 }
 
 beforeAll(() => {
-  selfSigned('site');
-  selfSigned('other');
-  selfSigned('locked', 'correct horse');
+  selfSigned(dir, 'site');
+  selfSigned(dir, 'other');
+  selfSigned(dir, 'locked', 'correct horse');
 });
 
 describe('TLS', () => {
