@@ -245,6 +245,8 @@ export interface SinceTask {
   since: string;
   max: number;
   notBefore: number;
+  /** The room's last seq as the front thread has it: more than `max` after since's seq, nothing is read. */
+  lastSeq: number;
 }
 
 /** The seq of the newest message at or before `id` (read markers). */

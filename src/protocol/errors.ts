@@ -38,6 +38,7 @@ export function clientCode(code: ErrorCode | InternalCode): ErrorCode {
 export const MSG = {
   noSuchRoom: 'no such room',
   notMember: 'you are not a member of this room',
+  guestsPublicOnly: 'this engine serves guests public rooms only (CHAT_GUEST_ROOMS=public)',
 } as const;
 
 /** WebSocket close codes (RFC 6455 section 7.4). */
