@@ -4,6 +4,7 @@
 
 import { Packr } from 'msgpackr';
 import { isUtf8 } from 'node:buffer';
+import type * as Wire from '../client/src/protocol.ts';
 import { messageJson, type Delivered, type Message } from '../workers/contract.ts';
 import { TSID_RE } from '../workers/ids.ts';
 import { ERRORS, type ErrorCode } from './errors.ts';
@@ -25,14 +26,14 @@ export const ROOM_RE = /^[A-Za-z0-9._:-]{1,64}$/;
 const MAX_REF = 128;
 const MAX_CID = 128;
 
-export type ClientFrame =
-  | { op: 'join'; ref: string | undefined; room: string; since: string | undefined; limit: number }
-  | { op: 'leave'; ref: string | undefined; room: string }
-  | { op: 'send'; ref: string | undefined; room: string; text: string; cid: string }
-  | { op: 'history'; ref: string | undefined; room: string; before: string | undefined; after: string | undefined; limit: number }
-  | { op: 'read'; ref: string | undefined; room: string; upTo: string }
-  | { op: 'typing'; ref: string | undefined; room: string }
-  | { op: 'ping'; ref: string | undefined };
+/**
+ * A client frame as validate() returns it: the wire frame of client/src/protocol.ts with every
+ * optional field present (undefined when absent) and `limit` defaulted.
+ */
+type Validated<F> = F extends Wire.ClientFrame
+  ? { [K in keyof Required<F>]: K extends 'limit' ? number : undefined extends F[K] ? F[K] | undefined : F[K] }
+  : never;
+export type ClientFrame = Validated<Wire.ClientFrame>;
 
 /** A refused frame: what the error frame must carry. */
 export interface FrameError {
@@ -231,11 +232,11 @@ export function msgFrameMsgpack(json: string): Uint8Array {
 
 export function encodeAck(codec: Codec, cid: string, room: string, id: string, seq: number, at: number, ref: string | undefined): Out {
   if (codec === Codec.Json) return `{"op":"ack","cid":${Q(cid)},"room":"${room}","id":"${id}","seq":${seq},"at":${at}${refPart(ref)}}`;
-  return packr.pack(ref === undefined ? { op: 'ack', cid, room, id, seq, at } : { op: 'ack', cid, room, id, seq, at, ref });
+  return packr.pack((ref === undefined ? { op: 'ack', cid, room, id, seq, at } : { op: 'ack', cid, room, id, seq, at, ref }) satisfies Wire.AckFrame);
 }
 
 export function encodeError(codec: Codec, code: ErrorCode, message: string | undefined, ref: string | undefined, cid: string | undefined): Out {
-  const f: Record<string, unknown> = { op: 'error', code, message: message ?? ERRORS[code].message };
+  const f: Wire.ErrorFrame = { op: 'error', code, message: message ?? ERRORS[code].message };
   if (ref !== undefined) f.ref = ref;
   if (cid !== undefined) f.cid = cid;
   return codec === Codec.Json ? Q(f) : packr.pack(f);

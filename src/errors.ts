@@ -1,5 +1,8 @@
 // One error catalogue: every protocol error code, its default message and its HTTP status, and
-// every WebSocket close code the engine uses. Nothing else in the code base invents a code.
+// every WebSocket close code the engine uses. Nothing else in the code base invents a code. The
+// codes themselves are the wire protocol's (client/src/protocol.ts): the compiler checks both lists.
+
+import type * as Wire from '../client/src/protocol.ts';
 
 export const ERRORS = {
   bad_frame: { status: 400, message: 'frame is not valid JSON/MessagePack or not an object' },
@@ -11,7 +14,7 @@ export const ERRORS = {
   unauthorized: { status: 401, message: 'unauthorized' },
   rate_limited: { status: 429, message: 'rate limited, slow down' },
   overloaded: { status: 503, message: 'the store is behind; retry later, nothing was stored' },
-} as const;
+} as const satisfies Record<Wire.ErrorCode, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;
 
@@ -23,7 +26,7 @@ export const CLOSE = {
   policy: 1008, // e.g. the JWT expired mid-session
   tooLarge: 1009, // frame over the hard payload limit
   internal: 1011,
-} as const;
+} as const satisfies typeof Wire.CLOSE;
 
 /** An error with a protocol code, thrown by validation at the edge and turned into a frame or 4xx. */
 export class ChatError extends Error {
