@@ -9,5 +9,5 @@ export type { BackoffOptions } from './backoff.ts';
 export { newCid } from './cid.ts';
 export { ChatError, type ChatErrorCode, type ClientErrorCode } from './errors.ts';
 export type { WebSocketConstructor, WebSocketLike } from './platform.ts';
-export type { JoinOptions, Joined, LeftInfo, ResetInfo, Subscription } from './subscription.ts';
+export type { JoinOptions, Joined, LeftInfo, MessageInfo, ResetInfo, Subscription } from './subscription.ts';
 export * from './protocol.ts';

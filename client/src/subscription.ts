@@ -15,7 +15,7 @@ export interface JoinOptions {
   /** How many of the latest messages a join without `since` (or after a reset) gets: 0..100, default 50. */
   limit?: number;
   /** Every message of the room, of every type, exactly once, in seq order. */
-  onMessage(m: IncomingMessage): void;
+  onMessage(m: IncomingMessage, info: MessageInfo): void;
   /**
    * What the app has of the room is no longer continuous with what follows (the gap since the
    * last message could not be replayed, or the room's epoch changed): drop it. onMessage then
@@ -26,6 +26,15 @@ export interface JoinOptions {
   onLeft?(info: LeftInfo): void;
   /** Another member is typing (never stored; at most about once a second per connection). */
   onTyping?(user: Sender): void;
+}
+
+export interface MessageInfo {
+  /**
+   * True for the messages of a first page: the latest page of a join without `since`, or the page
+   * after a reset (what was said before the app joined; an app may not count them as unread).
+   * False for live messages and for those replayed after a reconnect (they are new to the app).
+   */
+  initial: boolean;
 }
 
 export interface ResetInfo {
@@ -75,6 +84,8 @@ export interface SubscriptionIo {
   call(fn: () => void): void;
   leave(sub: RoomSubscription): Promise<void>;
 }
+
+const LIVE: MessageInfo = Object.freeze({ initial: false });
 
 /** Most history pages (of 100) a gap fill reads before it gives up with onReset. */
 const MAX_FILL_PAGES = 200;
@@ -126,7 +137,7 @@ export class RoomSubscription implements Subscription {
   message(m: IncomingMessage): void {
     if (!this.live) return;
     if (this.held !== null) this.held.push(m);
-    else this.deliver(m);
+    else this.deliver(m, LIVE);
   }
 
   typing(user: Sender): void {
@@ -182,11 +193,13 @@ export class RoomSubscription implements Subscription {
 
   /** Deliver the page, then what was held; everything up to joined.seq is now seen (or hidden by a block). */
   private catchUp(f: JoinedFrame, page: IncomingMessage[]): void {
-    for (const m of page) this.deliver(m);
+    // Nothing seen before and nothing replayed: the page is what was said before the app joined.
+    const initial = { initial: this.lastSeq < 0 && f.recovered !== true };
+    for (const m of page) this.deliver(m, initial);
     if (f.seq > this.lastSeq) this.lastSeq = f.seq;
     const held = this.held ?? [];
     this.held = null;
-    for (const m of held) this.deliver(m);
+    for (const m of held) this.deliver(m, LIVE);
   }
 
   private async fill(generation: number, f: JoinedFrame, page: IncomingMessage[], known: number): Promise<void> {
@@ -210,11 +223,11 @@ export class RoomSubscription implements Subscription {
     this.catchUp(f, complete ? [...older.flat(), ...page] : page);
   }
 
-  private deliver(m: IncomingMessage): void {
+  private deliver(m: IncomingMessage, info: MessageInfo): void {
     if (m.seq <= this.lastSeq) return;
     this.lastSeq = m.seq;
     this.lastId = m.id;
-    this.io.call(() => this.opts.onMessage(m));
+    this.io.call(() => this.opts.onMessage(m, info));
   }
 }
 
