@@ -1,8 +1,8 @@
 // The HTTP API: health, metrics, history, rooms for the host app, the caller's rooms and blocks,
-// and the web client at `/`. Every request is validated here; bad input is a 4xx with
-// {"error":{"code","message"}}, never a 500.
+// and the web client at `/` (with /app.js, /app.css and the client library under /client/). Every
+// request is validated here; bad input is a 4xx with {"error":{"code","message"}}, never a 500.
 
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { RoomInfo } from '../workers/contract.ts';
 import { USER_RE, type Authenticator, type Identity } from './auth.ts';
@@ -223,24 +223,31 @@ export function registerHttp(app: TemplatedApp, engine: Engine, auth: Authentica
     return ok({ blocked: engine.blockList(who.id) });
   });
 
-  // The web client: one self-contained page, no CDN; its CSP allows only itself and this host.
-  // The live dashboard at /dashboard is served the same way; it polls /api/stats.
-  const servePage = (path: string, file: string, missing: string): void => {
-    const page = loadPage(file);
+  // The web client: the page, its script and styles, and the client library (client/dist), all from
+  // this origin; its CSP allows no inline script and no other host. The live dashboard at
+  // /dashboard is one self-contained page; it polls /api/stats.
+  const PAGE_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+  const DASHBOARD_CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self' ws: wss:; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+  const serve = (path: string, body: string | null, type: string, csp: string | null, missing: string): void => {
     app.get(path, (res) => {
-      if (page === null) return sendError(res, 'not_found', missing);
+      if (body === null) return sendError(res, 'not_found', missing);
       res.cork(() => {
-        res.writeStatus('200 OK')
-          .writeHeader('content-type', 'text/html; charset=utf-8')
-          .writeHeader('content-security-policy', "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self' ws: wss:; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-          .writeHeader('x-content-type-options', 'nosniff')
-          .writeHeader('referrer-policy', 'no-referrer')
-          .end(page);
+        res.writeStatus('200 OK').writeHeader('content-type', type);
+        if (csp !== null) res.writeHeader('content-security-policy', csp);
+        res.writeHeader('x-content-type-options', 'nosniff').writeHeader('referrer-policy', 'no-referrer').end(body);
       });
     });
   };
-  servePage('/', 'index.html', 'the web client is not built into this engine');
-  servePage('/dashboard', 'dashboard.html', 'the dashboard is not built into this engine');
+  const HTML = 'text/html; charset=utf-8';
+  const JS = 'text/javascript; charset=utf-8';
+  const noPage = 'the web client is not built into this engine';
+  serve('/', loadFile(new URL('./web/index.html', import.meta.url)), HTML, PAGE_CSP, noPage);
+  serve('/app.js', loadFile(new URL('./web/app.js', import.meta.url)), JS, null, noPage);
+  serve('/app.css', loadFile(new URL('./web/app.css', import.meta.url)), 'text/css; charset=utf-8', null, noPage);
+  serve('/dashboard', loadFile(new URL('./web/dashboard.html', import.meta.url)), HTML, DASHBOARD_CSP, 'the dashboard is not built into this engine');
+  const lib = clientModules();
+  if (lib.size === 0) log.warn({}, 'the client library is not built (client/dist): the web page at / cannot run; run npm run build');
+  for (const [name, body] of lib) serve(`/client/${name}`, body, JS, null, noPage);
 
   app.get('/ws', (res) => sendError(res, 'invalid', 'this endpoint speaks WebSocket only'));
   app.any('/*', (res, req) => {
@@ -249,12 +256,29 @@ export function registerHttp(app: TemplatedApp, engine: Engine, auth: Authentica
   });
 }
 
-function loadPage(file: string): string | null {
+function loadFile(url: URL): string | null {
   try {
-    return readFileSync(new URL(`./web/${file}`, import.meta.url), 'utf8');
+    return readFileSync(url, 'utf8');
   } catch {
     return null;
   }
+}
+
+/** The client library's ES modules (client/dist/*.js), by file name; empty when it is not built. */
+function clientModules(): Map<string, string> {
+  const dir = new URL('../client/dist/', import.meta.url);
+  const out = new Map<string, string>();
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return out;
+  }
+  for (const name of names) {
+    const body = /^[a-z-]+\.js$/.test(name) ? loadFile(new URL(name, dir)) : null;
+    if (body !== null) out.set(name, body);
+  }
+  return out;
 }
 
 /** Read a JSON body of at most MAX_BODY bytes. */
