@@ -103,6 +103,8 @@ export interface ReadResult {
 }
 
 const USER_RE = /^[A-Za-z0-9._:@-]{1,64}$/;
+/** The ref of every typing frame (the others are "r" and a counter). */
+const TYPING_REF = 't';
 
 type Listeners = { [E in keyof ClientEvents]: Set<ClientEvents[E]> };
 
@@ -223,7 +225,8 @@ export class ChatClient {
 
   /** Tell a joined room's other members the user is typing. False when not connected (nothing sent). */
   typing(room: string): boolean {
-    return this.oneShot({ op: 'typing', room }, () => {});
+    // No reply unless refused (e.g. more than one a second): one fixed ref marks such refusals.
+    return this.write(JSON.stringify({ op: 'typing', room, ref: TYPING_REF } satisfies ClientFrame));
   }
 
   /** Connect now instead of waiting out the backoff (e.g. when the browser says it is online again). */
@@ -483,6 +486,7 @@ export class ChatClient {
 
   private onError(f: ErrorFrame): void {
     if (f.cid !== undefined && this.sends.refused(f.cid, f.code, f.message)) return;
+    if (f.ref === TYPING_REF) return; // a typing event dropped: nothing to retry or report
     if (f.ref !== undefined) {
       const j = this.joins.get(f.ref);
       if (j !== undefined) return this.joinRefused(f.ref, j.sub, f);
