@@ -343,6 +343,76 @@ describe('client: reconnects, retries and refusals', () => {
   });
 });
 
+describe('client: a silent connection, frames over the engine\'s limit, types it does not know', () => {
+  let eng: EngineProc;
+
+  beforeAll(async () => {
+    eng = await startEngine({ ...CORE, CHAT_MAX_PAYLOAD: '1024' });
+  });
+
+  afterAll(async () => {
+    if (eng) expect(await eng.stop()).toBe(0);
+  });
+
+  it('a connection that stops answering is given up after the heartbeat\'s timeout, and the client reconnects', async () => {
+    const tap = new Tap();
+    const a = new ChatClient(opts(eng.url, 'hb-a', { WebSocket: tap.WebSocket, heartbeat: { interval: 100, timeout: 200 } }));
+    const seen = new Seen();
+    try {
+      await a.join('hb', seen.handlers()).ready;
+      // The engine's answers stop reaching the client (a half-open connection).
+      tap.hold = () => true;
+      const dropped = await nextState(a, 'disconnected');
+      expect(dropped).toMatchObject({ code: 1006, reason: 'no answer to ping' });
+      expect(tap.held.every((f) => f.op === 'pong')).toBe(true);
+      tap.hold = null;
+      await nextState(a, 'connected');
+      await a.send('hb', 'after');
+      await seen.text('after');
+      expect(tap.sockets.length).toBe(2);
+    } finally {
+      a.close();
+    }
+  });
+
+  it('a send over CHAT_MAX_PAYLOAD rejects too_large: up to twice it from its error frame, beyond from the 1009 close; the connection comes back', async () => {
+    const a = new ChatClient(opts(eng.url, 'big-a'));
+    const states: StateDetail[] = [];
+    a.on('state', (s, d) => { if (s === 'disconnected') states.push(d); });
+    try {
+      await nextState(a, 'connected');
+      const over = await rejection(a.send('big', 'x'.repeat(1500), { cid: 'big-1' }));
+      expect(over).toMatchObject({ code: 'too_large', cid: 'big-1' });
+      expect(states).toEqual([]);
+      const far = await rejection(a.send('big', 'x'.repeat(3000), { cid: 'big-2' }));
+      expect(far).toMatchObject({ code: 'too_large', cid: 'big-2' });
+      expect(states.map((d) => d.code)).toEqual([1009]);
+      const ack = await a.send('big', 'small');
+      expect((await fetchRoom(eng.http, 'big')).map((m) => m.id)).toEqual([ack.id]);
+    } finally {
+      a.close();
+    }
+  });
+
+  it('a message of a type the library does not know reaches onMessage unchanged, in its place', async () => {
+    const tap = new Tap();
+    const a = new ChatClient(opts(eng.url, 'type-a', { WebSocket: tap.WebSocket }));
+    const seen = new Seen();
+    try {
+      await a.join('types', seen.handlers()).ready;
+      // A later engine's event, as it would arrive: the stored message re-labelled on the way in.
+      tap.rewrite = (f) => (f.op === 'msg' && f.text === 'two' ? { ...f, type: 'EDIT', target: 'x', editedAt: 1 } : null);
+      for (const t of ['one', 'two', 'three']) await a.send('types', t);
+      await seen.text('three');
+      expect(seen.messages.map((m) => m.type)).toEqual(['CHAT', 'EDIT', 'CHAT']);
+      expect(seen.messages[1]).toMatchObject({ type: 'EDIT', target: 'x', editedAt: 1, text: 'two' });
+      expect(seen.messages[1]).not.toHaveProperty('op');
+    } finally {
+      a.close();
+    }
+  });
+});
+
 describe('client: rate limits', () => {
   it('sends refused rate_limited are retried with backoff until acked, each stored once', async () => {
     const eng = await startEngine({ ...CORE, CHAT_SEND_RATE: '10', CHAT_SEND_BURST: '2' });
