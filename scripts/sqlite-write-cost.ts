@@ -1,5 +1,5 @@
 // Micro-benchmark: SQLite cost per message of the engine's write path (schema as in
-// workers/sqlite-store.ts: rowid = tsid, a (room) index, the (sender, cid) unique index), in group
+// workers/stores/sqlite/migrations.ts: rowid = tsid, a (room) index, the (sender, cid) unique index), in group
 // commits of BATCH messages over 100 rooms and 1,000 senders, with variants. Used for BENCHMARKS.md.
 //   taskset -c 0 node --import tsx scripts/sqlite-write-cost.ts <variant> [batch]
 // variant: base | nocid (no cid index) | sel (+ the per-message cid SELECT) | lsm (no cid index on messages: pairs

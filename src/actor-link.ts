@@ -1,8 +1,9 @@
 // The front thread's end of the persistence actor: starts the worker, batches commands into one
-// msgpackr-encoded postMessage per event-loop turn, and hands decoded events to one handler.
+// msgpackr-encoded postMessage per event-loop turn, answers requests with the actor's replies, and
+// hands every other event to one handler.
 
 import { Worker } from 'node:worker_threads';
-import { decodeBatch, encodeBatch, WORKER_BOOT, type ActorInit, type FromActor, type ToActor } from '../workers/contract.ts';
+import { decodeBatch, encodeBatch, WORKER_BOOT, type ActorInit, type AdminOp, type FromActor, type ReplyEvt, type ToActor } from '../workers/contract.ts';
 import type { Config } from './config.ts';
 
 export class ActorLink {
@@ -11,6 +12,9 @@ export class ActorLink {
   private flushScheduled = false;
   private exited = false;
   private onEvents: (evts: FromActor[]) => void = () => {};
+  /** Requests waiting for the actor's reply, by reqId. */
+  private readonly requests = new Map<number, (r: ReplyEvt) => void>();
+  private nextReq = 1;
   /** Every block in the store, as the actor reported it at start-up. */
   initialBlocks: [string, string][] = [];
 
@@ -20,7 +24,7 @@ export class ActorLink {
 
   /** Start the actor and wait until its store is open. Rejects with the actor's start-up error. */
   static start(config: Config): Promise<ActorLink> {
-    const init: ActorInit = { __entry: new URL('../workers/persistence.ts', import.meta.url).href, config };
+    const init: ActorInit = { __entry: new URL('../workers/persistence/actor.ts', import.meta.url).href, config };
     const worker = new Worker(WORKER_BOOT, { workerData: init, name: 'persistence-actor' });
     const link = new ActorLink(worker);
     return new Promise((resolve, reject) => {
@@ -39,14 +43,45 @@ export class ActorLink {
           resolve(link);
           evts.shift();
         }
-        if (evts.length > 0) link.onEvents(evts);
+        if (evts.length > 0) link.dispatch(evts);
       });
     });
   }
 
-  /** The one handler for everything the actor says. */
+  /** The one handler for everything the actor says (but replies to requests). */
   listen(handler: (evts: FromActor[]) => void): void {
     this.onEvents = handler;
+  }
+
+  private dispatch(evts: FromActor[]): void {
+    let rest = evts;
+    if (this.requests.size > 0) {
+      rest = [];
+      for (const e of evts) {
+        if (e.t !== 'reply') {
+          rest.push(e);
+          continue;
+        }
+        const cb = this.requests.get(e.reqId);
+        this.requests.delete(e.reqId);
+        cb?.(e);
+      }
+    }
+    if (rest.length > 0) this.onEvents(rest);
+  }
+
+  /** A host-app operation; resolves with the actor's reply. */
+  request(body: AdminOp): Promise<ReplyEvt> {
+    return this.awaitReply((reqId) => this.send({ t: 'req', reqId, body }));
+  }
+
+  /** Send a command carrying a fresh reqId; resolves with the actor's reply to it. */
+  awaitReply(send: (reqId: number) => void): Promise<ReplyEvt> {
+    const reqId = this.nextReq++;
+    return new Promise((resolve) => {
+      this.requests.set(reqId, resolve);
+      send(reqId);
+    });
   }
 
   /** Errors of the worker after start-up (a crash of the actor is fatal to the engine). */

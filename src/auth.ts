@@ -5,8 +5,9 @@
 import { createPublicKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { jwtVerify, errors as joseErrors } from 'jose';
 import type { Config } from './config.ts';
-import { ChatError } from './errors.ts';
-import { truncate, wellFormed } from './text.ts';
+import { ChatError } from './protocol/errors.ts';
+import { truncate, wellFormed } from './protocol/text.ts';
+import { USER_RE, USER_SHAPE } from './protocol/validate.ts';
 
 export interface Identity {
   id: string;
@@ -16,7 +17,6 @@ export interface Identity {
   exp: number;
 }
 
-export const USER_RE = /^[A-Za-z0-9._:@-]{1,64}$/;
 const MAX_NAME = 64;
 
 /** Control characters and lone surrogates are refused in a display name; the rest is kept as typed. */
@@ -71,7 +71,7 @@ export class Authenticator {
     if (this.cfg.auth === 'none') {
       const user = params.get('user');
       const name = params.get('name');
-      if (user !== null && !USER_RE.test(user)) throw new ChatError('invalid', 'user must match [A-Za-z0-9._:@-]{1,64}');
+      if (user !== null && !USER_RE.test(user)) throw new ChatError('invalid', `user must match ${USER_SHAPE}`);
       const id = user ?? 'anon-' + randomBytes(6).toString('hex');
       return { id, name: checkName(name ?? id), admin: false, exp: 0 };
     }

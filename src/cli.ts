@@ -49,7 +49,7 @@ async function main(): Promise<void> {
       console.error(`chat engine: second ${sig}, exiting without draining`);
       process.exit(130);
     }
-    log.info({ signal: sig, buffered: server.engine.inflight }, 'stopping: committing and acking what is held');
+    log.info({ signal: sig, buffered: server.engine.health().buffered }, 'stopping: committing and acking what is held');
     server.stop().then(() => {
       log.info({}, 'stopped');
       log.flush();

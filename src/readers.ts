@@ -4,15 +4,15 @@
 
 import { Piscina } from 'piscina';
 import { WORKER_BOOT, type CheckpointResult, type CheckpointTask, type ReaderInit, type ReadTask } from '../workers/contract.ts';
-import { MysqlReader } from '../workers/mysql-store.ts';
-import { runRead } from '../workers/read-tasks.ts';
+import { MysqlReader } from '../workers/stores/mysql/reader.ts';
+import { runRead } from '../workers/readers/read-tasks.ts';
 import type { Config } from './config.ts';
 
 export interface ReadPool {
   run(task: ReadTask): Promise<unknown>;
   /** Reads waiting for a reader. */
   readonly queueSize: number;
-  /** SQLite: a PASSIVE checkpoint on a reader thread (see workers/reader.ts); null for MySQL. */
+  /** SQLite: a PASSIVE checkpoint on a reader thread (see workers/readers/reader.ts); null for MySQL. */
   readonly checkpoint: (() => Promise<CheckpointResult>) | null;
   close(): Promise<void>;
 }
@@ -35,7 +35,7 @@ export function openReaders(cfg: Config): ReadPool {
       close: () => Promise.resolve(reader.close()),
     };
   }
-  const init: ReaderInit = { __entry: new URL('../workers/reader.ts', import.meta.url).href, path: cfg.store.path };
+  const init: ReaderInit = { __entry: new URL('../workers/readers/reader.ts', import.meta.url).href, path: cfg.store.path };
   const pool = new Piscina({ filename: WORKER_BOOT.href, workerData: init, minThreads: cfg.readers, maxThreads: cfg.readers, maxQueue: MAX_QUEUE });
   return {
     run: (task) => pool.run(task) as Promise<unknown>,

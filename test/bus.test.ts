@@ -2,7 +2,8 @@
 // running a join exactly while one of the bus's own Redis calls is in flight.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { Bus, type Reaped } from '../src/bus.ts';
+import { Bus } from '../src/cluster/bus.ts';
+import type { Reaped } from '../src/cluster/scripts.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/log.ts';
 import { dropRedisKeys, redisAvailable, REDIS_URL, uniquePrefix } from './cluster-helpers.ts';
@@ -12,9 +13,10 @@ const HAVE_REDIS = await redisAvailable();
 interface BusInternals {
   up: boolean;
   recovering: boolean;
+}
+
+interface PresenceInternals {
   scripts: { presLeave: (...a: string[]) => Promise<number> };
-  cmd: { hgetall(key: string): Promise<Record<string, string>> };
-  resyncPresence(): Promise<void>;
   quitIfGone(keys: string[]): Promise<void>;
 }
 
@@ -37,8 +39,13 @@ describe.skipIf(!HAVE_REDIS)('cluster bus presence (real Redis)', () => {
     return { bus, inner: bus as unknown as BusInternals, quits, prefix };
   }
 
+  function presenceOf(bus: Bus): PresenceInternals {
+    return bus.presence as unknown as PresenceInternals;
+  }
+
   /** Run `during` once, while the next presLeave call is inside Redis. */
-  function duringNextLeave(inner: BusInternals, during: () => void): void {
+  function duringNextLeave(bus: Bus, during: () => void): void {
+    const inner = presenceOf(bus);
     const orig = inner.scripts.presLeave.bind(inner.scripts);
     inner.scripts.presLeave = async (...a: string[]) => {
       inner.scripts.presLeave = orig;
@@ -50,15 +57,15 @@ describe.skipIf(!HAVE_REDIS)('cluster bus presence (real Redis)', () => {
 
   /** The user joins here, then leaves while Redis is "unreachable": the leave is only noted, Redis still lists the user. */
   async function leaveWhileDown(bus: Bus, inner: BusInternals, room: string, user: string, name: string): Promise<void> {
-    expect(await bus.presenceJoin(room, user, name, true)).toBe(true);
+    expect(await bus.presence.join(room, user, name, true)).toBe(true);
     inner.up = false;
-    expect(await bus.presenceLeave(room, user)).toBe(false);
+    expect(await bus.presence.leave(room, user)).toBe(false);
   }
 
   /** Redis is back: the reconnect's resync, as onReady runs it. */
-  async function resync(inner: BusInternals): Promise<void> {
+  async function resync(bus: Bus, inner: BusInternals): Promise<void> {
     inner.recovering = true;
-    await inner.resyncPresence();
+    await bus.presence.resync();
     inner.recovering = false;
     inner.up = true;
   }
@@ -68,15 +75,15 @@ describe.skipIf(!HAVE_REDIS)('cluster bus presence (real Redis)', () => {
     await leaveWhileDown(bus, inner, 'room-a', 'u1', 'Ann');
     // The reconnect's resync: while it takes u1 out of Redis, u1 joins again on this node.
     let joined: Promise<boolean> | null = null;
-    duringNextLeave(inner, () => { joined = bus.presenceJoin('room-a', 'u1', 'Ann', true); });
-    await resync(inner);
+    duringNextLeave(bus, () => { joined = bus.presence.join('room-a', 'u1', 'Ann', true); });
+    await resync(bus, inner);
     expect(joined).not.toBeNull();
     expect(await joined!).toBe(false); // no ENTER either: online all along as far as the room knows
     expect(quits).toEqual([]);
-    expect(await bus.online('room-a')).toEqual(['u1']);
+    expect(await bus.presence.online('room-a')).toEqual(['u1']);
     // And the presence is exact afterwards: the real leave is the last one, with its QUIT.
-    expect(await bus.presenceLeave('room-a', 'u1')).toBe(true);
-    expect(await bus.online('room-a')).toEqual([]);
+    expect(await bus.presence.leave('room-a', 'u1')).toBe(true);
+    expect(await bus.presence.online('room-a')).toEqual([]);
   });
 
   it('a leave still undecided (its Redis call failed) and a rejoin racing its check: no QUIT, still online', async () => {
@@ -85,18 +92,18 @@ describe.skipIf(!HAVE_REDIS)('cluster bus presence (real Redis)', () => {
     inner.up = true;
     // The rejoin's own presJoin lands first, then the pending check's leave takes the entry out.
     let joined: Promise<boolean> | null = null;
-    duringNextLeave(inner, () => { joined = bus.presenceJoin('room-b', 'u2', 'Bo', true); });
-    await inner.quitIfGone([JSON.stringify(['room-b', 'u2'])]);
+    duringNextLeave(bus, () => { joined = bus.presence.join('room-b', 'u2', 'Bo', true); });
+    await presenceOf(bus).quitIfGone([JSON.stringify(['room-b', 'u2'])]);
     await joined;
     expect(quits).toEqual([]);
-    expect(await bus.online('room-b')).toEqual(['u2']);
+    expect(await bus.presence.online('room-b')).toEqual(['u2']);
   });
 
   it('a leave while Redis was unreachable, with no rejoin, gets its one QUIT from the resync', async () => {
     const { bus, inner, quits } = await start();
     await leaveWhileDown(bus, inner, 'room-c', 'u3', 'Cy');
-    await resync(inner);
+    await resync(bus, inner);
     expect(quits).toEqual([{ room: 'room-c', user: 'u3', name: 'Cy', announce: true }]);
-    expect(await bus.online('room-c')).toEqual([]);
+    expect(await bus.presence.online('room-c')).toEqual([]);
   });
 });

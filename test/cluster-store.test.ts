@@ -4,8 +4,10 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IdGenerator } from '../workers/ids.ts';
-import { MysqlReader, MysqlStore } from '../workers/mysql-store.ts';
-import { DuplicateCidError, type NewMessage, type RoomRow } from '../workers/store.ts';
+import { Assigner } from '../workers/persistence/assign.ts';
+import { MysqlReader } from '../workers/stores/mysql/reader.ts';
+import { MysqlStore } from '../workers/stores/mysql/store.ts';
+import { DuplicateCidError, type NewMessage, type RoomRow } from '../workers/stores/store.ts';
 import { freshDatabase, mysqlAvailable } from './mysql-helpers.ts';
 
 const HAVE_MYSQL = await mysqlAvailable();
@@ -17,8 +19,8 @@ describe.runIf(HAVE_MYSQL)('cluster commit (MySQL)', () => {
   let reader: MysqlReader;
   const ids1 = new IdGenerator(1);
   const ids2 = new IdGenerator(2);
-  const next1 = (floor: bigint): { id: string; tsid: bigint } => ids1.nextAbove(floor);
-  const next2 = (floor: bigint): { id: string; tsid: bigint } => ids2.nextAbove(floor);
+  const next1 = new Assigner(ids1).underLock;
+  const next2 = new Assigner(ids2).underLock;
   const room = (id: string): RoomRow => ({ id, kind: 'public', name: null, subject: null, epoch: ids1.next().id, lastSeq: 0, createdAt: Date.now(), dmKey: null, deleted: false });
   const msg = (r: string, from: string, cid: string | null): NewMessage =>
     ({ tsid: 0n, id: '', room: r, seq: 0, type: 'CHAT', fromId: from, fromName: from, text: `hi from ${from}`, at: Date.now(), cid });
@@ -88,7 +90,7 @@ describe.runIf(HAVE_MYSQL)('cluster commit (MySQL)', () => {
     try {
       await frozen.createRoom(room('fz'), []);
       // The frozen node's write connection: its second round trip (insert + COMMIT) starts 4 s late.
-      const conn = (frozen as unknown as { conn: { query: (...a: unknown[]) => Promise<unknown> } }).conn;
+      const conn = (frozen as unknown as { writer: { conn: { query: (...a: unknown[]) => Promise<unknown> } } }).writer.conn;
       const query = conn.query.bind(conn);
       let calls = 0;
       conn.query = async (...args: unknown[]) => {

@@ -3,7 +3,7 @@
 
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrateMysql } from '../workers/mysql-store.ts';
+import { migrateMysql } from '../workers/stores/mysql/migrations.ts';
 import { Client, getJson, startEngine, type EngineProc, type Frame } from './helpers.ts';
 import { DbProxy, freshDatabase, mysqlAvailable } from './mysql-helpers.ts';
 

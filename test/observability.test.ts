@@ -4,7 +4,7 @@
 
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { quantile } from '../src/metrics.ts';
+import { quantile } from '../src/metrics/stats.ts';
 import { browserAvailable, launch } from './browser-helpers.ts';
 import { Client, startEngine, type EngineProc, type Frame } from './helpers.ts';
 

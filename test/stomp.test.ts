@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { StompError, StompParser } from '../src/stomp.ts';
+import { StompError, StompParser } from '../src/protocol/stomp/parser.ts';
 import { Client, getJson, startEngine, tempDir, type EngineProc, type Frame } from './helpers.ts';
 
 const ID_RE = /^[0-9A-F][0-9A-HJKMNP-TV-Z]{12}$/;

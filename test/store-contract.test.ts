@@ -5,9 +5,12 @@ import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IdGenerator, tsidFloor, tsidToBigInt } from '../workers/ids.ts';
-import { migrateMysql, MysqlReader, MysqlStore } from '../workers/mysql-store.ts';
-import { SqliteReader, SqliteStore } from '../workers/sqlite-store.ts';
-import type { DirectoryStore, MessageReader, MessageStore, NewMessage, RoomRow } from '../workers/store.ts';
+import { migrateMysql } from '../workers/stores/mysql/migrations.ts';
+import { MysqlReader } from '../workers/stores/mysql/reader.ts';
+import { MysqlStore } from '../workers/stores/mysql/store.ts';
+import { SqliteReader } from '../workers/stores/sqlite/reader.ts';
+import { SqliteStore } from '../workers/stores/sqlite/store.ts';
+import type { DirectoryStore, MessageReader, MessageStore, NewMessage, RoomRow } from '../workers/stores/store.ts';
 import { tempDir } from './helpers.ts';
 import { freshDatabase, mysqlAvailable } from './mysql-helpers.ts';
 

@@ -118,7 +118,13 @@ export interface RequestCmd {
   body: AdminOp;
 }
 
-export type ToActor = SendCmd | LoadCmd | ShutdownCmd | MarkCmd | RequestCmd;
+/** Test hook (CHAT_TEST_HOOKS): while on, every group commit waits before its transaction. */
+export interface HoldCmd {
+  t: 'hold';
+  on: boolean;
+}
+
+export type ToActor = SendCmd | LoadCmd | ShutdownCmd | MarkCmd | RequestCmd | HoldCmd;
 
 // ---- actor -> front ----------------------------------------------------------------------------
 
@@ -192,7 +198,13 @@ export interface StatsEvt {
   loopLagMs: number;
 }
 
-export type FromActor = AcceptedEvt | CommittedEvt | RoomEvt | HealthEvt | ReadyEvt | ReplyEvt | StatsEvt;
+/** Test hook (CHAT_TEST_HOOKS): how many commits wait at the commit hold (0 or 1). */
+export interface HeldEvt {
+  t: 'held';
+  waiting: number;
+}
+
+export type FromActor = AcceptedEvt | CommittedEvt | RoomEvt | HealthEvt | ReadyEvt | ReplyEvt | StatsEvt | HeldEvt;
 
 /** The JS bootstrap every worker starts from (it registers tsx, then imports `__entry`). */
 export const WORKER_BOOT = new URL('./boot.mjs', import.meta.url);

@@ -281,7 +281,7 @@ export class ChatClient {
         ws = new this.WS(url, SUBPROTOCOL_JSON);
       } catch (err) {
         this.report(err);
-        return this.retryLater(1006, 'the WebSocket could not be created');
+        return this.retryLater(CLOSE.abnormal, 'the WebSocket could not be created');
       }
       this.ws = ws;
       ws.onopen = () => { if (ws === this.ws) this.opened(); };
@@ -291,7 +291,7 @@ export class ChatClient {
     }, (err: unknown) => {
       if (id !== this.attemptId) return;
       this.report(new ChatError('unauthorized', `the token function failed: ${err instanceof Error ? err.message : String(err)}`));
-      this.retryLater(1006, 'no token');
+      this.retryLater(CLOSE.abnormal, 'no token');
     });
   }
 
@@ -367,7 +367,7 @@ export class ChatClient {
         if (ws === null) return;
         this.detach(ws);
         ws.close();
-        this.dropped(1006, 'no answer to ping');
+        this.dropped(CLOSE.abnormal, 'no answer to ping');
       });
       this.armHeartbeat();
     });

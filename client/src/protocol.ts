@@ -183,7 +183,7 @@ export type ServerOp = ServerFrame['op'];
 
 /** Every error code the engine sends (error frames, HTTP error bodies). */
 export const ERROR_CODES = [
-  'bad_frame', 'unknown_op', 'invalid', 'too_large', 'not_found', 'forbidden', 'unauthorized', 'rate_limited', 'overloaded',
+  'bad_frame', 'unknown_op', 'invalid', 'too_large', 'not_found', 'forbidden', 'unauthorized', 'rate_limited', 'overloaded', 'internal',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -197,6 +197,8 @@ export const CLOSE = {
   /** The engine is shutting down: reconnect (to another node). */
   goingAway: 1001,
   protocolError: 1002,
+  /** Never sent: what a peer sees when a connection ends without a close frame (cut, or failed to open). */
+  abnormal: 1006,
   /** Policy: the token expired mid-session (reason "token expired"); reconnect with a fresh one. */
   policy: 1008,
   /** A frame over twice CHAT_MAX_PAYLOAD. */

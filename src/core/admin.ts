@@ -1,0 +1,132 @@
+// The host app's operations and the caller's own directory: rooms created and deleted, members
+// added and removed, blocks, rooms by subject, "my rooms". Each change is made durable by the
+// persistence actor first, then applied here and told to the other nodes of a cluster.
+
+import type { Message, MyRoomsResult, ReplyEvt, RoomInfo, RoomsResult } from '../../workers/contract.ts';
+import type { ActorLink } from '../actor-link.ts';
+import type { Identity } from '../auth.ts';
+import type { Config } from '../config.ts';
+import { ChatError, clientCode } from '../protocol/errors.ts';
+import type { Access, Who } from './access.ts';
+import type { Connections } from './connections.ts';
+import type { History } from './history.ts';
+import type { Membership } from './membership.ts';
+import type { RoomGate } from './room-gate.ts';
+import type { RoomRegistry } from './rooms.ts';
+import type { Session } from './session.ts';
+import type { Topology } from './topology.ts';
+import type { WritePath } from './write-path.ts';
+
+export interface RoomSpec {
+  id: string | null;
+  kind: RoomInfo['kind'];
+  name: string | null;
+  subject: string | null;
+  members: string[];
+}
+
+export interface MyRoomView {
+  id: string;
+  kind: RoomInfo['kind'];
+  name: string | null;
+  subject: string | null;
+  members: string[] | null;
+  unread: number;
+  last: Message | null;
+}
+
+function replyError(r: ReplyEvt): ChatError {
+  return new ChatError(clientCode(r.error!), r.message ?? undefined);
+}
+
+export class Admin {
+  private topology: Topology | null = null;
+
+  constructor(
+    private readonly cfg: Config,
+    private readonly actor: ActorLink,
+    private readonly rooms: RoomRegistry<Session>,
+    private readonly gate: RoomGate,
+    private readonly access: Access,
+    private readonly connections: Connections,
+    private readonly membership: Membership,
+    private readonly history: History,
+    private readonly writes: WritePath,
+  ) {}
+
+  useTopology(t: Topology): void {
+    this.topology = t;
+  }
+
+  async createRoom(who: Identity, spec: RoomSpec): Promise<{ room: RoomInfo; created: boolean }> {
+    if (!this.writes.accepting) throw new ChatError('overloaded', 'the engine is shutting down');
+    let members = spec.members;
+    if (!who.admin) {
+      if (spec.kind === 'public' && this.cfg.auth !== 'none') throw new ChatError('forbidden', 'only the host app (admin) creates public rooms');
+      if (spec.kind !== 'public' && !members.includes(who.id)) members = [...members, who.id];
+    }
+    if (spec.kind === 'direct' && new Set(members).size !== 2) throw new ChatError('invalid', 'a direct room has exactly two members');
+    const r = await this.actor.request({ op: 'createRoom', id: spec.id, kind: spec.kind, name: spec.name, subject: spec.subject, members });
+    if (r.error !== null) throw replyError(r);
+    return { room: r.room!, created: r.created };
+  }
+
+  async deleteRoom(roomId: string): Promise<void> {
+    const r = await this.actor.request({ op: 'deleteRoom', room: roomId });
+    if (r.error !== null) throw replyError(r);
+    this.membership.roomDeleted(roomId);
+    this.topology!.broadcast({ t: 'deleted', room: roomId });
+  }
+
+  async setMembers(roomId: string, users: string[], present: boolean): Promise<RoomInfo> {
+    const r = await this.actor.request({ op: present ? 'addMembers' : 'removeMembers', room: roomId, users });
+    if (r.error !== null) throw replyError(r);
+    this.membership.membersChanged(roomId, r.room!);
+    this.topology!.broadcast({ t: 'members', room: roomId, info: r.room! });
+    return r.room!;
+  }
+
+  async setBlock(blocker: string, blocked: string, on: boolean): Promise<void> {
+    const r = await this.actor.request({ op: 'block', blocker, blocked, on });
+    if (r.error !== null) throw replyError(r);
+    this.applyBlock(blocker, blocked, on);
+    this.topology!.broadcast({ t: 'block', blocker, blocked, on });
+  }
+
+  /** A block changed (here or on another node). */
+  applyBlock(blocker: string, blocked: string, on: boolean): void {
+    this.access.setBlock(blocker, blocked, on);
+    this.membership.blocksChanged(blocker, this.connections.of(blocker));
+  }
+
+  blockList(user: string): string[] {
+    return this.access.blockList(user);
+  }
+
+  /** A SYSTEM message from the host app; resolves with its ack once durable. */
+  postSystem(roomId: string, text: string): ReturnType<WritePath['postSystem']> {
+    return this.writes.postSystem(roomId, text);
+  }
+
+  /** Who is online in a room: user ids, sorted (cluster-wide in a cluster). */
+  async online(roomId: string, who: Who): Promise<string[]> {
+    const room = await this.gate.open(roomId, who);
+    return this.topology!.online(room);
+  }
+
+  async roomsBySubject(who: Identity, subject: string): Promise<RoomInfo[]> {
+    const res = await this.history.read<RoomsResult>({ kind: 'subject', subject });
+    return res.rooms.filter((r) => r.members === null || who.admin || r.members.includes(who.id));
+  }
+
+  async myRooms(who: Identity): Promise<MyRoomView[]> {
+    const res = await this.history.read<MyRoomsResult>({ kind: 'myRooms', user: who.id, notBefore: this.history.notBefore() });
+    return res.rooms.map((r) => {
+      const live = this.rooms.ready(r.info.id);
+      const lastSeq = live !== undefined ? live.lastSeq : r.lastSeq;
+      const lastD = live !== undefined && live.window.size > 0 ? live.window.at(live.window.size - 1) : null;
+      const last = lastD !== null ? (JSON.parse(lastD.json) as Message) : r.last;
+      return { id: r.info.id, kind: r.info.kind, name: r.info.name, subject: r.info.subject, members: r.info.members, unread: Math.max(0, lastSeq - r.readSeq), last };
+    });
+  }
+}

@@ -1,0 +1,35 @@
+// The way into a room: activate it (load its state if it is not loaded here) and check that the
+// caller may use it. Every operation on a room goes through here.
+
+import { ChatError, MSG, type ErrorCode } from '../protocol/errors.ts';
+import type { Access, Who } from './access.ts';
+import type { Room, RoomRegistry } from './rooms.ts';
+import type { Session } from './session.ts';
+
+export class RoomGate {
+  constructor(
+    private readonly rooms: RoomRegistry<Session>,
+    private readonly access: Access,
+    /** Whether a client may create a public room by using it (auth mode none). */
+    readonly canCreate: boolean,
+  ) {}
+
+  /** `cb` gets the ready room, or `fail` the reason it cannot be used (possibly at once). */
+  enter(roomId: string, create: boolean, who: Who, cb: (room: Room<Session>) => void, fail: (code: ErrorCode, msg: string) => void): void {
+    const go = (room: Room<Session> | null): void => {
+      if (room === null) return fail('not_found', MSG.noSuchRoom);
+      if (!this.access.mayAccess(room, who)) return fail('forbidden', MSG.notMember);
+      cb(room);
+    };
+    const ready = this.rooms.ready(roomId);
+    if (ready !== undefined) go(ready);
+    else this.rooms.activate(roomId, create, go);
+  }
+
+  /** The same as a promise (HTTP and other asynchronous paths); rejects with a ChatError. */
+  open(roomId: string, who: Who): Promise<Room<Session>> {
+    return new Promise((resolve, reject) => {
+      this.enter(roomId, false, who, resolve, (code, msg) => reject(new ChatError(code, msg)));
+    });
+  }
+}

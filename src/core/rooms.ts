@@ -1,0 +1,165 @@
+// Rooms as the front thread holds them (kind, members, who is joined, the hot window) and the
+// registry that activates a room by asking for its state (the persistence actor answers).
+
+import type { Delivered, RoomInfo, RoomState } from '../../workers/contract.ts';
+import { jsonTopic, msgpackTopic } from '../protocol/wire.ts';
+import { Window } from './window.ts';
+
+export type RoomKind = RoomInfo['kind'];
+
+/** What the engine needs of a connection here; engine.ts's Session satisfies it. */
+export interface RoomMember {
+  userId: string;
+}
+
+export class Room<S extends RoomMember = RoomMember> {
+  kind: RoomKind = 'public';
+  epoch = '';
+  info: RoomInfo | null = null;
+  /** Who may read and post: null for a public room (anyone). */
+  members: Set<string> | null = null;
+  /** The last seq delivered to members. */
+  lastSeq = 0;
+  /** The window holds every message the room still has. */
+  complete = false;
+  /** Connections of this node that joined the room. */
+  readonly sessions = new Set<S>();
+  /** Joined connections whose user blocks someone: sent to one by one, filtered, not via the topic. */
+  readonly filtered = new Set<S>();
+  /** Joined connections per user, for ENTER (first) and QUIT (last). */
+  readonly presence = new Map<string, number>();
+  /** Users whose ENTER is on its way (their joined reply waits for it). */
+  readonly entering = new Set<string>();
+  /** Joins that have this room object and have not answered yet (it is not evicted meanwhile). */
+  joinsInFlight = 0;
+  /** Deleted: forgotten by the registry; a join still holding this object must not attach to it. */
+  deleted = false;
+  ready = false;
+  /** Continuations waiting for the actor's answer while the room loads. */
+  waiters: { cb: (room: Room<S> | null) => void; create: boolean }[] = [];
+  /** The load in flight asked the actor to create the room. */
+  creating = false;
+  readonly window: Window;
+  readonly jsonTopic: string;
+  readonly msgpackTopic: string;
+
+  constructor(readonly id: string, windowSize: number) {
+    this.window = new Window(windowSize);
+    this.jsonTopic = jsonTopic(id);
+    this.msgpackTopic = msgpackTopic(id);
+  }
+
+  setInfo(info: RoomInfo): void {
+    this.info = info;
+    this.kind = info.kind;
+    this.epoch = info.epoch;
+    this.members = info.members === null ? null : new Set(info.members);
+  }
+
+  install(s: RoomState): void {
+    this.setInfo(s.info);
+    this.lastSeq = s.lastSeq;
+    this.complete = s.complete;
+    for (const d of s.recent) if (this.window.push(d)) this.complete = false;
+    this.ready = true;
+  }
+
+  /** Append a delivered message; false if it does not continue the sequence (a bug upstream). */
+  append(d: Delivered): boolean {
+    if (d.seq !== this.lastSeq + 1) return false;
+    if (this.window.push(d)) this.complete = false;
+    this.lastSeq = d.seq;
+    return true;
+  }
+}
+
+/** The active rooms of this node. Rooms without members are dropped beyond `maxIdle`. */
+export class RoomRegistry<S extends RoomMember = RoomMember> {
+  private readonly rooms = new Map<string, Room<S>>();
+
+  constructor(
+    private readonly windowSize: number,
+    private readonly maxIdle: number,
+    private readonly requestLoad: (room: string, create: boolean) => void,
+  ) {}
+
+  get size(): number {
+    return this.rooms.size;
+  }
+
+  /** The room whether ready or still loading. */
+  get(id: string): Room<S> | undefined {
+    return this.rooms.get(id);
+  }
+
+  values(): IterableIterator<Room<S>> {
+    return this.rooms.values();
+  }
+
+  /** The room if it is loaded and ready, else undefined. */
+  ready(id: string): Room<S> | undefined {
+    const r = this.rooms.get(id);
+    return r !== undefined && r.ready ? r : undefined;
+  }
+
+  /** Call `cb` with the ready room (now, if loaded) or null if it does not exist. */
+  activate(id: string, create: boolean, cb: (room: Room<S> | null) => void): void {
+    let r = this.rooms.get(id);
+    if (r !== undefined && r.ready) {
+      cb(r);
+      return;
+    }
+    if (r === undefined) {
+      r = new Room<S>(id, this.windowSize);
+      r.creating = create;
+      this.rooms.set(id, r);
+      this.requestLoad(id, create);
+    }
+    r.waiters.push({ cb, create });
+  }
+
+  /** The actor answered a load. */
+  loaded(id: string, state: RoomState | null): void {
+    const r = this.rooms.get(id);
+    if (r === undefined || r.ready) return;
+    const waiters = r.waiters;
+    r.waiters = [];
+    if (state === null) {
+      // A load that did not create answered "no such room"; callers that may create ask again.
+      const creators = waiters.filter((w) => w.create);
+      const retry = creators.length > 0 && !r.creating;
+      if (retry) {
+        r.waiters = creators;
+        r.creating = true;
+        this.requestLoad(id, true);
+      } else {
+        this.rooms.delete(id);
+      }
+      for (const w of waiters) if (!(retry && w.create)) w.cb(null);
+      return;
+    }
+    r.install(state);
+    for (const w of waiters) w.cb(r);
+    this.evictIdle();
+  }
+
+  private evictIdle(): void {
+    if (this.rooms.size <= this.maxIdle) return;
+    // Insertion order approximates age; drop rooms no local socket is subscribed to (nor about
+    // to be: a join waiting for its ENTER attaches to this very room object).
+    for (const [id, r] of this.rooms) {
+      if (this.rooms.size <= this.maxIdle) break;
+      if (r.ready && r.sessions.size === 0 && r.entering.size === 0 && r.joinsInFlight === 0) this.rooms.delete(id);
+    }
+  }
+
+  /** Drop a room; callers still waiting for it to load are told it does not exist. */
+  forget(id: string): void {
+    const r = this.rooms.get(id);
+    this.rooms.delete(id);
+    if (r === undefined || r.ready) return;
+    const waiters = r.waiters;
+    r.waiters = [];
+    for (const w of waiters) w.cb(null);
+  }
+}

@@ -1,0 +1,204 @@
+// A message from admission to its ack: the write buffer's caps, the hand-over to the persistence
+// actor, and, once the actor reports the commit, delivery in seq order and the ack. This is where
+// the ack is sent: only once the message's transaction has committed.
+
+import type { AcceptedEvt, CommittedEvt, Delivered, Message, SendResult } from '../../workers/contract.ts';
+import type { ActorLink } from '../actor-link.ts';
+import type { Config } from '../config.ts';
+import type { Logger } from '../log.ts';
+import type { Stats } from '../metrics/stats.ts';
+import { ChatError, MSG } from '../protocol/errors.ts';
+import type { Access } from './access.ts';
+import type { Fanout } from './fanout.ts';
+import type { Replies } from './replies.ts';
+import type { RoomGate } from './room-gate.ts';
+import type { RoomRegistry } from './rooms.ts';
+import type { Session } from './session.ts';
+import type { Topology } from './topology.ts';
+
+export interface PendingSend {
+  /** The connection to ack, or null (ENTER/QUIT/SYSTEM have no connection to answer). */
+  s: Session | null;
+  cid: string | null;
+  ref: string | undefined;
+  bytes: number;
+  /** Runs right after the message is published (before any later message of the room). */
+  delivered: ((d: Delivered) => void) | null;
+  /** Runs when the send is settled (committed, duplicate or refused) instead of the default ack. */
+  settled: ((r: SendResult) => void) | null;
+  /** performance.now() at acceptance, for the accept-to-deliver and accept-to-commit histograms. */
+  t0: number;
+}
+
+/** A send that is not a client's CHAT: the engine's own ENTER, QUIT and SYSTEM messages. */
+export type Origin = Pick<PendingSend, 'delivered' | 'settled'>;
+
+export class WritePath {
+  private readonly pending = new Map<number, PendingSend>();
+  private nextToken = 1;
+  private bufferedBytes = 0;
+  /** The write buffer hit a cap (logged once until it drains below half). */
+  private overloaded = false;
+  private stopping = false;
+  /** Set once the topology exists (it needs the write path for its QUITs). */
+  private topology: Topology | null = null;
+
+  constructor(
+    private readonly cfg: Config,
+    private readonly actor: ActorLink,
+    private readonly rooms: RoomRegistry<Session>,
+    private readonly gate: RoomGate,
+    private readonly access: Access,
+    private readonly fanout: Fanout,
+    private readonly replies: Replies,
+    private readonly stats: Stats,
+    private readonly log: Logger,
+  ) {}
+
+  useTopology(t: Topology): void {
+    this.topology = t;
+  }
+
+  /** Sends accepted and not yet committed. */
+  get inflight(): number {
+    return this.pending.size;
+  }
+
+  /** Their bytes (an upper bound). */
+  get inflightBytes(): number {
+    return this.bufferedBytes;
+  }
+
+  /** Whether new work is accepted (false once shutdown began). */
+  get accepting(): boolean {
+    return !this.stopping;
+  }
+
+  /** Refuse new sends from now on (shutdown). */
+  stop(): void {
+    this.stopping = true;
+  }
+
+  /** A CHAT message from a connection (native `send`, or STOMP SEND with an optional cid). */
+  post(s: Session, roomId: string, text: string, cid: string | null, ref: string | undefined): void {
+    const echo = cid ?? undefined;
+    if (!s.sends.take()) return this.replies.error(s, 'rate_limited', `more than ${this.cfg.sendRate} sends per second`, ref, echo);
+    this.gate.enter(roomId, this.gate.canCreate, s, (room) => {
+      if (room.kind === 'direct') {
+        for (const other of room.members!) {
+          if (other !== s.userId && this.access.blocked(other, s.userId)) return this.replies.error(s, 'forbidden', 'you cannot post in this room', ref, echo);
+        }
+      }
+      if (s.closed) return; // never acked, never stored: the client retries with the same cid
+      const bytes = text.length * 3 + (cid?.length ?? 0) + 64; // upper bound of the UTF-8 size, cheap
+      const refusal = this.admit(bytes);
+      if (refusal !== null) return this.replies.error(s, 'overloaded', refusal, ref, echo);
+      this.forward({ s, cid, ref, bytes, delivered: null, settled: null, t0: 0 }, room.id, 'CHAT', s.userId, s.userName, text);
+    }, (code, msg) => this.replies.error(s, code, msg, ref, echo));
+  }
+
+  /** A SYSTEM message from the host app; resolves with its ack once durable. */
+  async postSystem(roomId: string, text: string): Promise<SendResult> {
+    const room = await this.gate.open(roomId, { userId: 'system', admin: true });
+    return new Promise<SendResult>((resolve, reject) => {
+      const bytes = text.length * 3 + 64;
+      const refusal = this.admit(bytes);
+      if (refusal !== null) return reject(new ChatError('overloaded', refusal));
+      this.forward({
+        s: null, cid: null, ref: undefined, bytes, delivered: null, t0: 0,
+        settled: (r) => (r.error !== null ? reject(new ChatError(r.error, MSG.noSuchRoom)) : resolve(r)),
+      }, room.id, 'SYSTEM', 'system', 'system', text);
+    });
+  }
+
+  /** The engine's own ENTER or QUIT (or another message of no connection); false if the buffer is full. */
+  postEvent(roomId: string, type: Message['type'], userId: string, userName: string, text: string, origin: Origin): boolean {
+    const bytes = userName.length * 3 + 64;
+    if (this.admit(bytes) !== null) return false;
+    this.forward({ s: null, cid: null, ref: undefined, bytes, t0: 0, ...origin }, roomId, type, userId, userName, text);
+    return true;
+  }
+
+  postQuit(roomId: string, userId: string, userName: string): void {
+    this.postEvent(roomId, 'QUIT', userId, userName, `${userName} left`, { delivered: null, settled: null });
+  }
+
+  /** Whether the write buffer takes `bytes` more; the reason if not. */
+  admit(bytes: number): string | null {
+    if (this.stopping) return 'the engine is shutting down; retry later';
+    if (this.pending.size >= this.cfg.bufferMaxMessages || this.bufferedBytes + bytes > this.cfg.bufferMaxBytes) {
+      if (!this.overloaded) {
+        // One line when the buffer fills and one when it drains, not one per refused send.
+        this.overloaded = true;
+        this.log.warn({ buffered: this.pending.size, bytes: this.bufferedBytes }, 'write buffer full: refusing sends with overloaded');
+      }
+      return 'the store is behind; retry later, nothing was stored';
+    }
+    return null;
+  }
+
+  /** Hand a message to the actor; the PendingSend decides what happens when it settles. */
+  private forward(p: PendingSend, room: string, type: Message['type'], fromId: string, fromName: string, text: string): void {
+    const token = this.nextToken++;
+    p.t0 = performance.now();
+    this.pending.set(token, p);
+    this.bufferedBytes += p.bytes;
+    this.topology!.touch(room);
+    this.stats.accepted++;
+    this.actor.send({ t: 'send', token, room, type, fromId, fromName, text, cid: p.cid, at: Date.now(), create: this.gate.canCreate });
+  }
+
+  /** CHAT_DELIVERY=immediate: messages with id and seq, not yet durable, are published now. */
+  onAccepted(e: AcceptedEvt): void {
+    for (const d of e.msgs) {
+      const room = this.rooms.ready(d.room);
+      if (room !== undefined) this.fanout.publish(room, d);
+      const p = this.pending.get(d.token);
+      if (p !== undefined) {
+        this.stats.observeDeliver(performance.now() - p.t0);
+        p.delivered?.(d);
+      }
+    }
+  }
+
+  /** A group commit's results: deliver (after-commit mode), then ack each send. */
+  onCommitted(e: CommittedEvt): void {
+    if (e.batch > 0) this.stats.observeCommit(e.batch, e.commitMs);
+    if (this.overloaded && this.pending.size - e.results.length < this.cfg.bufferMaxMessages / 2) {
+      this.overloaded = false;
+      this.log.info({ buffered: this.pending.size - e.results.length }, 'write buffer drained: accepting sends again');
+    }
+    const now = performance.now();
+    const topology = this.topology!;
+    for (const r of e.results) {
+      const p = this.pending.get(r.token);
+      if (p === undefined) continue;
+      this.pending.delete(r.token);
+      this.bufferedBytes -= p.bytes;
+      if (r.error === null && r.json !== null) {
+        const d: Delivered = { room: r.room, seq: r.seq, id: r.id, at: r.at, from: r.from, json: r.json };
+        const cb = p.delivered;
+        topology.committed(d, cb === null ? null : () => cb(d));
+        this.stats.observeDeliver(now - p.t0);
+      }
+      if (r.error === null && !r.dup) this.stats.observeCommitted(now - p.t0);
+      // After the message's publish: see ack().
+      if (p.s !== null && p.settled === null && r.error === null) this.ack(p.s, p, r);
+      if (p.settled !== null) p.settled(r);
+      else if (p.s !== null && r.error !== null) this.replies.error(p.s, r.error, undefined, p.ref, p.cid ?? undefined);
+    }
+    topology.endOfCommit();
+  }
+
+  /**
+   * Where the ack is sent: through the connection's own topic, right after the message's publish,
+   * so the sender gets its copy and then the ack in one write (fanout.toConnection).
+   */
+  private ack(s: Session, p: PendingSend, r: SendResult): void {
+    if (r.dup) this.stats.duplicates++;
+    this.stats.acked++;
+    if (s.closed || s.ws === null) return;
+    const out = s.wire.ack(p.cid!, r.room, r.id, r.seq, r.at, p.ref);
+    if (out !== null) this.fanout.toConnection(s, out);
+  }
+}

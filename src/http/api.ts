@@ -1,0 +1,139 @@
+// The HTTP API: history, who is online, the host app's room operations, the caller's rooms and
+// blocks. Every request is validated here (params.ts); bad input is a 4xx with
+// {"error":{"code","message"}}, never a 500.
+
+import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
+import type { RoomInfo } from '../../workers/contract.ts';
+import type { Authenticator, Identity } from '../auth.ts';
+import type { Config } from '../config.ts';
+import type { Admin } from '../core/admin.ts';
+import type { History } from '../core/history.ts';
+import type { Logger } from '../log.ts';
+import { ChatError } from '../protocol/errors.ts';
+import { wellFormed } from '../protocol/text.ts';
+import { checkPage } from '../protocol/validate.ts';
+import { readBody } from './body.ts';
+import { obj, optRoomId, optText, requireAdmin, roomParam, SUBJECT_RE, userList, userParam } from './params.ts';
+import { sendError, sendJson } from './respond.ts';
+
+interface Ctx {
+  who: Identity;
+  params: string[];
+  query: URLSearchParams;
+  body: unknown;
+}
+
+interface Reply {
+  status: number;
+  /** A JSON string, already encoded. */
+  json: string;
+}
+
+const ok = (value: unknown, status = 200): Reply => ({ status, json: JSON.stringify(value) });
+
+export function registerApi(app: TemplatedApp, history: History, admin: Admin, auth: Authenticator, cfg: Config, log: Logger): void {
+  /**
+   * One wrapper for every JSON route: reads the request synchronously (it is invalid after the
+   * handler returns), registers onAborted before any await, reads a bounded body, identifies the
+   * caller, and turns ChatError into its status.
+   */
+  const route = (method: 'get' | 'post' | 'put' | 'del', pattern: string, nParams: number, withBody: boolean, fn: (c: Ctx) => Promise<Reply>): void => {
+    app[method](pattern, (res: HttpResponse, req: HttpRequest) => {
+      const params = Array.from({ length: nParams }, (_, i) => req.getParameter(i) ?? '');
+      const rawQuery = req.getQuery() ?? '';
+      const creds = { query: rawQuery, authorization: req.getHeader('authorization') };
+      const contentType = req.getHeader('content-type');
+      let aborted = false;
+      res.onAborted(() => { aborted = true; });
+      const bodyP = withBody ? readBody(res, contentType) : Promise.resolve(undefined);
+      Promise.all([bodyP, auth.identify(creds)])
+        .then(([body, who]) => fn({ who, params, query: new URLSearchParams(rawQuery), body }))
+        .then((r) => { if (!aborted) sendJson(res, r.status, r.json); }, (err: unknown) => {
+          if (aborted) return;
+          if (err instanceof ChatError) return sendError(res, err.code, err.message);
+          log.error({ err: String(err), route: pattern }, 'request failed');
+          sendError(res, 'internal');
+        });
+    });
+  };
+
+  route('get', '/api/rooms/:room/messages', 1, false, async ({ who, params, query }) => {
+    const room = roomParam(params[0]);
+    const limitRaw = query.get('limit');
+    if (limitRaw !== null && !/^\d{1,4}$/.test(limitRaw)) throw new ChatError('invalid', 'limit must be an integer 1..100');
+    const page = checkPage(query.get('before') || undefined, query.get('after') || undefined, limitRaw === null ? undefined : Number(limitRaw));
+    if (typeof page === 'string') throw new ChatError('invalid', page);
+    const p = await history.page(room, page, { userId: who.id, admin: who.admin });
+    return { status: 200, json: '{"messages":[' + p.messages.map((d) => d.json).join(',') + '],"more":' + p.more + '}' };
+  });
+
+  // Who is online in the room (user ids with a joined connection; on every node in a cluster).
+  route('get', '/api/rooms/:room/online', 1, false, async ({ who, params }) => {
+    const room = roomParam(params[0]);
+    const online = await admin.online(room, { userId: who.id, admin: who.admin });
+    return { status: 200, json: JSON.stringify({ room, online }) };
+  });
+
+  route('post', '/api/rooms/:room/messages', 1, true, async ({ who, params, body }) => {
+    requireAdmin(who);
+    const room = roomParam(params[0]);
+    const text = obj(body).text;
+    if (typeof text !== 'string' || text.length === 0 || text.length > cfg.maxPayload || !wellFormed(text)) throw new ChatError('invalid', 'text must be a non-empty, well-formed string');
+    const r = await admin.postSystem(room, text);
+    return ok({ room: r.room, id: r.id, seq: r.seq, at: r.at }, 201);
+  });
+
+  route('post', '/api/rooms', 0, true, async ({ who, body }) => {
+    const b = obj(body);
+    if (b.kind !== 'public' && b.kind !== 'group' && b.kind !== 'direct') throw new ChatError('invalid', 'kind must be public, group or direct');
+    const r = await admin.createRoom(who, {
+      id: optRoomId(b.id),
+      kind: b.kind,
+      name: optText(b.name, 'name', SUBJECT_RE),
+      subject: optText(b.subject, 'subject', SUBJECT_RE),
+      members: userList(b.members, 'members'),
+    });
+    return ok(r.room, r.created ? 201 : 200);
+  });
+
+  route('get', '/api/rooms', 0, false, async ({ who, query }) => {
+    const subject = query.get('subject');
+    if (subject === null || !SUBJECT_RE.test(subject) || !wellFormed(subject)) throw new ChatError('invalid', 'subject is required (1..128 printable characters)');
+    return ok({ rooms: await admin.roomsBySubject(who, subject) });
+  });
+
+  route('del', '/api/rooms/:room', 1, false, async ({ who, params }) => {
+    requireAdmin(who);
+    const room = roomParam(params[0]);
+    await admin.deleteRoom(room);
+    return ok({ deleted: room });
+  });
+
+  route('post', '/api/rooms/:room/members', 1, true, async ({ who, params, body }) => {
+    requireAdmin(who);
+    const users = userList(obj(body).users, 'users');
+    if (users.length === 0) throw new ChatError('invalid', 'users must name at least one user');
+    return ok(await admin.setMembers(roomParam(params[0]), users, true) satisfies RoomInfo);
+  });
+
+  route('del', '/api/rooms/:room/members/:user', 2, false, async ({ who, params }) => {
+    requireAdmin(who);
+    return ok(await admin.setMembers(roomParam(params[0]), [userParam(params[1])], false));
+  });
+
+  route('get', '/api/me/rooms', 0, false, async ({ who }) => ok({ rooms: await admin.myRooms(who) }));
+
+  route('get', '/api/me/blocks', 0, false, async ({ who }) => ok({ blocked: admin.blockList(who.id) }));
+
+  route('put', '/api/me/blocks/:user', 1, false, async ({ who, params }) => {
+    const other = userParam(params[0]);
+    if (other === who.id) throw new ChatError('invalid', 'you cannot block yourself');
+    await admin.setBlock(who.id, other, true);
+    return ok({ blocked: admin.blockList(who.id) });
+  });
+
+  route('del', '/api/me/blocks/:user', 1, false, async ({ who, params }) => {
+    await admin.setBlock(who.id, userParam(params[0]), false);
+    return ok({ blocked: admin.blockList(who.id) });
+  });
+}

@@ -1,0 +1,67 @@
+// chat.v1.json: text frames. Decoding (strict UTF-8, then JSON) and the server frames, encoded from
+// precomputed pieces where the hot path needs them.
+
+import type * as Protocol from '../../client/src/protocol.ts';
+import type { Delivered } from '../../workers/contract.ts';
+import { ERRORS, type ErrorCode } from './errors.ts';
+import type { Decoded, ReplyFields } from './frames.ts';
+import { fail, validate } from './validate.ts';
+import { jsonTopic, type Wire } from './wire.ts';
+
+// Not text.ts's STRICT_UTF8: a JSON frame may start with a BOM, which that decoder keeps as text.
+const textDecoder = new TextDecoder('utf-8', { fatal: true });
+const Q = JSON.stringify;
+
+export function decodeJson(data: ArrayBuffer, isBinary: boolean): Decoded {
+  if (isBinary) return fail('bad_frame', 'this connection speaks chat.v1.json: send text frames');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(textDecoder.decode(data));
+  } catch {
+    return fail('bad_frame', 'frame is not valid JSON');
+  }
+  return validate(raw);
+}
+
+function refPart(ref: string | undefined): string {
+  return ref === undefined ? '' : `,"ref":${Q(ref)}`;
+}
+
+/** The `msg` frame: the actor's Message JSON with the op spliced in front. */
+export function msgFrameJson(json: string): string {
+  return '{"op":"msg",' + json.slice(1);
+}
+
+export function ackJson(cid: string, room: string, id: string, seq: number, at: number, ref: string | undefined): string {
+  return `{"op":"ack","cid":${Q(cid)},"room":"${room}","id":"${id}","seq":${seq},"at":${at}${refPart(ref)}}`;
+}
+
+/** The error frame's fields, shared with MessagePack. */
+export function errorFields(code: ErrorCode, message: string | undefined, ref: string | undefined, cid: string | undefined): Protocol.ErrorFrame {
+  const f: Protocol.ErrorFrame = { op: 'error', code, message: message ?? ERRORS[code].message };
+  if (ref !== undefined) f.ref = ref;
+  if (cid !== undefined) f.cid = cid;
+  return f;
+}
+
+export function errorJson(code: ErrorCode, message: string | undefined, ref: string | undefined, cid: string | undefined): string {
+  return Q(errorFields(code, message, ref, cid));
+}
+
+/** Any other frame: plain fields plus an optional message list, each message given as its JSON. */
+export function replyJson(fields: ReplyFields, messages?: Delivered[], ref?: string): string {
+  let s = Q(ref === undefined ? fields : { ...fields, ref });
+  if (messages) s = s.slice(0, -1) + ',"messages":[' + messages.map((d) => d.json).join(',') + ']}';
+  return s;
+}
+
+/** The wire adapter of every chat.v1.json connection. */
+export const JSON_WIRE: Wire = {
+  reply: (sink, fields, messages, ref) => sink.send(replyJson(fields, messages, ref)),
+  error: (sink, code, message, ref, cid) => sink.send(errorJson(code, message, ref, cid)),
+  ack: ackJson,
+  topic: jsonTopic,
+  subscribed: () => undefined,
+  message: (_room, d) => msgFrameJson(d.json),
+  typing: (fields) => replyJson(fields),
+};

@@ -1,0 +1,120 @@
+// Test hooks (CHAT_TEST_HOOKS=1, never in production): hold every commit, store read or join at a
+// known point, so a test of "X only after Y" can hold Y, see that it waits there, prove X has not
+// happened, and release it. Off by default: nothing here exists then, and each hold point costs
+// one null check.
+
+import type { TemplatedApp } from 'uWebSockets.js';
+import { sendError, sendJson } from './http/respond.ts';
+
+export const HOLD_POINTS = ['commit', 'read', 'join'] as const;
+export type HoldPoint = (typeof HOLD_POINTS)[number];
+
+/** How long `GET /_test/waiting/<point>` waits for enough operations before it answers 408. */
+const WAIT_LIMIT_MS = 10_000;
+
+interface Watcher {
+  point: HoldPoint;
+  n: number;
+  resolve: (waiting: number) => void;
+}
+
+export class TestHooks {
+  private readonly holding = new Set<HoldPoint>();
+  /** Operations waiting at the read and join points, in arrival order. */
+  private readonly queued = new Map<HoldPoint, (() => void)[]>([['read', []], ['join', []]]);
+  /** Commits waiting in the actor (it reports 0 or 1). */
+  private commitsWaiting = 0;
+  private watchers: Watcher[] = [];
+
+  /** `actorHold` tells the persistence actor to hold (or stop holding) its commits. */
+  constructor(private readonly actorHold: (on: boolean) => void) {}
+
+  /** Null when `point` is not held (go on at once); else a promise that resolves on release. */
+  gate(point: 'read' | 'join'): Promise<void> | null {
+    if (!this.holding.has(point)) return null;
+    return new Promise((resolve) => {
+      this.queued.get(point)!.push(resolve);
+      this.notify();
+    });
+  }
+
+  hold(point: HoldPoint): void {
+    this.holding.add(point);
+    if (point === 'commit') this.actorHold(true);
+  }
+
+  release(point: HoldPoint): void {
+    this.holding.delete(point);
+    if (point === 'commit') return this.actorHold(false);
+    const list = this.queued.get(point)!;
+    this.queued.set(point, []);
+    for (const go of list) go();
+    this.notify();
+  }
+
+  waiting(point: HoldPoint): number {
+    return point === 'commit' ? this.commitsWaiting : this.queued.get(point)!.length;
+  }
+
+  /** The actor reports how many commits wait at its hold. */
+  onCommitHeld(waiting: number): void {
+    this.commitsWaiting = waiting;
+    this.notify();
+  }
+
+  /** Resolves with the count once at least `n` operations wait at `point`, or null after `ms`. */
+  whenWaiting(point: HoldPoint, n: number, ms = WAIT_LIMIT_MS): Promise<number | null> {
+    if (this.waiting(point) >= n) return Promise.resolve(this.waiting(point));
+    return new Promise((resolve) => {
+      const w: Watcher = { point, n, resolve: (k) => { clearTimeout(timer); resolve(k); } };
+      const timer = setTimeout(() => {
+        this.watchers = this.watchers.filter((x) => x !== w);
+        resolve(null);
+      }, ms);
+      this.watchers.push(w);
+    });
+  }
+
+  private notify(): void {
+    const still: Watcher[] = [];
+    for (const w of this.watchers) {
+      const k = this.waiting(w.point);
+      if (k >= w.n) w.resolve(k);
+      else still.push(w);
+    }
+    this.watchers = still;
+  }
+}
+
+function pointOf(raw: string): HoldPoint | null {
+  return (HOLD_POINTS as readonly string[]).includes(raw) ? (raw as HoldPoint) : null;
+}
+
+/** `POST /_test/hold/<point>`, `POST /_test/release/<point>`, `GET /_test/waiting/<point>?n=N`. */
+export function registerTestRoutes(app: TemplatedApp, hooks: TestHooks): void {
+  const unknown = `point must be one of ${HOLD_POINTS.join(', ')}`;
+  app.post('/_test/hold/:point', (res, req) => {
+    const point = pointOf(req.getParameter(0) ?? '');
+    if (point === null) return sendError(res, 'invalid', unknown);
+    hooks.hold(point);
+    sendJson(res, 200, JSON.stringify({ point, holding: true }));
+  });
+  app.post('/_test/release/:point', (res, req) => {
+    const point = pointOf(req.getParameter(0) ?? '');
+    if (point === null) return sendError(res, 'invalid', unknown);
+    hooks.release(point);
+    sendJson(res, 200, JSON.stringify({ point, holding: false }));
+  });
+  app.get('/_test/waiting/:point', (res, req) => {
+    const point = pointOf(req.getParameter(0) ?? '');
+    if (point === null) return sendError(res, 'invalid', unknown);
+    const raw = new URLSearchParams(req.getQuery() ?? '').get('n') ?? '1';
+    if (!/^\d{1,6}$/.test(raw)) return sendError(res, 'invalid', 'n must be a whole number');
+    let aborted = false;
+    res.onAborted(() => { aborted = true; });
+    void hooks.whenWaiting(point, Number(raw)).then((k) => {
+      if (aborted) return;
+      sendJson(res, k === null ? 408 : 200, JSON.stringify({ waiting: k ?? hooks.waiting(point) }));
+    });
+  });
+}

@@ -1,0 +1,138 @@
+// The inbox: command batches from the front thread, handled one after another, strictly in order,
+// even when the store answers asynchronously (MySQL). A send is deduplicated on (sender, cid),
+// against the sends in flight and against the store, then accepted into the group commit's
+// buffer; room loads, host-app requests and the shutdown go to their handlers.
+
+import type { AdminOp, LoadCmd, MarkCmd, ReplyEvt, RoomEvt, SendCmd, ToActor } from '../contract.ts';
+import { cidKey, type CidHit, type MessageStore, type NewMessage } from '../stores/store.ts';
+import type { Backoff } from './backoff.ts';
+import type { GroupCommit } from './group-commit.ts';
+import type { Outbox } from './outbox.ts';
+import { duplicate, notFound, type Pending } from './pending.ts';
+import type { RoomCache } from './room-cache.ts';
+import type { Sequencing } from './sequencing.ts';
+
+/** The commands the inbox hands on, each answered (if at all) in inbox order. */
+export interface Handlers {
+  load(c: LoadCmd): Promise<RoomEvt>;
+  request(reqId: number, op: AdminOp): Promise<ReplyEvt>;
+  /** Commit what is held and close; nothing after it is handled. */
+  shutdown(): Promise<void>;
+}
+
+export class Intake {
+  private readonly inbox: ToActor[][] = [];
+  private pumping = false;
+  private readonly noHits: ReadonlyMap<string, CidHit> = new Map();
+
+  constructor(
+    private readonly store: Pick<MessageStore, 'findByCids'>,
+    private readonly rooms: Pick<RoomCache, 'get' | 'load'>,
+    private readonly seq: Pick<Sequencing, 'accept' | 'mark'>,
+    private readonly commits: Pick<GroupCommit, 'inFlight' | 'add' | 'answer' | 'mark' | 'schedule' | 'hold'>,
+    private readonly out: Pick<Outbox, 'push' | 'accepted' | 'health' | 'flush'>,
+    private readonly backoff: Backoff,
+    /** Immediate delivery: each accepted message goes to the front thread before it is durable. */
+    private readonly immediate: boolean,
+    private readonly handlers: Handlers,
+  ) {}
+
+  receive(cmds: ToActor[]): void {
+    // The test hook's hold applies on arrival, ahead of anything queued.
+    for (const c of cmds) if (c.t === 'hold') this.commits.hold(c.on);
+    this.inbox.push(cmds);
+    if (!this.pumping) void this.pump();
+  }
+
+  /** Handle command batches strictly in order; a store failure pauses the inbox and retries. */
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    while (this.inbox.length > 0) {
+      // Everything queued while the previous batch waited on the store is handled as one batch:
+      // one cid lookup round trip for all of it (MySQL), however far behind the inbox is.
+      if (this.inbox.length > 1) this.inbox.splice(0, this.inbox.length, this.inbox.flat());
+      const cmds = this.inbox[0];
+      try {
+        const done = await this.handle(cmds);
+        this.inbox.shift();
+        if (done === 'shutdown') break;
+      } catch (err) {
+        // handle() removed what it finished from cmds; the rest is retried as it is.
+        this.out.health(false, `store unavailable: ${(err as Error).message}`);
+        this.out.flush();
+        await new Promise((r) => setTimeout(r, this.backoff.next()));
+        continue;
+      }
+      this.out.flush();
+      this.commits.schedule();
+    }
+    this.pumping = false;
+  }
+
+  /** Process one batch; finished commands are spliced off the front so a retry resumes after them. */
+  private async handle(cmds: ToActor[]): Promise<'ok' | 'shutdown'> {
+    // One store round-trip for every cid of the batch that is not already in flight.
+    const keys: [string, string][] = [];
+    for (const c of cmds) if (c.t === 'send' && c.cid !== null && this.commits.inFlight(cidKey(c.fromId, c.cid)) === undefined) keys.push([c.fromId, c.cid]);
+    const hits = keys.length > 0 ? await this.store.findByCids(keys) : this.noHits;
+    while (cmds.length > 0) {
+      const c = cmds[0];
+      switch (c.t) {
+        case 'send': await this.accept(c, hits); break;
+        case 'mark': this.mark(c); break;
+        case 'hold': break; // applied on arrival (receive)
+        // The answer is queued once its handler is done: a commit inside it (a room delete commits
+        // the room's buffered messages first) flushes the outbox meanwhile.
+        case 'load': {
+          const evt = await this.handlers.load(c);
+          this.out.push(evt);
+          break;
+        }
+        case 'req': {
+          const reply = await this.handlers.request(c.reqId, c.body);
+          this.out.push(reply);
+          break;
+        }
+        case 'shutdown':
+          cmds.shift();
+          await this.handlers.shutdown();
+          return 'shutdown';
+      }
+      cmds.shift();
+    }
+    return 'ok';
+  }
+
+  private async accept(c: SendCmd, hits: ReadonlyMap<string, CidHit>): Promise<void> {
+    const key = c.cid === null ? null : cidKey(c.fromId, c.cid);
+    if (key !== null) {
+      const p = this.commits.inFlight(key);
+      if (p) {
+        p.dups.push(c.token);
+        return;
+      }
+      const hit = hits.get(key);
+      if (hit) {
+        this.commits.answer(duplicate(c.token, hit, c.fromId));
+        return;
+      }
+    }
+    // The front thread only forwards sends to rooms it has loaded, so the room exists unless it
+    // was deleted meanwhile; in auth mode none an unknown room is a new public room.
+    const r = this.rooms.get(c.room) ?? (await this.rooms.load(c.room, c.create));
+    if (!r) {
+      this.commits.answer(notFound(c.token, c.room, c.fromId));
+      return;
+    }
+    const msg: NewMessage = { tsid: 0n, id: '', room: c.room, seq: 0, type: c.type, fromId: c.fromId, fromName: c.fromName, text: c.text, at: c.at, cid: c.cid };
+    const p: Pending = { msg, token: c.token, json: '', dups: [] };
+    this.seq.accept(p, r);
+    this.commits.add(p, key);
+    if (this.immediate) this.out.accepted(p);
+  }
+
+  private mark(c: MarkCmd): void {
+    const w = this.seq.mark(c, this.rooms.get(c.room));
+    if (w !== null) this.commits.mark(w);
+  }
+}

@@ -1,0 +1,35 @@
+// A send the actor holds until it is durable, and the answers a send gets.
+
+import { messageJson, type Message, type SendResult } from '../contract.ts';
+import type { CidHit, NewMessage } from '../stores/store.ts';
+
+export interface Pending {
+  msg: NewMessage;
+  token: number;
+  /** The message's JSON once it has its id and seq ('' until then). */
+  json: string;
+  /** Tokens of retried sends (same sender and cid) waiting on this one's commit. */
+  dups: number[];
+}
+
+/** A message's protocol JSON, encoded once: every copy the front thread publishes is these bytes. */
+export function jsonOf(m: NewMessage): string {
+  const msg: Message = { id: m.id, room: m.room, seq: m.seq, type: m.type, from: { id: m.fromId, name: m.fromName }, text: m.text, at: m.at };
+  if (m.cid !== null) msg.cid = m.cid;
+  return messageJson(msg);
+}
+
+/** A durable send: its ack, and with `json` the message to publish. */
+export function stored(token: number, m: NewMessage, json: string | null): SendResult {
+  return { token, room: m.room, seq: m.seq, id: m.id, at: m.at, from: m.fromId, dup: false, json, error: null };
+}
+
+/** A retried send: acked with the message already stored (`hit`), not delivered again. */
+export function duplicate(token: number, hit: CidHit, from: string): SendResult {
+  return { token, room: hit.room, seq: hit.seq, id: hit.id, at: hit.at, from, dup: true, json: null, error: null };
+}
+
+/** A send refused because its room does not exist (or was deleted): nothing stored. */
+export function notFound(token: number, room: string, from: string): SendResult {
+  return { token, room, seq: 0, id: '', at: 0, from, dup: false, json: null, error: 'not_found' };
+}

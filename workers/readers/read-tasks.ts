@@ -1,0 +1,39 @@
+// The read tasks, for any MessageReader: run in the piscina workers for SQLite, and on the front
+// thread against a connection pool for MySQL (whose reads do not block the event loop).
+
+import type { LastSeqsResult, MyRoomsResult, PageResult, RangeResult, ReadTask, RoomsResult, SeqResult, SinceResult } from '../contract.ts';
+import { tsidToBigInt } from '../ids.ts';
+import type { MessageReader } from '../stores/store.ts';
+
+export type ReadResult = PageResult | SinceResult | SeqResult | RoomsResult | MyRoomsResult | RangeResult | LastSeqsResult;
+
+export async function runRead(reader: MessageReader, task: ReadTask): Promise<ReadResult> {
+  switch (task.kind) {
+    case 'page':
+      return {
+        messages: await reader.page({
+          room: task.room,
+          before: task.before === undefined ? undefined : tsidToBigInt(task.before),
+          after: task.after === undefined ? undefined : tsidToBigInt(task.after),
+          limit: task.limit,
+          notBefore: task.notBefore,
+        }),
+      };
+    case 'since': {
+      const since = tsidToBigInt(task.since);
+      const sinceSeq = await reader.seqOf(task.room, since);
+      if (sinceSeq === null) return { sinceSeq, messages: [] };
+      return { sinceSeq, messages: await reader.page({ room: task.room, after: since, limit: task.max, notBefore: task.notBefore }) };
+    }
+    case 'seqAt':
+      return { seq: await reader.seqAt(task.room, tsidToBigInt(task.id)) };
+    case 'subject':
+      return { rooms: await reader.roomsBySubject(task.subject) };
+    case 'myRooms':
+      return { rooms: await reader.myRooms(task.user, task.notBefore) };
+    case 'range':
+      return { messages: await reader.range(task.room, task.from, task.to) };
+    case 'lastSeqs':
+      return { seqs: [...(await reader.lastSeqs(task.rooms))] };
+  }
+}

@@ -1,0 +1,133 @@
+// MySQL/MariaDB (mysql2): the write side. The actor owns one write connection (every transaction
+// goes through it, one at a time) and a small pool for its lookups. Group commit is one
+// transaction per batch with multi-row INSERTs, sent as one multi-statement query.
+
+import mysql from 'mysql2/promise';
+import type { Message } from '../../contract.ts';
+import { toMessage, toRoomRow, type MessageRow, type RoomDbRow } from '../rows.ts';
+import { SQL } from '../sql.ts';
+import { cidKey, type AssignUnderLock, type CidHit, type ClusterStore, type DirectoryStore, type MarkerWrite, type MessageStore, type NewMessage, type RoomRow } from '../store.ts';
+import { clusterCommit } from './cluster-commit.ts';
+import { connOptions, WriteConnection } from './connection.ts';
+import { migrateMysql } from './migrations.ts';
+import { advanceRooms, INSERT_CHUNK, insertMessages, moveMarkers, MYSQL_SQL } from './statements.ts';
+
+type RoomPacket = RoomDbRow & mysql.RowDataPacket;
+type MessagePacket = MessageRow & mysql.RowDataPacket;
+
+export class MysqlStore implements MessageStore, DirectoryStore, ClusterStore {
+  private readonly writer: WriteConnection;
+  private readonly lookups: mysql.Pool;
+
+  private constructor(url: string, idleTxTimeoutS: number) {
+    this.writer = new WriteConnection(url, idleTxTimeoutS);
+    this.lookups = mysql.createPool({ ...connOptions(url), connectionLimit: 2, enableKeepAlive: true });
+  }
+
+  /** Open and migrate; `idleTxTimeoutS` as WriteConnection's (0: off). */
+  static async open(url: string, idleTxTimeoutS = 0): Promise<MysqlStore> {
+    const s = new MysqlStore(url, idleTxTimeoutS);
+    await s.writer.write((c) => migrateMysql(c));
+    return s;
+  }
+
+  async findByCids(keys: [string, string][]): Promise<Map<string, CidHit>> {
+    const out = new Map<string, CidHit>();
+    for (let i = 0; i < keys.length; i += INSERT_CHUNK) {
+      const chunk = keys.slice(i, i + INSERT_CHUNK);
+      const [rows] = await this.lookups.query<(mysql.RowDataPacket & CidHit & { from_id: string; cid: string })[]>(
+        'SELECT from_id, cid, room, seq, id, at FROM messages WHERE (from_id, cid) IN (?)', [chunk]);
+      for (const r of rows) out.set(cidKey(r.from_id, r.cid), { room: r.room, seq: Number(r.seq), id: r.id, at: Number(r.at) });
+    }
+    return out;
+  }
+
+  /** One round trip per group commit; on any error it is rolled back. */
+  commit(msgs: NewMessage[], lastSeqs: Map<string, number>, marks: MarkerWrite[]): Promise<void> {
+    // IGNORE: a commit repeated after an unknown outcome (the connection died after COMMIT was
+    // sent) skips rows already there. Conflicting cids never reach here: the actor dedupes first.
+    const parts: string[] = ['START TRANSACTION', ...insertMessages(msgs, true)];
+    if (lastSeqs.size > 0) parts.push(advanceRooms(lastSeqs, msgs));
+    parts.push(...moveMarkers(marks), 'COMMIT');
+    return this.writer.write(async (c) => {
+      try {
+        await c.query(parts.join(';\n'));
+      } catch (err) {
+        await c.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+    });
+  }
+
+  commitAssign(msgs: NewMessage[], marks: MarkerWrite[], assign: AssignUnderLock): Promise<Set<string>> {
+    return this.writer.write((c) => clusterCommit(c, msgs, marks, assign));
+  }
+
+  async latest(room: string, limit: number, notBefore: number): Promise<Message[]> {
+    const [rows] = await this.lookups.query<MessagePacket[]>(SQL.latest, [room, notBefore, limit]);
+    return rows.reverse().map(toMessage);
+  }
+
+  purgeBefore(cutoff: bigint, max: number): Promise<number> {
+    // Small batches by primary-key range: short locks, off the hot path.
+    return this.writer.write(async (c) => {
+      const [r] = await c.query<mysql.ResultSetHeader>('DELETE FROM messages WHERE tsid < ? ORDER BY tsid LIMIT ?', [cutoff, max]);
+      return r.affectedRows;
+    });
+  }
+
+  async getRoom(id: string): Promise<RoomRow | null> {
+    const [rows] = await this.lookups.query<RoomPacket[]>(SQL.getRoom, [id]);
+    return rows.length > 0 ? toRoomRow(rows[0]) : null;
+  }
+
+  async findDirect(dmKey: string): Promise<RoomRow | null> {
+    const [rows] = await this.lookups.query<RoomPacket[]>(SQL.findDirect, [dmKey]);
+    return rows.length > 0 ? toRoomRow(rows[0]) : null;
+  }
+
+  createRoom(row: RoomRow, members: string[]): Promise<void> {
+    return this.writer.tx(async (c) => {
+      await c.query(SQL.createRoom, [row.id, row.kind, row.name, row.subject, row.epoch, row.lastSeq, row.createdAt, row.dmKey]);
+      if (members.length > 0) await c.query(MYSQL_SQL.addMembers, [members.map((u) => [row.id, u])]);
+    });
+  }
+
+  deleteRoom(id: string): Promise<void> {
+    return this.writer.tx(async (c) => {
+      await c.query(SQL.deleteMessages, [id]);
+      await c.query(SQL.deleteMembers, [id]);
+      await c.query(SQL.deleteMarkers, [id]);
+      await c.query(SQL.tombstone, [id]);
+    });
+  }
+
+  async members(room: string): Promise<string[]> {
+    const [rows] = await this.lookups.query<(mysql.RowDataPacket & { user: string })[]>(SQL.members, [room]);
+    return rows.map((r) => r.user);
+  }
+
+  setMembers(room: string, users: string[], present: boolean): Promise<void> {
+    return this.writer.tx(async (c) => {
+      if (users.length === 0) return;
+      if (present) await c.query(MYSQL_SQL.addMembers, [users.map((u) => [room, u])]);
+      else await c.query(SQL.removeMembers, [room, users]);
+    });
+  }
+
+  setBlock(blocker: string, blocked: string, on: boolean): Promise<void> {
+    return this.writer.write(async (c) => {
+      await c.query(on ? MYSQL_SQL.block : SQL.unblock, [blocker, blocked]);
+    });
+  }
+
+  async allBlocks(): Promise<[string, string][]> {
+    const [rows] = await this.lookups.query<(mysql.RowDataPacket & { blocker: string; blocked: string })[]>(SQL.allBlocks);
+    return rows.map((r) => [r.blocker, r.blocked]);
+  }
+
+  async close(): Promise<void> {
+    await this.writer.close();
+    await this.lookups.end().catch(() => undefined);
+  }
+}

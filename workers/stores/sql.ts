@@ -1,0 +1,85 @@
+// The SQL the SQLite and MySQL stores share, each statement written once. Where the two dialects
+// differ inside a shared statement, a Dialect fills in the difference; statements only one
+// store runs (its migrations, its batch lookups and purges) live in that store's folder.
+
+import { MESSAGE_COLS, ROOM_COLS } from './rows.ts';
+
+/** What the two dialects spell differently. */
+export interface Dialect {
+  /** An INSERT that skips rows whose key is already there. */
+  insertIgnore: string;
+  /**
+   * The VALUES of an INSERT of `columns` columns: SQLite binds one row per run, mysql2 expands
+   * one `?` into every row of a nested array.
+   */
+  rows(columns: number): string;
+  /** The tail of a read-marker INSERT that moves an existing marker forward, never backwards. */
+  markForward: string;
+}
+
+export const SQLITE: Dialect = {
+  insertIgnore: 'INSERT OR IGNORE',
+  rows: (columns) => `(${new Array<string>(columns).fill('?').join(', ')})`,
+  markForward: 'ON CONFLICT (room, user) DO UPDATE SET seq = excluded.seq, id = excluded.id WHERE excluded.seq > read_markers.seq',
+};
+
+export const MYSQL: Dialect = {
+  insertIgnore: 'INSERT IGNORE',
+  rows: () => '?',
+  // Correct whether the server evaluates the assignments left to right (MySQL, MariaDB by default:
+  // `seq` in the second one is already the maximum) or all against the old row (MariaDB's
+  // SIMULTANEOUS_ASSIGNMENT).
+  markForward: 'ON DUPLICATE KEY UPDATE seq = GREATEST(seq, VALUES(seq)), id = IF(VALUES(seq) >= seq, VALUES(id), id)',
+};
+
+const ROOM_COLS_OF_R = ROOM_COLS.split(', ').map((c) => `r.${c}`).join(', ');
+const MESSAGE_INSERT_COLS = 'tsid, id, room, seq, type, from_id, from_name, text, at, cid';
+
+/**
+ * Statements both dialects spell the same. `IN (?)`: MySQL binds a list to the one `?`; SQLite,
+ * which binds scalars only, runs the statement once per value.
+ */
+export const SQL = {
+  // rooms and the directory
+  getRoom: `SELECT ${ROOM_COLS} FROM rooms WHERE id = ?`,
+  findDirect: `SELECT ${ROOM_COLS} FROM rooms WHERE dm_key = ?`,
+  createRoom: 'INSERT INTO rooms (id, kind, name, subject, epoch, last_seq, created_at, dm_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+  lastSeqs: 'SELECT id, last_seq FROM rooms WHERE id IN (?)',
+  roomsBySubject: `SELECT ${ROOM_COLS} FROM rooms WHERE subject = ? AND deleted = 0 ORDER BY created_at, id`,
+  // A user's rooms: group/direct rooms they are a member of, and public rooms they have a read
+  // marker in (set when they first join one). Binds the user three times.
+  myRooms: `SELECT ${ROOM_COLS_OF_R}, k.seq AS read_seq
+    FROM rooms r LEFT JOIN read_markers k ON k.room = r.id AND k.user = ?
+    WHERE r.deleted = 0 AND r.id IN (SELECT room FROM members WHERE user = ? UNION SELECT room FROM read_markers WHERE user = ?)
+    ORDER BY r.id`,
+  members: 'SELECT user FROM members WHERE room = ? ORDER BY user',
+  removeMembers: 'DELETE FROM members WHERE room = ? AND user IN (?)',
+  unblock: 'DELETE FROM blocks WHERE blocker = ? AND blocked = ?',
+  allBlocks: 'SELECT blocker, blocked FROM blocks',
+  // deleting a room: its messages, members and markers go, its row stays as a tombstone
+  deleteMessages: 'DELETE FROM messages WHERE room = ?',
+  deleteMembers: 'DELETE FROM members WHERE room = ?',
+  deleteMarkers: 'DELETE FROM read_markers WHERE room = ?',
+  tombstone: 'UPDATE rooms SET deleted = 1, dm_key = NULL WHERE id = ?',
+  // messages: (room, notBefore, limit) and the cursors
+  latest: `SELECT ${MESSAGE_COLS} FROM messages WHERE room = ? AND at >= ? ORDER BY tsid DESC LIMIT ?`,
+  before: `SELECT ${MESSAGE_COLS} FROM messages WHERE room = ? AND tsid < ? AND at >= ? ORDER BY tsid DESC LIMIT ?`,
+  after: `SELECT ${MESSAGE_COLS} FROM messages WHERE room = ? AND tsid > ? AND at >= ? ORDER BY tsid ASC LIMIT ?`,
+  range: `SELECT ${MESSAGE_COLS} FROM messages WHERE room = ? AND seq BETWEEN ? AND ? ORDER BY seq`,
+  seqOf: 'SELECT seq FROM messages WHERE room = ? AND tsid = ?',
+  seqAt: 'SELECT seq FROM messages WHERE room = ? AND tsid <= ? ORDER BY tsid DESC LIMIT 1',
+} as const;
+
+/** Statements both dialects run, in the dialect's words. */
+export function dialectSql(d: Dialect) {
+  return {
+    addMembers: `${d.insertIgnore} INTO members (room, user) VALUES ${d.rows(2)}`,
+    block: `${d.insertIgnore} INTO blocks (blocker, blocked) VALUES (?, ?)`,
+    /** Skips messages already stored: a commit repeated after an unknown outcome. */
+    insertMessages: `${d.insertIgnore} INTO messages (${MESSAGE_INSERT_COLS}) VALUES ${d.rows(10)}`,
+    /** Fails on a message already stored (a cluster's (sender, cid) stored by another node). */
+    insertNewMessages: `INSERT INTO messages (${MESSAGE_INSERT_COLS}) VALUES ${d.rows(10)}`,
+    markForward: `INSERT INTO read_markers (room, user, seq, id) VALUES ${d.rows(4)} ${d.markForward}`,
+    markIfAbsent: `${d.insertIgnore} INTO read_markers (room, user, seq, id) VALUES ${d.rows(4)}`,
+  };
+}

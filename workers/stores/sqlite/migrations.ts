@@ -1,0 +1,69 @@
+// The SQLite schema: its migrations, applied in order, one transaction each, and the schema
+// version they bring a database to (PRAGMA user_version).
+
+import type Database from 'better-sqlite3';
+
+/** Each entry upgrades the schema from version i to i+1; applied in one transaction each. */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE rooms (
+     id TEXT PRIMARY KEY,
+     kind TEXT NOT NULL,
+     name TEXT,
+     subject TEXT,
+     epoch TEXT NOT NULL,
+     last_seq INTEGER NOT NULL,
+     created_at INTEGER NOT NULL
+   );
+   CREATE INDEX rooms_subject ON rooms(subject) WHERE subject IS NOT NULL;
+   -- tsid is the message id as an integer and the row key: time order is key order, so retention
+   -- deletes a key range, and the (room) index, which carries the key, serves every cursor.
+   CREATE TABLE messages (
+     tsid INTEGER PRIMARY KEY,
+     id TEXT NOT NULL,
+     room TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     type TEXT NOT NULL,
+     from_id TEXT NOT NULL,
+     from_name TEXT NOT NULL,
+     text TEXT NOT NULL,
+     at INTEGER NOT NULL,
+     cid TEXT
+   );
+   CREATE INDEX messages_room ON messages(room);
+   CREATE UNIQUE INDEX messages_sender_cid ON messages(from_id, cid) WHERE cid IS NOT NULL;`,
+  // 2: the chat domain: room kinds with members, direct-room lookup, read markers, blocks.
+  `ALTER TABLE rooms ADD COLUMN dm_key TEXT;
+   -- a deleted room keeps its row as a tombstone: its id is never silently reused
+   ALTER TABLE rooms ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+   CREATE UNIQUE INDEX rooms_dm ON rooms(dm_key) WHERE dm_key IS NOT NULL;
+   CREATE TABLE members (room TEXT NOT NULL, user TEXT NOT NULL, PRIMARY KEY (room, user)) WITHOUT ROWID;
+   CREATE INDEX members_user ON members(user);
+   CREATE TABLE read_markers (
+     room TEXT NOT NULL, user TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL,
+     PRIMARY KEY (room, user)) WITHOUT ROWID;
+   CREATE INDEX read_markers_user ON read_markers(user);
+   CREATE TABLE blocks (blocker TEXT NOT NULL, blocked TEXT NOT NULL, PRIMARY KEY (blocker, blocked)) WITHOUT ROWID;`,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export class SchemaTooNewError extends Error {
+  override name = 'SchemaTooNewError';
+}
+
+/** Apply pending migrations; safe to re-run; refuses a database written by newer code. */
+export function migrate(db: Database.Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > SCHEMA_VERSION) {
+    throw new SchemaTooNewError(
+      `the database is at schema version ${current} but this engine knows only up to ${SCHEMA_VERSION}; ` +
+        'run a newer engine or restore a backup',
+    );
+  }
+  for (let v = current; v < SCHEMA_VERSION; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]);
+      db.pragma(`user_version = ${v + 1}`);
+    }).immediate();
+  }
+}

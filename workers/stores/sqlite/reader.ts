@@ -1,0 +1,84 @@
+// SQLite (better-sqlite3): the read side, a read-only connection per reader thread. WAL lets it
+// read a consistent snapshot while the actor commits.
+
+import Database from 'better-sqlite3';
+import type { Message, MyRoom, RoomInfo } from '../../contract.ts';
+import { roomInfo, toMessage, toRoomRow, type MessageRow, type RoomDbRow } from '../rows.ts';
+import { SQL } from '../sql.ts';
+import type { MessageReader, PageQuery } from '../store.ts';
+
+export class SqliteReader implements MessageReader {
+  private readonly db: Database.Database;
+  private readonly st;
+
+  constructor(path: string) {
+    this.db = new Database(path, { readonly: true, fileMustExist: true });
+    this.db.pragma('busy_timeout = 5000');
+    this.st = {
+      before: this.db.prepare<[string, bigint, number, number], MessageRow>(SQL.before),
+      after: this.db.prepare<[string, bigint, number, number], MessageRow>(SQL.after),
+      latest: this.db.prepare<[string, number, number], MessageRow>(SQL.latest),
+      seqOf: this.db.prepare<[string, bigint], { seq: number }>(SQL.seqOf),
+      seqAt: this.db.prepare<[string, bigint], { seq: number }>(SQL.seqAt),
+      bySubject: this.db.prepare<[string], RoomDbRow>(SQL.roomsBySubject),
+      members: this.db.prepare<[string], { user: string }>(SQL.members),
+      myRooms: this.db.prepare<[string, string, string], RoomDbRow & { read_seq: number | null }>(SQL.myRooms),
+      range: this.db.prepare<[string, number, number], MessageRow>(SQL.range),
+      lastSeq: this.db.prepare<[string], { id: string; last_seq: number }>(SQL.lastSeqs),
+    };
+  }
+
+  seqAt(room: string, id: bigint): number {
+    return this.st.seqAt.get(room, id)?.seq ?? 0;
+  }
+
+  roomsBySubject(subject: string): RoomInfo[] {
+    return this.st.bySubject.all(subject).map((r) => roomInfo(toRoomRow(r), this.members(r.id)));
+  }
+
+  myRooms(user: string, notBefore: number): MyRoom[] {
+    return this.st.myRooms.all(user, user, user).map((r) => {
+      const last = this.st.latest.get(r.id, notBefore, 1);
+      return {
+        info: roomInfo(toRoomRow(r), r.kind === 'public' ? [] : this.members(r.id)),
+        lastSeq: r.last_seq,
+        readSeq: r.read_seq ?? 0,
+        last: last ? toMessage(last) : null,
+      };
+    });
+  }
+
+  page(q: PageQuery): Message[] {
+    const n = q.limit + 1;
+    if (q.after !== undefined) return this.st.after.all(q.room, q.after, q.notBefore, n).map(toMessage);
+    const rows = q.before !== undefined
+      ? this.st.before.all(q.room, q.before, q.notBefore, n)
+      : this.st.latest.all(q.room, q.notBefore, n);
+    return rows.reverse().map(toMessage);
+  }
+
+  seqOf(room: string, id: bigint): number | null {
+    return this.st.seqOf.get(room, id)?.seq ?? null;
+  }
+
+  range(room: string, from: number, to: number): Message[] {
+    return this.st.range.all(room, from, to).map(toMessage);
+  }
+
+  lastSeqs(rooms: string[]): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const r of rooms) {
+      const row = this.st.lastSeq.get(r);
+      if (row) out.set(r, row.last_seq);
+    }
+    return out;
+  }
+
+  private members(room: string): string[] {
+    return this.st.members.all(room).map((m) => m.user);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

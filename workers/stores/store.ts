@@ -1,0 +1,160 @@
+// The storage contract. The persistence actor is the only caller of a MessageStore's write side;
+// history readers use a MessageReader on their own read-only connection.
+
+import type { MarkCmd, Message, MessageType, MyRoom, RoomInfo, RoomKind } from '../contract.ts';
+
+export type { RoomKind };
+
+/** SQLite answers synchronously, MySQL with a promise; callers always `await`. */
+export type Awaitable<T> = T | Promise<T>;
+
+export interface RoomRow {
+  id: string;
+  kind: RoomKind;
+  name: string | null;
+  subject: string | null;
+  epoch: string;
+  lastSeq: number;
+  createdAt: number;
+  /** Direct rooms: the sorted member pair and subject, unique, so a pair's room is found again. */
+  dmKey: string | null;
+  /** A deleted room's tombstone: it refuses joins and its id is not reused. */
+  deleted: boolean;
+}
+
+/**
+ * A read marker move: written with the next group commit; never moves a marker backwards. The
+ * command's fields, with seq -1 already resolved by the actor (except in cluster mode, where the
+ * commit resolves it under the room's lock); reqId is answered once committed, not stored.
+ */
+export type MarkerWrite = Omit<MarkCmd, 't'>;
+
+/** A message with its id and seq assigned, about to be written. */
+export interface NewMessage {
+  /** The TSID as a 64-bit integer: the row key, so time order is key order. */
+  tsid: bigint;
+  id: string;
+  room: string;
+  seq: number;
+  type: MessageType;
+  fromId: string;
+  fromName: string;
+  text: string;
+  at: number;
+  cid: string | null;
+}
+
+export interface CidHit {
+  room: string;
+  seq: number;
+  id: string;
+  at: number;
+}
+
+/** The key of a (sender, cid) pair in findByCids' answer and in the actor's in-flight index. */
+export function cidKey(fromId: string, cid: string): string {
+  return fromId + '\0' + cid;
+}
+
+export interface PageQuery {
+  room: string;
+  /** Exclusive TSID cursors (message ids as integers). */
+  before?: bigint;
+  after?: bigint;
+  limit: number;
+  /** Hide messages older than this (retention), ms since the epoch; 0 = none. */
+  notBefore: number;
+}
+
+/** Messages: the write path of every chat message. */
+export interface MessageStore {
+  /** The stored messages that (sender, cid) pairs name; keyed by cidKey(fromId, cid). */
+  findByCids(keys: [fromId: string, cid: string][]): Awaitable<Map<string, CidHit>>;
+  /**
+   * Insert the messages, advance each room's last_seq and move read markers, in one transaction.
+   * Safe to repeat after a failure whose outcome is unknown (rows already there are skipped).
+   */
+  commit(msgs: NewMessage[], lastSeqs: Map<string, number>, marks: MarkerWrite[]): Awaitable<void>;
+  /** The newest `limit` messages of a room, oldest first. */
+  latest(room: string, limit: number, notBefore: number): Awaitable<Message[]>;
+  /** Delete at most `max` messages with a TSID below `cutoff`; returns how many. */
+  purgeBefore(cutoff: bigint, max: number): Awaitable<number>;
+  close(): Awaitable<void>;
+}
+
+/** Thrown by commitAssign when another node stored the same (sender, cid) first: dedupe, retry. */
+export class DuplicateCidError extends Error {
+  override name = 'DuplicateCidError';
+}
+
+/**
+ * A room's newest position: its last seq and the id of the message that has it ('' and 0n while
+ * not known). Assigning the next message moves it.
+ */
+export interface RoomHead {
+  seq: number;
+  id: string;
+  tsid: bigint;
+}
+
+/** What a cluster commit stores once its rooms are locked. */
+export interface Placed {
+  /** The messages with their id and seq, in order; those of rooms not found are left out. */
+  stored: NewMessage[];
+  /** The marker moves to write, every seq -1 resolved (those with no position to name left out). */
+  marks: MarkerWrite[];
+  /** The batch's rooms that do not exist (or are deleted): nothing of theirs is stored. */
+  missing: Set<string>;
+}
+
+/**
+ * Gives a cluster batch its ids and seqs, inside the commit transaction: `heads` holds the locked
+ * rooms (the ones that exist) as the store has them, and is advanced.
+ */
+export type AssignUnderLock = (msgs: NewMessage[], marks: MarkerWrite[], heads: Map<string, RoomHead>) => Placed;
+
+/**
+ * The cluster's write path (MySQL only): seq and id are assigned inside the transaction, under a
+ * row lock on each room, so seq stays gapless across nodes and ids follow seq within a room.
+ */
+export interface ClusterStore {
+  /**
+   * Lock the batch's rooms, let `assign` give `msgs` their tsid/id/seq in place, and store them with
+   * the marks it resolved, in one transaction; a mark with seq -1 means "the room's last seq after
+   * this batch". Returns the rooms that do not exist (their messages are not stored and keep seq
+   * 0). Throws DuplicateCidError if a (sender, cid) is already stored (nothing is stored then).
+   * Safe to repeat after an unknown outcome: a batch that did commit is recognized by its ids and
+   * not stored twice.
+   */
+  commitAssign(msgs: NewMessage[], marks: MarkerWrite[], assign: AssignUnderLock): Promise<Set<string>>;
+}
+
+/** Rooms, members and blocks: the directory the authorization decisions read. */
+export interface DirectoryStore {
+  getRoom(id: string): Awaitable<RoomRow | null>;
+  findDirect(dmKey: string): Awaitable<RoomRow | null>;
+  /** Create a room and its members in one transaction. */
+  createRoom(row: RoomRow, members: string[]): Awaitable<void>;
+  /** Delete a room's members, markers and messages and leave a tombstone, in one transaction. */
+  deleteRoom(id: string): Awaitable<void>;
+  members(room: string): Awaitable<string[]>;
+  setMembers(room: string, users: string[], present: boolean): Awaitable<void>;
+  setBlock(blocker: string, blocked: string, on: boolean): Awaitable<void>;
+  allBlocks(): Awaitable<[string, string][]>;
+}
+
+export interface MessageReader {
+  /** A page by cursor, oldest first; `limit + 1` rows are asked for so callers can tell `more`. */
+  page(q: PageQuery): Awaitable<Message[]>;
+  /** The seq of message `id` in `room`, or null when no such message is stored. */
+  seqOf(room: string, id: bigint): Awaitable<number | null>;
+  /** The seq of the newest message at or before `id`; 0 if none. */
+  seqAt(room: string, id: bigint): Awaitable<number>;
+  roomsBySubject(subject: string): Awaitable<RoomInfo[]>;
+  myRooms(user: string, notBefore: number): Awaitable<MyRoom[]>;
+  /** Messages with seq in [from, to] of a room, in seq order (a cluster node filling a gap). */
+  range(room: string, from: number, to: number): Awaitable<Message[]>;
+  /** Each room's last committed seq (rooms not found are left out). */
+  lastSeqs(rooms: string[]): Awaitable<Map<string, number>>;
+  close(): Awaitable<void>;
+}
