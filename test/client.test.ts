@@ -104,7 +104,7 @@ describe('client: reconnects, retries and refusals', () => {
   let eng: EngineProc;
 
   beforeAll(async () => {
-    eng = await startEngine({ ...CORE, CHAT_RECOVERY_MAX: '5', CHAT_WINDOW: '100' });
+    eng = await startEngine({ ...CORE, CHAT_RECOVERY_MAX: '5', CHAT_WINDOW: '100', CHAT_TEST_HOOKS: '1' });
   });
 
   afterAll(async () => {
@@ -147,6 +147,37 @@ describe('client: reconnects, retries and refusals', () => {
     } finally {
       a.close();
       b.close();
+    }
+  });
+
+  it('a connection dropped while its send waits in a held commit: written again with its cid, it joins the first copy and resolves once, after the commit', async () => {
+    const tap = new Tap();
+    const a = new ChatClient(opts(eng.url, 'held-a', { WebSocket: tap.WebSocket }));
+    const seen = new Seen();
+    const hook = (verb: string): Promise<Response> => fetch(`${eng.http}/_test/${verb}/commit`, { method: 'POST' });
+    try {
+      await a.join('held', seen.handlers()).ready;
+      expect((await hook('hold')).status).toBe(200);
+      let resolved = 0;
+      const p = a.send('held', 'in flight').then((ack) => { resolved++; return ack; });
+      expect((await getJson(`${eng.http}/_test/waiting/commit?n=1`)).body).toEqual({ waiting: 1 });
+      tap.current.cut();
+      await tap.until('the send written again on the new connection', (t) => t.sentOps('send').length === 2);
+      // Frames of a connection are handled in order: once this page is answered, the engine has
+      // taken the resend, while the first copy still waits in the held commit.
+      await a.history('held');
+      expect(resolved).toBe(0);
+      expect(seen.texts()).toEqual([]);
+      await hook('release');
+      const ack = await p;
+      await seen.text('in flight');
+      expect(resolved).toBe(1);
+      expect(tap.sentOps('send').map((s) => [s.conn, s.f.cid])).toEqual([[0, ack.cid], [1, ack.cid]]);
+      expect(seen.messages.map((m) => m.id)).toEqual([ack.id]);
+      expect((await fetchRoom(eng.http, 'held')).map((m) => m.id)).toEqual([ack.id]);
+    } finally {
+      a.close();
+      await fetch(`${eng.http}/_test/release/commit`, { method: 'POST' });
     }
   });
 
