@@ -244,6 +244,7 @@ export class ChatClient {
     this.cancelReconnect?.();
     this.cancelReconnect = null;
     const ws = this.ws;
+    this.ws = null;
     if (ws !== null) {
       this.detach(ws);
       ws.close(CLOSE.normal, 'client closed');
