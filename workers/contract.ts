@@ -7,6 +7,7 @@
 import { Packr } from 'msgpackr';
 import type { Message, MessageType } from '../client/src/protocol.ts';
 import type { Config } from '../src/config.ts';
+import type { ErrorCode, InternalCode } from '../src/protocol/errors.ts';
 
 /** The public message object is the wire protocol's own type (client/src/protocol.ts). */
 export type { Message, MessageType };
@@ -142,7 +143,7 @@ export interface SendResult {
   /** The Message JSON to publish (after-commit, new messages only); null otherwise. */
   json: string | null;
   /** Set when the send was refused instead (e.g. the room was deleted); nothing was stored. */
-  error: 'not_found' | null;
+  error: Extract<ErrorCode, 'not_found'> | null;
 }
 
 export interface AcceptedEvt {
@@ -154,7 +155,7 @@ export interface AcceptedEvt {
 export interface ReplyEvt {
   t: 'reply';
   reqId: number;
-  error: 'not_found' | 'invalid' | 'conflict' | null;
+  error: Extract<ErrorCode, 'not_found' | 'invalid'> | InternalCode | null;
   message: string | null;
   /** The room after the operation (createRoom, addMembers, removeMembers); null otherwise. */
   room: RoomInfo | null;

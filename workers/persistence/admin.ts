@@ -1,6 +1,7 @@
 // Host-app and membership operations (createRoom, deleteRoom, addMembers, removeMembers, block):
 // each answers with the room as it is afterwards.
 
+import { MSG } from '../../src/protocol/errors.ts';
 import type { AdminOp, ReplyEvt } from '../contract.ts';
 import type { IdGenerator } from '../ids.ts';
 import { roomInfo } from '../stores/rows.ts';
@@ -37,7 +38,7 @@ export class Admin {
       }
       case 'deleteRoom': {
         const r = await this.store.getRoom(op.room);
-        if (!r || r.deleted) return fail('not_found', 'no such room');
+        if (!r || r.deleted) return fail('not_found', MSG.noSuchRoom);
         // Anything still buffered for the room is committed first, then everything goes at once.
         if (!(await this.commits.flushRoom(op.room))) return fail('conflict', 'the store is failing; retry');
         await this.store.deleteRoom(op.room);
@@ -47,7 +48,7 @@ export class Admin {
       case 'addMembers':
       case 'removeMembers': {
         const r = await this.store.getRoom(op.room);
-        if (!r || r.deleted) return fail('not_found', 'no such room');
+        if (!r || r.deleted) return fail('not_found', MSG.noSuchRoom);
         if (r.kind === 'public') return fail('invalid', 'a public room has no member list');
         const present = op.op === 'addMembers';
         if (r.kind === 'direct' && present) {

@@ -7,7 +7,7 @@
 // persistence actor keeps committing while that I/O happens here. It needs a connection that may
 // write the file (a checkpoint writes no rows: the actor stays the only writer of data), opened on
 // the first checkpoint. Running it on a reader, rather than on a thread of its own, costs no extra
-// V8 isolate (~20-30 MB of RSS, measured in the third session).
+// V8 isolate (~20-30 MB of RSS each).
 
 import Database from 'better-sqlite3';
 import { workerData } from 'node:worker_threads';
