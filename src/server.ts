@@ -67,7 +67,7 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
   registerOps(app, () => engine.health(), () => engine.stats.connections, new Metrics(engine.metricsSource, cfg), cfg, log);
   const apiLimits = { addresses, perAddress: new KeyedLimits(RateLimits.forConnections(cfg), 'from this address'), perUser: engine.userLimits };
   registerApi(app, engine.history, engine.admin, auth, apiLimits, cfg, log);
-  registerPages(app);
+  registerPages(app, log);
   registerFallbacks(app);
 
   const port = await new Promise<number>((resolve, reject) => {
