@@ -108,6 +108,16 @@ interface Setting<K extends keyof Config> {
   parse: (raw: string, name: string) => Config[K];
 }
 
+/** A rate: a decimal number of operations per second (0.5 = one every two seconds). */
+function rate(max: number) {
+  return (raw: string, name: string): number => {
+    if (!/^\d+(\.\d+)?$/.test(raw.trim())) throw new ConfigError(`${name} must be a number of operations per second like 50 or 0.5, got "${raw}"`);
+    const n = Number(raw);
+    if (n > max) throw new ConfigError(`${name} must be at most ${max}, got ${n}`);
+    return n;
+  };
+}
+
 function int(min: number, max: number) {
   return (raw: string, name: string): number => {
     if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be a whole number, got "${raw}"`);
@@ -259,7 +269,7 @@ const SETTINGS: Setting<keyof Config>[] = [
   { key: 'recoveryMax', env: 'CHAT_RECOVERY_MAX', flag: '--recovery-max', def: '20000', help: 'most messages a join with since replays; past it recovered:false', parse: int(1, 1_000_000) },
   { key: 'logLevel', env: 'CHAT_LOG_LEVEL', flag: '--log-level', def: 'info', help: 'debug, info, warn, error or silent', parse: oneOf('debug', 'info', 'warn', 'error', 'silent') },
   { key: 'adminToken', env: 'CHAT_ADMIN_TOKEN', flag: '--admin-token', def: '', help: 'bearer token of the host app server API (>= 16 chars); empty = JWT role admin only', parse: (raw, name) => { const v = nullable(raw); if (v !== null && v.length < 16) throw new ConfigError(`${name} must be at least 16 characters`); return v; } },
-  { key: 'sendRate', env: 'CHAT_SEND_RATE', flag: '--send-rate', def: '50', help: 'sends per second per connection before rate_limited (token bucket); 0 = no limit', parse: int(0, 1_000_000) },
+  { key: 'sendRate', env: 'CHAT_SEND_RATE', flag: '--send-rate', def: '50', help: 'sends per second per connection before rate_limited (token bucket); 0 = no limit', parse: rate(1_000_000) },
   { key: 'sendBurst', env: 'CHAT_SEND_BURST', flag: '--send-burst', def: '100', help: 'burst size of the send token bucket', parse: int(1, 1_000_000) },
   { key: 'maxRoomsPerConn', env: 'CHAT_MAX_ROOMS_PER_CONN', flag: '--max-rooms-per-conn', def: '200', help: 'rooms one connection may join', parse: int(1, 100_000) },
   { key: 'maxConnsPerUser', env: 'CHAT_MAX_CONNS_PER_USER', flag: '--max-conns-per-user', def: '20', help: 'simultaneous connections of one user id', parse: int(1, 100_000) },
@@ -273,14 +283,14 @@ const SETTINGS: Setting<keyof Config>[] = [
   { key: 'maxTextBytes', env: 'CHAT_MAX_TEXT_BYTES', flag: '--max-text-bytes', def: '16k', help: 'largest message text, in bytes of its JSON encoding (what is stored and sent); past it too_large', parse: bytes(64, 16 << 20) },
   { key: 'windowBytes', env: 'CHAT_WINDOW_BYTES', flag: '--window-bytes', def: '256k', help: 'bytes of messages one room keeps hot on the front thread (older pages are read from the store)', parse: bytes(4096, 1 << 30) },
   { key: 'windowsMaxBytes', env: 'CHAT_WINDOWS_MAX_BYTES', flag: '--windows-max-bytes', def: '128m', help: 'bytes of messages all rooms together keep hot; past it idle rooms go first, then the growing room trims its own', parse: bytes(64 << 10, 64 * 1024 * 1024 * 1024) },
-  { key: 'joinRate', env: 'CHAT_JOIN_RATE', flag: '--join-rate', def: '5', help: 'joins and leaves per second per connection before rate_limited; 0 = no limit', parse: int(0, 1_000_000) },
+  { key: 'joinRate', env: 'CHAT_JOIN_RATE', flag: '--join-rate', def: '5', help: 'joins and leaves per second per connection before rate_limited; 0 = no limit', parse: rate(1_000_000) },
   { key: 'joinBurst', env: 'CHAT_JOIN_BURST', flag: '--join-burst', def: '400', help: 'burst of the join/leave token bucket (a reconnect rejoins up to CHAT_MAX_ROOMS_PER_CONN rooms at once)', parse: int(1, 1_000_000) },
-  { key: 'historyRate', env: 'CHAT_HISTORY_RATE', flag: '--history-rate', def: '20', help: 'history pages and read markers per second per connection; 0 = no limit', parse: int(0, 1_000_000) },
+  { key: 'historyRate', env: 'CHAT_HISTORY_RATE', flag: '--history-rate', def: '20', help: 'history pages and read markers per second per connection; 0 = no limit', parse: rate(1_000_000) },
   { key: 'historyBurst', env: 'CHAT_HISTORY_BURST', flag: '--history-burst', def: '50', help: 'burst of the history/read token bucket', parse: int(1, 1_000_000) },
-  { key: 'typingRate', env: 'CHAT_TYPING_RATE', flag: '--typing-rate', def: '1', help: 'typing events per second per connection; 0 = no limit', parse: int(0, 1_000_000) },
+  { key: 'typingRate', env: 'CHAT_TYPING_RATE', flag: '--typing-rate', def: '1', help: 'typing events per second per connection; 0 = no limit', parse: rate(1_000_000) },
   { key: 'typingBurst', env: 'CHAT_TYPING_BURST', flag: '--typing-burst', def: '3', help: 'burst of the typing token bucket', parse: int(1, 1_000_000) },
   { key: 'userRateFactor', env: 'CHAT_USER_RATE_FACTOR', flag: '--user-rate-factor', def: '4', help: "a user's connections together get this many times one connection's rates and bursts", parse: int(1, 1000) },
-  { key: 'httpRate', env: 'CHAT_HTTP_RATE', flag: '--http-rate', def: '20', help: 'HTTP API requests per second per client address (and per user, times CHAT_USER_RATE_FACTOR); 0 = no limit', parse: int(0, 1_000_000) },
+  { key: 'httpRate', env: 'CHAT_HTTP_RATE', flag: '--http-rate', def: '20', help: 'HTTP API requests per second per client address (and per user, times CHAT_USER_RATE_FACTOR); 0 = no limit', parse: rate(1_000_000) },
   { key: 'httpBurst', env: 'CHAT_HTTP_BURST', flag: '--http-burst', def: '100', help: 'burst of the HTTP API token bucket', parse: int(1, 1_000_000) },
   { key: 'maxConns', env: 'CHAT_MAX_CONNS', flag: '--max-conns', def: '50000', help: 'open WebSocket connections in all; past it upgrades get 503 (keep it under the open-files limit)', parse: int(1, 10_000_000) },
   { key: 'maxConnsPerIp', env: 'CHAT_MAX_CONNS_PER_IP', flag: '--max-conns-per-ip', def: '1000', help: 'open WebSocket connections from one client address; past it upgrades get 429', parse: int(1, 10_000_000) },

@@ -27,6 +27,7 @@ import type { Topology } from './core/topology.ts';
 import { Typing } from './core/typing.ts';
 import { WritePath } from './core/write-path.ts';
 import type { Logger } from './log.ts';
+import type { MetricsSource } from './metrics/prometheus.ts';
 import { Stats } from './metrics/stats.ts';
 import type { ErrorCode } from './protocol/errors.ts';
 import type { ClientFrame } from './protocol/frames.ts';
@@ -237,11 +238,12 @@ export class Engine implements StompCore<Session> {
   }
 
   /** What the metrics read. */
-  get metricsSource(): { stats: Stats; rooms: { size: number }; inflight: number; inflightByteCount: number; storeOk: boolean } {
+  get metricsSource(): MetricsSource {
     const self = this;
     return {
       stats: this.stats,
       rooms: this.rooms,
+      get windowBytes() { return self.rooms.budget.total; },
       get inflight() { return self.writes.inflight; },
       get inflightByteCount() { return self.writes.inflightBytes; },
       get storeOk() { return self.storeOk; },

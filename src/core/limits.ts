@@ -82,6 +82,9 @@ function specOf(cfg: Config): Record<Op, { rate: number; burst: number }> {
   };
 }
 
+/** Holders a KeyedLimits remembers at most. */
+const MAX_KEYS = 100_000;
+
 /**
  * Buckets per key (a user id, a client address) for holders that come and go: an entry whose
  * buckets are all full again is forgotten by a sweep, so the map holds only recent users.
@@ -98,7 +101,11 @@ export class KeyedLimits {
 
   take(key: string, op: Op, now = Date.now()): boolean {
     let b = this.buckets.get(key);
-    if (b === undefined) this.buckets.set(key, (b = this.limits.fresh(now)));
+    if (b === undefined) {
+      // Bounded: past MAX_KEYS the oldest holder is forgotten (it starts again with full buckets).
+      if (this.buckets.size >= MAX_KEYS) this.buckets.delete(this.buckets.keys().next().value!);
+      this.buckets.set(key, (b = this.limits.fresh(now)));
+    }
     return this.limits.take(b, op, now);
   }
 

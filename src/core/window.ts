@@ -11,8 +11,21 @@ import type { Delivered } from '../../workers/contract.ts';
 export class WindowBudget {
   total = 0;
   relieve: () => void = () => undefined;
+  /** When relief was last asked: at most every RELIEF_MS (it scans the rooms). */
+  private reliefAt = -Infinity;
   constructor(readonly max: number) {}
+
+  /** Over the cap: ask for relief, unless the last asking freed nothing very recently. */
+  over(now = performance.now()): void {
+    if (now - this.reliefAt < RELIEF_MS) return;
+    const before = this.total;
+    this.relieve();
+    // Nothing to drop (every room has members): do not scan the rooms on every push.
+    if (this.total >= before) this.reliefAt = now;
+  }
 }
+
+const RELIEF_MS = 100;
 
 /**
  * A ring of the newest messages of a room, contiguous in seq, bounded by a count (CHAT_WINDOW)
@@ -75,8 +88,10 @@ export class Window {
     this.n++;
     this.bytes += size;
     this.budget.total += size;
-    if (this.budget.total > this.budget.max) this.budget.relieve();
-    while (this.n > 1 && (this.bytes > this.maxBytes || this.budget.total > this.budget.max)) {
+    if (this.budget.total > this.budget.max) this.budget.over();
+    // The room's own cap keeps its newest message; the node-wide one may take even that (a
+    // page the window does not hold is read from the store).
+    while ((this.n > 1 && this.bytes > this.maxBytes) || (this.n > 0 && this.budget.total > this.budget.max)) {
       this.shift();
       dropped = true;
     }
