@@ -23,7 +23,7 @@ export interface Identity {
 }
 
 /** The algorithms a key set by URL may sign with: asymmetric only (a published key set holds no secret). */
-export const JWKS_ALGORITHMS = ['RS256', 'ES256', 'EdDSA', 'Ed25519'];
+const JWKS_ALGORITHMS = ['RS256', 'ES256', 'EdDSA', 'Ed25519'];
 
 /** A key set fetch failed (down, slow, not 200, not a key set): the server's problem, not the token's. */
 class KeySetUnavailable extends Error {
