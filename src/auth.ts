@@ -8,7 +8,7 @@ import { createPublicKey, randomBytes, timingSafeEqual, type KeyObject } from 'n
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
 import type { Config } from './config.ts';
 import { ChatError } from './protocol/errors.ts';
-import { truncate, wellFormed } from './protocol/text.ts';
+import { printable, truncate } from './protocol/text.ts';
 import { USER_RE, USER_SHAPE } from './protocol/validate.ts';
 
 export interface Identity {
@@ -65,11 +65,6 @@ function refusal(err: unknown): string {
 }
 
 const MAX_NAME = 64;
-
-/** Control characters and lone surrogates are refused in a display name; the rest is kept as typed. */
-function printable(name: string): boolean {
-  return !/[\u0000-\u001f\u007f]/.test(name) && wellFormed(name);
-}
 
 function checkName(name: string): string {
   if (name.length === 0 || name.length > MAX_NAME || !printable(name)) {

@@ -2,6 +2,8 @@
 // validated once at start-up; a bad value throws ConfigError naming the setting, and the CLI
 // prints it and exits 2. Everything downstream takes the typed, already-checked Config.
 
+import { parseCidr } from './net/address.ts';
+
 export type Delivery = 'after-commit' | 'immediate';
 export type SqliteSync = 'normal' | 'full';
 export type AuthMode = 'none' | 'jwt';
@@ -60,6 +62,37 @@ export interface Config {
   testCommitDelayMs: number;
   /** Test hooks: the /_test/ routes that hold commits, reads and joins (src/test-hooks.ts). */
   testHooks: boolean;
+  // ---- limits against hostile clients (src/core/limits.ts, src/net/caps.ts) ----
+  /** Largest message text, as bytes of its JSON encoding (what is stored and sent). */
+  maxTextBytes: number;
+  /** Bytes of message JSON one room's hot window holds at most. */
+  windowBytes: number;
+  /** Bytes of message JSON all hot windows together hold at most. */
+  windowsMaxBytes: number;
+  /** Joins and leaves per second per connection, and the burst. */
+  joinRate: number;
+  joinBurst: number;
+  /** History pages and read markers per second per connection, and the burst. */
+  historyRate: number;
+  historyBurst: number;
+  /** Typing events per second per connection, and the burst. */
+  typingRate: number;
+  typingBurst: number;
+  /** A user's connections together get this many times one connection's rates and bursts. */
+  userRateFactor: number;
+  /** HTTP API requests per second per client address, and the burst. */
+  httpRate: number;
+  httpBurst: number;
+  /** Open WebSocket connections, all clients together. */
+  maxConns: number;
+  /** Open WebSocket connections from one client address. */
+  maxConnsPerIp: number;
+  /** Proxies whose X-Forwarded-For is believed: exact addresses or CIDR blocks. */
+  trustProxy: string[];
+  /** A connection that has not said who it is (STOMP CONNECT) within this long is closed. */
+  authTimeoutMs: number;
+  /** CHAT_AUTH=none: which rooms guests may use (group and direct rooms protect nothing there). */
+  guestRooms: 'all' | 'public';
 
   /** JWT (mode jwt): a key set fetched by URL instead of a secret or a public key. */
   jwtJwksUrl: string | null;
@@ -193,6 +226,15 @@ function redisUrl(raw: string, name: string): string | null {
   return v;
 }
 
+/** Proxy addresses: IPv4/IPv6 addresses, optionally with a /prefix (checked by net/address.ts). */
+function proxies(raw: string, name: string): string[] {
+  const list = raw.split(',').map((v) => v.trim()).filter(Boolean);
+  for (const p of list) {
+    if (parseCidr(p) === null) throw new ConfigError(`${name}: "${p}" is not an IP address or CIDR block like 10.0.0.0/8`);
+  }
+  return list;
+}
+
 function host(raw: string, name: string): string {
   const v = raw.trim();
   if (!/^[A-Za-z0-9.:-]+$/.test(v)) throw new ConfigError(`${name} must be an IP address or host name, got "${raw}"`);
@@ -284,6 +326,24 @@ const SETTINGS: Setting<keyof Config>[] = [
   { key: 'stompBrokerPrefix', env: 'CHAT_STOMP_BROKER_PREFIX', flag: '--stomp-broker-prefix', def: '/topic', help: 'STOMP broker destination prefix (SUBSCRIBE), e.g. /topic or /sub', parse: pathSetting },
   { key: 'testHooks', env: 'CHAT_TEST_HOOKS', flag: '--test-hooks', def: '0', help: 'test hook: 1 serves /_test/ routes that hold commits, reads and joins (never in production)', parse: (raw, name) => oneOf('0', '1')(raw, name) === '1' },
   { key: 'testCommitDelayMs', env: 'CHAT_TEST_COMMIT_DELAY_MS', flag: '--test-commit-delay-ms', def: '0', help: 'test hook: sleep this long before every commit (simulates a slow disk)', parse: int(0, 60_000) },
+  // Limits against hostile clients: each has a default a person chatting never meets.
+  { key: 'maxTextBytes', env: 'CHAT_MAX_TEXT_BYTES', flag: '--max-text-bytes', def: '16k', help: 'largest message text, in bytes of its JSON encoding (what is stored and sent); past it too_large', parse: bytes(64, 16 << 20) },
+  { key: 'windowBytes', env: 'CHAT_WINDOW_BYTES', flag: '--window-bytes', def: '256k', help: 'bytes of messages one room keeps hot on the front thread (older pages are read from the store)', parse: bytes(4096, 1 << 30) },
+  { key: 'windowsMaxBytes', env: 'CHAT_WINDOWS_MAX_BYTES', flag: '--windows-max-bytes', def: '128m', help: 'bytes of messages all rooms together keep hot; past it idle rooms go first, then the growing room trims its own', parse: bytes(64 << 10, 64 * 1024 * 1024 * 1024) },
+  { key: 'joinRate', env: 'CHAT_JOIN_RATE', flag: '--join-rate', def: '5', help: 'joins and leaves per second per connection before rate_limited; 0 = no limit', parse: int(0, 1_000_000) },
+  { key: 'joinBurst', env: 'CHAT_JOIN_BURST', flag: '--join-burst', def: '400', help: 'burst of the join/leave token bucket (a reconnect rejoins up to CHAT_MAX_ROOMS_PER_CONN rooms at once)', parse: int(1, 1_000_000) },
+  { key: 'historyRate', env: 'CHAT_HISTORY_RATE', flag: '--history-rate', def: '20', help: 'history pages and read markers per second per connection; 0 = no limit', parse: int(0, 1_000_000) },
+  { key: 'historyBurst', env: 'CHAT_HISTORY_BURST', flag: '--history-burst', def: '50', help: 'burst of the history/read token bucket', parse: int(1, 1_000_000) },
+  { key: 'typingRate', env: 'CHAT_TYPING_RATE', flag: '--typing-rate', def: '1', help: 'typing events per second per connection; 0 = no limit', parse: int(0, 1_000_000) },
+  { key: 'typingBurst', env: 'CHAT_TYPING_BURST', flag: '--typing-burst', def: '3', help: 'burst of the typing token bucket', parse: int(1, 1_000_000) },
+  { key: 'userRateFactor', env: 'CHAT_USER_RATE_FACTOR', flag: '--user-rate-factor', def: '4', help: "a user's connections together get this many times one connection's rates and bursts", parse: int(1, 1000) },
+  { key: 'httpRate', env: 'CHAT_HTTP_RATE', flag: '--http-rate', def: '20', help: 'HTTP API requests per second per client address (and per user, times CHAT_USER_RATE_FACTOR); 0 = no limit', parse: int(0, 1_000_000) },
+  { key: 'httpBurst', env: 'CHAT_HTTP_BURST', flag: '--http-burst', def: '100', help: 'burst of the HTTP API token bucket', parse: int(1, 1_000_000) },
+  { key: 'maxConns', env: 'CHAT_MAX_CONNS', flag: '--max-conns', def: '50000', help: 'open WebSocket connections in all; past it upgrades get 503 (keep it under the open-files limit)', parse: int(1, 10_000_000) },
+  { key: 'maxConnsPerIp', env: 'CHAT_MAX_CONNS_PER_IP', flag: '--max-conns-per-ip', def: '1000', help: 'open WebSocket connections from one client address; past it upgrades get 429', parse: int(1, 10_000_000) },
+  { key: 'trustProxy', env: 'CHAT_TRUST_PROXY', flag: '--trust-proxy', def: '', help: "comma-separated addresses or CIDR blocks of proxies whose X-Forwarded-For names the client; empty = the socket's address", parse: proxies },
+  { key: 'authTimeoutMs', env: 'CHAT_AUTH_TIMEOUT', flag: '--auth-timeout', def: '10s', help: 'a connection that has not identified itself (STOMP CONNECT) within this long is closed', parse: (raw, name) => { const ms = parseDuration(raw, name); if (ms < 100 || ms > 600_000) throw new ConfigError(`${name} must be between 100ms and 10m, got "${raw}"`); return ms; } },
+  { key: 'guestRooms', env: 'CHAT_GUEST_ROOMS', flag: '--guest-rooms', def: 'all', help: 'CHAT_AUTH=none only: all, or public (refuse group and direct rooms and /api/me/*, which a self-asserted identity cannot protect)', parse: oneOf('all', 'public') },
 ];
 
 export function helpText(): string {
@@ -344,6 +404,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     if (c.delivery !== 'after-commit') throw new ConfigError('CHAT_REDIS_URL: a cluster assigns seq when it commits, so it needs CHAT_DELIVERY=after-commit');
   }
   if (c.nodeId < 0) c.nodeId = 0;
+  if (c.windowBytes < 2 * c.maxTextBytes + 4096) throw new ConfigError(`CHAT_WINDOW_BYTES (${c.windowBytes}) must hold at least two of the largest messages: 2 x CHAT_MAX_TEXT_BYTES + 4096 = ${2 * c.maxTextBytes + 4096}`);
+  if (c.windowsMaxBytes < c.windowBytes) throw new ConfigError('CHAT_WINDOWS_MAX_BYTES must be at least CHAT_WINDOW_BYTES');
+  if (c.maxConnsPerIp > c.maxConns) c.maxConnsPerIp = c.maxConns;
   if (c.stompPath === '/ws') throw new ConfigError('CHAT_STOMP_PATH must differ from /ws (STOMP is already offered there by subprotocol)');
   return c;
 }
