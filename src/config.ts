@@ -93,6 +93,21 @@ export interface Config {
   authTimeoutMs: number;
   /** CHAT_AUTH=none: which rooms guests may use (group and direct rooms protect nothing there). */
   guestRooms: 'all' | 'public';
+
+  /** JWT (mode jwt): a key set fetched by URL instead of a secret or a public key. */
+  jwtJwksUrl: string | null;
+  jwtJwksTimeoutMs: number;
+  /** An unknown `kid` refetches the key set at most this often. */
+  jwtJwksCooldownMs: number;
+  /** Required `iss` when set. */
+  jwtIssuer: string | null;
+  /** The token's `aud` must name one of these; empty = not checked. */
+  jwtAudience: string[];
+  /** Clock skew allowed on exp, nbf and iat; the connection also closes this long after exp. */
+  jwtClockToleranceMs: number;
+  /** A token is an admin when this claim equals jwtAdminValue or is an array holding it. */
+  jwtAdminClaim: string;
+  jwtAdminValue: string;
 }
 
 export class ConfigError extends Error {
@@ -236,6 +251,40 @@ function host(raw: string, name: string): string {
   return v;
 }
 
+function isLoopback(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+}
+
+/** A key set URL: https, or plain http only to this machine (keys must not cross a network in clear). */
+function jwksUrl(raw: string, name: string): string | null {
+  const v = raw.trim();
+  if (v === '') return null;
+  let u: URL | null = null;
+  try {
+    u = new URL(v);
+  } catch { /* refused below */ }
+  if (u !== null && (u.protocol === 'https:' || (u.protocol === 'http:' && isLoopback(u.hostname)))) return v;
+  throw new ConfigError(`${name} must be an https:// URL (http:// only to a loopback address such as 127.0.0.1), got "${redactUrl(v)}"`);
+}
+
+function claimText(raw: string, name: string): string {
+  const v = raw.trim();
+  if (v.length === 0 || v.length > 256 || /[\u0000-\u001f\u007f]/.test(v)) throw new ConfigError(`${name} must be 1..256 printable characters, got "${raw}"`);
+  return v;
+}
+
+/** Registered claims that decide validity or identity; none of them can also mean "admin". */
+const REGISTERED_CLAIMS = ['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'name'];
+
+function boundedDuration(min: number, max: number, range: string, allowZero: boolean) {
+  return (raw: string, name: string): number => {
+    if (raw.trim() === '') throw new ConfigError(`${name} must be ${range}, got an empty value`);
+    const ms = allowZero && /^0\s*(ms|s|m|h|d)?$/.test(raw.trim()) ? 0 : parseDuration(raw, name);
+    if ((ms !== 0 || !allowZero) && (ms < min || ms > max)) throw new ConfigError(`${name} must be ${range}, got "${raw}"`);
+    return ms;
+  };
+}
+
 /** Hide a password in a URL before it is printed anywhere. */
 export function redactUrl(url: string): string {
   return url.replace(/(\/\/[^:/@]*:)[^@]*@/, '$1***@');
@@ -250,7 +299,15 @@ const SETTINGS: Setting<keyof Config>[] = [
   { key: 'delivery', env: 'CHAT_DELIVERY', flag: '--delivery', def: 'after-commit', help: 'after-commit (deliver once stored) or immediate (deliver on acceptance, ack on commit)', parse: oneOf('after-commit', 'immediate') },
   { key: 'auth', env: 'CHAT_AUTH', flag: '--auth', def: 'none', help: 'none (?user=&name=) or jwt', parse: oneOf('none', 'jwt') },
   { key: 'jwtSecret', env: 'CHAT_JWT_SECRET', flag: '--jwt-secret', def: '', help: 'HS256 secret (auth jwt)', parse: nullable },
-  { key: 'jwtPublicKey', env: 'CHAT_JWT_PUBLIC_KEY', flag: '--jwt-public-key', def: '', help: 'PEM public key for RS256/ES256 (auth jwt)', parse: nullable },
+  { key: 'jwtPublicKey', env: 'CHAT_JWT_PUBLIC_KEY', flag: '--jwt-public-key', def: '', help: 'PEM public key for RS256/ES256/EdDSA (auth jwt)', parse: nullable },
+  { key: 'jwtJwksUrl', env: 'CHAT_JWT_JWKS_URL', flag: '--jwt-jwks-url', def: '', help: 'URL of a JSON Web Key Set with RS256/ES256/EdDSA keys (auth jwt): https://, or http:// to a loopback address', parse: jwksUrl },
+  { key: 'jwtJwksTimeoutMs', env: 'CHAT_JWT_JWKS_TIMEOUT', flag: '--jwt-jwks-timeout', def: '5s', help: 'longest wait for the key set; past it the client gets 503 overloaded', parse: boundedDuration(100, 60_000, 'a duration from 100ms to 60s', false) },
+  { key: 'jwtJwksCooldownMs', env: 'CHAT_JWT_JWKS_COOLDOWN', flag: '--jwt-jwks-cooldown', def: '30s', help: 'a token with an unknown kid refetches the key set at most this often (0 = every time)', parse: boundedDuration(1, 3_600_000, '0 or a duration up to 1h', true) },
+  { key: 'jwtIssuer', env: 'CHAT_JWT_ISSUER', flag: '--jwt-issuer', def: '', help: 'required iss claim of every token; empty = not checked', parse: (raw, name) => (raw.trim() === '' ? null : claimText(raw, name)) },
+  { key: 'jwtAudience', env: 'CHAT_JWT_AUDIENCE', flag: '--jwt-audience', def: '', help: "comma-separated audiences; a token's aud must name one of them; empty = not checked", parse: (raw, name) => raw.split(',').map((a) => a.trim()).filter(Boolean).map((a) => claimText(a, name)) },
+  { key: 'jwtClockToleranceMs', env: 'CHAT_JWT_CLOCK_TOLERANCE', flag: '--jwt-clock-tolerance', def: '30s', help: 'clock skew allowed on exp, nbf and iat; a connection closes this long after exp', parse: boundedDuration(1, 600_000, '0 or a duration up to 10m', true) },
+  { key: 'jwtAdminClaim', env: 'CHAT_JWT_ADMIN_CLAIM', flag: '--jwt-admin-claim', def: 'role', help: 'claim that makes a token an admin (equal to CHAT_JWT_ADMIN_VALUE, or an array holding it)', parse: (raw, name) => { const v = claimText(raw, name); if (REGISTERED_CLAIMS.includes(v)) throw new ConfigError(`${name} cannot be ${v}: it is a claim with its own meaning (use a claim of your own, e.g. role)`); return v; } },
+  { key: 'jwtAdminValue', env: 'CHAT_JWT_ADMIN_VALUE', flag: '--jwt-admin-value', def: 'admin', help: 'value of CHAT_JWT_ADMIN_CLAIM that makes a token an admin', parse: claimText },
   { key: 'allowedOrigins', env: 'CHAT_ALLOWED_ORIGINS', flag: '--allowed-origins', def: '', help: 'comma-separated exact origins allowed to open a WebSocket; empty = any', parse: origins },
   { key: 'retentionMs', env: 'CHAT_RETENTION', flag: '--retention', def: '', help: 'keep messages this long (30d, 12h, 15m, 90s); empty = forever', parse: parseDuration },
   { key: 'maxPayload', env: 'CHAT_MAX_PAYLOAD', flag: '--max-payload', def: '65536', help: 'largest accepted frame in bytes', parse: bytes(512, 16 << 20) },
@@ -342,11 +399,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     cfg[s.key] = s.parse(raw, name);
   }
   const c = cfg as unknown as Config;
-  if (c.auth === 'jwt' && !c.jwtSecret && !c.jwtPublicKey) {
-    throw new ConfigError('CHAT_AUTH=jwt needs CHAT_JWT_SECRET (HS256) or CHAT_JWT_PUBLIC_KEY (RS256/ES256)');
-  }
-  if (c.auth === 'jwt' && c.jwtSecret && c.jwtPublicKey) {
-    throw new ConfigError('set only one of CHAT_JWT_SECRET and CHAT_JWT_PUBLIC_KEY');
+  if (c.auth === 'jwt') {
+    const sources = [c.jwtSecret && 'CHAT_JWT_SECRET', c.jwtPublicKey && 'CHAT_JWT_PUBLIC_KEY', c.jwtJwksUrl && 'CHAT_JWT_JWKS_URL'].filter(Boolean);
+    if (sources.length !== 1) {
+      throw new ConfigError(`CHAT_AUTH=jwt needs exactly one key source: CHAT_JWT_SECRET (HS256), CHAT_JWT_PUBLIC_KEY (RS256/ES256/EdDSA) or CHAT_JWT_JWKS_URL (a key set by URL)${sources.length > 1 ? `; got ${sources.join(' and ')}` : ''}`);
+    }
   }
   if (c.jwtSecret && c.jwtSecret.length < 32) {
     throw new ConfigError('CHAT_JWT_SECRET must be at least 32 characters (HS256 needs a 256-bit key)');
@@ -373,5 +430,6 @@ export function describeConfig(c: Config): Record<string, unknown> {
     jwtPublicKey: c.jwtPublicKey ? '(pem)' : null,
     adminToken: c.adminToken ? '***' : null,
     redisUrl: c.redisUrl ? redactUrl(c.redisUrl) : null,
+    jwtJwksUrl: c.jwtJwksUrl ? redactUrl(c.jwtJwksUrl) : null,
   };
 }

@@ -44,7 +44,7 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
   const engine = new Engine(cfg, app, actor, readers, log, actor.initialBlocks, bus, hooks);
   engine.stats.readerQueue = () => readers.queueSize;
   const checkpoints = startCheckpoints(readers, cfg, engine, log);
-  const auth = new Authenticator(cfg);
+  const auth = new Authenticator(cfg, (msg, fields) => log.warn(fields, msg));
   let listenSocket: us_listen_socket | null = null;
 
   actor.onFailure((err) => {

@@ -192,7 +192,8 @@ export class StompGateway<C extends StompConnection> {
       }
     }, (err: unknown) => {
       st.waiting = null;
-      this.fail(s, err instanceof ChatError ? err.message : 'unauthorized', undefined, CLOSE.policy);
+      // `unauthorized: <why>`, or `overloaded: ...` when the keys cannot be fetched (retry later).
+      this.fail(s, err instanceof ChatError ? `${err.code}: ${err.message}` : 'unauthorized', undefined, CLOSE.policy);
     });
   }
 
