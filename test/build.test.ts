@@ -56,14 +56,15 @@ describe('the compiled engine', () => {
 
   afterAll(async () => { await engine?.stop(); });
 
-  it('is JavaScript and pages only: no TypeScript, no tsx bootstrap', () => {
+  it('is JavaScript, pages and styles only: no TypeScript, no tsx bootstrap', () => {
     const files = filesUnder(built).map((f) => f.slice(built.length + 1));
     expect(files).toContain('src/cli.js');
     expect(files).toContain('workers/persistence/actor.js');
     expect(files).toContain('workers/readers/reader.js');
     expect(files).toContain('src/web/index.html');
     expect(files).toContain('src/web/dashboard.html');
-    expect(files.filter((f) => !/\.(js|html)$/.test(f) && f !== '.built')).toEqual([]);
+    expect(files).toContain('client/dist/index.js');
+    expect(files.filter((f) => !/\.(js|html|css)$/.test(f) && f !== '.built')).toEqual([]);
     const importsTsx = files.filter((f) => f.endsWith('.js') && /['"]tsx(\/[^'"]*)?['"]/.test(readFileSync(join(built, f), 'utf8')));
     expect(importsTsx).toEqual([]);
     // The linked tree holds the production packages, and neither the TypeScript loader nor the compiler.
@@ -94,7 +95,8 @@ describe('the compiled engine', () => {
     while (done === 0 && Date.now() < deadline) done = await checkpoints();
     expect(done).toBeGreaterThan(0);
     expect((await getJson(`${engine.http}/healthz`)).body.store).toBe('ok');
-    expect((await fetch(`${engine.http}/`)).status).toBe(200);
+    // The web page, its script and the client library it imports come from the build.
+    for (const path of ['/', '/app.js', '/client/index.js']) expect((await fetch(`${engine.http}${path}`)).status, path).toBe(200);
     await c.close();
     expect(await engine.stop()).toBe(0);
     engine = null;
