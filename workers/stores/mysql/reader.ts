@@ -6,7 +6,7 @@ import type { Message, MyRoom, RoomInfo } from '../../contract.ts';
 import { roomInfo, toMessage, toRoomRow, type MessageRow, type RoomDbRow } from '../rows.ts';
 import { SQL } from '../sql.ts';
 import type { MessageReader, PageQuery } from '../store.ts';
-import { connOptions } from './connection.ts';
+import { pinnedPool, type SessionSetup } from './connection.ts';
 
 type RoomPacket = RoomDbRow & mysql.RowDataPacket;
 type MessagePacket = MessageRow & mysql.RowDataPacket;
@@ -14,8 +14,8 @@ type MessagePacket = MessageRow & mysql.RowDataPacket;
 export class MysqlReader implements MessageReader {
   private readonly pool: mysql.Pool;
 
-  constructor(url: string, connections: number) {
-    this.pool = mysql.createPool({ ...connOptions(url), connectionLimit: connections, enableKeepAlive: true });
+  constructor(url: string, connections: number, setup: SessionSetup = {}) {
+    this.pool = pinnedPool(url, connections, setup);
   }
 
   async page(q: PageQuery): Promise<Message[]> {

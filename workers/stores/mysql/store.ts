@@ -1,6 +1,7 @@
 // MySQL/MariaDB (mysql2): the write side. The actor owns one write connection (every transaction
 // goes through it, one at a time) and a small pool for its lookups. Group commit is one
-// transaction per batch with multi-row INSERTs, sent as one multi-statement query.
+// transaction per batch with multi-row INSERTs, sent as one multi-statement query (several when
+// the batch is larger than the server's max_allowed_packet).
 
 import mysql from 'mysql2/promise';
 import type { Message } from '../../contract.ts';
@@ -8,9 +9,9 @@ import { toMessage, toRoomRow, type MessageRow, type RoomDbRow } from '../rows.t
 import { SQL } from '../sql.ts';
 import { cidKey, type AssignUnderLock, type CidHit, type ClusterStore, type DirectoryStore, type MarkerWrite, type MessageStore, type NewMessage, type RoomRow } from '../store.ts';
 import { clusterCommit } from './cluster-commit.ts';
-import { connOptions, WriteConnection } from './connection.ts';
+import { pinnedPool, WriteConnection, type SessionSetup } from './connection.ts';
 import { migrateMysql } from './migrations.ts';
-import { advanceRooms, INSERT_CHUNK, insertMessages, moveMarkers, MYSQL_SQL } from './statements.ts';
+import { advanceRooms, INSERT_CHUNK, insertMessages, moveMarkers, MYSQL_SQL, packets } from './statements.ts';
 
 type RoomPacket = RoomDbRow & mysql.RowDataPacket;
 type MessagePacket = MessageRow & mysql.RowDataPacket;
@@ -19,16 +20,21 @@ export class MysqlStore implements MessageStore, DirectoryStore, ClusterStore {
   private readonly writer: WriteConnection;
   private readonly lookups: mysql.Pool;
 
-  private constructor(url: string, idleTxTimeoutS: number) {
-    this.writer = new WriteConnection(url, idleTxTimeoutS);
-    this.lookups = mysql.createPool({ ...connOptions(url), connectionLimit: 2, enableKeepAlive: true });
+  private constructor(url: string, idleTxTimeoutS: number, setup: SessionSetup) {
+    this.writer = new WriteConnection(url, idleTxTimeoutS, setup);
+    this.lookups = pinnedPool(url, 2, setup);
   }
 
   /** Open and migrate; `idleTxTimeoutS` as WriteConnection's (0: off). */
-  static async open(url: string, idleTxTimeoutS = 0): Promise<MysqlStore> {
-    const s = new MysqlStore(url, idleTxTimeoutS);
+  static async open(url: string, idleTxTimeoutS = 0, setup: SessionSetup = {}): Promise<MysqlStore> {
+    const s = new MysqlStore(url, idleTxTimeoutS, setup);
     await s.writer.write((c) => migrateMysql(c));
     return s;
+  }
+
+  /** The most bytes one query to this server may carry (max_allowed_packet, less headroom). */
+  get packetBytes(): number {
+    return this.writer.packetBytes;
   }
 
   async findByCids(keys: [string, string][]): Promise<Map<string, CidHit>> {
@@ -42,16 +48,17 @@ export class MysqlStore implements MessageStore, DirectoryStore, ClusterStore {
     return out;
   }
 
-  /** One round trip per group commit; on any error it is rolled back. */
+  /** One round trip per group commit (more past max_allowed_packet); on any error it is rolled back. */
   commit(msgs: NewMessage[], lastSeqs: Map<string, number>, marks: MarkerWrite[]): Promise<void> {
-    // IGNORE: a commit repeated after an unknown outcome (the connection died after COMMIT was
-    // sent) skips rows already there. Conflicting cids never reach here: the actor dedupes first.
-    const parts: string[] = ['START TRANSACTION', ...insertMessages(msgs, true)];
-    if (lastSeqs.size > 0) parts.push(advanceRooms(lastSeqs, msgs));
-    parts.push(...moveMarkers(marks), 'COMMIT');
     return this.writer.write(async (c) => {
+      const max = this.writer.packetBytes;
+      // IGNORE: a commit repeated after an unknown outcome (the connection died after COMMIT was
+      // sent) skips rows already there. Conflicting cids never reach here: the actor dedupes first.
+      const parts: string[] = ['START TRANSACTION', ...insertMessages(msgs, true, max)];
+      if (lastSeqs.size > 0) parts.push(...advanceRooms(lastSeqs, msgs));
+      parts.push(...moveMarkers(marks), 'COMMIT');
       try {
-        await c.query(parts.join(';\n'));
+        for (const q of packets(parts, max)) await c.query(q);
       } catch (err) {
         await c.query('ROLLBACK').catch(() => undefined);
         throw err;
@@ -60,7 +67,7 @@ export class MysqlStore implements MessageStore, DirectoryStore, ClusterStore {
   }
 
   commitAssign(msgs: NewMessage[], marks: MarkerWrite[], assign: AssignUnderLock): Promise<Set<string>> {
-    return this.writer.write((c) => clusterCommit(c, msgs, marks, assign));
+    return this.writer.write((c) => clusterCommit(c, msgs, marks, assign, this.writer.packetBytes));
   }
 
   async latest(room: string, limit: number, notBefore: number): Promise<Message[]> {
