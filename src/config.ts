@@ -58,6 +58,13 @@ export interface Config {
   stompBrokerPrefix: string;
   /** Test hook: the actor sleeps this long before each commit (a slow disk). */
   testCommitDelayMs: number;
+  // Quotas, enforced by the persistence actor against the store (shared by a cluster).
+  /** Rooms one user may create (POST /api/rooms, or a new public room by using it in mode none). */
+  maxRoomsPerUser: number;
+  /** Members of one group room. */
+  maxMembers: number;
+  /** Users one user may block. */
+  maxBlocks: number;
   /** Test hooks: the /_test/ routes that hold commits, reads and joins (src/test-hooks.ts). */
   testHooks: boolean;
 }
@@ -227,6 +234,10 @@ const SETTINGS: Setting<keyof Config>[] = [
   { key: 'stompBrokerPrefix', env: 'CHAT_STOMP_BROKER_PREFIX', flag: '--stomp-broker-prefix', def: '/topic', help: 'STOMP broker destination prefix (SUBSCRIBE), e.g. /topic or /sub', parse: pathSetting },
   { key: 'testHooks', env: 'CHAT_TEST_HOOKS', flag: '--test-hooks', def: '0', help: 'test hook: 1 serves /_test/ routes that hold commits, reads and joins (never in production)', parse: (raw, name) => oneOf('0', '1')(raw, name) === '1' },
   { key: 'testCommitDelayMs', env: 'CHAT_TEST_COMMIT_DELAY_MS', flag: '--test-commit-delay-ms', def: '0', help: 'test hook: sleep this long before every commit (simulates a slow disk)', parse: int(0, 60_000) },
+  // Quotas (the store is the truth: the persistence actor checks them, so a cluster shares them).
+  { key: 'maxRoomsPerUser', env: 'CHAT_MAX_ROOMS_PER_USER', flag: '--max-rooms-per-user', def: '1000', help: 'rooms one user may create (POST /api/rooms, or a new public room by joining it in auth mode none); past it forbidden', parse: int(1, 100_000_000) },
+  { key: 'maxMembers', env: 'CHAT_MAX_MEMBERS', flag: '--max-members', def: '1000', help: 'members of one group room; adding past it is invalid', parse: int(2, 1_000_000) },
+  { key: 'maxBlocks', env: 'CHAT_MAX_BLOCKS', flag: '--max-blocks', def: '1000', help: 'users one user may block; past it invalid', parse: int(1, 1_000_000) },
 ];
 
 export function helpText(): string {

@@ -75,7 +75,7 @@ export class Engine implements StompCore<Session> {
   ) {
     const stats = this.stats;
     const maxIdle = bus === null ? LocalNode.MAX_IDLE_ROOMS : ClusterNode.MAX_IDLE_ROOMS;
-    this.rooms = new RoomRegistry<Session>(cfg.window, maxIdle, (room, create) => this.topology.load(room, create));
+    this.rooms = new RoomRegistry<Session>(cfg.window, maxIdle, (room, creator) => this.topology.load(room, creator));
     const access = new Access(initialBlocks);
     const gate = new RoomGate(this.rooms, access, cfg.auth === 'none');
     this.replies = new Replies(stats);
@@ -175,7 +175,7 @@ export class Engine implements StompCore<Session> {
         case 'accepted': this.writes.onAccepted(e); break;
         case 'committed': this.writes.onCommitted(e); break;
         case 'room':
-          this.rooms.loaded(e.room, e.state);
+          this.rooms.loaded(e.room, e.state, e.refused);
           this.topology.loaded(e.room);
           break;
         case 'health':

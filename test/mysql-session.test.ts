@@ -22,7 +22,7 @@ const TRICKY = ["it's", 'back\\slash', "\\'", "\\\\'; DROP TABLE messages; --", 
 describe.runIf(HAVE_MYSQL)('MySQL store: pinned session, packets', () => {
   let db: Awaited<ReturnType<typeof freshDatabase>>;
   const ids = new IdGenerator(5);
-  const room = (id: string, name: string | null = null): RoomRow => ({ id, kind: 'public', name, subject: null, epoch: ids.next().id, lastSeq: 0, createdAt: Date.now(), dmKey: null, deleted: false });
+  const room = (id: string, name: string | null = null): RoomRow => ({ id, kind: 'public', name, subject: null, epoch: ids.next().id, lastSeq: 0, createdAt: Date.now(), dmKey: null, deleted: false, createdBy: null });
   const msg = (r: string, seq: number, text: string, cid: string | null, from = 'u1'): NewMessage => {
     const { id, tsid } = seq > 0 ? ids.next() : { id: '', tsid: 0n };
     return { tsid, id, room: r, seq, type: 'CHAT', fromId: from, fromName: `N'${from}\\`, text, at: Date.now(), cid };
@@ -61,7 +61,7 @@ describe.runIf(HAVE_MYSQL)('MySQL store: pinned session, packets', () => {
       expect(all.map((m) => m.cid)).toEqual([...batch, ...more].map((m) => m.cid));
       expect(all.map((m) => m.from)).toEqual([...batch, ...more].map((m) => ({ id: m.fromId, name: m.fromName })));
       expect((await reader.roomsBySubject('sub\\\'ject')).map((r) => r.id)).toEqual(['esc']);
-      expect((await reader.myRooms("r'\\", 0))[0]).toMatchObject({ readSeq: 2 });
+      expect((await reader.myRooms("r'\\", 0, []))[0]).toMatchObject({ readSeq: 2 });
       // And as a plain client with the server's real defaults reads them.
       const c = await mysql.createConnection({ uri: db.url });
       const [rows] = await c.query<mysql.RowDataPacket[]>('SELECT text FROM messages WHERE room = ? ORDER BY seq', ['esc']);
@@ -99,7 +99,7 @@ describe.runIf(HAVE_MYSQL)('MySQL store: pinned session, packets', () => {
       expect(again.map((m) => m.seq)).toEqual(Array.from({ length: n }, (_, i) => n + i + 1));
       expect((await reader.lastSeqs(['big'])).get('big')).toBe(2 * n);
       expect((await reader.range('big', n + 1, 2 * n)).every((m, i) => m.text === text(n + i))).toBe(true);
-      expect((await reader.myRooms('reader', 0))[0]).toMatchObject({ readSeq: 2 * n });
+      expect((await reader.myRooms('reader', 0, []))[0]).toMatchObject({ readSeq: 2 * n });
     } finally {
       await store.close();
       await reader.close();

@@ -87,8 +87,8 @@ export class ClusterNode implements Topology {
     return this.stopping ? Promise.resolve() : this.seq.sweep();
   }
 
-  load(room: string, create: boolean): void {
-    void this.bus.broker.subscribe(room).then(() => this.actor.send({ t: 'load', room, create }));
+  load(room: string, creator: string | null): void {
+    void this.bus.broker.subscribe(room).then(() => this.actor.send({ t: 'load', room, creator }));
   }
 
   loaded(roomId: string): void {

@@ -16,6 +16,16 @@ import { advanceRooms, INSERT_CHUNK, insertMessages, moveMarkers, MYSQL_SQL, pac
 type RoomPacket = RoomDbRow & mysql.RowDataPacket;
 type MessagePacket = MessageRow & mysql.RowDataPacket;
 
+/**
+ * Take the next directory version inside the transaction on `c`: the counter row stays locked
+ * until it commits, so versions commit in the order they are taken.
+ */
+async function nextVersion(c: mysql.Connection): Promise<number> {
+  await c.query('UPDATE directory_version SET v = LAST_INSERT_ID(v + 1)');
+  const [rows] = await c.query<(mysql.RowDataPacket & { v: number })[]>('SELECT LAST_INSERT_ID() AS v');
+  return Number(rows[0].v);
+}
+
 export class MysqlStore implements MessageStore, DirectoryStore, ClusterStore {
   private readonly writer: WriteConnection;
   private readonly lookups: mysql.Pool;
@@ -95,17 +105,19 @@ export class MysqlStore implements MessageStore, DirectoryStore, ClusterStore {
 
   createRoom(row: RoomRow, members: string[]): Promise<void> {
     return this.writer.tx(async (c) => {
-      await c.query(SQL.createRoom, [row.id, row.kind, row.name, row.subject, row.epoch, row.lastSeq, row.createdAt, row.dmKey]);
+      await c.query(SQL.createRoom, [row.id, row.kind, row.name, row.subject, row.epoch, row.lastSeq, row.createdAt, row.dmKey, row.createdBy]);
       if (members.length > 0) await c.query(MYSQL_SQL.addMembers, [members.map((u) => [row.id, u])]);
     });
   }
 
-  deleteRoom(id: string): Promise<void> {
+  deleteRoom(id: string): Promise<number> {
     return this.writer.tx(async (c) => {
       await c.query(SQL.deleteMessages, [id]);
       await c.query(SQL.deleteMembers, [id]);
       await c.query(SQL.deleteMarkers, [id]);
-      await c.query(SQL.tombstone, [id]);
+      const v = await nextVersion(c);
+      await c.query(SQL.tombstone, [v, id]);
+      return v;
     });
   }
 
@@ -114,23 +126,51 @@ export class MysqlStore implements MessageStore, DirectoryStore, ClusterStore {
     return rows.map((r) => r.user);
   }
 
-  setMembers(room: string, users: string[], present: boolean): Promise<void> {
+  setMembers(room: string, users: string[], present: boolean): Promise<number> {
     return this.writer.tx(async (c) => {
-      if (users.length === 0) return;
-      if (present) await c.query(MYSQL_SQL.addMembers, [users.map((u) => [room, u])]);
-      else await c.query(SQL.removeMembers, [room, users]);
+      if (users.length > 0) {
+        if (present) await c.query(MYSQL_SQL.addMembers, [users.map((u) => [room, u])]);
+        else await c.query(SQL.removeMembers, [room, users]);
+      }
+      const v = await nextVersion(c);
+      await c.query(SQL.roomVersion, [v, room]);
+      return v;
     });
   }
 
-  setBlock(blocker: string, blocked: string, on: boolean): Promise<void> {
-    return this.writer.write(async (c) => {
+  setBlock(blocker: string, blocked: string, on: boolean): Promise<number> {
+    return this.writer.tx(async (c) => {
       await c.query(on ? MYSQL_SQL.block : SQL.unblock, [blocker, blocked]);
+      const v = await nextVersion(c);
+      await c.query(MYSQL_SQL.blockVersion, [blocker, blocked, v]);
+      return v;
     });
   }
 
   async allBlocks(): Promise<[string, string][]> {
     const [rows] = await this.lookups.query<(mysql.RowDataPacket & { blocker: string; blocked: string })[]>(SQL.allBlocks);
     return rows.map((r) => [r.blocker, r.blocked]);
+  }
+
+  async dirVersion(): Promise<number> {
+    const [rows] = await this.lookups.query<(mysql.RowDataPacket & { v: number })[]>(SQL.dirVersion);
+    return Number(rows[0].v);
+  }
+
+  async roomsCreatedBy(user: string): Promise<number> {
+    const [rows] = await this.lookups.query<(mysql.RowDataPacket & { n: number })[]>(SQL.roomsCreatedBy, [user]);
+    return Number(rows[0].n);
+  }
+
+  async blockCount(blocker: string): Promise<number> {
+    const [rows] = await this.lookups.query<(mysql.RowDataPacket & { n: number })[]>(SQL.blockCount, [blocker]);
+    return Number(rows[0].n);
+  }
+
+  async blockersOf(user: string, users: string[]): Promise<string[]> {
+    if (users.length === 0) return [];
+    const [rows] = await this.lookups.query<(mysql.RowDataPacket & { blocker: string })[]>('SELECT blocker FROM blocks WHERE blocked = ? AND blocker IN (?)', [user, users]);
+    return rows.map((r) => r.blocker);
   }
 
   async close(): Promise<void> {
