@@ -7,6 +7,7 @@ import type { FromActor } from '../workers/contract.ts';
 import type { ActorLink } from './actor-link.ts';
 import type { Identity } from './auth.ts';
 import { Bus } from './cluster/bus.ts';
+import { DirectorySync } from './cluster/directory.ts';
 import { ClusterNode } from './cluster/node.ts';
 import { Sequencer } from './cluster/sequencer.ts';
 import type { Config } from './config.ts';
@@ -87,7 +88,8 @@ export class Engine implements StompCore<Session> {
     this.membership = new Membership(cfg, this.rooms, gate, access, this.history, this.writes, actor, this.replies, hooks);
     this.typing = new Typing(this.rooms, fanout, this.replies);
     this.admin = new Admin(cfg, actor, this.rooms, gate, access, this.connections, this.membership, this.history, this.writes);
-    const node = bus === null ? null : new ClusterNode(bus, actor, this.rooms, new Sequencer(cfg, this.rooms, fanout, this.history, this.replies, stats, log));
+    const node = bus === null ? null : new ClusterNode(bus, actor, this.rooms, new Sequencer(cfg, this.rooms, fanout, this.history, this.replies, stats, log),
+      new DirectorySync(actor.initialDirVersion, (task) => this.history.read(task), this.rooms, log, () => hooks?.gate('sweep') ?? null), hooks);
     this.topology = node ?? new LocalNode(actor, this.rooms, fanout, this.writes);
     for (const m of [this.writes, this.membership, this.typing, this.admin]) m.useTopology(this.topology);
     if (node !== null && bus !== null) {
