@@ -8,6 +8,8 @@ const shared = { testTimeout: 60_000, hookTimeout: 60_000 };
 export default defineConfig({
   test: {
     reporters: ['default'],
+    // The engine serves client/dist (the web page's library): built once before every run.
+    globalSetup: ['test/build-client.ts'],
     projects: [
       {
         test: {

@@ -30,6 +30,12 @@ async function main(): Promise<void> {
   }
   const log = createLogger(cfg.logLevel);
   log.info({ config: describeConfig(cfg), uws: native.nativeInfo }, 'starting');
+  if (cfg.auth === 'none') {
+    // Said loudly at start (a warning in the log, on stderr): nothing in this mode tells users apart.
+    const scope = cfg.guestRooms === 'public' ? 'group and direct rooms and /api/me/* are refused to guests (CHAT_GUEST_ROOMS=public)' : 'group and direct rooms and /api/me/* protect nothing (set CHAT_GUEST_ROOMS=public to refuse them)';
+    const warning = `CHAT_AUTH=none: every client names itself (?user=), so anyone can be anyone; ${scope}. Use CHAT_AUTH=jwt on a public network.`;
+    log.warn({ auth: 'none', guestRooms: cfg.guestRooms }, warning);
+  }
   const { startServer } = await import('./server.ts');
   let server: Awaited<ReturnType<typeof startServer>>;
   try {

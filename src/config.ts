@@ -2,6 +2,8 @@
 // validated once at start-up; a bad value throws ConfigError naming the setting, and the CLI
 // prints it and exits 2. Everything downstream takes the typed, already-checked Config.
 
+import { parseCidr } from './net/address.ts';
+
 export type Delivery = 'after-commit' | 'immediate';
 export type SqliteSync = 'normal' | 'full';
 export type AuthMode = 'none' | 'jwt';
@@ -67,6 +69,52 @@ export interface Config {
   maxBlocks: number;
   /** Test hooks: the /_test/ routes that hold commits, reads and joins (src/test-hooks.ts). */
   testHooks: boolean;
+  // ---- limits against hostile clients (src/core/limits.ts, src/net/caps.ts) ----
+  /** Largest message text, as bytes of its JSON encoding (what is stored and sent). */
+  maxTextBytes: number;
+  /** Bytes of message JSON one room's hot window holds at most. */
+  windowBytes: number;
+  /** Bytes of message JSON all hot windows together hold at most. */
+  windowsMaxBytes: number;
+  /** Joins and leaves per second per connection, and the burst. */
+  joinRate: number;
+  joinBurst: number;
+  /** History pages and read markers per second per connection, and the burst. */
+  historyRate: number;
+  historyBurst: number;
+  /** Typing events per second per connection, and the burst. */
+  typingRate: number;
+  typingBurst: number;
+  /** A user's connections together get this many times one connection's rates and bursts. */
+  userRateFactor: number;
+  /** HTTP API requests per second per client address, and the burst. */
+  httpRate: number;
+  httpBurst: number;
+  /** Open WebSocket connections, all clients together. */
+  maxConns: number;
+  /** Open WebSocket connections from one client address. */
+  maxConnsPerIp: number;
+  /** Proxies whose X-Forwarded-For is believed: exact addresses or CIDR blocks. */
+  trustProxy: string[];
+  /** A connection that has not said who it is (STOMP CONNECT) within this long is closed. */
+  authTimeoutMs: number;
+  /** CHAT_AUTH=none: which rooms guests may use (group and direct rooms protect nothing there). */
+  guestRooms: 'all' | 'public';
+
+  /** JWT (mode jwt): a key set fetched by URL instead of a secret or a public key. */
+  jwtJwksUrl: string | null;
+  jwtJwksTimeoutMs: number;
+  /** An unknown `kid` refetches the key set at most this often. */
+  jwtJwksCooldownMs: number;
+  /** Required `iss` when set. */
+  jwtIssuer: string | null;
+  /** The token's `aud` must name one of these; empty = not checked. */
+  jwtAudience: string[];
+  /** Clock skew allowed on exp, nbf and iat; the connection also closes this long after exp. */
+  jwtClockToleranceMs: number;
+  /** A token is an admin when this claim equals jwtAdminValue or is an array holding it. */
+  jwtAdminClaim: string;
+  jwtAdminValue: string;
 }
 
 export class ConfigError extends Error {
@@ -80,6 +128,16 @@ interface Setting<K extends keyof Config> {
   def: string;
   help: string;
   parse: (raw: string, name: string) => Config[K];
+}
+
+/** A rate: a decimal number of operations per second (0.5 = one every two seconds). */
+function rate(max: number) {
+  return (raw: string, name: string): number => {
+    if (!/^\d+(\.\d+)?$/.test(raw.trim())) throw new ConfigError(`${name} must be a number of operations per second like 50 or 0.5, got "${raw}"`);
+    const n = Number(raw);
+    if (n > max) throw new ConfigError(`${name} must be at most ${max}, got ${n}`);
+    return n;
+  };
 }
 
 function int(min: number, max: number) {
@@ -185,10 +243,53 @@ function redisUrl(raw: string, name: string): string | null {
   return v;
 }
 
+/** Proxy addresses: IPv4/IPv6 addresses, optionally with a /prefix (checked by net/address.ts). */
+function proxies(raw: string, name: string): string[] {
+  const list = raw.split(',').map((v) => v.trim()).filter(Boolean);
+  for (const p of list) {
+    if (parseCidr(p) === null) throw new ConfigError(`${name}: "${p}" is not an IP address or CIDR block like 10.0.0.0/8`);
+  }
+  return list;
+}
+
 function host(raw: string, name: string): string {
   const v = raw.trim();
   if (!/^[A-Za-z0-9.:-]+$/.test(v)) throw new ConfigError(`${name} must be an IP address or host name, got "${raw}"`);
   return v;
+}
+
+function isLoopback(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+}
+
+/** A key set URL: https, or plain http only to this machine (keys must not cross a network in clear). */
+function jwksUrl(raw: string, name: string): string | null {
+  const v = raw.trim();
+  if (v === '') return null;
+  let u: URL | null = null;
+  try {
+    u = new URL(v);
+  } catch { /* refused below */ }
+  if (u !== null && (u.protocol === 'https:' || (u.protocol === 'http:' && isLoopback(u.hostname)))) return v;
+  throw new ConfigError(`${name} must be an https:// URL (http:// only to a loopback address such as 127.0.0.1), got "${redactUrl(v)}"`);
+}
+
+function claimText(raw: string, name: string): string {
+  const v = raw.trim();
+  if (v.length === 0 || v.length > 256 || /[\u0000-\u001f\u007f]/.test(v)) throw new ConfigError(`${name} must be 1..256 printable characters, got "${raw}"`);
+  return v;
+}
+
+/** Registered claims that decide validity or identity; none of them can also mean "admin". */
+const REGISTERED_CLAIMS = ['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'name'];
+
+function boundedDuration(min: number, max: number, range: string, allowZero: boolean) {
+  return (raw: string, name: string): number => {
+    if (raw.trim() === '') throw new ConfigError(`${name} must be ${range}, got an empty value`);
+    const ms = allowZero && /^0\s*(ms|s|m|h|d)?$/.test(raw.trim()) ? 0 : parseDuration(raw, name);
+    if ((ms !== 0 || !allowZero) && (ms < min || ms > max)) throw new ConfigError(`${name} must be ${range}, got "${raw}"`);
+    return ms;
+  };
 }
 
 /** Hide a password in a URL before it is printed anywhere. */
@@ -205,7 +306,15 @@ const SETTINGS: Setting<keyof Config>[] = [
   { key: 'delivery', env: 'CHAT_DELIVERY', flag: '--delivery', def: 'after-commit', help: 'after-commit (deliver once stored) or immediate (deliver on acceptance, ack on commit)', parse: oneOf('after-commit', 'immediate') },
   { key: 'auth', env: 'CHAT_AUTH', flag: '--auth', def: 'none', help: 'none (?user=&name=) or jwt', parse: oneOf('none', 'jwt') },
   { key: 'jwtSecret', env: 'CHAT_JWT_SECRET', flag: '--jwt-secret', def: '', help: 'HS256 secret (auth jwt)', parse: nullable },
-  { key: 'jwtPublicKey', env: 'CHAT_JWT_PUBLIC_KEY', flag: '--jwt-public-key', def: '', help: 'PEM public key for RS256/ES256 (auth jwt)', parse: nullable },
+  { key: 'jwtPublicKey', env: 'CHAT_JWT_PUBLIC_KEY', flag: '--jwt-public-key', def: '', help: 'PEM public key for RS256/ES256/EdDSA (auth jwt)', parse: nullable },
+  { key: 'jwtJwksUrl', env: 'CHAT_JWT_JWKS_URL', flag: '--jwt-jwks-url', def: '', help: 'URL of a JSON Web Key Set with RS256/ES256/EdDSA keys (auth jwt): https://, or http:// to a loopback address', parse: jwksUrl },
+  { key: 'jwtJwksTimeoutMs', env: 'CHAT_JWT_JWKS_TIMEOUT', flag: '--jwt-jwks-timeout', def: '5s', help: 'longest wait for the key set; past it the client gets 503 overloaded', parse: boundedDuration(100, 60_000, 'a duration from 100ms to 60s', false) },
+  { key: 'jwtJwksCooldownMs', env: 'CHAT_JWT_JWKS_COOLDOWN', flag: '--jwt-jwks-cooldown', def: '30s', help: 'a token with an unknown kid refetches the key set at most this often (0 = every time)', parse: boundedDuration(1, 3_600_000, '0 or a duration up to 1h', true) },
+  { key: 'jwtIssuer', env: 'CHAT_JWT_ISSUER', flag: '--jwt-issuer', def: '', help: 'required iss claim of every token; empty = not checked', parse: (raw, name) => (raw.trim() === '' ? null : claimText(raw, name)) },
+  { key: 'jwtAudience', env: 'CHAT_JWT_AUDIENCE', flag: '--jwt-audience', def: '', help: "comma-separated audiences; a token's aud must name one of them; empty = not checked", parse: (raw, name) => raw.split(',').map((a) => a.trim()).filter(Boolean).map((a) => claimText(a, name)) },
+  { key: 'jwtClockToleranceMs', env: 'CHAT_JWT_CLOCK_TOLERANCE', flag: '--jwt-clock-tolerance', def: '30s', help: 'clock skew allowed on exp, nbf and iat; a connection closes this long after exp', parse: boundedDuration(1, 600_000, '0 or a duration up to 10m', true) },
+  { key: 'jwtAdminClaim', env: 'CHAT_JWT_ADMIN_CLAIM', flag: '--jwt-admin-claim', def: 'role', help: 'claim that makes a token an admin (equal to CHAT_JWT_ADMIN_VALUE, or an array holding it)', parse: (raw, name) => { const v = claimText(raw, name); if (REGISTERED_CLAIMS.includes(v)) throw new ConfigError(`${name} cannot be ${v}: it is a claim with its own meaning (use a claim of your own, e.g. role)`); return v; } },
+  { key: 'jwtAdminValue', env: 'CHAT_JWT_ADMIN_VALUE', flag: '--jwt-admin-value', def: 'admin', help: 'value of CHAT_JWT_ADMIN_CLAIM that makes a token an admin', parse: claimText },
   { key: 'allowedOrigins', env: 'CHAT_ALLOWED_ORIGINS', flag: '--allowed-origins', def: '', help: 'comma-separated exact origins allowed to open a WebSocket; empty = any', parse: origins },
   { key: 'retentionMs', env: 'CHAT_RETENTION', flag: '--retention', def: '', help: 'keep messages this long (30d, 12h, 15m, 90s); empty = forever', parse: parseDuration },
   { key: 'maxPayload', env: 'CHAT_MAX_PAYLOAD', flag: '--max-payload', def: '65536', help: 'largest accepted frame in bytes', parse: bytes(512, 16 << 20) },
@@ -224,7 +333,7 @@ const SETTINGS: Setting<keyof Config>[] = [
   { key: 'recoveryMax', env: 'CHAT_RECOVERY_MAX', flag: '--recovery-max', def: '20000', help: 'most messages a join with since replays; past it recovered:false', parse: int(1, 1_000_000) },
   { key: 'logLevel', env: 'CHAT_LOG_LEVEL', flag: '--log-level', def: 'info', help: 'debug, info, warn, error or silent', parse: oneOf('debug', 'info', 'warn', 'error', 'silent') },
   { key: 'adminToken', env: 'CHAT_ADMIN_TOKEN', flag: '--admin-token', def: '', help: 'bearer token of the host app server API (>= 16 chars); empty = JWT role admin only', parse: (raw, name) => { const v = nullable(raw); if (v !== null && v.length < 16) throw new ConfigError(`${name} must be at least 16 characters`); return v; } },
-  { key: 'sendRate', env: 'CHAT_SEND_RATE', flag: '--send-rate', def: '50', help: 'sends per second per connection before rate_limited (token bucket); 0 = no limit', parse: int(0, 1_000_000) },
+  { key: 'sendRate', env: 'CHAT_SEND_RATE', flag: '--send-rate', def: '50', help: 'sends per second per connection before rate_limited (token bucket); 0 = no limit', parse: rate(1_000_000) },
   { key: 'sendBurst', env: 'CHAT_SEND_BURST', flag: '--send-burst', def: '100', help: 'burst size of the send token bucket', parse: int(1, 1_000_000) },
   { key: 'maxRoomsPerConn', env: 'CHAT_MAX_ROOMS_PER_CONN', flag: '--max-rooms-per-conn', def: '200', help: 'rooms one connection may join', parse: int(1, 100_000) },
   { key: 'maxConnsPerUser', env: 'CHAT_MAX_CONNS_PER_USER', flag: '--max-conns-per-user', def: '20', help: 'simultaneous connections of one user id', parse: int(1, 100_000) },
@@ -234,6 +343,24 @@ const SETTINGS: Setting<keyof Config>[] = [
   { key: 'stompBrokerPrefix', env: 'CHAT_STOMP_BROKER_PREFIX', flag: '--stomp-broker-prefix', def: '/topic', help: 'STOMP broker destination prefix (SUBSCRIBE), e.g. /topic or /sub', parse: pathSetting },
   { key: 'testHooks', env: 'CHAT_TEST_HOOKS', flag: '--test-hooks', def: '0', help: 'test hook: 1 serves /_test/ routes that hold commits, reads and joins (never in production)', parse: (raw, name) => oneOf('0', '1')(raw, name) === '1' },
   { key: 'testCommitDelayMs', env: 'CHAT_TEST_COMMIT_DELAY_MS', flag: '--test-commit-delay-ms', def: '0', help: 'test hook: sleep this long before every commit (simulates a slow disk)', parse: int(0, 60_000) },
+  // Limits against hostile clients: each has a default a person chatting never meets.
+  { key: 'maxTextBytes', env: 'CHAT_MAX_TEXT_BYTES', flag: '--max-text-bytes', def: '16k', help: 'largest message text, in bytes of its JSON encoding (what is stored and sent); past it too_large', parse: bytes(64, 16 << 20) },
+  { key: 'windowBytes', env: 'CHAT_WINDOW_BYTES', flag: '--window-bytes', def: '256k', help: 'bytes of messages one room keeps hot on the front thread (older pages are read from the store)', parse: bytes(4096, 1 << 30) },
+  { key: 'windowsMaxBytes', env: 'CHAT_WINDOWS_MAX_BYTES', flag: '--windows-max-bytes', def: '128m', help: 'bytes of messages all rooms together keep hot; past it idle rooms go first, then the growing room trims its own', parse: bytes(64 << 10, 64 * 1024 * 1024 * 1024) },
+  { key: 'joinRate', env: 'CHAT_JOIN_RATE', flag: '--join-rate', def: '5', help: 'joins and leaves per second per connection before rate_limited; 0 = no limit', parse: rate(1_000_000) },
+  { key: 'joinBurst', env: 'CHAT_JOIN_BURST', flag: '--join-burst', def: '400', help: 'burst of the join/leave token bucket (a reconnect rejoins up to CHAT_MAX_ROOMS_PER_CONN rooms at once)', parse: int(1, 1_000_000) },
+  { key: 'historyRate', env: 'CHAT_HISTORY_RATE', flag: '--history-rate', def: '20', help: 'history pages and read markers per second per connection; 0 = no limit', parse: rate(1_000_000) },
+  { key: 'historyBurst', env: 'CHAT_HISTORY_BURST', flag: '--history-burst', def: '50', help: 'burst of the history/read token bucket', parse: int(1, 1_000_000) },
+  { key: 'typingRate', env: 'CHAT_TYPING_RATE', flag: '--typing-rate', def: '1', help: 'typing events per second per connection; 0 = no limit', parse: rate(1_000_000) },
+  { key: 'typingBurst', env: 'CHAT_TYPING_BURST', flag: '--typing-burst', def: '3', help: 'burst of the typing token bucket', parse: int(1, 1_000_000) },
+  { key: 'userRateFactor', env: 'CHAT_USER_RATE_FACTOR', flag: '--user-rate-factor', def: '4', help: "a user's connections together get this many times one connection's rates and bursts", parse: int(1, 1000) },
+  { key: 'httpRate', env: 'CHAT_HTTP_RATE', flag: '--http-rate', def: '20', help: 'HTTP API requests per second per client address (and per user, times CHAT_USER_RATE_FACTOR); 0 = no limit', parse: rate(1_000_000) },
+  { key: 'httpBurst', env: 'CHAT_HTTP_BURST', flag: '--http-burst', def: '100', help: 'burst of the HTTP API token bucket', parse: int(1, 1_000_000) },
+  { key: 'maxConns', env: 'CHAT_MAX_CONNS', flag: '--max-conns', def: '50000', help: 'open WebSocket connections in all; past it upgrades get 503 (keep it under the open-files limit)', parse: int(1, 10_000_000) },
+  { key: 'maxConnsPerIp', env: 'CHAT_MAX_CONNS_PER_IP', flag: '--max-conns-per-ip', def: '1000', help: 'open WebSocket connections from one client address; past it upgrades get 429', parse: int(1, 10_000_000) },
+  { key: 'trustProxy', env: 'CHAT_TRUST_PROXY', flag: '--trust-proxy', def: '', help: "comma-separated addresses or CIDR blocks of proxies whose X-Forwarded-For names the client; empty = the socket's address", parse: proxies },
+  { key: 'authTimeoutMs', env: 'CHAT_AUTH_TIMEOUT', flag: '--auth-timeout', def: '10s', help: 'a connection that has not identified itself (STOMP CONNECT) within this long is closed', parse: (raw, name) => { const ms = parseDuration(raw, name); if (ms < 100 || ms > 600_000) throw new ConfigError(`${name} must be between 100ms and 10m, got "${raw}"`); return ms; } },
+  { key: 'guestRooms', env: 'CHAT_GUEST_ROOMS', flag: '--guest-rooms', def: 'all', help: 'CHAT_AUTH=none only: all, or public (refuse group and direct rooms and /api/me/*, which a self-asserted identity cannot protect)', parse: oneOf('all', 'public') },
   // Quotas (the store is the truth: the persistence actor checks them, so a cluster shares them).
   { key: 'maxRoomsPerUser', env: 'CHAT_MAX_ROOMS_PER_USER', flag: '--max-rooms-per-user', def: '1000', help: 'rooms one user may create (POST /api/rooms, or a new public room by joining it in auth mode none); past it forbidden', parse: int(1, 100_000_000) },
   { key: 'maxMembers', env: 'CHAT_MAX_MEMBERS', flag: '--max-members', def: '1000', help: 'members of one group room; adding past it is invalid', parse: int(2, 1_000_000) },
@@ -283,11 +410,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     cfg[s.key] = s.parse(raw, name);
   }
   const c = cfg as unknown as Config;
-  if (c.auth === 'jwt' && !c.jwtSecret && !c.jwtPublicKey) {
-    throw new ConfigError('CHAT_AUTH=jwt needs CHAT_JWT_SECRET (HS256) or CHAT_JWT_PUBLIC_KEY (RS256/ES256)');
-  }
-  if (c.auth === 'jwt' && c.jwtSecret && c.jwtPublicKey) {
-    throw new ConfigError('set only one of CHAT_JWT_SECRET and CHAT_JWT_PUBLIC_KEY');
+  if (c.auth === 'jwt') {
+    const sources = [c.jwtSecret && 'CHAT_JWT_SECRET', c.jwtPublicKey && 'CHAT_JWT_PUBLIC_KEY', c.jwtJwksUrl && 'CHAT_JWT_JWKS_URL'].filter(Boolean);
+    if (sources.length !== 1) {
+      throw new ConfigError(`CHAT_AUTH=jwt needs exactly one key source: CHAT_JWT_SECRET (HS256), CHAT_JWT_PUBLIC_KEY (RS256/ES256/EdDSA) or CHAT_JWT_JWKS_URL (a key set by URL)${sources.length > 1 ? `; got ${sources.join(' and ')}` : ''}`);
+    }
   }
   if (c.jwtSecret && c.jwtSecret.length < 32) {
     throw new ConfigError('CHAT_JWT_SECRET must be at least 32 characters (HS256 needs a 256-bit key)');
@@ -298,6 +425,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     if (c.delivery !== 'after-commit') throw new ConfigError('CHAT_REDIS_URL: a cluster assigns seq when it commits, so it needs CHAT_DELIVERY=after-commit');
   }
   if (c.nodeId < 0) c.nodeId = 0;
+  if (c.windowBytes < 2 * c.maxTextBytes + 4096) throw new ConfigError(`CHAT_WINDOW_BYTES (${c.windowBytes}) must hold at least two of the largest messages: 2 x CHAT_MAX_TEXT_BYTES + 4096 = ${2 * c.maxTextBytes + 4096}`);
+  if (c.windowsMaxBytes < c.windowBytes) throw new ConfigError('CHAT_WINDOWS_MAX_BYTES must be at least CHAT_WINDOW_BYTES');
+  if (c.maxConnsPerIp > c.maxConns) c.maxConnsPerIp = c.maxConns;
   if (c.stompPath === '/ws') throw new ConfigError('CHAT_STOMP_PATH must differ from /ws (STOMP is already offered there by subprotocol)');
   return c;
 }
@@ -311,5 +441,6 @@ export function describeConfig(c: Config): Record<string, unknown> {
     jwtPublicKey: c.jwtPublicKey ? '(pem)' : null,
     adminToken: c.adminToken ? '***' : null,
     redisUrl: c.redisUrl ? redactUrl(c.redisUrl) : null,
+    jwtJwksUrl: c.jwtJwksUrl ? redactUrl(c.jwtJwksUrl) : null,
   };
 }

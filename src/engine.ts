@@ -16,6 +16,7 @@ import { Admin } from './core/admin.ts';
 import { Connections } from './core/connections.ts';
 import { Fanout } from './core/fanout.ts';
 import { History } from './core/history.ts';
+import { KeyedLimits, Op, RateLimits } from './core/limits.ts';
 import { LocalNode } from './core/local-node.ts';
 import { Membership } from './core/membership.ts';
 import { Replies } from './core/replies.ts';
@@ -27,6 +28,7 @@ import type { Topology } from './core/topology.ts';
 import { Typing } from './core/typing.ts';
 import { WritePath } from './core/write-path.ts';
 import type { Logger } from './log.ts';
+import type { MetricsSource } from './metrics/prometheus.ts';
 import { Stats } from './metrics/stats.ts';
 import type { ErrorCode } from './protocol/errors.ts';
 import type { ClientFrame } from './protocol/frames.ts';
@@ -34,6 +36,11 @@ import type { StompCore } from './protocol/stomp/gateway.ts';
 import { StompTopics } from './protocol/stomp/wire.ts';
 import type { ReadPool } from './readers.ts';
 import type { TestHooks } from './test-hooks.ts';
+
+/** CHAT_AUTH=none with CHAT_GUEST_ROOMS=public: group and direct rooms are for admins only. */
+export function guestsPublicOnly(cfg: Config): boolean {
+  return cfg.auth === 'none' && cfg.guestRooms === 'public';
+}
 
 /** What /healthz reports. */
 export interface Health {
@@ -44,6 +51,11 @@ export interface Health {
   /** Cluster only: whether this node's bus is up. */
   busUp: boolean | null;
 }
+
+/** Which limit each client op takes a token from (null: not limited). */
+const LIMITED: Record<ClientFrame['op'], Op | null> = {
+  send: Op.send, join: Op.join, leave: Op.join, history: Op.history, read: Op.history, typing: Op.typing, ping: null,
+};
 
 export class Engine implements StompCore<Session> {
   readonly stats = new Stats();
@@ -58,6 +70,9 @@ export class Engine implements StompCore<Session> {
   private readonly replies: Replies;
   private readonly typing: Typing;
   private readonly topology: Topology;
+  /** Rate limits per connection, and per user (all its connections together). */
+  readonly connLimits: RateLimits;
+  readonly userLimits: KeyedLimits;
   /** False while the store refuses commits (reported by the actor). */
   private storeOk = true;
   private storeReason: string | null = null;
@@ -76,9 +91,11 @@ export class Engine implements StompCore<Session> {
   ) {
     const stats = this.stats;
     const maxIdle = bus === null ? LocalNode.MAX_IDLE_ROOMS : ClusterNode.MAX_IDLE_ROOMS;
-    this.rooms = new RoomRegistry<Session>(cfg.window, maxIdle, (room, creator) => this.topology.load(room, creator));
+    this.rooms = new RoomRegistry<Session>({ count: cfg.window, bytes: cfg.windowBytes, total: cfg.windowsMaxBytes }, maxIdle, (room, creator) => this.topology.load(room, creator));
+    this.connLimits = RateLimits.forConnections(cfg);
+    this.userLimits = new KeyedLimits(RateLimits.forUsers(cfg), 'for this user');
     const access = new Access(initialBlocks);
-    const gate = new RoomGate(this.rooms, access, cfg.auth === 'none');
+    const gate = new RoomGate(this.rooms, access, cfg.auth === 'none', guestsPublicOnly(cfg));
     this.replies = new Replies(stats);
     this.connections = new Connections(cfg.maxConnsPerUser);
     this.slow = new SlowConsumers(cfg.maxBackpressure);
@@ -136,7 +153,23 @@ export class Engine implements StompCore<Session> {
 
   // ---- client frames ---------------------------------------------------------------------------
 
+  /**
+   * Take a token of `op` for the connection and for its user; if either is out, the frame is
+   * refused `rate_limited` (a join or leave refused posts no ENTER or QUIT) and false returned.
+   */
+  private allow(s: Session, op: Op, ref: string | undefined, cid?: string): boolean {
+    const now = Date.now();
+    let refusal: string | null = null;
+    if (!this.connLimits.take(s.buckets, op, now)) refusal = this.connLimits.refusal(op, 'on this connection');
+    else if (!this.userLimits.take(s.userId, op, now)) refusal = this.userLimits.refusal(op);
+    if (refusal === null) return true;
+    this.replies.error(s, 'rate_limited', refusal, ref, cid);
+    return false;
+  }
+
   onFrame(s: Session, f: ClientFrame): void {
+    const op = LIMITED[f.op];
+    if (op !== null && !this.allow(s, op, f.ref, f.op === 'send' ? f.cid : undefined)) return;
     switch (f.op) {
       case 'send': return this.writes.post(s, f.room, f.text, f.cid, f.ref);
       case 'join': return this.membership.join(s, f.room, f.since, f.limit, f.ref);
@@ -158,15 +191,15 @@ export class Engine implements StompCore<Session> {
   }
 
   post(s: Session, room: string, text: string, cid: string | null, ref: string | undefined): void {
-    this.writes.post(s, room, text, cid, ref);
+    if (this.allow(s, Op.send, ref, cid ?? undefined)) this.writes.post(s, room, text, cid, ref);
   }
 
   join(s: Session, room: string, since: string | undefined, limit: number, ref: string | undefined): void {
-    this.membership.join(s, room, since, limit, ref);
+    if (this.allow(s, Op.join, ref)) this.membership.join(s, room, since, limit, ref);
   }
 
   leave(s: Session, room: string, ref: string | undefined): void {
-    this.membership.leave(s, room, ref);
+    if (this.allow(s, Op.join, ref)) this.membership.leave(s, room, ref);
   }
 
   // ---- the persistence actor -------------------------------------------------------------------
@@ -201,15 +234,18 @@ export class Engine implements StompCore<Session> {
   }
 
   health(): Health {
-    return { accepting: this.writes.accepting, storeOk: this.storeOk, storeReason: this.storeReason, buffered: this.writes.inflight, busUp: this.bus === null ? null : this.bus.up };
+    // The store's own error text stays in the log (it may name hosts, tables or SQL): only its kind here.
+    const reason = this.storeReason === null ? null : `${this.storeReason.split(':')[0]}; the engine's log has the error`;
+    return { accepting: this.writes.accepting, storeOk: this.storeOk, storeReason: reason, buffered: this.writes.inflight, busUp: this.bus === null ? null : this.bus.up };
   }
 
   /** What the metrics read. */
-  get metricsSource(): { stats: Stats; rooms: { size: number }; inflight: number; inflightByteCount: number; storeOk: boolean } {
+  get metricsSource(): MetricsSource {
     const self = this;
     return {
       stats: this.stats,
       rooms: this.rooms,
+      get windowBytes() { return self.rooms.budget.total; },
       get inflight() { return self.writes.inflight; },
       get inflightByteCount() { return self.writes.inflightBytes; },
       get storeOk() { return self.storeOk; },
@@ -223,5 +259,6 @@ export class Engine implements StompCore<Session> {
     // terminated because the store is down, what it held was never acked.
     await this.actor.shutdown();
     await this.topology.stop();
+    this.userLimits.stop();
   }
 }

@@ -9,10 +9,12 @@ import { Bus } from './cluster/bus.ts';
 import type { Config } from './config.ts';
 import type { Session } from './core/session.ts';
 import { Engine } from './engine.ts';
+import { KeyedLimits, RateLimits } from './core/limits.ts';
 import { registerApi } from './http/api.ts';
 import { registerFallbacks, registerOps } from './http/ops.ts';
 import { registerPages } from './http/pages.ts';
 import type { Logger } from './log.ts';
+import { ClientAddress } from './net/address.ts';
 import { Metrics } from './metrics/prometheus.ts';
 import { CLOSE } from './protocol/errors.ts';
 import { Codec } from './protocol/frames.ts';
@@ -42,7 +44,7 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
   const engine = new Engine(cfg, app, actor, readers, log, actor.initialBlocks, bus, hooks);
   engine.stats.readerQueue = () => readers.queueSize;
   const checkpoints = startCheckpoints(readers, cfg, engine, log);
-  const auth = new Authenticator(cfg);
+  const auth = new Authenticator(cfg, (msg, fields) => log.warn(fields, msg));
   let listenSocket: us_listen_socket | null = null;
 
   actor.onFailure((err) => {
@@ -51,7 +53,8 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
   });
 
   const stomp = new StompGateway<Session>(engine, auth, cfg);
-  const intake = websocketIntake(cfg, engine, auth, stomp, log);
+  const addresses = new ClientAddress(cfg.trustProxy);
+  const intake = websocketIntake(cfg, engine, auth, stomp, addresses, log);
 
   // Slow-consumer sampling: one native call per socket, ~50 us per 1,000 sockets.
   const slowSweep = setInterval(() => engine.slow.sweep(intake.sessions), 10);
@@ -62,8 +65,9 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
 
   if (hooks !== null) registerTestRoutes(app, hooks);
   registerOps(app, () => engine.health(), () => engine.stats.connections, new Metrics(engine.metricsSource, cfg), cfg, log);
-  registerApi(app, engine.history, engine.admin, auth, cfg, log);
-  registerPages(app);
+  const apiLimits = { addresses, perAddress: new KeyedLimits(RateLimits.forConnections(cfg), 'from this address'), perUser: engine.userLimits };
+  registerApi(app, engine.history, engine.admin, auth, apiLimits, cfg, log);
+  registerPages(app, log);
   registerFallbacks(app);
 
   const port = await new Promise<number>((resolve, reject) => {
@@ -83,6 +87,7 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
       // Cluster: leave before the connections close, so a survivor posts their QUITs at once.
       await bus?.close(true);
       stomp.stop();
+      apiLimits.perAddress.stop();
       clearInterval(slowSweep);
       if (checkpoints !== null) clearInterval(checkpoints);
       // The last acks were queued on the connections' topics; uWS writes them at the end of a loop

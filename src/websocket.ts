@@ -1,5 +1,5 @@
 // Where a frame comes in: the uWS behavior of `/ws` and of the STOMP path. The upgrade checks the
-// origin, the subprotocol and the identity before any socket exists; each message is bounded, then
+// connection caps, the origin, the subprotocol and the identity before any socket exists; each message is bounded, then
 // decoded by its connection's codec (validation: protocol/validate.ts) and handed to the engine.
 
 import type { HttpRequest, HttpResponse, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
@@ -10,6 +10,8 @@ import { Session, type SocketData } from './core/session.ts';
 import type { Engine } from './engine.ts';
 import { sendError } from './http/respond.ts';
 import type { Logger } from './log.ts';
+import type { ClientAddress } from './net/address.ts';
+import { ConnectionCaps } from './net/caps.ts';
 import { ChatError, CLOSE, type ErrorCode } from './protocol/errors.ts';
 import { Codec, isFrameError, SUBPROTOCOLS, type Decoded } from './protocol/frames.ts';
 import { decodeJson } from './protocol/json.ts';
@@ -47,15 +49,15 @@ export interface Intake {
   readonly sessions: Set<Session>;
 }
 
-export function websocketIntake(cfg: Config, engine: Engine, auth: Authenticator, stomp: StompGateway<Session>, log: Logger): Intake {
+export function websocketIntake(cfg: Config, engine: Engine, auth: Authenticator, stomp: StompGateway<Session>, addresses: ClientAddress, log: Logger): Intake {
   const sessions = new Set<Session>();
+  const caps = new ConnectionCaps(cfg.maxConns, cfg.maxConnsPerIp);
   let connSeq = 0;
   // Over CHAT_MAX_PAYLOAD: up to 2x it the frame is answered `too_large` and the connection stays;
   // up to hardLimit it is answered and the connection closed with 1009; past hardLimit uWS drops
   // the connection without reading further (the peer sees 1006). Nothing of any of them is used.
   const softClose = cfg.maxPayload * 2;
   const hardLimit = Math.min(Math.max(cfg.maxPayload * 32, 2 << 20), 64 << 20);
-  const limits = { sendRate: cfg.sendRate, sendBurst: cfg.sendBurst };
 
   const behavior = (defaultCodec: Codec): WebSocketBehavior<SocketData> => ({
     compression: uws.DISABLED,
@@ -77,14 +79,31 @@ export function websocketIntake(cfg: Config, engine: Engine, auth: Authenticator
       const extensions = req.getHeader('sec-websocket-extensions');
       const origin = req.getHeader('origin');
       const creds = { query: req.getQuery() ?? '', authorization: req.getHeader('authorization') };
-      let aborted = false;
-      res.onAborted(() => { aborted = true; });
+      const address = addresses.of(Buffer.from(res.getRemoteAddressAsText()).toString(), req.getHeader('x-forwarded-for'));
       if (!engine.accepting) return refuse('overloaded', 'the engine is shutting down');
+      // Caps first, before any work: a slot is held from here until the connection closes.
+      const capped = caps.take(address);
+      if (capped === 'total') return refuse('overloaded', `the engine holds ${cfg.maxConns} connections (CHAT_MAX_CONNS); retry later`);
+      if (capped === 'address') return refuse('rate_limited', `at most ${cfg.maxConnsPerIp} connections from one address (CHAT_MAX_CONNS_PER_IP)`);
+      let settled = false;
+      const release = (): void => {
+        if (!settled) caps.give(address);
+        settled = true;
+      };
+      let aborted = false;
+      res.onAborted(() => {
+        aborted = true;
+        release();
+      });
+      const refuseHeld = (code: ErrorCode, message: string): void => {
+        release();
+        refuse(code, message);
+      };
       if (cfg.allowedOrigins.length > 0 && origin !== '' && !cfg.allowedOrigins.includes(origin)) {
-        return refuse('forbidden', 'this origin may not open a WebSocket here');
+        return refuseHeld('forbidden', 'this origin may not open a WebSocket here');
       }
       const proto = chooseProtocol(protocolHeader, defaultCodec);
-      if (proto === null) return refuse('invalid', `no supported subprotocol offered; use one of ${Object.keys(SUBPROTOCOLS).join(', ')}`);
+      if (proto === null) return refuseHeld('invalid', `no supported subprotocol offered; use one of ${Object.keys(SUBPROTOCOLS).join(', ')}`);
       const isStomp = proto.codec === Codec.Stomp;
       // STOMP clients (Spring's) authenticate in CONNECT: without credentials on the upgrade they
       // are let in anonymous, and CONNECT must identify them before any other frame.
@@ -92,14 +111,16 @@ export function websocketIntake(cfg: Config, engine: Engine, auth: Authenticator
       const who: Promise<Identity> = deferred ? Promise.resolve(anonymous(++connSeq)) : auth.identify(creds);
       who.then((id: Identity) => {
         if (aborted) return;
-        if (!deferred && !engine.mayConnect(id.id)) return refuse('rate_limited', `at most ${cfg.maxConnsPerUser} connections per user`);
+        if (!deferred && !engine.mayConnect(id.id)) return refuseHeld('rate_limited', `at most ${cfg.maxConnsPerUser} connections per user`);
         const st = isStomp ? new StompState(cfg.maxPayload, deferred) : null;
-        const s = new Session(++connSeq, id, proto.codec, limits, st, engine.stompTopics);
+        const s = new Session(++connSeq, id, proto.codec, address, engine.connLimits.fresh(), st, engine.stompTopics);
+        settled = true; // the slot is the connection's now: given back when it closes
         res.cork(() => res.upgrade<SocketData>({ s }, key, proto.echo, extensions, context));
       }, (err: unknown) => {
         if (aborted) return;
-        if (err instanceof ChatError) return refuse(err.code, err.message);
+        if (err instanceof ChatError) return refuseHeld(err.code, err.message);
         log.error({ err: String(err) }, 'upgrade failed');
+        release();
         sendError(res, 'unauthorized');
       });
     },
@@ -139,6 +160,7 @@ export function websocketIntake(cfg: Config, engine: Engine, auth: Authenticator
     close: (ws: WebSocket<SocketData>, code: number) => {
       const s = ws.getUserData().s;
       sessions.delete(s);
+      caps.give(s.address);
       stomp.onClose(s);
       // uWS closes a socket that passed maxBackpressure with 1006 and no close frame; a socket whose
       // buffer is still over the limit at close is the slow consumer being cut off, and counted.

@@ -1,7 +1,8 @@
 // Helpers for the browser end-to-end test: Debian's Chromium through playwright-core (never a
-// downloaded browser), serving src/web/index.html, and probes of which engine features exist yet.
+// downloaded browser), a stand-in origin in front of the engine that the test can cut, and probes of
+// which engine features exist yet.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -29,18 +30,12 @@ export function launch(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS, headless: true });
 }
 
-/** The CSP the engine is to serve the page with: inline script/style, sockets to its own host only. */
-export function pageCsp(host: string): string {
-  return [`default-src 'none'`, `script-src 'unsafe-inline'`, `style-src 'unsafe-inline'`, `img-src 'self' data:`,
-    `connect-src 'self' ws://${host} http://${host}`, `base-uri 'none'`, `form-action 'none'`, `frame-ancestors 'none'`].join('; ');
-}
-
 /**
- * A stand-in for the engine's own origin: GET / answers src/web/index.html with the headers the
- * engine is to send; every other request and the WebSocket upgrade go through to the engine. The
- * page runs exactly as when the engine serves it (default ws://<host>/ws, same-origin /api), and the
- * test can cut its sockets to make it reconnect. (Playwright's route.fulfill cannot stand in:
- * Chromium's local-network-access checks treat a fulfilled page as public and block its socket.)
+ * A stand-in for the engine's own origin: every request (the page, its script, the client library,
+ * the API) and the WebSocket upgrade go through to the engine, so the page runs exactly as when
+ * the engine serves it (its CSP, ws://<host>/ws, same-origin /api), and the test can cut its
+ * sockets to make it reconnect. (Playwright's route.fulfill cannot stand in: Chromium's
+ * local-network-access checks treat a fulfilled page as public and block its socket.)
  */
 export class StandIn {
   private readonly sockets = new Set<Duplex>();
@@ -48,13 +43,8 @@ export class StandIn {
   private readonly server: Server;
   http = '';
 
-  private constructor(private readonly eng: EngineProc, private readonly html: string) {
+  private constructor(private readonly eng: EngineProc) {
     this.server = createServer((req, res) => {
-      if (req.method === 'GET' && (req.url === '/' || req.url?.startsWith('/?'))) {
-        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': pageCsp(req.headers.host ?? '') });
-        res.end(this.html);
-        return;
-      }
       const up = request({ host: '127.0.0.1', port: this.eng.port, method: req.method, path: req.url, headers: req.headers }, (r: IncomingMessage) => {
         res.writeHead(r.statusCode ?? 502, r.headers);
         r.pipe(res);
@@ -66,7 +56,7 @@ export class StandIn {
   }
 
   static async start(eng: EngineProc): Promise<StandIn> {
-    const s = new StandIn(eng, readFileSync(PAGE_PATH, 'utf8'));
+    const s = new StandIn(eng);
     await new Promise<void>((res) => s.server.listen(0, '127.0.0.1', res));
     s.http = `http://127.0.0.1:${(s.server.address() as AddressInfo).port}`;
     return s;

@@ -1,15 +1,16 @@
-// The browser client (src/web/index.html) end to end: Debian's Chromium driven by playwright-core
-// against a real engine process. Two users chat in a room, an XSS payload stays literal text,
-// unread badges count and clear, older history loads. Assertions that need engine features still
+// The browser client (src/web/index.html with /app.js and the client library) end to end: Debian's
+// Chromium driven by playwright-core against a real engine process, under the engine's strict CSP.
+// Two users chat in a room, an XSS payload stays literal text, unread badges count and clear, older
+// history loads, a dropped connection reconnects, resends and catches up. Assertions that need engine features still
 // built later (ENTER/QUIT messages, the `read` reply, GET /api/me/rooms, GET /) are probed first,
 // and a missing one fails its test with the feature's name.
 
 import { readFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
+import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { badge, browserAvailable, joinAs, launch, messageTexts, PAGE_PATH, probe, sendText, StandIn, type Features } from './browser-helpers.ts';
-import { Client, getJson, startEngine, type EngineProc, type Frame } from './helpers.ts';
+import { Client, getJson, ROOT, startEngine, type EngineProc, type Frame } from './helpers.ts';
 
 const XSS = '<img src=x onerror="window.__xss=1">';
 const XSS2 = '</script><script>window.__xss=2</script>';
@@ -35,19 +36,24 @@ describe.runIf(browserAvailable())('browser client', () => {
     return body();
   }
 
+  /** Script errors, and anything the CSP blocked, fail the last test. */
+  function watch(p: Page): void {
+    p.on('pageerror', (e) => pageErrors.push(e.message));
+    p.on('console', (m) => { if (m.type() === 'error' && /Content Security Policy|Failed to load/i.test(m.text())) pageErrors.push(`${m.text()} ${m.location().url}`); });
+  }
+
   beforeAll(async () => {
     [eng, browser] = await Promise.all([startEngine(), launch()]);
     [has, origin] = await Promise.all([probe(eng), StandIn.start(eng)]);
     ctxMina = await browser.newContext({ viewport: { width: 1000, height: 680 } });
     ctxJoon = await browser.newContext({ viewport: { width: 1000, height: 680 } });
-    // Joon opens the page as the engine serves it (default ws://<host>/ws, same-origin /api), through
-    // a stand-in origin the test can cut; Mina opens the file itself with the socket URL as ?ws=
-    // (the page's other mode: /api/me/rooms is cross-origin there and must be tolerated).
+    // Joon opens the page through a stand-in origin in front of the engine that the test can cut;
+    // Mina opens it from the engine itself.
     joon = await ctxJoon.newPage();
     mina = await ctxMina.newPage();
-    for (const p of [joon, mina]) p.on('pageerror', (e) => pageErrors.push(e.message));
+    for (const p of [joon, mina]) watch(p);
     await joon.goto(`${origin.http}/`);
-    await mina.goto(`${pathToFileURL(PAGE_PATH).href}?ws=${encodeURIComponent(eng.url)}`);
+    await mina.goto(`${eng.http}/`);
   });
 
   afterAll(async () => {
@@ -57,16 +63,31 @@ describe.runIf(browserAvailable())('browser client', () => {
     if (eng) expect(await eng.stop()).toBe(0);
   });
 
-  it('GET / serves the page with a CSP', async () => {
+  it('GET / serves the page under a strict CSP: scripts only from the engine (no inline script), sockets only to it', async () => {
     await whenEngineHas('rootPage', 'GET / serves src/web/index.html', async () => {
       const r = await fetch(`${eng.http}/`);
       expect(r.headers.get('content-type')).toBe('text/html; charset=utf-8');
-      expect(r.headers.get('content-security-policy')).toMatch(/script-src[^;]*'unsafe-inline'/);
-      expect(await r.text()).toBe(readFileSync(PAGE_PATH, 'utf8'));
-      // the engine's CSP lets the page open its socket: a message goes out and is acked
+      const csp = r.headers.get('content-security-policy') ?? '';
+      expect(csp).toMatch(/(^|; )script-src 'self'(;|$)/);
+      expect(csp).toMatch(/(^|; )connect-src 'self'(;|$)/);
+      expect(csp).not.toMatch(/unsafe-inline|unsafe-eval/);
+      const html = await r.text();
+      expect(html).toBe(readFileSync(PAGE_PATH, 'utf8'));
+      // Every script has a src on this origin; none is inline.
+      expect(html.match(/<script\b[^>]*>/g)).toEqual(['<script type="module" src="/app.js">']);
+      expect(html).not.toMatch(/<script[^>]*>[^<]+<\/script>/);
+      // The page's script and the client library are served by the engine as modules.
+      for (const [path, file] of [['/app.js', join(ROOT, 'src', 'web', 'app.js')], ['/client/index.js', join(ROOT, 'client', 'dist', 'index.js')], ['/client/client.js', join(ROOT, 'client', 'dist', 'client.js')]]) {
+        const js = await fetch(`${eng.http}${path}`);
+        expect(js.status).toBe(200);
+        expect(js.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+        expect(await js.text()).toBe(readFileSync(file, 'utf8'));
+      }
+      expect((await fetch(`${eng.http}/client/..%2Fpackage.json`)).status).toBe(404);
+      // the engine's CSP lets the page load its modules and open its socket: a message goes out and is acked
       const ctx = await browser.newContext();
       const page = await ctx.newPage();
-      page.on('pageerror', (e) => pageErrors.push(e.message));
+      watch(page);
       await page.goto(`${eng.http}/`);
       await joinAs(page, 'Dae', 'served');
       await sendText(page, 'served page works');

@@ -299,20 +299,23 @@ describe('jwt identity', () => {
   });
 
   it('refuses bad, expired, unsigned and wrongly signed tokens with 401 before the upgrade', async () => {
-    const expired = await sign({ sub: 'u' }, Math.floor(Date.now() / 1000) - 10);
+    const expired = await sign({ sub: 'u' }, Math.floor(Date.now() / 1000) - 60); // past the 30 s tolerance
+    const noExp = await new SignJWT({ sub: 'u' }).setProtectedHeader({ alg: 'HS256' }).sign(key);
     const wrong = await new SignJWT({ sub: 'u' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').sign(new TextEncoder().encode('another-secret-that-is-long-enough-xx'));
     const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url');
     const unsigned = `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ sub: 'u', exp: Math.floor(Date.now() / 1000) + 3600 })}.`;
-    for (const t of [expired, wrong, unsigned, 'garbage', '']) {
+    for (const t of [expired, noExp, wrong, unsigned, 'garbage', '']) {
       await expect(Client.connect(eng.url, { query: `token=${t}` })).rejects.toThrow(/HTTP 401/);
     }
     await expect(Client.connect(eng.url, { user: 'claimed' })).rejects.toThrow(/HTTP 401/);
     expect((await fetch(`${eng.http}/api/rooms/x/messages`)).status).toBe(401);
   });
 
-  it('closes the socket with 1008 when the token expires mid-session', async () => {
-    const t = await sign({ sub: 'short' }, Math.floor(Date.now() / 1000) + 2);
+  it('closes the socket with 1008 when the token expires mid-session: at exp plus the clock tolerance, not at once', async () => {
+    // exp 28 s ago: accepted within the 30 s tolerance, so the connection lives 2 more seconds.
+    const t = await sign({ sub: 'short' }, Math.floor(Date.now() / 1000) - 28);
     const a = await Client.connect(eng.url, { query: `token=${t}` });
+    expect(await a.request({ op: 'ping' })).toMatchObject({ op: 'pong' });
     expect(await a.closed).toBe(1008);
   });
 

@@ -5,22 +5,12 @@
 // that is transferred, not cloned (one postMessage per message costs ~5x).
 
 import { Packr } from 'msgpackr';
+import type { Message, MessageType } from '../client/src/protocol.ts';
 import type { Config } from '../src/config.ts';
 import type { ErrorCode, InternalCode } from '../src/protocol/errors.ts';
 
-export type MessageType = 'CHAT' | 'ENTER' | 'QUIT' | 'SYSTEM';
-
-/** The public message object of PROTOCOL.md. */
-export interface Message {
-  id: string;
-  room: string;
-  seq: number;
-  type: MessageType;
-  from: { id: string; name: string };
-  text: string;
-  at: number;
-  cid?: string;
-}
+/** The public message object is the wire protocol's own type (client/src/protocol.ts). */
+export type { Message, MessageType };
 
 /** A message as the front thread keeps and publishes it: the JSON is encoded once, by the actor. */
 export interface Delivered {
@@ -254,6 +244,8 @@ export interface SinceTask {
   since: string;
   max: number;
   notBefore: number;
+  /** The room's last seq as the front thread has it: more than `max` after since's seq, nothing is read. */
+  lastSeq: number;
 }
 
 /** The seq of the newest message at or before `id` (read markers). */

@@ -3,8 +3,12 @@
 
 import { TSIDGenerator } from 'tsid-ts';
 
-/** Canonical form: 13 upper-case Crockford base32 characters; the first carries only 4 bits. */
-export const TSID_RE = /^[0-9A-F][0-9A-HJKMNP-TV-Z]{12}$/;
+/**
+ * Canonical form: 13 upper-case Crockford base32 characters; the first carries only 4 bits, and
+ * is at most 7: the stores keep ids as signed 64-bit integers, so an id of 2^63 or more is none
+ * they can hold (every id this engine makes, until the year 2089, starts with 0 or 1).
+ */
+export const TSID_RE = /^[0-7][0-9A-HJKMNP-TV-Z]{12}$/;
 
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 const VALUE = new Map<string, bigint>([...ALPHABET].map((c, i) => [c, BigInt(i)]));

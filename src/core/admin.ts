@@ -6,7 +6,7 @@ import type { Delivered, Message, MyRoomsResult, ReplyEvt, RoomInfo, RoomsResult
 import type { ActorLink } from '../actor-link.ts';
 import type { Identity } from '../auth.ts';
 import type { Config } from '../config.ts';
-import { ChatError, clientCode } from '../protocol/errors.ts';
+import { ChatError, clientCode, MSG } from '../protocol/errors.ts';
 import type { Access, Who } from './access.ts';
 import type { Connections } from './connections.ts';
 import type { History } from './history.ts';
@@ -63,6 +63,7 @@ export class Admin {
     let members = spec.members;
     if (!who.admin) {
       if (spec.kind === 'public' && this.cfg.auth !== 'none') throw new ChatError('forbidden', 'only the host app (admin) creates public rooms');
+      if (spec.kind !== 'public' && this.cfg.auth === 'none' && this.cfg.guestRooms === 'public') throw new ChatError('forbidden', MSG.guestsPublicOnly);
       if (spec.kind !== 'public' && !members.includes(who.id)) members = [...members, who.id];
     }
     if (spec.kind === 'direct' && new Set(members).size !== 2) throw new ChatError('invalid', 'a direct room has exactly two members');

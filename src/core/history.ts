@@ -41,10 +41,28 @@ export class History {
     return this.readers.run(task) as Promise<T>;
   }
 
-  /** The newest `limit` visible messages; the window always holds the newest `window` >= 100. */
-  latest(room: Room<Session>, limit: number): Delivered[] {
+  /** The newest `limit` visible messages the window holds. */
+  private latest(room: Room<Session>, limit: number): Delivered[] {
     const w = room.window;
     return w.slice(Math.max(w.firstVisible(this.notBefore()), w.size - limit), w.size);
+  }
+
+  /**
+   * The newest `limit` visible messages: from the window when it holds them (at once), else from
+   * the store merged with the window (its byte budget may keep fewer than a page of big messages).
+   */
+  latestPage(room: Room<Session>, limit: number, done: (page: Delivered[]) => void): void {
+    const w = room.window;
+    const lo = w.firstVisible(this.notBefore());
+    // Enough in the window, or nothing older to read (all of the room, or older ones expired).
+    if (w.size - lo >= limit || room.complete || lo > 0) return done(this.latest(room, limit));
+    const q: PageParams = { before: undefined, after: undefined, limit };
+    this.read<PageResult>({ kind: 'page', room: room.id, ...q, notBefore: this.notBefore() }).then((res) => {
+      done(this.mergePage(room, q, res.messages.map(toDelivered)).messages);
+    }, (err: unknown) => {
+      this.log.warn({ err: String(err), room: room.id }, 'latest page read failed; answering from the window');
+      done(this.latest(room, limit));
+    });
   }
 
   /**
@@ -55,19 +73,20 @@ export class History {
     const w = room.window;
     const i = w.indexOf(since);
     if (i >= 0 && w.at(i).at >= this.notBefore()) return done(w.slice(i + 1, w.size), true);
+    const notRecovered = (): void => this.latestPage(room, limit, (page) => done(page, false));
     if (room.complete || (w.size > 0 && since > w.at(w.size - 1).id)) {
       // The window holds everything the room has (or since is newer than all of it): unknown id.
-      return done(this.latest(room, limit), false);
+      return notRecovered();
     }
-    const task: ReadTask = { kind: 'since', room: room.id, since, max: this.cfg.recoveryMax, notBefore: this.notBefore() };
+    const task: ReadTask = { kind: 'since', room: room.id, since, max: this.cfg.recoveryMax, notBefore: this.notBefore(), lastSeq: room.lastSeq };
     this.read<SinceResult>(task).then((res) => {
       if (s.closed) return;
       const merged = res.sinceSeq === null ? null : this.mergeAfter(room, res.messages, res.sinceSeq, this.cfg.recoveryMax);
-      if (merged === null) return done(this.latest(room, limit), false);
+      if (merged === null) return notRecovered();
       done(merged, true);
     }, (err: unknown) => {
       this.log.error({ err: String(err), room: room.id }, 'recovery read failed');
-      done(this.latest(room, limit), false);
+      notRecovered();
     });
   }
 

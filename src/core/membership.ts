@@ -65,11 +65,12 @@ export class Membership {
       topology.touch(room.id); // (cluster) not dropped as idle while this join completes
       const replyNow = (enter?: Delivered): void => {
         if (since !== undefined) return this.history.recover(s, room, since, limit, (messages, recovered) => this.joined(s, room, messages, recovered, ref));
-        const page = this.history.latest(room, limit);
-        // With limit 0 the page is empty, but a member's own ENTER is always in joined.messages (the
-        // last of them, unless other nodes' messages came right after it in a cluster).
-        if (enter !== undefined && (page.length === 0 || page[page.length - 1].seq < enter.seq)) page.push(enter);
-        this.joined(s, room, page, undefined, ref);
+        this.history.latestPage(room, limit, (page) => {
+          // With limit 0 the page is empty, but a member's own ENTER is always in joined.messages
+          // (the last of them, unless other nodes' messages came right after it in a cluster).
+          if (enter !== undefined && (page.length === 0 || page[page.length - 1].seq < enter.seq)) page.push(enter);
+          this.joined(s, room, page, undefined, ref);
+        });
       };
       // Test hook: a held join waits here, before its page is read and its reply sent.
       const reply = (enter?: Delivered): void => {

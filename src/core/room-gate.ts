@@ -12,6 +12,8 @@ export class RoomGate {
     private readonly access: Access,
     /** Whether a client may create a public room by using it (auth mode none). */
     readonly canCreate: boolean,
+    /** CHAT_GUEST_ROOMS=public with CHAT_AUTH=none: only admins use group and direct rooms. */
+    private readonly publicOnly: boolean,
   ) {}
 
   /** `cb` gets the ready room, or `fail` the reason it cannot be used (possibly at once). */
@@ -19,6 +21,7 @@ export class RoomGate {
     const go = (room: Room<Session> | null, refused?: Refused): void => {
       if (room === null) return refused !== undefined ? fail(refused.code, refused.message) : fail('not_found', MSG.noSuchRoom);
       if (!this.access.mayAccess(room, who)) return fail('forbidden', MSG.notMember);
+      if (this.publicOnly && room.kind !== 'public' && !who.admin) return fail('forbidden', MSG.guestsPublicOnly);
       cb(room);
     };
     const ready = this.rooms.ready(roomId);

@@ -17,7 +17,7 @@ function load(reg: RoomRegistry, id: string, joined: (room: Room) => void = () =
 describe('RoomRegistry idle eviction', () => {
   it('drops the oldest rooms nobody is in, but never one a join is entering (its ENTER still in flight) or a member is in', () => {
     const loads: string[] = [];
-    const reg = new RoomRegistry(100, 1, (room) => loads.push(room));
+    const reg = new RoomRegistry({ count: 100, bytes: 1 << 20, total: 1 << 30 }, 1, (room) => loads.push(room));
     // A join that waits for its ENTER to commit, then attaches to this very object.
     load(reg, 'entering', (room) => room.entering.add('u1'));
     const entering = reg.get('entering')!;

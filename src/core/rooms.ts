@@ -3,7 +3,7 @@
 
 import type { Delivered, RoomEvt, RoomInfo, RoomState } from '../../workers/contract.ts';
 import { jsonTopic, msgpackTopic } from '../protocol/wire.ts';
-import { Window } from './window.ts';
+import { Window, WindowBudget } from './window.ts';
 
 export type RoomKind = RoomInfo['kind'];
 
@@ -46,8 +46,8 @@ export class Room<S extends RoomMember = RoomMember> {
   readonly jsonTopic: string;
   readonly msgpackTopic: string;
 
-  constructor(readonly id: string, windowSize: number) {
-    this.window = new Window(windowSize);
+  constructor(readonly id: string, window: Window) {
+    this.window = window;
     this.jsonTopic = jsonTopic(id);
     this.msgpackTopic = msgpackTopic(id);
   }
@@ -76,16 +76,34 @@ export class Room<S extends RoomMember = RoomMember> {
   }
 }
 
-/** The active rooms of this node. Rooms without members are dropped beyond `maxIdle`. */
+/** How big each room's hot window may be, and the budget all of them share. */
+export interface WindowLimits {
+  /** Messages (CHAT_WINDOW). */
+  count: number;
+  /** Bytes of one room's window (CHAT_WINDOW_BYTES). */
+  bytes: number;
+  /** Bytes of every window together (CHAT_WINDOWS_MAX_BYTES). */
+  total: number;
+}
+
+/**
+ * The active rooms of this node. Rooms nobody is in are dropped beyond `maxIdle` rooms, and (on a
+ * single node) while the windows together hold more bytes than their budget.
+ */
 export class RoomRegistry<S extends RoomMember = RoomMember> {
   private readonly rooms = new Map<string, Room<S>>();
+  readonly budget: WindowBudget;
 
   constructor(
-    private readonly windowSize: number,
+    private readonly windows: WindowLimits,
     private readonly maxIdle: number,
     /** Ask for a room's state; `creator`: create it (public) as this user's if it does not exist. */
     private readonly requestLoad: (room: string, creator: string | null) => void,
-  ) {}
+  ) {
+    this.budget = new WindowBudget(windows.total);
+    // A cluster node drops idle rooms itself (it must leave their bus channels): no eviction here.
+    if (Number.isFinite(maxIdle) && maxIdle < Number.MAX_SAFE_INTEGER) this.budget.relieve = () => this.evictIdle();
+  }
 
   get size(): number {
     return this.rooms.size;
@@ -117,7 +135,7 @@ export class RoomRegistry<S extends RoomMember = RoomMember> {
       return;
     }
     if (r === undefined) {
-      r = new Room<S>(id, this.windowSize);
+      r = new Room<S>(id, new Window(this.windows.count, this.windows.bytes, this.budget));
       r.creating = creator !== null;
       this.rooms.set(id, r);
       this.requestLoad(id, creator);
@@ -140,7 +158,7 @@ export class RoomRegistry<S extends RoomMember = RoomMember> {
         r.creating = true;
         this.requestLoad(id, creators[0].creator);
       } else {
-        this.rooms.delete(id);
+        this.drop(id, r);
       }
       // A refusal (a quota) is told to those who asked to create the room.
       for (const w of waiters) if (!(retry && w.creator !== null)) w.cb(null, w.creator !== null ? refused : undefined);
@@ -151,21 +169,31 @@ export class RoomRegistry<S extends RoomMember = RoomMember> {
     this.evictIdle();
   }
 
+  private over(): boolean {
+    return this.rooms.size > this.maxIdle || this.budget.total > this.budget.max;
+  }
+
   private evictIdle(): void {
-    if (this.rooms.size <= this.maxIdle) return;
+    if (!this.over()) return;
     // Insertion order approximates age; drop rooms no local socket is subscribed to (nor about
     // to be: a join waiting for its ENTER attaches to this very room object).
     for (const [id, r] of this.rooms) {
-      if (this.rooms.size <= this.maxIdle) break;
-      if (r.ready && r.sessions.size === 0 && r.entering.size === 0 && r.joinsInFlight === 0) this.rooms.delete(id);
+      if (!this.over()) break;
+      if (r.ready && r.sessions.size === 0 && r.entering.size === 0 && r.joinsInFlight === 0) this.drop(id, r);
     }
+  }
+
+  private drop(id: string, r: Room<S>): void {
+    this.rooms.delete(id);
+    r.window.clear();
   }
 
   /** Drop a room; callers still waiting for it to load are told it does not exist. */
   forget(id: string): void {
     const r = this.rooms.get(id);
-    this.rooms.delete(id);
-    if (r === undefined || r.ready) return;
+    if (r === undefined) return;
+    this.drop(id, r);
+    if (r.ready) return;
     const waiters = r.waiters;
     r.waiters = [];
     for (const w of waiters) w.cb(null);

@@ -10,21 +10,12 @@ import type { StompState } from '../protocol/stomp/state.ts';
 import { StompWire, type StompTopics } from '../protocol/stomp/wire.ts';
 import type { Sink, Wire } from '../protocol/wire.ts';
 import type { Room } from './rooms.ts';
-import { TokenBucket } from './rate-limit.ts';
 
 /** A join that has not answered yet, and the room frames of its connection that wait for it. */
 export interface JoinInFlight {
   /** The room object once the join has it (counted in its joinsInFlight). */
   room: Room<Session> | null;
   after: (() => void)[];
-}
-
-export const TYPING_RATE = 1; // per second
-export const TYPING_BURST = 3;
-
-export interface SessionLimits {
-  sendRate: number;
-  sendBurst: number;
 }
 
 /** What a uWS socket carries: uWS copies the object given at upgrade, so it holds the session by reference. */
@@ -51,10 +42,8 @@ export class Session implements Sink {
   expiry: NodeJS.Timeout | null = null;
   /** When the identity's token expires (ms since the epoch); 0 = never. */
   expiresAt: number;
-  /** CHAT_SEND_RATE / CHAT_SEND_BURST. */
-  readonly sends: TokenBucket;
-  /** Typing relays: 1/s, burst 3. */
-  readonly typings = new TokenBucket(TYPING_RATE, TYPING_BURST);
+  /** This connection's rate-limit buckets, one per limited op (core/limits.ts). */
+  readonly buckets: Float64Array;
   /** Seen over the backpressure limit: uWS is dropping its frames, so it is cut off and counted. */
   slow = false;
   /** Bytes waiting in its send buffer at the last sample. */
@@ -69,7 +58,9 @@ export class Session implements Sink {
     readonly connId: number,
     id: Identity,
     readonly codec: Codec,
-    limits: SessionLimits,
+    /** The client's address (its connection counts against CHAT_MAX_CONNS_PER_IP until it closes). */
+    readonly address: string,
+    buckets: Float64Array,
     /** STOMP connections only: subscriptions, parser, heart-beats (the STOMP gateway's). */
     readonly stomp: StompState | null,
     stompTopics: StompTopics,
@@ -79,7 +70,7 @@ export class Session implements Sink {
     this.admin = id.admin;
     this.expiresAt = id.exp;
     this.wire = stomp !== null ? new StompWire(stomp, stompTopics) : codec === Codec.Msgpack ? MSGPACK_WIRE : JSON_WIRE;
-    this.sends = new TokenBucket(limits.sendRate, limits.sendBurst);
+    this.buckets = buckets;
     this.replyTopic = 'r/' + connId;
   }
 

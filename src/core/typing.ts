@@ -1,5 +1,5 @@
 // Typing indicators: relayed to the room's other members (and, in a cluster, to the other nodes);
-// never stored. One per second per connection, bursts of three.
+// never stored. Their rate is limited with every other op (core/limits.ts).
 
 import type { Frame } from '../protocol/frames.ts';
 import type { Fanout } from './fanout.ts';
@@ -22,7 +22,6 @@ export class Typing {
     if (room === undefined || !s.rooms.has(f.room) || s.ws === null) {
       return this.replies.error(s, 'forbidden', 'join the room before typing in it', f.ref);
     }
-    if (!s.typings.take()) return this.replies.error(s, 'rate_limited', 'at most one typing event per second', f.ref);
     this.fanout.typing(room, s.userId, s.userName, s);
     this.topology!.broadcast({ t: 'typing', room: room.id, user: s.userId, name: s.userName });
   }

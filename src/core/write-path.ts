@@ -8,6 +8,7 @@ import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import type { Stats } from '../metrics/stats.ts';
 import { ChatError, MSG } from '../protocol/errors.ts';
+import { jsonStringBytes } from '../protocol/size.ts';
 import type { Access } from './access.ts';
 import type { Fanout } from './fanout.ts';
 import type { Replies } from './replies.ts';
@@ -79,10 +80,21 @@ export class WritePath {
     this.stopping = true;
   }
 
+  /**
+   * What a message costs the write buffer and is stored as: its text JSON-encoded, in UTF-8
+   * bytes, plus its other fields; an error message if the text is over CHAT_MAX_TEXT_BYTES.
+   */
+  private measure(text: string, cid: string | null, name: string): number | string {
+    const textBytes = jsonStringBytes(text);
+    if (textBytes > this.cfg.maxTextBytes) return `the text is ${textBytes} bytes JSON-encoded; at most ${this.cfg.maxTextBytes} (CHAT_MAX_TEXT_BYTES)`;
+    return textBytes + (cid === null ? 0 : jsonStringBytes(cid)) + jsonStringBytes(name) + 160;
+  }
+
   /** A CHAT message from a connection (native `send`, or STOMP SEND with an optional cid). */
   post(s: Session, roomId: string, text: string, cid: string | null, ref: string | undefined): void {
     const echo = cid ?? undefined;
-    if (!s.sends.take()) return this.replies.error(s, 'rate_limited', `more than ${this.cfg.sendRate} sends per second`, ref, echo);
+    const bytes = this.measure(text, cid, s.userName);
+    if (typeof bytes === 'string') return this.replies.error(s, 'too_large', bytes, ref, echo);
     this.gate.enter(roomId, this.gate.canCreate, s, (room) => {
       if (room.kind === 'direct') {
         for (const other of room.members!) {
@@ -90,7 +102,6 @@ export class WritePath {
         }
       }
       if (s.closed) return; // never acked, never stored: the client retries with the same cid
-      const bytes = text.length * 3 + (cid?.length ?? 0) + 64; // upper bound of the UTF-8 size, cheap
       const refusal = this.admit(bytes);
       if (refusal !== null) return this.replies.error(s, 'overloaded', refusal, ref, echo);
       this.forward({ s, cid, ref, bytes, delivered: null, settled: null, t0: 0 }, room.id, 'CHAT', s.userId, s.userName, text);
@@ -99,9 +110,10 @@ export class WritePath {
 
   /** A SYSTEM message from the host app; resolves with its ack once durable. */
   async postSystem(roomId: string, text: string): Promise<SendResult> {
+    const bytes = this.measure(text, null, 'system');
+    if (typeof bytes === 'string') throw new ChatError('too_large', bytes);
     const room = await this.gate.open(roomId, { userId: 'system', admin: true });
     return new Promise<SendResult>((resolve, reject) => {
-      const bytes = text.length * 3 + 64;
       const refusal = this.admit(bytes);
       if (refusal !== null) return reject(new ChatError('overloaded', refusal));
       this.forward({
@@ -113,7 +125,7 @@ export class WritePath {
 
   /** The engine's own ENTER or QUIT (or another message of no connection); false if the buffer is full. */
   postEvent(roomId: string, type: Message['type'], userId: string, userName: string, text: string, origin: Origin): boolean {
-    const bytes = userName.length * 3 + 64;
+    const bytes = jsonStringBytes(text) + jsonStringBytes(userName) + 160;
     if (this.admit(bytes) !== null) return false;
     this.forward({ s: null, cid: null, ref: undefined, bytes, t0: 0, ...origin }, roomId, type, userId, userName, text);
     return true;

@@ -8,9 +8,11 @@ import type { Authenticator, Identity } from '../auth.ts';
 import type { Config } from '../config.ts';
 import type { Admin } from '../core/admin.ts';
 import type { History } from '../core/history.ts';
+import { Op, type KeyedLimits } from '../core/limits.ts';
 import type { Logger } from '../log.ts';
-import { ChatError } from '../protocol/errors.ts';
-import { wellFormed } from '../protocol/text.ts';
+import type { ClientAddress } from '../net/address.ts';
+import { ChatError, MSG } from '../protocol/errors.ts';
+import { printable, wellFormed } from '../protocol/text.ts';
 import { checkPage } from '../protocol/validate.ts';
 import { readBody } from './body.ts';
 import { obj, optRoomId, optText, requireAdmin, roomParam, SUBJECT_RE, userList, userParam } from './params.ts';
@@ -31,11 +33,19 @@ interface Reply {
 
 const ok = (value: unknown, status = 200): Reply => ({ status, json: JSON.stringify(value) });
 
-export function registerApi(app: TemplatedApp, history: History, admin: Admin, auth: Authenticator, cfg: Config, log: Logger): void {
+/** Who may call how often: per client address, and per user (all their requests together). */
+export interface ApiLimits {
+  addresses: ClientAddress;
+  perAddress: KeyedLimits;
+  perUser: KeyedLimits;
+}
+
+export function registerApi(app: TemplatedApp, history: History, admin: Admin, auth: Authenticator, limits: ApiLimits, cfg: Config, log: Logger): void {
   /**
    * One wrapper for every JSON route: reads the request synchronously (it is invalid after the
-   * handler returns), registers onAborted before any await, reads a bounded body, identifies the
-   * caller, and turns ChatError into its status.
+   * handler returns), takes a token of the caller's address (429 past it) before any work,
+   * registers onAborted before any await, reads a bounded body, identifies the caller (and takes a
+   * token of the user), and turns ChatError into its status.
    */
   const route = (method: 'get' | 'post' | 'put' | 'del', pattern: string, nParams: number, withBody: boolean, fn: (c: Ctx) => Promise<Reply>): void => {
     app[method](pattern, (res: HttpResponse, req: HttpRequest) => {
@@ -43,11 +53,16 @@ export function registerApi(app: TemplatedApp, history: History, admin: Admin, a
       const rawQuery = req.getQuery() ?? '';
       const creds = { query: rawQuery, authorization: req.getHeader('authorization') };
       const contentType = req.getHeader('content-type');
+      const address = limits.addresses.of(Buffer.from(res.getRemoteAddressAsText()).toString(), req.getHeader('x-forwarded-for'));
+      if (!limits.perAddress.take(address, Op.http)) return sendError(res, 'rate_limited', limits.perAddress.refusal(Op.http));
       let aborted = false;
       res.onAborted(() => { aborted = true; });
       const bodyP = withBody ? readBody(res, contentType) : Promise.resolve(undefined);
       Promise.all([bodyP, auth.identify(creds)])
-        .then(([body, who]) => fn({ who, params, query: new URLSearchParams(rawQuery), body }))
+        .then(([body, who]) => {
+          if (!limits.perUser.take(who.id, Op.http)) throw new ChatError('rate_limited', limits.perUser.refusal(Op.http));
+          return fn({ who, params, query: new URLSearchParams(rawQuery), body });
+        })
         .then((r) => { if (!aborted) sendJson(res, r.status, r.json); }, (err: unknown) => {
           if (aborted) return;
           if (err instanceof ChatError) return sendError(res, err.code, err.message);
@@ -78,7 +93,7 @@ export function registerApi(app: TemplatedApp, history: History, admin: Admin, a
     requireAdmin(who);
     const room = roomParam(params[0]);
     const text = obj(body).text;
-    if (typeof text !== 'string' || text.length === 0 || text.length > cfg.maxPayload || !wellFormed(text)) throw new ChatError('invalid', 'text must be a non-empty, well-formed string');
+    if (typeof text !== 'string' || text.length === 0 || !wellFormed(text)) throw new ChatError('invalid', 'text must be a non-empty, well-formed string');
     const r = await admin.postSystem(room, text);
     return ok({ room: r.room, id: r.id, seq: r.seq, at: r.at }, 201);
   });
@@ -98,7 +113,7 @@ export function registerApi(app: TemplatedApp, history: History, admin: Admin, a
 
   route('get', '/api/rooms', 0, false, async ({ who, query }) => {
     const subject = query.get('subject');
-    if (subject === null || !SUBJECT_RE.test(subject) || !wellFormed(subject)) throw new ChatError('invalid', 'subject is required (1..128 printable characters)');
+    if (subject === null || !SUBJECT_RE.test(subject) || !printable(subject)) throw new ChatError('invalid', 'subject is required (1..128 printable characters)');
     return ok({ rooms: await admin.roomsBySubject(who, subject) });
   });
 
@@ -121,11 +136,23 @@ export function registerApi(app: TemplatedApp, history: History, admin: Admin, a
     return ok(await admin.setMembers(roomParam(params[0]), [userParam(params[1])], false));
   });
 
-  route('get', '/api/me/rooms', 0, false, async ({ who }) => ok({ rooms: await admin.myRooms(who) }));
+  // A self-asserted identity (CHAT_AUTH=none) owns nothing: with CHAT_GUEST_ROOMS=public, /api/me/* is refused.
+  const mine = (who: Identity): void => {
+    if (!who.admin && cfg.auth === 'none' && cfg.guestRooms === 'public') throw new ChatError('forbidden', MSG.guestsPublicOnly);
+  };
 
-  route('get', '/api/me/blocks', 0, false, async ({ who }) => ok({ blocked: admin.blockList(who.id) }));
+  route('get', '/api/me/rooms', 0, false, async ({ who }) => {
+    mine(who);
+    return ok({ rooms: await admin.myRooms(who) });
+  });
+
+  route('get', '/api/me/blocks', 0, false, async ({ who }) => {
+    mine(who);
+    return ok({ blocked: admin.blockList(who.id) });
+  });
 
   route('put', '/api/me/blocks/:user', 1, false, async ({ who, params }) => {
+    mine(who);
     const other = userParam(params[0]);
     if (other === who.id) throw new ChatError('invalid', 'you cannot block yourself');
     await admin.setBlock(who.id, other, true);
@@ -133,6 +160,7 @@ export function registerApi(app: TemplatedApp, history: History, admin: Admin, a
   });
 
   route('del', '/api/me/blocks/:user', 1, false, async ({ who, params }) => {
+    mine(who);
     await admin.setBlock(who.id, userParam(params[0]), false);
     return ok({ blocked: admin.blockList(who.id) });
   });

@@ -3,10 +3,11 @@
 
 import type { Identity } from '../auth.ts';
 import { ChatError } from '../protocol/errors.ts';
-import { wellFormed } from '../protocol/text.ts';
+import { printable } from '../protocol/text.ts';
 import { ROOM_RE, ROOM_SHAPE, USER_RE, USER_SHAPE } from '../protocol/validate.ts';
 
-export const SUBJECT_RE = /^[^\u0000-\u001f\u007f]{1,128}$/;
+/** A room name or subject: 1..128 characters, each printable (protocol/text.ts). */
+export const SUBJECT_RE = /^[\s\S]{1,128}$/;
 const MAX_MEMBERS = 1000;
 
 /** A percent-encoded path segment, decoded and checked against its pattern. */
@@ -43,7 +44,7 @@ export function userList(v: unknown, name: string): string[] {
 
 export function optText(v: unknown, name: string, re: RegExp): string | null {
   if (v === undefined || v === null) return null;
-  if (typeof v !== 'string' || !re.test(v) || !wellFormed(v)) throw new ChatError('invalid', `${name} must be a string of 1..128 printable characters`);
+  if (typeof v !== 'string' || !re.test(v) || !printable(v)) throw new ChatError('invalid', `${name} must be a string of 1..128 printable characters`);
   return v;
 }
 

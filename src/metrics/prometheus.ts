@@ -11,6 +11,8 @@ import { quantiles, type Histogram, type Quantiles, type Stats, type LastSecond 
 export interface MetricsSource {
   readonly stats: Stats;
   readonly rooms: { readonly size: number };
+  /** Bytes of message JSON every hot window holds together. */
+  readonly windowBytes: number;
   readonly inflight: number;
   readonly inflightByteCount: number;
   readonly storeOk: boolean;
@@ -23,6 +25,7 @@ export interface StatsJson {
   connections: number;
   connectionsTotal: number;
   rooms: number;
+  windowBytes: number;
   accepted: number;
   delivered: number;
   acked: number;
@@ -108,6 +111,7 @@ export class Metrics {
     gauge('chat_connections', 'Open WebSocket connections.', () => s.connections);
     counter('chat_connections_total', 'WebSocket connections accepted since start.', () => s.connectionsTotal);
     gauge('chat_rooms_active', 'Rooms loaded on the front thread.', () => src.rooms.size);
+    gauge('chat_window_bytes', 'Bytes of message JSON the hot windows hold (CHAT_WINDOWS_MAX_BYTES caps it).', () => src.windowBytes);
     counter('chat_messages_accepted_total', 'Sends handed to the persistence actor.', () => s.accepted);
     counter('chat_messages_delivered_total', 'Messages published to their room topic.', () => s.delivered);
     counter('chat_messages_acked_total', 'Acks sent (each after a durable commit).', () => s.acked);
@@ -168,6 +172,7 @@ export class Metrics {
       connections: s.connections,
       connectionsTotal: s.connectionsTotal,
       rooms: this.src.rooms.size,
+      windowBytes: this.src.windowBytes,
       accepted: s.accepted,
       delivered: s.delivered,
       acked: s.acked,

@@ -1,6 +1,9 @@
 // One error catalogue: every error code the engine answers with (on the wire, in an HTTP body, in
 // an actor reply), its default message and HTTP status, and every WebSocket close code it uses.
-// Nothing else in the code base invents a code, a status or a close code.
+// Nothing else in the code base invents a code, a status or a close code. The codes a client sees
+// are the wire protocol's (client/src/protocol.ts): the compiler checks both lists.
+
+import type * as Protocol from '../../client/src/protocol.ts';
 
 /** Codes a client can receive: in an `error` frame, a STOMP ERROR, or an HTTP error body. */
 export const ERRORS = {
@@ -14,7 +17,7 @@ export const ERRORS = {
   rate_limited: { status: 429, message: 'rate limited, slow down' },
   overloaded: { status: 503, message: 'the store is behind; retry later, nothing was stored' },
   internal: { status: 500, message: 'internal error' },
-} as const;
+} as const satisfies Record<Protocol.ErrorCode, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;
 
@@ -38,6 +41,7 @@ export function clientCode(code: ErrorCode | InternalCode): ErrorCode {
 export const MSG = {
   noSuchRoom: 'no such room',
   notMember: 'you are not a member of this room',
+  guestsPublicOnly: 'this engine serves guests public rooms only (CHAT_GUEST_ROOMS=public)',
 } as const;
 
 /** WebSocket close codes (RFC 6455 section 7.4). */
@@ -50,7 +54,7 @@ export const CLOSE = {
   policy: 1008, // e.g. the JWT expired mid-session
   tooLarge: 1009, // frame over the hard payload limit
   internal: 1011,
-} as const;
+} as const satisfies typeof Protocol.CLOSE;
 
 /** An error with a protocol code, thrown by validation at the edge and turned into a frame or 4xx. */
 export class ChatError extends Error {

@@ -1,6 +1,7 @@
 // The shapes of the protocol on the front thread: which codecs a connection may speak, the client
 // frames as validation hands them on, and what an encoded server frame is.
 
+import type * as Protocol from '../../client/src/protocol.ts';
 import type { ErrorCode } from './errors.ts';
 
 export const Codec = { Json: 0, Msgpack: 1, Stomp: 2 } as const;
@@ -26,6 +27,18 @@ export type ClientFrame =
   | { op: 'ping'; ref: string | undefined };
 
 export type Frame<Op extends ClientFrame['op']> = Extract<ClientFrame, { op: Op }>;
+
+/**
+ * The wire protocol's client frames (client/src/protocol.ts) as validation hands them on: every
+ * optional field present (undefined when absent), `limit` defaulted. ClientFrame must be exactly
+ * this: the compiler fails here when either side changes alone.
+ */
+type Validated<F> = F extends Protocol.ClientFrame
+  ? { [K in keyof Required<F>]: K extends 'limit' ? number : undefined extends F[K] ? F[K] | undefined : F[K] }
+  : never;
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type Holds<T extends true> = T;
+export type ClientFrameMatchesWire = Holds<Same<ClientFrame, Validated<Protocol.ClientFrame>>>;
 
 /** A refused frame: what the error frame must carry. */
 export interface FrameError {

@@ -1,6 +1,7 @@
 // chat.v1.json: text frames. Decoding (strict UTF-8, then JSON) and the server frames, encoded from
 // precomputed pieces where the hot path needs them.
 
+import type * as Protocol from '../../client/src/protocol.ts';
 import type { Delivered } from '../../workers/contract.ts';
 import { ERRORS, type ErrorCode } from './errors.ts';
 import type { Decoded, ReplyFields } from './frames.ts';
@@ -36,8 +37,8 @@ export function ackJson(cid: string, room: string, id: string, seq: number, at: 
 }
 
 /** The error frame's fields, shared with MessagePack. */
-export function errorFields(code: ErrorCode, message: string | undefined, ref: string | undefined, cid: string | undefined): Record<string, unknown> {
-  const f: Record<string, unknown> = { op: 'error', code, message: message ?? ERRORS[code].message };
+export function errorFields(code: ErrorCode, message: string | undefined, ref: string | undefined, cid: string | undefined): Protocol.ErrorFrame {
+  const f: Protocol.ErrorFrame = { op: 'error', code, message: message ?? ERRORS[code].message };
   if (ref !== undefined) f.ref = ref;
   if (cid !== undefined) f.cid = cid;
   return f;

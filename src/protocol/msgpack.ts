@@ -3,6 +3,7 @@
 
 import { Packr } from 'msgpackr';
 import { isUtf8 } from 'node:buffer';
+import type * as Protocol from '../../client/src/protocol.ts';
 import type { Delivered, Message } from '../../workers/contract.ts';
 import type { ErrorCode } from './errors.ts';
 import type { Decoded, ReplyFields } from './frames.ts';
@@ -83,7 +84,7 @@ export function msgFrameMsgpack(json: string): Uint8Array {
 }
 
 export function ackMsgpack(cid: string, room: string, id: string, seq: number, at: number, ref: string | undefined): Uint8Array {
-  return packr.pack(ref === undefined ? { op: 'ack', cid, room, id, seq, at } : { op: 'ack', cid, room, id, seq, at, ref });
+  return packr.pack((ref === undefined ? { op: 'ack', cid, room, id, seq, at } : { op: 'ack', cid, room, id, seq, at, ref }) satisfies Protocol.AckFrame);
 }
 
 export function errorMsgpack(code: ErrorCode, message: string | undefined, ref: string | undefined, cid: string | undefined): Uint8Array {

@@ -17,3 +17,14 @@ export function truncate(s: string, max: number): string {
   const code = s.charCodeAt(max - 1);
   return s.slice(0, code >= 0xd800 && code <= 0xdbff ? max - 1 : max);
 }
+
+/**
+ * Refused in a name others see (display names, room names, subjects): control characters (C0,
+ * DEL, C1), bidirectional controls (they can reorder what is shown around the name) and invisible
+ * characters (zero-width, word joiner, BOM), and lone surrogates. Everything else is kept as typed.
+ */
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/;
+
+export function printable(s: string): boolean {
+  return !UNPRINTABLE.test(s) && wellFormed(s);
+}

@@ -23,6 +23,8 @@ export async function runRead(reader: MessageReader, task: ReadTask): Promise<Re
       const since = tsidToBigInt(task.since);
       const sinceSeq = await reader.seqOf(task.room, since);
       if (sinceSeq === null) return { sinceSeq, messages: [] };
+      // Too far behind to recover (the front thread answers recovered:false): read no rows.
+      if (task.lastSeq - sinceSeq > task.max) return { sinceSeq, messages: [] };
       return { sinceSeq, messages: await reader.page({ room: task.room, after: since, limit: task.max, notBefore: task.notBefore }) };
     }
     case 'seqAt':

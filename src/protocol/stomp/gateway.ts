@@ -52,8 +52,8 @@ export class StompGateway<C extends StompConnection> {
   constructor(private readonly core: StompCore<C>, private readonly auth: Authenticator, private readonly cfg: Config) {
     this.app = cfg.stompAppPrefix;
     this.broker = cfg.stompBrokerPrefix;
-    // One timer for every STOMP connection's heart-beats (not one per connection).
-    this.timer = setInterval(() => this.beat(), 1000);
+    // One timer for every STOMP connection's heart-beats and CONNECT deadline (not one per connection).
+    this.timer = setInterval(() => this.beat(), Math.min(1000, Math.max(50, cfg.authTimeoutMs / 4)));
     this.timer.unref();
   }
 
@@ -72,7 +72,12 @@ export class StompGateway<C extends StompConnection> {
   private beat(): void {
     const now = Date.now();
     for (const [s, st] of this.sessions) {
-      if (!st.connected || s.closed) continue;
+      if (s.closed) continue;
+      if (!st.connected) {
+        // CHAT_AUTH_TIMEOUT: a connection must say who it is (CONNECT, identity checked) in time.
+        if (now - st.openedAt > this.cfg.authTimeoutMs) this.fail(s, `no CONNECT within ${this.cfg.authTimeoutMs} ms (CHAT_AUTH_TIMEOUT)`, undefined, CLOSE.policy);
+        continue;
+      }
       if (st.expectEvery > 0 && now - st.lastIn > st.expectEvery * 2 + 1000) {
         this.fail(s, 'no heart-beat from the client', undefined);
         continue;
@@ -187,7 +192,8 @@ export class StompGateway<C extends StompConnection> {
       }
     }, (err: unknown) => {
       st.waiting = null;
-      this.fail(s, err instanceof ChatError ? err.message : 'unauthorized', undefined, CLOSE.policy);
+      // `unauthorized: <why>`, or `overloaded: ...` when the keys cannot be fetched (retry later).
+      this.fail(s, err instanceof ChatError ? `${err.code}: ${err.message}` : 'unauthorized', undefined, CLOSE.policy);
     });
   }
 

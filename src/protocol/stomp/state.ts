@@ -40,6 +40,8 @@ export class StompState {
   expectEvery = 0;
   lastIn = Date.now();
   lastBeat = Date.now();
+  /** When the connection opened: its CONNECT must be done within CHAT_AUTH_TIMEOUT. */
+  readonly openedAt = Date.now();
 
   constructor(maxFrame: number, needsIdentity: boolean) {
     this.parser = new StompParser({ maxFrame, maxHeaders: 32, maxHeaderLine: 4096 });

@@ -1,0 +1,128 @@
+// Rate limits on every client operation: a token bucket per connection and one per user (all its
+// connections together get CHAT_USER_RATE_FACTOR times a connection's rate and burst), per op.
+// Each holder keeps its buckets in one Float64Array (tokens, last refill), so a connection costs
+// one small allocation for all of them.
+
+import type { Config } from '../config.ts';
+
+/** The limited operations. */
+export const Op = { send: 0, join: 1, history: 2, typing: 3, http: 4 } as const;
+export type Op = (typeof Op)[keyof typeof Op];
+const OPS = 5;
+
+/** What each op's refusal says ("more than N <what> per second"). */
+const WHAT: Record<Op, string> = { 0: 'sends', 1: 'joins and leaves', 2: 'history and read requests', 3: 'typing events', 4: 'API requests' };
+
+export class RateLimits {
+  private readonly rate = new Float64Array(OPS);
+  private readonly burst = new Float64Array(OPS);
+
+  constructor(spec: Record<Op, { rate: number; burst: number }>, factor = 1) {
+    for (let op = 0; op < OPS; op++) {
+      this.rate[op] = spec[op as Op].rate * factor;
+      this.burst[op] = spec[op as Op].burst * factor;
+    }
+  }
+
+  static forConnections(cfg: Config): RateLimits {
+    return new RateLimits(specOf(cfg));
+  }
+
+  static forUsers(cfg: Config): RateLimits {
+    return new RateLimits(specOf(cfg), cfg.userRateFactor);
+  }
+
+  /** Buckets for a new holder: every bucket full. */
+  fresh(now = Date.now()): Float64Array {
+    const b = new Float64Array(OPS * 2);
+    for (let op = 0; op < OPS; op++) {
+      b[op * 2] = this.burst[op];
+      b[op * 2 + 1] = now;
+    }
+    return b;
+  }
+
+  /** Take a token of `op` from `b`; false: over the limit. Rate 0 = no limit. */
+  take(b: Float64Array, op: Op, now = Date.now()): boolean {
+    const rate = this.rate[op];
+    if (rate === 0) return true;
+    const i = op * 2;
+    const tokens = Math.min(this.burst[op], b[i] + ((now - b[i + 1]) * rate) / 1000);
+    b[i + 1] = now;
+    if (tokens < 1) {
+      b[i] = tokens;
+      return false;
+    }
+    b[i] = tokens - 1;
+    return true;
+  }
+
+  /** Every bucket of `b` is full again (the holder can be forgotten without losing anything). */
+  idle(b: Float64Array, now = Date.now()): boolean {
+    for (let op = 0; op < OPS; op++) {
+      const rate = this.rate[op];
+      if (rate !== 0 && b[op * 2] + ((now - b[op * 2 + 1]) * rate) / 1000 < this.burst[op]) return false;
+    }
+    return true;
+  }
+
+  /** The refusal's message; `scope` says whose limit it is ("on this connection"). */
+  refusal(op: Op, scope: string): string {
+    return `more than ${this.rate[op]} ${WHAT[op]} per second ${scope}; slow down`;
+  }
+}
+
+function specOf(cfg: Config): Record<Op, { rate: number; burst: number }> {
+  return {
+    [Op.send]: { rate: cfg.sendRate, burst: cfg.sendBurst },
+    [Op.join]: { rate: cfg.joinRate, burst: cfg.joinBurst },
+    [Op.history]: { rate: cfg.historyRate, burst: cfg.historyBurst },
+    [Op.typing]: { rate: cfg.typingRate, burst: cfg.typingBurst },
+    [Op.http]: { rate: cfg.httpRate, burst: cfg.httpBurst },
+  };
+}
+
+/** Holders a KeyedLimits remembers at most. */
+const MAX_KEYS = 100_000;
+
+/**
+ * Buckets per key (a user id, a client address) for holders that come and go: an entry whose
+ * buckets are all full again is forgotten by a sweep, so the map holds only recent users.
+ */
+export class KeyedLimits {
+  private readonly buckets = new Map<string, Float64Array>();
+  private readonly timer: NodeJS.Timeout;
+
+  /** `scope` names the holders in refusals: "for this user", "from this address". */
+  constructor(private readonly limits: RateLimits, private readonly scope: string) {
+    this.timer = setInterval(() => this.sweep(), 10_000);
+    this.timer.unref();
+  }
+
+  take(key: string, op: Op, now = Date.now()): boolean {
+    let b = this.buckets.get(key);
+    if (b === undefined) {
+      // Bounded: past MAX_KEYS the oldest holder is forgotten (it starts again with full buckets).
+      if (this.buckets.size >= MAX_KEYS) this.buckets.delete(this.buckets.keys().next().value!);
+      this.buckets.set(key, (b = this.limits.fresh(now)));
+    }
+    return this.limits.take(b, op, now);
+  }
+
+  refusal(op: Op): string {
+    return this.limits.refusal(op, this.scope);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [k, b] of this.buckets) if (this.limits.idle(b, now)) this.buckets.delete(k);
+  }
+
+  get size(): number {
+    return this.buckets.size;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
