@@ -17,6 +17,8 @@ export class ActorLink {
   private nextReq = 1;
   /** Every block in the store, as the actor reported it at start-up. */
   initialBlocks: [string, string][] = [];
+  /** The directory version read just before those blocks. */
+  initialDirVersion = 0;
 
   private constructor(worker: Worker) {
     this.worker = worker;
@@ -38,6 +40,7 @@ export class ActorLink {
         const first = evts[0];
         if (first !== undefined && first.t === 'ready') {
           link.initialBlocks = first.blocks;
+          link.initialDirVersion = first.dirVersion;
           worker.off('error', onError);
           worker.off('exit', onExit);
           worker.on('exit', () => { link.exited = true; });

@@ -64,6 +64,13 @@ export interface Config {
   stompBrokerPrefix: string;
   /** Test hook: the actor sleeps this long before each commit (a slow disk). */
   testCommitDelayMs: number;
+  // Quotas, enforced by the persistence actor against the store (shared by a cluster).
+  /** Rooms one user may create (POST /api/rooms, or a new public room by using it in mode none). */
+  maxRoomsPerUser: number;
+  /** Members of one group room. */
+  maxMembers: number;
+  /** Users one user may block. */
+  maxBlocks: number;
   /** Test hooks: the /_test/ routes that hold commits, reads and joins (src/test-hooks.ts). */
   testHooks: boolean;
   // ---- limits against hostile clients (src/core/limits.ts, src/net/caps.ts) ----
@@ -389,6 +396,10 @@ const SETTINGS: Setting<keyof Config>[] = [
   { key: 'trustProxy', env: 'CHAT_TRUST_PROXY', flag: '--trust-proxy', def: '', help: "comma-separated addresses or CIDR blocks of proxies whose X-Forwarded-For names the client; empty = the socket's address", parse: proxies },
   { key: 'authTimeoutMs', env: 'CHAT_AUTH_TIMEOUT', flag: '--auth-timeout', def: '10s', help: 'a connection that has not identified itself (STOMP CONNECT) within this long is closed', parse: (raw, name) => { const ms = parseDuration(raw, name); if (ms < 100 || ms > 600_000) throw new ConfigError(`${name} must be between 100ms and 10m, got "${raw}"`); return ms; } },
   { key: 'guestRooms', env: 'CHAT_GUEST_ROOMS', flag: '--guest-rooms', def: 'all', help: 'CHAT_AUTH=none only: all, or public (refuse group and direct rooms and /api/me/*, which a self-asserted identity cannot protect)', parse: oneOf('all', 'public') },
+  // Quotas (the store is the truth: the persistence actor checks them, so a cluster shares them).
+  { key: 'maxRoomsPerUser', env: 'CHAT_MAX_ROOMS_PER_USER', flag: '--max-rooms-per-user', def: '1000', help: 'rooms one user may create (POST /api/rooms, or a new public room by joining it in auth mode none); past it forbidden', parse: int(1, 100_000_000) },
+  { key: 'maxMembers', env: 'CHAT_MAX_MEMBERS', flag: '--max-members', def: '1000', help: 'members of one group room; adding past it is invalid', parse: int(2, 1_000_000) },
+  { key: 'maxBlocks', env: 'CHAT_MAX_BLOCKS', flag: '--max-blocks', def: '1000', help: 'users one user may block; past it invalid', parse: int(1, 1_000_000) },
   // TLS: serve https:// and wss:// directly.
   { key: 'tlsCert', env: 'CHAT_TLS_CERT', flag: '--tls-cert', def: '', help: 'PEM certificate file (leaf first, then the chain): serve https:// and wss:// (with CHAT_TLS_KEY)', parse: readableFile },
   { key: 'tlsKey', env: 'CHAT_TLS_KEY', flag: '--tls-key', def: '', help: "PEM private key file of CHAT_TLS_CERT", parse: readableFile },

@@ -7,6 +7,7 @@ import type { FromActor } from '../workers/contract.ts';
 import type { ActorLink } from './actor-link.ts';
 import type { Identity } from './auth.ts';
 import { Bus } from './cluster/bus.ts';
+import { DirectorySync } from './cluster/directory.ts';
 import { ClusterNode } from './cluster/node.ts';
 import { Sequencer } from './cluster/sequencer.ts';
 import type { Config } from './config.ts';
@@ -90,7 +91,7 @@ export class Engine implements StompCore<Session> {
   ) {
     const stats = this.stats;
     const maxIdle = bus === null ? LocalNode.MAX_IDLE_ROOMS : ClusterNode.MAX_IDLE_ROOMS;
-    this.rooms = new RoomRegistry<Session>({ count: cfg.window, bytes: cfg.windowBytes, total: cfg.windowsMaxBytes }, maxIdle, (room, create) => this.topology.load(room, create));
+    this.rooms = new RoomRegistry<Session>({ count: cfg.window, bytes: cfg.windowBytes, total: cfg.windowsMaxBytes }, maxIdle, (room, creator) => this.topology.load(room, creator));
     this.connLimits = RateLimits.forConnections(cfg);
     this.userLimits = new KeyedLimits(RateLimits.forUsers(cfg), 'for this user');
     const access = new Access(initialBlocks);
@@ -104,7 +105,8 @@ export class Engine implements StompCore<Session> {
     this.membership = new Membership(cfg, this.rooms, gate, access, this.history, this.writes, actor, this.replies, hooks);
     this.typing = new Typing(this.rooms, fanout, this.replies);
     this.admin = new Admin(cfg, actor, this.rooms, gate, access, this.connections, this.membership, this.history, this.writes);
-    const node = bus === null ? null : new ClusterNode(bus, actor, this.rooms, new Sequencer(cfg, this.rooms, fanout, this.history, this.replies, stats, log));
+    const node = bus === null ? null : new ClusterNode(bus, actor, this.rooms, new Sequencer(cfg, this.rooms, fanout, this.history, this.replies, stats, log),
+      new DirectorySync(actor.initialDirVersion, (task) => this.history.read(task), this.rooms, log, () => hooks?.gate('sweep') ?? null), hooks);
     this.topology = node ?? new LocalNode(actor, this.rooms, fanout, this.writes);
     for (const m of [this.writes, this.membership, this.typing, this.admin]) m.useTopology(this.topology);
     if (node !== null && bus !== null) {
@@ -208,7 +210,7 @@ export class Engine implements StompCore<Session> {
         case 'accepted': this.writes.onAccepted(e); break;
         case 'committed': this.writes.onCommitted(e); break;
         case 'room':
-          this.rooms.loaded(e.room, e.state);
+          this.rooms.loaded(e.room, e.state, e.refused);
           this.topology.loaded(e.room);
           break;
         case 'health':

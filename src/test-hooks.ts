@@ -1,36 +1,42 @@
 // Test hooks (CHAT_TEST_HOOKS=1, never in production): hold every commit, store read or join at a
 // known point, so a test of "X only after Y" can hold Y, see that it waits there, prove X has not
-// happened, and release it. Off by default: nothing here exists then, and each hold point costs
-// one null check.
+// happened, and release it; and (cluster) drop the directory events other nodes send, as a lost
+// subscription would. Off by default: nothing here exists then, and each point costs one null
+// check.
 
-import type { TemplatedApp } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import { sendError, sendJson } from './http/respond.ts';
 
-export const HOLD_POINTS = ['commit', 'read', 'join'] as const;
+export const HOLD_POINTS = ['commit', 'read', 'join', 'sweep'] as const;
 export type HoldPoint = (typeof HOLD_POINTS)[number];
 
 /** How long `GET /_test/waiting/<point>` waits for enough operations before it answers 408. */
 const WAIT_LIMIT_MS = 10_000;
 
 interface Watcher {
-  point: HoldPoint;
+  count: () => number;
   n: number;
-  resolve: (waiting: number) => void;
+  resolve: (count: number) => void;
 }
 
 export class TestHooks {
   private readonly holding = new Set<HoldPoint>();
   /** Operations waiting at the read and join points, in arrival order. */
-  private readonly queued = new Map<HoldPoint, (() => void)[]>([['read', []], ['join', []]]);
+  private readonly queued = new Map<HoldPoint, (() => void)[]>([['read', []], ['join', []], ['sweep', []]]);
   /** Commits waiting in the actor (it reports 0 or 1). */
   private commitsWaiting = 0;
   private watchers: Watcher[] = [];
+  /** Directory events from other nodes are dropped (cluster), and how many were. */
+  private droppingControl = false;
+  private controlDropped = 0;
+  /** Directory sweeps this node has completed (cluster). */
+  private sweeps = 0;
 
   /** `actorHold` tells the persistence actor to hold (or stop holding) its commits. */
   constructor(private readonly actorHold: (on: boolean) => void) {}
 
   /** Null when `point` is not held (go on at once); else a promise that resolves on release. */
-  gate(point: 'read' | 'join'): Promise<void> | null {
+  gate(point: Exclude<HoldPoint, 'commit'>): Promise<void> | null {
     if (!this.holding.has(point)) return null;
     return new Promise((resolve) => {
       this.queued.get(point)!.push(resolve);
@@ -62,11 +68,44 @@ export class TestHooks {
     this.notify();
   }
 
+  /** Cluster: drop every directory event (deleted, members, block) other nodes send, or stop. */
+  dropControl(on: boolean): void {
+    this.droppingControl = on;
+  }
+
+  /** A directory event arrived: true when it is to be dropped (and it is counted). */
+  dropsControl(): boolean {
+    if (!this.droppingControl) return false;
+    this.controlDropped++;
+    this.notify();
+    return true;
+  }
+
+  /** A directory sweep ran to its end (cluster). */
+  swept(): void {
+    this.sweeps++;
+    this.notify();
+  }
+
+  /** Resolves with the count once at least `n` directory sweeps have completed, or null after `ms`. */
+  whenSwept(n: number, ms = WAIT_LIMIT_MS): Promise<number | null> {
+    return this.whenCount(() => this.sweeps, n, ms);
+  }
+
   /** Resolves with the count once at least `n` operations wait at `point`, or null after `ms`. */
   whenWaiting(point: HoldPoint, n: number, ms = WAIT_LIMIT_MS): Promise<number | null> {
-    if (this.waiting(point) >= n) return Promise.resolve(this.waiting(point));
+    return this.whenCount(() => this.waiting(point), n, ms);
+  }
+
+  /** Resolves with the count once at least `n` directory events were dropped, or null after `ms`. */
+  whenDropped(n: number, ms = WAIT_LIMIT_MS): Promise<number | null> {
+    return this.whenCount(() => this.controlDropped, n, ms);
+  }
+
+  private whenCount(count: () => number, n: number, ms: number): Promise<number | null> {
+    if (count() >= n) return Promise.resolve(count());
     return new Promise((resolve) => {
-      const w: Watcher = { point, n, resolve: (k) => { clearTimeout(timer); resolve(k); } };
+      const w: Watcher = { count, n, resolve: (k) => { clearTimeout(timer); resolve(k); } };
       const timer = setTimeout(() => {
         this.watchers = this.watchers.filter((x) => x !== w);
         resolve(null);
@@ -78,7 +117,7 @@ export class TestHooks {
   private notify(): void {
     const still: Watcher[] = [];
     for (const w of this.watchers) {
-      const k = this.waiting(w.point);
+      const k = w.count();
       if (k >= w.n) w.resolve(k);
       else still.push(w);
     }
@@ -90,7 +129,11 @@ function pointOf(raw: string): HoldPoint | null {
   return (HOLD_POINTS as readonly string[]).includes(raw) ? (raw as HoldPoint) : null;
 }
 
-/** `POST /_test/hold/<point>`, `POST /_test/release/<point>`, `GET /_test/waiting/<point>?n=N`. */
+/**
+ * `POST /_test/hold/<point>`, `POST /_test/release/<point>`, `GET /_test/waiting/<point>?n=N`;
+ * `POST /_test/drop/control`, `POST /_test/keep/control`, `GET /_test/dropped/control?n=N`,
+ * `GET /_test/sweeps?n=N` (directory sweeps completed).
+ */
 export function registerTestRoutes(app: TemplatedApp, hooks: TestHooks): void {
   const unknown = `point must be one of ${HOLD_POINTS.join(', ')}`;
   app.post('/_test/hold/:point', (res, req) => {
@@ -108,13 +151,28 @@ export function registerTestRoutes(app: TemplatedApp, hooks: TestHooks): void {
   app.get('/_test/waiting/:point', (res, req) => {
     const point = pointOf(req.getParameter(0) ?? '');
     if (point === null) return sendError(res, 'invalid', unknown);
-    const raw = new URLSearchParams(req.getQuery() ?? '').get('n') ?? '1';
-    if (!/^\d{1,6}$/.test(raw)) return sendError(res, 'invalid', 'n must be a whole number');
-    let aborted = false;
-    res.onAborted(() => { aborted = true; });
-    void hooks.whenWaiting(point, Number(raw)).then((k) => {
-      if (aborted) return;
-      sendJson(res, k === null ? 408 : 200, JSON.stringify({ waiting: k ?? hooks.waiting(point) }));
-    });
+    longPoll(res, req, (n) => hooks.whenWaiting(point, n), (k) => ({ waiting: k ?? hooks.waiting(point) }));
+  });
+  app.post('/_test/drop/control', (res) => {
+    hooks.dropControl(true);
+    sendJson(res, 200, JSON.stringify({ dropping: true }));
+  });
+  app.post('/_test/keep/control', (res) => {
+    hooks.dropControl(false);
+    sendJson(res, 200, JSON.stringify({ dropping: false }));
+  });
+  app.get('/_test/dropped/control', (res, req) => longPoll(res, req, (n) => hooks.whenDropped(n), (k) => ({ dropped: k })));
+  app.get('/_test/sweeps', (res, req) => longPoll(res, req, (n) => hooks.whenSwept(n), (k) => ({ sweeps: k })));
+}
+
+/** Answer once `until(n)` resolves (200), or 408 when it gave up; `?n=N` (default 1). */
+function longPoll(res: HttpResponse, req: HttpRequest, until: (n: number) => Promise<number | null>, body: (k: number | null) => object): void {
+  const raw = new URLSearchParams(req.getQuery() ?? '').get('n') ?? '1';
+  if (!/^\d{1,6}$/.test(raw)) return sendError(res, 'invalid', 'n must be a whole number');
+  let aborted = false;
+  res.onAborted(() => { aborted = true; });
+  void until(Number(raw)).then((k) => {
+    if (aborted) return;
+    sendJson(res, k === null ? 408 : 200, JSON.stringify(body(k)));
   });
 }

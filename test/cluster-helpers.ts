@@ -1,5 +1,6 @@
 // Cluster-mode test helpers: several real engine processes sharing one MariaDB database and the
-// local Redis (127.0.0.1:6379), each cluster under its own CHAT_REDIS_PREFIX; Redis stopped and
+// local Redis (127.0.0.1:6379, or the port in CHAT_TEST_REDIS_PORT: a private redis-server for a
+// run that must not disturb a shared one), each cluster under its own CHAT_REDIS_PREFIX; Redis stopped and
 // started for real; per-member stream audits (gapless, in seq order, after `joined`).
 
 import { execFile, spawn } from 'node:child_process';
@@ -14,7 +15,7 @@ const run = promisify(execFile);
 const IN_CI = process.env.CI === 'true';
 
 export const REDIS_HOST = '127.0.0.1';
-export const REDIS_PORT = 6379;
+export const REDIS_PORT = Number(process.env.CHAT_TEST_REDIS_PORT ?? 6379);
 export const REDIS_URL = `redis://${REDIS_HOST}:${REDIS_PORT}`;
 /** CHAT_NODE_TIMEOUT of every test cluster. */
 export const NODE_TIMEOUT_MS = 2000;
@@ -46,12 +47,12 @@ export async function redisAvailable(): Promise<boolean> {
   } catch {
     // no redis-server here: fall through to fail (CI) or skip (elsewhere)
   }
-  if (IN_CI) throw new Error(`Redis at ${REDIS_URL} is required under CI=true (cluster suite); start it with: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no`);
-  console.warn(`\n*** cluster suite SKIPPED: no Redis at ${REDIS_URL}. Start it with: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no. Under CI=true this fails. ***\n`);
+  if (IN_CI) throw new Error(`Redis at ${REDIS_URL} is required under CI=true (cluster suite); start it with: redis-server --daemonize yes --bind 127.0.0.1 --port ${REDIS_PORT} --save "" --appendonly no`);
+  console.warn(`\n*** cluster suite SKIPPED: no Redis at ${REDIS_URL}. Start it with: redis-server --daemonize yes --bind 127.0.0.1 --port ${REDIS_PORT} --save "" --appendonly no. Under CI=true this fails. ***\n`);
   return false;
 }
 
-/** `redis-cli -p 6379 shutdown nosave`, then wait until the port no longer answers. */
+/** `redis-cli -p <port> shutdown nosave`, then wait until the port no longer answers. */
 export async function stopRedis(): Promise<void> {
   // redis-cli exits non-zero when the server drops the connection mid-reply; the port check decides.
   await run('redis-cli', ['-h', REDIS_HOST, '-p', String(REDIS_PORT), 'shutdown', 'nosave']).catch(() => undefined);

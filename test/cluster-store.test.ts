@@ -21,7 +21,7 @@ describe.runIf(HAVE_MYSQL)('cluster commit (MySQL)', () => {
   const ids2 = new IdGenerator(2);
   const next1 = new Assigner(ids1).underLock;
   const next2 = new Assigner(ids2).underLock;
-  const room = (id: string): RoomRow => ({ id, kind: 'public', name: null, subject: null, epoch: ids1.next().id, lastSeq: 0, createdAt: Date.now(), dmKey: null, deleted: false });
+  const room = (id: string): RoomRow => ({ id, kind: 'public', name: null, subject: null, epoch: ids1.next().id, lastSeq: 0, createdAt: Date.now(), dmKey: null, deleted: false, createdBy: null });
   const msg = (r: string, from: string, cid: string | null): NewMessage =>
     ({ tsid: 0n, id: '', room: r, seq: 0, type: 'CHAT', fromId: from, fromName: from, text: `hi from ${from}`, at: Date.now(), cid });
 
@@ -132,7 +132,7 @@ describe.runIf(HAVE_MYSQL)('cluster commit (MySQL)', () => {
     expect(later.seq).toBeGreaterThan(0);
     expect((await reader.range('c3', 1, 100)).length).toBe(6);
     expect((await reader.range('c1', later.seq, later.seq))[0].id).toBe(later.id);
-    expect((await reader.myRooms('u7', 0)).find((r) => r.info.id === 'c1')?.readSeq).toBe(later.seq);
+    expect((await reader.myRooms('u7', 0, [])).find((r) => r.info.id === 'c1')?.readSeq).toBe(later.seq);
   });
 
   it('messages to a room that does not exist (or was deleted) are reported, not stored; marks with seq -1 take the batch\'s last', async () => {
@@ -143,7 +143,7 @@ describe.runIf(HAVE_MYSQL)('cluster commit (MySQL)', () => {
     expect([...missing]).toEqual(['c2']);
     expect(batch[0].seq).toBe(0);
     expect(batch[1].seq).toBe(62); // 60 from the first test, 1 from the unknown-outcome test
-    const mine = await reader.myRooms('u1', 0);
+    const mine = await reader.myRooms('u1', 0, []);
     expect(mine.find((r) => r.info.id === 'c1')?.readSeq).toBe(62);
   });
 });

@@ -2,7 +2,7 @@
 // each test's cluster under its own CHAT_REDIS_PREFIX and node ids. Cross-node delivery, ordering
 // under concurrent load (audited in the database), cluster-wide presence, a node killed with
 // SIGKILL, Redis shut down and started again under traffic, and the start-up refusals.
-// Needs Redis at 127.0.0.1:6379 and MariaDB (CHAT_TEST_MYSQL_URL): under CI=true a missing one
+// Needs Redis at 127.0.0.1:6379 (CHAT_TEST_REDIS_PORT) and MariaDB (CHAT_TEST_MYSQL_URL): under CI=true a missing one
 // fails the file; elsewhere the file skips with a loud warning.
 
 import { execFile } from 'node:child_process';
@@ -12,7 +12,7 @@ import { getJson, tempDir, type Client, type Frame } from './helpers.ts';
 import { freshDatabase, mysqlAvailable } from './mysql-helpers.ts';
 import { metric } from './reliability-helpers.ts';
 import {
-  awaitAcks, awaitBus, awaitSeq, Cluster, ensureRedis, health, lastSeq, nodeEnv, nodeOf, NODE_TIMEOUT_MS, online, redisAvailable,
+  awaitAcks, awaitBus, awaitSeq, Cluster, ensureRedis, health, lastSeq, nodeEnv, nodeOf, NODE_TIMEOUT_MS, online, redisAvailable, REDIS_HOST, REDIS_PORT,
   runBounded, seqProblem, startRedis, stopRedis, storedMessages, streamOf, tsidOf, until, type ClusterNode,
 } from './cluster-helpers.ts';
 
@@ -20,7 +20,7 @@ const HAVE_SERVICES = (await redisAvailable()) && (await mysqlAvailable());
 
 function runRedis(args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile('redis-cli', ['-h', '127.0.0.1', '-p', '6379', ...args], (err, stdout) => (err ? reject(err) : resolve(stdout)));
+    execFile('redis-cli', ['-h', REDIS_HOST, '-p', String(REDIS_PORT), ...args], (err, stdout) => (err ? reject(err) : resolve(stdout)));
   });
 }
 

@@ -3,7 +3,7 @@
 
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrateMysql } from '../workers/stores/mysql/migrations.ts';
+import { migrateMysql, MYSQL_SCHEMA_VERSION } from '../workers/stores/mysql/migrations.ts';
 import { Client, getJson, startEngine, type EngineProc, type Frame } from './helpers.ts';
 import { DbProxy, freshDatabase, mysqlAvailable } from './mysql-helpers.ts';
 
@@ -137,7 +137,7 @@ describe.runIf(HAVE_MYSQL)('engine on MariaDB', () => {
       expect(Number(count.n)).toBe(ROWS + 1);
       await c.query("INSERT INTO messages (tsid, id, room, seq, type, from_id, from_name, text, at, cid) VALUES (999999999, 'X', 'big', 999999999, 'CHAT', 'u1', 'U', 't', 1, 'c1 ')");
       const [[version]] = await c.query<mysql.RowDataPacket[]>('SELECT version FROM schema_version');
-      expect(Number(version.version)).toBe(4);
+      expect(Number(version.version)).toBe(MYSQL_SCHEMA_VERSION);
     } finally {
       await c.end();
       await w.end();

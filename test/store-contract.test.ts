@@ -6,6 +6,7 @@ import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IdGenerator, tsidFloor, tsidToBigInt } from '../workers/ids.ts';
 import { migrateMysql } from '../workers/stores/mysql/migrations.ts';
+import { migrate, SCHEMA_VERSION } from '../workers/stores/sqlite/migrations.ts';
 import { MysqlReader } from '../workers/stores/mysql/reader.ts';
 import { MysqlStore } from '../workers/stores/mysql/store.ts';
 import { SqliteReader } from '../workers/stores/sqlite/reader.ts';
@@ -22,7 +23,29 @@ interface Subject {
   reopen(): Promise<{ store: Store; reader: MessageReader }>;
   /** Mark the schema as written by a newer engine, then try to open: must refuse. */
   openTooNew(): Promise<unknown>;
+  /**
+   * A new database at the schema version before quotas and directory versions, holding `seed`
+   * (rooms with their members, blocks) as that version stored them, then opened (migrated) by
+   * the current store.
+   */
+  openPrevious(seed: Seed): Promise<{ store: Store; reader: MessageReader; drop: () => Promise<void> }>;
   cleanup(): Promise<void>;
+}
+
+interface Seed {
+  rooms: { id: string; kind: RoomRow['kind']; members: string[] }[];
+  blocks: [string, string][];
+}
+
+/** The rows of `seed`, as statements of the schema before quotas (the same SQL in both dialects). */
+function seedRows(seed: Seed, epoch: string): [string, unknown[]][] {
+  const out: [string, unknown[]][] = [];
+  for (const r of seed.rooms) {
+    out.push(['INSERT INTO rooms (id, kind, name, subject, epoch, last_seq, created_at, dm_key, deleted) VALUES (?, ?, NULL, NULL, ?, 0, 1, NULL, 0)', [r.id, r.kind, epoch]]);
+    for (const u of r.members) out.push(['INSERT INTO members (room, user) VALUES (?, ?)', [r.id, u]]);
+  }
+  for (const [a, b] of seed.blocks) out.push(['INSERT INTO blocks (blocker, blocked) VALUES (?, ?)', [a, b]]);
+  return out;
 }
 
 function sqliteSubject(): Subject {
@@ -38,9 +61,17 @@ function sqliteSubject(): Subject {
         return new SqliteStore(path, 'normal');
       } finally {
         const d2 = new Database(path);
-        d2.pragma('user_version = 2');
+        d2.pragma(`user_version = ${SCHEMA_VERSION}`);
         d2.close();
       }
+    },
+    openPrevious: async (seed) => {
+      const old = join(tempDir(), 'previous.db');
+      const db = new Database(old);
+      migrate(db, 2);
+      for (const [sql, params] of seedRows(seed, '0SECKC2TR016N')) db.prepare(sql).run(...params);
+      db.close();
+      return { store: new SqliteStore(old, 'normal'), reader: new SqliteReader(old), drop: async () => {} };
     },
     cleanup: async () => {},
   };
@@ -66,6 +97,14 @@ function mysqlSubject(): Subject {
         await c.end();
       }
     },
+    openPrevious: async (seed) => {
+      const old = await freshDatabase();
+      const c = await mysql.createConnection({ uri: old.url });
+      await migrateMysql(c, 4);
+      for (const [sql, params] of seedRows(seed, '0SECKC2TR016N')) await c.query(sql, params);
+      await c.end();
+      return { store: await MysqlStore.open(old.url), reader: new MysqlReader(old.url, 2), drop: old.drop };
+    },
     cleanup: () => db.drop(),
   };
 }
@@ -80,7 +119,7 @@ describe.each(subjects)('store contract: %s', (_name, make) => {
   let reader: MessageReader;
   const ids = new IdGenerator(7);
   const room = (id: string, kind: RoomRow['kind'] = 'public', dmKey: string | null = null): RoomRow =>
-    ({ id, kind, name: `n-${id}`, subject: kind === 'public' ? null : 'article:1', epoch: ids.next().id, lastSeq: 0, createdAt: Date.now(), dmKey, deleted: false });
+    ({ id, kind, name: `n-${id}`, subject: kind === 'public' ? null : 'article:1', epoch: ids.next().id, lastSeq: 0, createdAt: Date.now(), dmKey, deleted: false, createdBy: null });
   const msgs: NewMessage[] = [];
   const mk = (roomId: string, seq: number, cid: string | null, at = Date.now()): NewMessage => {
     const { id, tsid } = ids.next();
@@ -155,18 +194,18 @@ describe.each(subjects)('store contract: %s', (_name, make) => {
     await store.commit([], new Map(), [{ room: 'r1', user: 'reader', seq: 1000, id: msgs[999].id, ifAbsent: false }]);
     await store.commit([], new Map(), [{ room: 'r1', user: 'reader', seq: 1, id: msgs[0].id, ifAbsent: true }]);
     await store.commit([], new Map(), [{ room: 'g1', user: 'b', seq: 0, id: '0000000000000', ifAbsent: false }]);
-    const mine = await reader.myRooms('reader', 0);
+    const mine = await reader.myRooms('reader', 0, []);
     expect(mine).toHaveLength(1);
     expect(mine[0]).toMatchObject({ readSeq: 1000, lastSeq: 1203, info: { id: 'r1', kind: 'public', members: null } });
     expect(mine[0].last?.seq).toBe(1203);
-    const b = await reader.myRooms('b', 0);
+    const b = await reader.myRooms('b', 0, []);
     expect(b.map((r) => r.info.id)).toEqual(['d1', 'g1']);
     expect(b[1]).toMatchObject({ readSeq: 0, info: { members: ['b', 'c'] } });
   });
 
   it('a read marker only moves forward: an older one, alone or later in the same commit, is ignored', async () => {
     const at = (seq: number, ifAbsent = false) => ({ room: 'r1', user: 'fwd', seq, id: msgs[seq - 1].id, ifAbsent });
-    const readSeq = async () => (await reader.myRooms('fwd', 0))[0]?.readSeq;
+    const readSeq = async () => (await reader.myRooms('fwd', 0, []))[0]?.readSeq;
     await store.commit([], new Map(), [at(500)]);
     expect(await readSeq()).toBe(500);
     await store.commit([], new Map(), [at(200)]); // a stale `read` (another tab, a reordered retry)
@@ -209,8 +248,109 @@ describe.each(subjects)('store contract: %s', (_name, make) => {
     expect((await store.getRoom('g1'))?.deleted).toBe(true);
     expect(await store.members('g1')).toEqual([]);
     expect(await store.latest('g1', 5, 0)).toEqual([]);
-    expect((await reader.myRooms('b', 0)).map((r) => r.info.id)).toEqual(['d1']);
+    expect((await reader.myRooms('b', 0, [])).map((r) => r.info.id)).toEqual(['d1']);
     expect((await reader.roomsBySubject('article:1')).map((r) => r.id)).toEqual(['d1']);
+  });
+
+  it('quotas: rooms a user created (not deleted ones, not the host app\'s), blocks per user, who blocks whom', async () => {
+    await store.createRoom({ ...room('q1'), createdBy: 'qa' }, []);
+    await store.createRoom({ ...room('q2', 'group'), createdBy: 'qa' }, ['qa', 'qb']);
+    await store.createRoom(room('q3'), []);
+    await store.createRoom({ ...room('q4'), createdBy: 'qb' }, []);
+    expect((await store.getRoom('q1'))?.createdBy).toBe('qa');
+    expect((await store.getRoom('q3'))?.createdBy).toBeNull();
+    expect(await store.roomsCreatedBy('qa')).toBe(2);
+    await store.deleteRoom('q2');
+    expect(await store.roomsCreatedBy('qa')).toBe(1);
+    expect(await store.roomsCreatedBy('nobody')).toBe(0);
+    await store.setBlock('qa', 'x1', true);
+    await store.setBlock('qa', 'x2', true);
+    await store.setBlock('qb', 'qa', true);
+    expect(await store.blockCount('qa')).toBe(2);
+    expect(await store.blockCount('x1')).toBe(0);
+    expect((await store.blockersOf('qa', ['qb', 'qc', 'x1'])).sort()).toEqual(['qb']);
+    expect(await store.blockersOf('x1', ['qa'])).toEqual(['qa']);
+    expect(await store.blockersOf('x1', [])).toEqual([]);
+    for (const [a, b] of [['qa', 'x1'], ['qa', 'x2'], ['qb', 'qa']]) await store.setBlock(a, b, false);
+  });
+
+  it('directory versions: each membership change, deletion and block takes the next version; changes after a version are told as they are now, paged', async () => {
+    const v0 = await store.dirVersion();
+    await store.createRoom(room('dv1', 'group'), ['m1']);
+    await store.createRoom(room('dv2', 'group'), ['m1']);
+    expect(await store.dirVersion(), 'creating a room is no change to tell').toBe(v0);
+    expect(await store.setMembers('dv1', ['m2'], true)).toBe(v0 + 1);
+    expect(await store.setBlock('ba', 'bb', true)).toBe(v0 + 2);
+    expect(await store.setMembers('dv1', ['m1'], false)).toBe(v0 + 3);
+    expect(await store.setBlock('ba', 'bb', false)).toBe(v0 + 4);
+    expect(await store.deleteRoom('dv2')).toBe(v0 + 5);
+    expect(await store.setBlock('bc', 'bd', true)).toBe(v0 + 6);
+    expect(await store.dirVersion()).toBe(v0 + 6);
+    const all = await reader.dirChanges(v0, 100);
+    expect(all.upTo).toBe(v0 + 6);
+    expect(all.rooms).toEqual([
+      { version: v0 + 3, room: 'dv1', info: expect.objectContaining({ id: 'dv1', kind: 'group', members: ['m2'] }) },
+      { version: v0 + 5, room: 'dv2', info: null },
+    ]);
+    expect(all.blocks).toEqual([{ version: v0 + 4, blocker: 'ba', blocked: 'bb', on: false }, { version: v0 + 6, blocker: 'bc', blocked: 'bd', on: true }]);
+    const later = await reader.dirChanges(v0 + 4, 100);
+    expect({ rooms: later.rooms.map((r) => r.room), blocks: later.blocks.map((b) => b.blocker), upTo: later.upTo }).toEqual({ rooms: ['dv2'], blocks: ['bc'], upTo: v0 + 6 });
+    expect(await reader.dirChanges(v0 + 6, 100)).toEqual({ upTo: v0 + 6, rooms: [], blocks: [] });
+    // A full page covers only up to its last change: the next read starts there.
+    const page = await reader.dirChanges(v0, 1);
+    expect({ rooms: page.rooms.map((r) => r.version), blocks: page.blocks.map((b) => b.version), upTo: page.upTo }).toEqual({ rooms: [v0 + 3], blocks: [v0 + 4], upTo: v0 + 3 });
+    const rest = await reader.dirChanges(page.upTo, 1);
+    expect({ rooms: rest.rooms.map((r) => r.version), blocks: rest.blocks.map((b) => b.version), upTo: rest.upTo }).toEqual({ rooms: [v0 + 5], blocks: [v0 + 4], upTo: v0 + 4 });
+    await store.setBlock('bc', 'bd', false);
+  });
+
+  it('my rooms: last and unread leave out the messages of users the caller blocks and expired ones', async () => {
+    const now = Date.now();
+    await store.createRoom(room('mr', 'group'), ['me', 'pal', 'foe']);
+    const from = (m: NewMessage, who: string): NewMessage => ({ ...m, fromId: who, fromName: who });
+    const batch = [from(mk('mr', 1, null, now - 3_600_000), 'pal'), from(mk('mr', 2, null, now), 'pal'), from(mk('mr', 3, null, now), 'foe'), from(mk('mr', 4, null, now), 'pal'), from(mk('mr', 5, null, now), 'foe')];
+    await store.commit(batch, new Map([['mr', 5]]), []);
+    const mine = async (notBefore: number, blocked: string[]) => {
+      const r = (await reader.myRooms('me', notBefore, blocked)).find((x) => x.info.id === 'mr')!;
+      return { unread: r.unread, last: r.last?.seq ?? null, lastSeq: r.lastSeq };
+    };
+    const fresh = now - 60_000;
+    expect(await mine(0, [])).toEqual({ unread: 5, last: 5, lastSeq: 5 });
+    expect(await mine(0, ['foe'])).toEqual({ unread: 3, last: 4, lastSeq: 5 });
+    expect(await mine(fresh, [])).toEqual({ unread: 4, last: 5, lastSeq: 5 });
+    expect(await mine(fresh, ['foe'])).toEqual({ unread: 2, last: 4, lastSeq: 5 });
+    await store.commit([], new Map(), [{ room: 'mr', user: 'me', seq: 2, id: batch[1].id, ifAbsent: false }]);
+    expect(await mine(fresh, ['foe'])).toEqual({ unread: 1, last: 4, lastSeq: 5 });
+    expect(await mine(fresh, [])).toEqual({ unread: 3, last: 5, lastSeq: 5 });
+    // The newest visible message further back than one page of blocked ones.
+    const more = Array.from({ length: 70 }, (_, i) => from(mk('mr', 6 + i, null, now), 'foe'));
+    await store.commit(more, new Map([['mr', 75]]), []);
+    expect(await mine(fresh, ['foe'])).toEqual({ unread: 1, last: 4, lastSeq: 75 });
+    expect(await mine(fresh, [])).toEqual({ unread: 73, last: 75, lastSeq: 75 });
+    // Everything expired: nothing to show, nothing unread.
+    expect(await mine(now + 60_000, [])).toEqual({ unread: 0, last: null, lastSeq: 75 });
+    await store.deleteRoom('mr');
+  });
+
+  it('migrates a database of the previous schema version: its rooms count for nobody, its blocks stay, versions start', async () => {
+    const prev = await subject.openPrevious({ rooms: [{ id: 'old-g', kind: 'group', members: ['o1', 'o2'] }, { id: 'old-p', kind: 'public', members: [] }], blocks: [['o1', 'o3']] });
+    try {
+      expect(await prev.store.getRoom('old-g')).toMatchObject({ kind: 'group', createdBy: null, deleted: false });
+      expect(await prev.store.members('old-g')).toEqual(['o1', 'o2']);
+      expect(await prev.store.allBlocks()).toEqual([['o1', 'o3']]);
+      expect(await prev.store.blockCount('o1')).toBe(1);
+      expect(await prev.store.dirVersion()).toBe(0);
+      expect(await prev.reader.dirChanges(0, 10)).toEqual({ upTo: 0, rooms: [], blocks: [] });
+      await prev.store.createRoom({ ...room('new-p'), createdBy: 'o1' }, []);
+      expect(await prev.store.roomsCreatedBy('o1')).toBe(1);
+      expect(await prev.store.setMembers('old-g', ['o2'], false)).toBe(1);
+      expect((await prev.reader.dirChanges(0, 10)).rooms).toEqual([{ version: 1, room: 'old-g', info: expect.objectContaining({ members: ['o1'] }) }]);
+      expect((await prev.reader.myRooms('o1', 0, ['o3'])).map((r) => r.info.id)).toEqual(['old-g']);
+    } finally {
+      await prev.store.close();
+      await prev.reader.close();
+      await prev.drop();
+    }
   });
 
   it('survives a restart with the schema migrated once, and refuses a database newer than the code', async () => {

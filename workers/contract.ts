@@ -76,15 +76,15 @@ export interface SendCmd {
   cid: string | null;
   /** Server time at acceptance (ms). */
   at: number;
-  /** Create the room (public) if it no longer exists (auth mode none). */
+  /** Create the room (public) if it no longer exists (auth mode none), as the sender's. */
   create: boolean;
 }
 
 export interface LoadCmd {
   t: 'load';
   room: string;
-  /** Create the room (public) if it does not exist. */
-  create: boolean;
+  /** Create the room (public) if it does not exist, as this user's (null: never create). */
+  creator: string | null;
 }
 
 export interface ShutdownCmd {
@@ -107,7 +107,8 @@ export interface MarkCmd {
 
 /** Host-app and membership operations: answered by a ReplyEvt with the same reqId. */
 export type AdminOp =
-  | { op: 'createRoom'; id: string | null; kind: RoomKind; name: string | null; subject: string | null; members: string[] }
+  /** `by`: the user creating it (quotas, blocks), null for the host app. */
+  | { op: 'createRoom'; id: string | null; kind: RoomKind; name: string | null; subject: string | null; members: string[]; by: string | null }
   | { op: 'deleteRoom'; room: string }
   | { op: 'addMembers'; room: string; users: string[] }
   | { op: 'removeMembers'; room: string; users: string[] }
@@ -143,7 +144,9 @@ export interface SendResult {
   /** The Message JSON to publish (after-commit, new messages only); null otherwise. */
   json: string | null;
   /** Set when the send was refused instead (e.g. the room was deleted); nothing was stored. */
-  error: Extract<ErrorCode, 'not_found'> | null;
+  error: Extract<ErrorCode, 'not_found' | 'forbidden'> | null;
+  /** Why, when it is not just "no such room" (a room the send would create is over a quota). */
+  message?: string;
 }
 
 export interface AcceptedEvt {
@@ -155,12 +158,14 @@ export interface AcceptedEvt {
 export interface ReplyEvt {
   t: 'reply';
   reqId: number;
-  error: Extract<ErrorCode, 'not_found' | 'invalid'> | InternalCode | null;
+  error: Extract<ErrorCode, 'not_found' | 'invalid' | 'forbidden'> | InternalCode | null;
   message: string | null;
   /** The room after the operation (createRoom, addMembers, removeMembers); null otherwise. */
   room: RoomInfo | null;
   /** createRoom: false when an existing direct room was returned. */
   created: boolean;
+  /** The directory version of the change (deleteRoom, addMembers, removeMembers, block); 0 otherwise. */
+  version: number;
 }
 
 export interface CommittedEvt {
@@ -174,8 +179,10 @@ export interface CommittedEvt {
 export interface RoomEvt {
   t: 'room';
   room: string;
-  /** null: the room does not exist (and create was false). */
+  /** null: the room does not exist (and was not created). */
   state: RoomState | null;
+  /** Why it was not created, when that was asked and refused (a quota). */
+  refused?: { code: Extract<ErrorCode, 'forbidden'>; message: string };
 }
 
 export interface HealthEvt {
@@ -190,6 +197,8 @@ export interface ReadyEvt {
   t: 'ready';
   /** Every block (blocker, blocked): small, and needed on every delivery decision. */
   blocks: [string, string][];
+  /** The directory version read just before the blocks (a cluster node asks for changes after it). */
+  dirVersion: number;
 }
 
 /** Once a second: the actor's own health figures. */
@@ -269,6 +278,25 @@ export interface MyRoomsTask {
   kind: 'myRooms';
   user: string;
   notBefore: number;
+  /** Users the caller blocks: their messages are neither `last` nor counted as unread. */
+  blocked: string[];
+}
+
+/** Directory changes after a version (a cluster node reconciling what the bus may have lost). */
+export interface DirChangesTask {
+  kind: 'dirChanges';
+  since: number;
+  /** At most this many rooms and this many blocks. */
+  limit: number;
+}
+
+export interface DirChangesResult {
+  /** Every change with a version up to this one is in the answer (or at or before `since`). */
+  upTo: number;
+  /** Rooms whose members changed or that were deleted, as they are now (info null: deleted). */
+  rooms: { version: number; room: string; info: RoomInfo | null }[];
+  /** Blocks set or lifted, as they are now. */
+  blocks: { version: number; blocker: string; blocked: string; on: boolean }[];
 }
 
 /** Messages with seq in [from, to], in seq order (a cluster node filling a gap it saw on the bus). */
@@ -293,7 +321,7 @@ export interface LastSeqsResult {
   seqs: [string, number][];
 }
 
-export type ReadTask = PageTask | SinceTask | SeqTask | SubjectTask | MyRoomsTask | RangeTask | LastSeqsTask;
+export type ReadTask = PageTask | SinceTask | SeqTask | SubjectTask | MyRoomsTask | RangeTask | LastSeqsTask | DirChangesTask;
 
 export interface SeqResult {
   /** 0 when no message is at or before the id. */
@@ -308,7 +336,10 @@ export interface MyRoom {
   info: RoomInfo;
   lastSeq: number;
   readSeq: number;
+  /** The newest message neither expired nor from a user the caller blocks. */
   last: Message | null;
+  /** Messages after the read marker, up to lastSeq, neither expired nor from a blocked user. */
+  unread: number;
 }
 
 export interface MyRoomsResult {

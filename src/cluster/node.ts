@@ -1,7 +1,8 @@
 // The cluster topology: this node is one of several sharing a MySQL store over a Redis bus. Rooms
 // are subscribed on the bus before their state is read (so nothing committed after the snapshot
 // is missed); committed messages, this node's and the others', go through the sequencer; presence
-// is cluster-wide; directory changes and typing are told to the other nodes and applied from them.
+// is cluster-wide; directory changes and typing are told to the other nodes and applied from them,
+// and directory changes the bus did not bring are applied from the store on every sweep.
 
 import type { Delivered, RoomInfo } from '../../workers/contract.ts';
 import type { ActorLink } from '../actor-link.ts';
@@ -9,7 +10,9 @@ import type { Room, RoomRegistry } from '../core/rooms.ts';
 import type { Session } from '../core/session.ts';
 import type { ControlEvt, Topology } from '../core/topology.ts';
 import { ChatError } from '../protocol/errors.ts';
+import type { TestHooks } from '../test-hooks.ts';
 import type { Bus } from './bus.ts';
+import type { DirectorySync } from './directory.ts';
 import type { Sequencer } from './sequencer.ts';
 
 /** A room without local members stays subscribed this long, then is dropped. */
@@ -38,6 +41,9 @@ export class ClusterNode implements Topology {
     private readonly actor: ActorLink,
     private readonly rooms: RoomRegistry<Session>,
     private readonly seq: Sequencer,
+    private readonly directory: DirectorySync,
+    /** Test hooks (CHAT_TEST_HOOKS): directory events from other nodes may be dropped. */
+    private readonly hooks: TestHooks | null,
   ) {}
 
   /** Start listening to the bus and the periodic sweeps. */
@@ -50,11 +56,15 @@ export class ClusterNode implements Topology {
         for (const d of msgs) this.seq.offer(room, d, null);
       },
       onControl: (evt) => {
+        if (evt.t === 'typing') return target.relayTyping(evt.room, evt.user, evt.name);
+        // Test hook: the event is lost, as if the subscription had been down.
+        if (this.hooks?.dropsControl()) return;
+        // A later change of the same room or block is applied already (events of two nodes crossed).
+        if (!this.directory.note(evt)) return;
         switch (evt.t) {
           case 'deleted': return target.roomDeleted(evt.room);
           case 'members': return target.membersChanged(evt.room, evt.info);
           case 'block': return target.applyBlock(evt.blocker, evt.blocked, evt.on);
-          case 'typing': return target.relayTyping(evt.room, evt.user, evt.name);
         }
       },
       onReconnect: () => {
@@ -83,12 +93,15 @@ export class ClusterNode implements Topology {
     for (const t of this.timers) t.unref();
   }
 
-  private sweep(): Promise<void> {
-    return this.stopping ? Promise.resolve() : this.seq.sweep();
+  /** Fill what the bus lost: messages (gaps) and directory changes, from the store. */
+  private async sweep(): Promise<void> {
+    if (this.stopping || this.target === null) return;
+    const [, swept] = await Promise.all([this.seq.sweep(), this.directory.sweep(this.target)]);
+    if (swept) this.hooks?.swept();
   }
 
-  load(room: string, create: boolean): void {
-    void this.bus.broker.subscribe(room).then(() => this.actor.send({ t: 'load', room, create }));
+  load(room: string, creator: string | null): void {
+    void this.bus.broker.subscribe(room).then(() => this.actor.send({ t: 'load', room, creator }));
   }
 
   loaded(roomId: string): void {
@@ -152,6 +165,7 @@ export class ClusterNode implements Topology {
   }
 
   broadcast(evt: ControlEvt): void {
+    if (evt.t !== 'typing') this.directory.note(evt); // applied here already
     this.bus.broker.control(evt);
   }
 

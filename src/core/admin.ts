@@ -2,7 +2,7 @@
 // added and removed, blocks, rooms by subject, "my rooms". Each change is made durable by the
 // persistence actor first, then applied here and told to the other nodes of a cluster.
 
-import type { Message, MyRoomsResult, ReplyEvt, RoomInfo, RoomsResult } from '../../workers/contract.ts';
+import type { Delivered, Message, MyRoomsResult, ReplyEvt, RoomInfo, RoomsResult } from '../../workers/contract.ts';
 import type { ActorLink } from '../actor-link.ts';
 import type { Identity } from '../auth.ts';
 import type { Config } from '../config.ts';
@@ -67,7 +67,8 @@ export class Admin {
       if (spec.kind !== 'public' && !members.includes(who.id)) members = [...members, who.id];
     }
     if (spec.kind === 'direct' && new Set(members).size !== 2) throw new ChatError('invalid', 'a direct room has exactly two members');
-    const r = await this.actor.request({ op: 'createRoom', id: spec.id, kind: spec.kind, name: spec.name, subject: spec.subject, members });
+    // A user's room counts against their quota and may not include someone who blocks them.
+    const r = await this.actor.request({ op: 'createRoom', id: spec.id, kind: spec.kind, name: spec.name, subject: spec.subject, members, by: who.admin ? null : who.id });
     if (r.error !== null) throw replyError(r);
     return { room: r.room!, created: r.created };
   }
@@ -76,14 +77,14 @@ export class Admin {
     const r = await this.actor.request({ op: 'deleteRoom', room: roomId });
     if (r.error !== null) throw replyError(r);
     this.membership.roomDeleted(roomId);
-    this.topology!.broadcast({ t: 'deleted', room: roomId });
+    this.topology!.broadcast({ t: 'deleted', room: roomId, v: r.version });
   }
 
   async setMembers(roomId: string, users: string[], present: boolean): Promise<RoomInfo> {
     const r = await this.actor.request({ op: present ? 'addMembers' : 'removeMembers', room: roomId, users });
     if (r.error !== null) throw replyError(r);
     this.membership.membersChanged(roomId, r.room!);
-    this.topology!.broadcast({ t: 'members', room: roomId, info: r.room! });
+    this.topology!.broadcast({ t: 'members', room: roomId, info: r.room!, v: r.version });
     return r.room!;
   }
 
@@ -91,7 +92,7 @@ export class Admin {
     const r = await this.actor.request({ op: 'block', blocker, blocked, on });
     if (r.error !== null) throw replyError(r);
     this.applyBlock(blocker, blocked, on);
-    this.topology!.broadcast({ t: 'block', blocker, blocked, on });
+    this.topology!.broadcast({ t: 'block', blocker, blocked, on, v: r.version });
   }
 
   /** A block changed (here or on another node). */
@@ -120,14 +121,27 @@ export class Admin {
     return res.rooms.filter((r) => r.members === null || who.admin || r.members.includes(who.id));
   }
 
+  /**
+   * The caller's rooms: `last` and `unread` leave out expired messages and those of users the
+   * caller blocks. The store answers as of its last commit; a room loaded here may have newer
+   * messages in its window (immediate delivery), which are added.
+   */
   async myRooms(who: Identity): Promise<MyRoomView[]> {
-    const res = await this.history.read<MyRoomsResult>({ kind: 'myRooms', user: who.id, notBefore: this.history.notBefore() });
+    const notBefore = this.history.notBefore();
+    const res = await this.history.read<MyRoomsResult>({ kind: 'myRooms', user: who.id, notBefore, blocked: this.access.blockList(who.id) });
+    const visible = (d: Delivered): boolean => d.at >= notBefore && !this.access.blocked(who.id, d.from);
     return res.rooms.map((r) => {
-      const live = this.rooms.ready(r.info.id);
-      const lastSeq = live !== undefined ? live.lastSeq : r.lastSeq;
-      const lastD = live !== undefined && live.window.size > 0 ? live.window.at(live.window.size - 1) : null;
-      const last = lastD !== null ? (JSON.parse(lastD.json) as Message) : r.last;
-      return { id: r.info.id, kind: r.info.kind, name: r.info.name, subject: r.info.subject, members: r.info.members, unread: Math.max(0, lastSeq - r.readSeq), last };
+      let { unread, last } = r;
+      const w = this.rooms.ready(r.info.id)?.window;
+      let newest: Delivered | null = null;
+      for (let i = (w?.size ?? 0) - 1; i >= 0 && w!.at(i).seq > r.lastSeq; i--) {
+        const d = w!.at(i);
+        if (!visible(d)) continue;
+        unread++;
+        newest ??= d;
+      }
+      if (newest !== null) last = JSON.parse(newest.json) as Message;
+      return { id: r.info.id, kind: r.info.kind, name: r.info.name, subject: r.info.subject, members: r.info.members, unread, last };
     });
   }
 }

@@ -20,8 +20,8 @@ export class LocalNode implements Topology {
     private readonly writes: WritePath,
   ) {}
 
-  load(room: string, create: boolean): void {
-    this.actor.send({ t: 'load', room, create });
+  load(room: string, creator: string | null): void {
+    this.actor.send({ t: 'load', room, creator });
   }
 
   loaded(): void {}

@@ -125,7 +125,7 @@ export class Membership {
         if (r.error === null) return;
         room.entering.delete(s.userId);
         if (!this.present(room, s.userId)) topology.withdraw(room, s.userId);
-        this.joinFailed(s, room.id, r.error, MSG.noSuchRoom, ref);
+        this.joinFailed(s, room.id, r.error, r.message ?? MSG.noSuchRoom, ref);
       },
     });
     if (!posted) {

@@ -3,7 +3,7 @@
 
 import { ChatError, MSG, type ErrorCode } from '../protocol/errors.ts';
 import type { Access, Who } from './access.ts';
-import type { Room, RoomRegistry } from './rooms.ts';
+import type { Refused, Room, RoomRegistry } from './rooms.ts';
 import type { Session } from './session.ts';
 
 export class RoomGate {
@@ -18,15 +18,15 @@ export class RoomGate {
 
   /** `cb` gets the ready room, or `fail` the reason it cannot be used (possibly at once). */
   enter(roomId: string, create: boolean, who: Who, cb: (room: Room<Session>) => void, fail: (code: ErrorCode, msg: string) => void): void {
-    const go = (room: Room<Session> | null): void => {
-      if (room === null) return fail('not_found', MSG.noSuchRoom);
+    const go = (room: Room<Session> | null, refused?: Refused): void => {
+      if (room === null) return refused !== undefined ? fail(refused.code, refused.message) : fail('not_found', MSG.noSuchRoom);
       if (!this.access.mayAccess(room, who)) return fail('forbidden', MSG.notMember);
       if (this.publicOnly && room.kind !== 'public' && !who.admin) return fail('forbidden', MSG.guestsPublicOnly);
       cb(room);
     };
     const ready = this.rooms.ready(roomId);
     if (ready !== undefined) go(ready);
-    else this.rooms.activate(roomId, create, go);
+    else this.rooms.activate(roomId, create ? who.userId : null, go);
   }
 
   /** The same as a promise (HTTP and other asynchronous paths); rejects with a ChatError. */

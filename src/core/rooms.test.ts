@@ -10,7 +10,7 @@ function state(room: string): RoomState {
 
 /** Activate and load `id`, as the engine does for a join (`joined` runs once the room is ready). */
 function load(reg: RoomRegistry, id: string, joined: (room: Room) => void = () => undefined): void {
-  reg.activate(id, true, (room) => joined(room!));
+  reg.activate(id, 'u1', (room) => joined(room!));
   reg.loaded(id, state(id));
 }
 

@@ -1,11 +1,14 @@
 // Rooms as the front thread holds them (kind, members, who is joined, the hot window) and the
 // registry that activates a room by asking for its state (the persistence actor answers).
 
-import type { Delivered, RoomInfo, RoomState } from '../../workers/contract.ts';
+import type { Delivered, RoomEvt, RoomInfo, RoomState } from '../../workers/contract.ts';
 import { jsonTopic, msgpackTopic } from '../protocol/wire.ts';
 import { Window, WindowBudget } from './window.ts';
 
 export type RoomKind = RoomInfo['kind'];
+
+/** Why a room was not created when that was asked (the actor's RoomEvt.refused). */
+export type Refused = NonNullable<RoomEvt['refused']>;
 
 /** What the engine needs of a connection here; engine.ts's Session satisfies it. */
 export interface RoomMember {
@@ -35,8 +38,8 @@ export class Room<S extends RoomMember = RoomMember> {
   /** Deleted: forgotten by the registry; a join still holding this object must not attach to it. */
   deleted = false;
   ready = false;
-  /** Continuations waiting for the actor's answer while the room loads. */
-  waiters: { cb: (room: Room<S> | null) => void; create: boolean }[] = [];
+  /** Continuations waiting for the actor's answer while the room loads (creator: who would create it). */
+  waiters: { cb: (room: Room<S> | null, refused?: Refused) => void; creator: string | null }[] = [];
   /** The load in flight asked the actor to create the room. */
   creating = false;
   readonly window: Window;
@@ -94,7 +97,8 @@ export class RoomRegistry<S extends RoomMember = RoomMember> {
   constructor(
     private readonly windows: WindowLimits,
     private readonly maxIdle: number,
-    private readonly requestLoad: (room: string, create: boolean) => void,
+    /** Ask for a room's state; `creator`: create it (public) as this user's if it does not exist. */
+    private readonly requestLoad: (room: string, creator: string | null) => void,
   ) {
     this.budget = new WindowBudget(windows.total);
     // A cluster node drops idle rooms itself (it must leave their bus channels): no eviction here.
@@ -120,8 +124,11 @@ export class RoomRegistry<S extends RoomMember = RoomMember> {
     return r !== undefined && r.ready ? r : undefined;
   }
 
-  /** Call `cb` with the ready room (now, if loaded) or null if it does not exist. */
-  activate(id: string, create: boolean, cb: (room: Room<S> | null) => void): void {
+  /**
+   * Call `cb` with the ready room (now, if loaded), or null if it does not exist (`refused`: why it
+   * was not created for `creator`, null: do not create it).
+   */
+  activate(id: string, creator: string | null, cb: (room: Room<S> | null, refused?: Refused) => void): void {
     let r = this.rooms.get(id);
     if (r !== undefined && r.ready) {
       cb(r);
@@ -129,31 +136,32 @@ export class RoomRegistry<S extends RoomMember = RoomMember> {
     }
     if (r === undefined) {
       r = new Room<S>(id, new Window(this.windows.count, this.windows.bytes, this.budget));
-      r.creating = create;
+      r.creating = creator !== null;
       this.rooms.set(id, r);
-      this.requestLoad(id, create);
+      this.requestLoad(id, creator);
     }
-    r.waiters.push({ cb, create });
+    r.waiters.push({ cb, creator });
   }
 
   /** The actor answered a load. */
-  loaded(id: string, state: RoomState | null): void {
+  loaded(id: string, state: RoomState | null, refused?: Refused): void {
     const r = this.rooms.get(id);
     if (r === undefined || r.ready) return;
     const waiters = r.waiters;
     r.waiters = [];
     if (state === null) {
       // A load that did not create answered "no such room"; callers that may create ask again.
-      const creators = waiters.filter((w) => w.create);
+      const creators = waiters.filter((w) => w.creator !== null);
       const retry = creators.length > 0 && !r.creating;
       if (retry) {
         r.waiters = creators;
         r.creating = true;
-        this.requestLoad(id, true);
+        this.requestLoad(id, creators[0].creator);
       } else {
         this.drop(id, r);
       }
-      for (const w of waiters) if (!(retry && w.create)) w.cb(null);
+      // A refusal (a quota) is told to those who asked to create the room.
+      for (const w of waiters) if (!(retry && w.creator !== null)) w.cb(null, w.creator !== null ? refused : undefined);
       return;
     }
     r.install(state);

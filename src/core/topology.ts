@@ -6,16 +6,19 @@ import type { Delivered, RoomInfo } from '../../workers/contract.ts';
 import type { Room } from './rooms.ts';
 import type { Session } from './session.ts';
 
-/** A directory change or typing event made on this node that the other nodes must apply. */
+/**
+ * A directory change or typing event made on this node that the other nodes must apply; `v`: the
+ * change's directory version (see DirectoryStore).
+ */
 export type ControlEvt =
-  | { t: 'deleted'; room: string }
-  | { t: 'members'; room: string; info: RoomInfo }
-  | { t: 'block'; blocker: string; blocked: string; on: boolean }
+  | { t: 'deleted'; room: string; v: number }
+  | { t: 'members'; room: string; info: RoomInfo; v: number }
+  | { t: 'block'; blocker: string; blocked: string; on: boolean; v: number }
   | { t: 'typing'; room: string; user: string; name: string };
 
 export interface Topology {
-  /** Ask for a room's state (the actor answers with a `room` event). */
-  load(room: string, create: boolean): void;
+  /** Ask for a room's state (the actor answers with a `room` event); `creator`: see RoomRegistry. */
+  load(room: string, creator: string | null): void;
   /** The actor answered a load: the room is in the registry (or gone). */
   loaded(room: string): void;
   /** A committed message: publish it in its room's seq order, then run `after`. */

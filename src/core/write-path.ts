@@ -197,7 +197,7 @@ export class WritePath {
       // After the message's publish: see ack().
       if (p.s !== null && p.settled === null && r.error === null) this.ack(p.s, p, r);
       if (p.settled !== null) p.settled(r);
-      else if (p.s !== null && r.error !== null) this.replies.error(p.s, r.error, undefined, p.ref, p.cid ?? undefined);
+      else if (p.s !== null && r.error !== null) this.replies.error(p.s, r.error, r.message, p.ref, p.cid ?? undefined);
     }
     topology.endOfCommit();
   }

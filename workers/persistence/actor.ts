@@ -21,6 +21,7 @@ import { GroupCommit } from './group-commit.ts';
 import { Intake } from './intake.ts';
 import { LocalSequencing } from './local-sequencing.ts';
 import { Outbox } from './outbox.ts';
+import { Quotas } from './quotas.ts';
 import { purgeInterval, Retention } from './retention.ts';
 import { RoomCache } from './room-cache.ts';
 import { RoomStates } from './room-state.ts';
@@ -46,10 +47,11 @@ async function main(): Promise<void> {
   const seq = sequencingFor(cfg, store, new Assigner(ids));
   const out = new Outbox((buf) => port.postMessage(buf, [buf.buffer as ArrayBuffer]));
   const backoff = new Backoff();
-  const rooms = new RoomCache(store, ids, (id, err) => seq.createFailed(id, err));
+  const quotas = new Quotas(store, cfg);
+  const rooms = new RoomCache(store, ids, (id, err) => seq.createFailed(id, err), quotas);
   const commits = new GroupCommit(seq, store, rooms, out, backoff, cfg);
   const states = new RoomStates(rooms, seq, commits, store, cfg);
-  const admin = new Admin(store, ids, commits, rooms);
+  const admin = new Admin(store, ids, commits, rooms, quotas);
   const retention = new Retention(store, cfg.retentionMs);
   const intake = new Intake(store, rooms, seq, commits, out, backoff, cfg.delivery === 'immediate', {
     load: (c) => states.load(c),
@@ -77,7 +79,9 @@ async function main(): Promise<void> {
     setInterval(() => void retention.purge(), purgeInterval(cfg.retentionMs)).unref();
     void retention.purge();
   }
-  port.postMessage(encodeBatch([{ t: 'ready', blocks: await store.allBlocks() }]));
+  // The version first: a change committed while the blocks are read is also after it.
+  const dirVersion = await store.dirVersion();
+  port.postMessage(encodeBatch([{ t: 'ready', blocks: await store.allBlocks(), dirVersion }]));
 }
 
 void main();

@@ -1,13 +1,17 @@
 // Host-app and membership operations (createRoom, deleteRoom, addMembers, removeMembers, block):
-// each answers with the room as it is afterwards.
+// each answers with the room as it is afterwards, and a directory change with its version. The
+// quotas are checked here, against the store (quotas.ts).
 
-import { MSG } from '../../src/protocol/errors.ts';
+import { ChatError, MSG } from '../../src/protocol/errors.ts';
 import type { AdminOp, ReplyEvt } from '../contract.ts';
 import type { IdGenerator } from '../ids.ts';
 import { roomInfo } from '../stores/rows.ts';
 import type { DirectoryStore, RoomRow } from '../stores/store.ts';
 import type { GroupCommit } from './group-commit.ts';
+import type { Quotas } from './quotas.ts';
 import type { RoomCache } from './room-cache.ts';
+
+type Refusal = Exclude<ReplyEvt['error'], null>;
 
 export class Admin {
   constructor(
@@ -15,15 +19,28 @@ export class Admin {
     private readonly ids: Pick<IdGenerator, 'next'>,
     private readonly commits: Pick<GroupCommit, 'flushRoom'>,
     private readonly rooms: Pick<RoomCache, 'delete'>,
+    private readonly quotas: Quotas,
   ) {}
 
   async request(reqId: number, op: AdminOp): Promise<ReplyEvt> {
-    const reply = async (room: RoomRow | null, created = false): Promise<ReplyEvt> =>
-      ({ t: 'reply', reqId, error: null, message: null, room: room ? roomInfo(room, await this.store.members(room.id)) : null, created });
-    const fail = (error: ReplyEvt['error'], message: string): ReplyEvt => ({ t: 'reply', reqId, error, message, room: null, created: false });
+    const fail = (error: Refusal, message: string): ReplyEvt => ({ t: 'reply', reqId, error, message, room: null, created: false, version: 0 });
+    try {
+      return await this.run(reqId, op, fail);
+    } catch (err) {
+      // A quota or block refusal: its code and message go to the client.
+      if (err instanceof ChatError && (err.code === 'forbidden' || err.code === 'invalid')) return fail(err.code, err.message);
+      throw err;
+    }
+  }
+
+  private async run(reqId: number, op: AdminOp, fail: (error: Refusal, message: string) => ReplyEvt): Promise<ReplyEvt> {
+    const reply = async (room: RoomRow | null, created = false, version = 0): Promise<ReplyEvt> =>
+      ({ t: 'reply', reqId, error: null, message: null, room: room ? roomInfo(room, await this.store.members(room.id)) : null, created, version });
     switch (op.op) {
       case 'createRoom': {
         const members = [...new Set(op.members)].sort();
+        if (op.by !== null && op.kind !== 'public') await this.quotas.notBlockedBy(op.by, members);
+        if (op.kind !== 'public') this.quotas.members(members.length);
         let dmKey: string | null = null;
         if (op.kind === 'direct') {
           dmKey = members.join('\u0001') + '\u0002' + (op.subject ?? '');
@@ -32,7 +49,8 @@ export class Admin {
         }
         const id = op.id ?? this.ids.next().id;
         if (await this.store.getRoom(id)) return fail('conflict', `room ${id} already exists (or existed: ids of deleted rooms are not reused)`);
-        const row: RoomRow = { id, kind: op.kind, name: op.name, subject: op.subject, epoch: this.ids.next().id, lastSeq: 0, createdAt: Date.now(), dmKey, deleted: false };
+        if (op.by !== null) await this.quotas.createRoom(op.by);
+        const row: RoomRow = { id, kind: op.kind, name: op.name, subject: op.subject, epoch: this.ids.next().id, lastSeq: 0, createdAt: Date.now(), dmKey, deleted: false, createdBy: op.by };
         await this.store.createRoom(row, op.kind === 'public' ? [] : members);
         return reply(row, true);
       }
@@ -41,9 +59,9 @@ export class Admin {
         if (!r || r.deleted) return fail('not_found', MSG.noSuchRoom);
         // Anything still buffered for the room is committed first, then everything goes at once.
         if (!(await this.commits.flushRoom(op.room))) return fail('conflict', 'the store is failing; retry');
-        await this.store.deleteRoom(op.room);
+        const version = await this.store.deleteRoom(op.room);
         this.rooms.delete(op.room);
-        return reply(null);
+        return reply(null, false, version);
       }
       case 'addMembers':
       case 'removeMembers': {
@@ -51,16 +69,19 @@ export class Admin {
         if (!r || r.deleted) return fail('not_found', MSG.noSuchRoom);
         if (r.kind === 'public') return fail('invalid', 'a public room has no member list');
         const present = op.op === 'addMembers';
-        if (r.kind === 'direct' && present) {
+        if (present) {
           const after = new Set([...(await this.store.members(op.room)), ...op.users]);
-          if (after.size > 2) return fail('invalid', 'a direct room has exactly two members');
+          if (r.kind === 'direct' && after.size > 2) return fail('invalid', 'a direct room has exactly two members');
+          this.quotas.members(after.size);
         }
-        await this.store.setMembers(op.room, op.users, present);
-        return reply(r);
+        const version = await this.store.setMembers(op.room, op.users, present);
+        return reply(r, false, version);
       }
-      case 'block':
-        await this.store.setBlock(op.blocker, op.blocked, op.on);
-        return reply(null);
+      case 'block': {
+        if (op.on) await this.quotas.block(op.blocker, op.blocked);
+        const version = await this.store.setBlock(op.blocker, op.blocked, op.on);
+        return reply(null, false, version);
+      }
     }
   }
 }

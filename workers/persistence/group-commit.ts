@@ -157,7 +157,7 @@ export class GroupCommit {
       for (const token of p.dups) results.push(duplicate(token, m, m.fromId));
     }
     if (batch.length > 0 || marks.length > 0) this.out.health(true, null);
-    for (const k of marks) if (k.reqId !== undefined) this.out.push({ t: 'reply', reqId: k.reqId, error: null, message: null, room: null, created: false });
+    for (const k of marks) if (k.reqId !== undefined) this.out.push({ t: 'reply', reqId: k.reqId, error: null, message: null, room: null, created: false, version: 0 });
     if (results.length > 0) this.out.push({ t: 'committed', results, batch: batch.length, commitMs });
     this.out.flush();
     this.committing = false;

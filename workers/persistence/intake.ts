@@ -3,12 +3,13 @@
 // against the sends in flight and against the store, then accepted into the group commit's
 // buffer; room loads, host-app requests and the shutdown go to their handlers.
 
+import { ChatError } from '../../src/protocol/errors.ts';
 import type { AdminOp, LoadCmd, MarkCmd, ReplyEvt, RoomEvt, SendCmd, ToActor } from '../contract.ts';
 import { cidKey, type CidHit, type MessageStore, type NewMessage } from '../stores/store.ts';
 import type { Backoff } from './backoff.ts';
 import type { GroupCommit } from './group-commit.ts';
 import type { Outbox } from './outbox.ts';
-import { duplicate, notFound, type Pending } from './pending.ts';
+import { duplicate, notFound, refused, type Pending } from './pending.ts';
 import type { RoomCache } from './room-cache.ts';
 import type { Sequencing } from './sequencing.ts';
 
@@ -118,8 +119,15 @@ export class Intake {
       }
     }
     // The front thread only forwards sends to rooms it has loaded, so the room exists unless it
-    // was deleted meanwhile; in auth mode none an unknown room is a new public room.
-    const r = this.rooms.get(c.room) ?? (await this.rooms.load(c.room, c.create));
+    // was deleted meanwhile; in auth mode none an unknown room is a new public room (the sender's).
+    let r;
+    try {
+      r = this.rooms.get(c.room) ?? (await this.rooms.load(c.room, c.create ? c.fromId : null));
+    } catch (err) {
+      if (!(err instanceof ChatError) || err.code !== 'forbidden') throw err;
+      this.commits.answer(refused(c.token, c.room, c.fromId, err.message));
+      return;
+    }
     if (!r) {
       this.commits.answer(notFound(c.token, c.room, c.fromId));
       return;

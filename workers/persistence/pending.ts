@@ -33,3 +33,8 @@ export function duplicate(token: number, hit: CidHit, from: string): SendResult 
 export function notFound(token: number, room: string, from: string): SendResult {
   return { token, room, seq: 0, id: '', at: 0, from, dup: false, json: null, error: 'not_found' };
 }
+
+/** A send refused because the room it would create is over its sender's quota: nothing stored. */
+export function refused(token: number, room: string, from: string, message: string): SendResult {
+  return { token, room, seq: 0, id: '', at: 0, from, dup: false, json: null, error: 'forbidden', message };
+}

@@ -4,6 +4,7 @@
 
 import type { IdGenerator } from '../ids.ts';
 import type { DirectoryStore, RoomHead, RoomRow } from '../stores/store.ts';
+import type { Quotas } from './quotas.ts';
 
 export interface CachedRoom {
   row: RoomRow;
@@ -28,21 +29,27 @@ export class RoomCache {
     private readonly store: Pick<DirectoryStore, 'getRoom' | 'createRoom'>,
     private readonly ids: Pick<IdGenerator, 'next'>,
     private readonly createFailed: CreateFailed,
+    private readonly quotas: Pick<Quotas, 'createRoom'>,
   ) {}
 
   get(id: string): CachedRoom | undefined {
     return this.rooms.get(id);
   }
 
-  /** The room, loaded from the store if needed (created as a public room with `create`); null: none. */
-  async load(id: string, create: boolean): Promise<CachedRoom | null> {
+  /**
+   * The room, loaded from the store if needed; null: none. A room that does not exist is created
+   * as a public room of `creator` (null: not created); over the creator's quota it throws the
+   * refusal (a ChatError).
+   */
+  async load(id: string, creator: string | null): Promise<CachedRoom | null> {
     let r = this.rooms.get(id);
     if (r) return r;
     let row = await this.store.getRoom(id);
     if (row?.deleted) return null;
     if (!row) {
-      if (!create) return null;
-      row = { id, kind: 'public', name: null, subject: null, epoch: this.ids.next().id, lastSeq: 0, createdAt: Date.now(), dmKey: null, deleted: false };
+      if (creator === null) return null;
+      await this.quotas.createRoom(creator);
+      row = { id, kind: 'public', name: null, subject: null, epoch: this.ids.next().id, lastSeq: 0, createdAt: Date.now(), dmKey: null, deleted: false, createdBy: creator };
       try {
         await this.store.createRoom(row, []);
       } catch (err) {

@@ -1,6 +1,7 @@
 // A room's state for the front thread when it activates the room: its info, the last seq it may
 // show and the newest messages (its hot window).
 
+import { ChatError } from '../../src/protocol/errors.ts';
 import { messageJson, type ActorInit, type Delivered, type LoadCmd, type RoomEvt, type RoomState } from '../contract.ts';
 import { roomInfo } from '../stores/rows.ts';
 import type { DirectoryStore, MessageStore } from '../stores/store.ts';
@@ -21,7 +22,14 @@ export class RoomStates {
   ) {}
 
   async load(c: LoadCmd): Promise<RoomEvt> {
-    const r = await this.rooms.load(c.room, c.create);
+    let r;
+    try {
+      r = await this.rooms.load(c.room, c.creator);
+    } catch (err) {
+      // Creating it was refused (a quota): the asker is told why.
+      if (err instanceof ChatError && err.code === 'forbidden') return { t: 'room', room: c.room, state: null, refused: { code: err.code, message: err.message } };
+      throw err;
+    }
     if (!r) return { t: 'room', room: c.room, state: null };
     if (!(await this.seq.refresh(r))) {
       this.rooms.delete(c.room);

@@ -14,6 +14,7 @@ export interface RoomDbRow {
   created_at: number;
   dm_key: string | null;
   deleted: number;
+  created_by: string | null;
 }
 
 export interface MessageRow {
@@ -28,12 +29,12 @@ export interface MessageRow {
   cid: string | null;
 }
 
-export const ROOM_COLS = 'id, kind, name, subject, epoch, last_seq, created_at, dm_key, deleted';
+export const ROOM_COLS = 'id, kind, name, subject, epoch, last_seq, created_at, dm_key, deleted, created_by';
 export const MESSAGE_COLS = 'id, room, seq, type, from_id, from_name, text, at, cid';
 
 // Number(): MySQL's BIGINT columns may come back as strings; SQLite's are numbers already.
 export function toRoomRow(r: RoomDbRow): RoomRow {
-  return { id: r.id, kind: r.kind, name: r.name, subject: r.subject, epoch: r.epoch, lastSeq: Number(r.last_seq), createdAt: Number(r.created_at), dmKey: r.dm_key, deleted: Number(r.deleted) !== 0 };
+  return { id: r.id, kind: r.kind, name: r.name, subject: r.subject, epoch: r.epoch, lastSeq: Number(r.last_seq), createdAt: Number(r.created_at), dmKey: r.dm_key, deleted: Number(r.deleted) !== 0, createdBy: r.created_by };
 }
 
 export function toMessage(r: MessageRow): Message {

@@ -15,12 +15,15 @@ export interface Dialect {
   rows(columns: number): string;
   /** The tail of a read-marker INSERT that moves an existing marker forward, never backwards. */
   markForward: string;
+  /** The tail of the INSERT that records a block pair's latest directory version. */
+  newVersion: string;
 }
 
 export const SQLITE: Dialect = {
   insertIgnore: 'INSERT OR IGNORE',
   rows: (columns) => `(${new Array<string>(columns).fill('?').join(', ')})`,
   markForward: 'ON CONFLICT (room, user) DO UPDATE SET seq = excluded.seq, id = excluded.id WHERE excluded.seq > read_markers.seq',
+  newVersion: 'ON CONFLICT (blocker, blocked) DO UPDATE SET version = excluded.version',
 };
 
 export const MYSQL: Dialect = {
@@ -30,6 +33,7 @@ export const MYSQL: Dialect = {
   // `seq` in the second one is already the maximum) or all against the old row (MariaDB's
   // SIMULTANEOUS_ASSIGNMENT).
   markForward: 'ON DUPLICATE KEY UPDATE seq = GREATEST(seq, VALUES(seq)), id = IF(VALUES(seq) >= seq, VALUES(id), id)',
+  newVersion: 'ON DUPLICATE KEY UPDATE version = VALUES(version)',
 };
 
 const ROOM_COLS_OF_R = ROOM_COLS.split(', ').map((c) => `r.${c}`).join(', ');
@@ -43,7 +47,8 @@ export const SQL = {
   // rooms and the directory
   getRoom: `SELECT ${ROOM_COLS} FROM rooms WHERE id = ?`,
   findDirect: `SELECT ${ROOM_COLS} FROM rooms WHERE dm_key = ?`,
-  createRoom: 'INSERT INTO rooms (id, kind, name, subject, epoch, last_seq, created_at, dm_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+  createRoom: 'INSERT INTO rooms (id, kind, name, subject, epoch, last_seq, created_at, dm_key, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+  roomsCreatedBy: 'SELECT COUNT(*) AS n FROM rooms WHERE created_by = ? AND deleted = 0',
   lastSeqs: 'SELECT id, last_seq FROM rooms WHERE id IN (?)',
   roomsBySubject: `SELECT ${ROOM_COLS} FROM rooms WHERE subject = ? AND deleted = 0 ORDER BY created_at, id`,
   // A user's rooms: group/direct rooms they are a member of, and public rooms they have a read
@@ -56,11 +61,19 @@ export const SQL = {
   removeMembers: 'DELETE FROM members WHERE room = ? AND user IN (?)',
   unblock: 'DELETE FROM blocks WHERE blocker = ? AND blocked = ?',
   allBlocks: 'SELECT blocker, blocked FROM blocks',
+  blockCount: 'SELECT COUNT(*) AS n FROM blocks WHERE blocker = ?',
+  // directory versions (see DirectoryStore)
+  dirVersion: 'SELECT v FROM directory_version',
+  roomVersion: 'UPDATE rooms SET dir_version = ? WHERE id = ?',
+  roomChanges: `SELECT ${ROOM_COLS}, dir_version FROM rooms WHERE dir_version > ? ORDER BY dir_version LIMIT ?`,
+  blockChanges: `SELECT c.blocker, c.blocked, c.version, CASE WHEN b.blocker IS NULL THEN 0 ELSE 1 END AS active
+    FROM block_changes c LEFT JOIN blocks b ON b.blocker = c.blocker AND b.blocked = c.blocked
+    WHERE c.version > ? ORDER BY c.version LIMIT ?`,
   // deleting a room: its messages, members and markers go, its row stays as a tombstone
   deleteMessages: 'DELETE FROM messages WHERE room = ?',
   deleteMembers: 'DELETE FROM members WHERE room = ?',
   deleteMarkers: 'DELETE FROM read_markers WHERE room = ?',
-  tombstone: 'UPDATE rooms SET deleted = 1, dm_key = NULL WHERE id = ?',
+  tombstone: 'UPDATE rooms SET deleted = 1, dm_key = NULL, dir_version = ? WHERE id = ?',
   // messages: (room, notBefore, limit) and the cursors
   latest: `SELECT ${MESSAGE_COLS} FROM messages WHERE room = ? AND at >= ? ORDER BY tsid DESC LIMIT ?`,
   before: `SELECT ${MESSAGE_COLS} FROM messages WHERE room = ? AND tsid < ? AND at >= ? ORDER BY tsid DESC LIMIT ?`,
@@ -68,6 +81,10 @@ export const SQL = {
   range: `SELECT ${MESSAGE_COLS} FROM messages WHERE room = ? AND seq BETWEEN ? AND ? ORDER BY seq`,
   seqOf: 'SELECT seq FROM messages WHERE room = ? AND tsid = ?',
   seqAt: 'SELECT seq FROM messages WHERE room = ? AND tsid <= ? ORDER BY tsid DESC LIMIT 1',
+  // "my rooms": the oldest message not expired; the senders of the newest messages after a seq
+  // (ids follow seq within a room, so with LIMIT = lastSeq - seq these are exactly the rows after it)
+  firstLive: 'SELECT seq FROM messages WHERE room = ? AND at >= ? ORDER BY tsid LIMIT 1',
+  sendersAfter: 'SELECT from_id, at FROM messages WHERE room = ? AND seq > ? ORDER BY tsid DESC LIMIT ?',
 } as const;
 
 /** Statements both dialects run, in the dialect's words. */
@@ -75,6 +92,7 @@ export function dialectSql(d: Dialect) {
   return {
     addMembers: `${d.insertIgnore} INTO members (room, user) VALUES ${d.rows(2)}`,
     block: `${d.insertIgnore} INTO blocks (blocker, blocked) VALUES (?, ?)`,
+    blockVersion: `INSERT INTO block_changes (blocker, blocked, version) VALUES (?, ?, ?) ${d.newVersion}`,
     /** Skips messages already stored: a commit repeated after an unknown outcome. */
     insertMessages: `${d.insertIgnore} INTO messages (${MESSAGE_INSERT_COLS}) VALUES ${d.rows(10)}`,
     /** Fails on a message already stored (a cluster's (sender, cid) stored by another node). */

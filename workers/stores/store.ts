@@ -1,7 +1,7 @@
 // The storage contract. The persistence actor is the only caller of a MessageStore's write side;
 // history readers use a MessageReader on their own read-only connection.
 
-import type { MarkCmd, Message, MessageType, MyRoom, RoomInfo, RoomKind } from '../contract.ts';
+import type { DirChangesResult, MarkCmd, Message, MessageType, MyRoom, RoomInfo, RoomKind } from '../contract.ts';
 
 export type { RoomKind };
 
@@ -20,6 +20,8 @@ export interface RoomRow {
   dmKey: string | null;
   /** A deleted room's tombstone: it refuses joins and its id is not reused. */
   deleted: boolean;
+  /** The user who created the room (counted against CHAT_MAX_ROOMS_PER_USER); null: the host app. */
+  createdBy: string | null;
 }
 
 /**
@@ -129,18 +131,34 @@ export interface ClusterStore {
   commitAssign(msgs: NewMessage[], marks: MarkerWrite[], assign: AssignUnderLock): Promise<Set<string>>;
 }
 
-/** Rooms, members and blocks: the directory the authorization decisions read. */
+/**
+ * Rooms, members and blocks: the directory the authorization decisions read. Every change of a
+ * room's members, a room's deletion and every block or unblock takes the next directory version
+ * (one counter for the whole store, taken in the change's transaction, so versions commit in
+ * order); the room's row and the block's pair keep the version of their latest change, so a
+ * cluster node can ask what changed since the version it has seen (MessageReader.dirChanges).
+ */
 export interface DirectoryStore {
   getRoom(id: string): Awaitable<RoomRow | null>;
   findDirect(dmKey: string): Awaitable<RoomRow | null>;
   /** Create a room and its members in one transaction. */
   createRoom(row: RoomRow, members: string[]): Awaitable<void>;
-  /** Delete a room's members, markers and messages and leave a tombstone, in one transaction. */
-  deleteRoom(id: string): Awaitable<void>;
+  /** Delete a room's members, markers and messages and leave a tombstone, in one transaction; its version. */
+  deleteRoom(id: string): Awaitable<number>;
   members(room: string): Awaitable<string[]>;
-  setMembers(room: string, users: string[], present: boolean): Awaitable<void>;
-  setBlock(blocker: string, blocked: string, on: boolean): Awaitable<void>;
+  /** Add or remove members; the change's version. */
+  setMembers(room: string, users: string[], present: boolean): Awaitable<number>;
+  /** Block or unblock; the change's version. */
+  setBlock(blocker: string, blocked: string, on: boolean): Awaitable<number>;
   allBlocks(): Awaitable<[string, string][]>;
+  /** The directory version now: every change up to it is committed. */
+  dirVersion(): Awaitable<number>;
+  /** Rooms `user` created that are not deleted. */
+  roomsCreatedBy(user: string): Awaitable<number>;
+  /** Users `blocker` blocks. */
+  blockCount(blocker: string): Awaitable<number>;
+  /** Those of `users` who block `user`. */
+  blockersOf(user: string, users: string[]): Awaitable<string[]>;
 }
 
 export interface MessageReader {
@@ -151,7 +169,10 @@ export interface MessageReader {
   /** The seq of the newest message at or before `id`; 0 if none. */
   seqAt(room: string, id: bigint): Awaitable<number>;
   roomsBySubject(subject: string): Awaitable<RoomInfo[]>;
-  myRooms(user: string, notBefore: number): Awaitable<MyRoom[]>;
+  /** The user's rooms; `last` and `unread` leave out expired messages and those of `blocked` users. */
+  myRooms(user: string, notBefore: number, blocked: string[]): Awaitable<MyRoom[]>;
+  /** Directory changes after version `since`, at most `limit` rooms and `limit` blocks. */
+  dirChanges(since: number, limit: number): Awaitable<DirChangesResult>;
   /** Messages with seq in [from, to] of a room, in seq order (a cluster node filling a gap). */
   range(room: string, from: number, to: number): Awaitable<Message[]>;
   /** Each room's last committed seq (rooms not found are left out). */

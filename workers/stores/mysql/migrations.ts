@@ -93,23 +93,37 @@ const MIGRATIONS: Migration[] = [
       await c.query(alter);
     }
   },
+  // 5: quotas and directory versions. Who created a room (counted per user, cheaply, by the index;
+  // rooms created before stay uncounted); the directory version of a room's latest membership
+  // change or deletion and of a block pair's latest change, from one counter row (see
+  // DirectoryStore). Added columns have defaults: instant on MariaDB >= 10.3 and MySQL 8.
+  async (c) => {
+    if (!(await columnExists(c, 'rooms', 'created_by'))) await c.query('ALTER TABLE rooms ADD COLUMN created_by VARCHAR(64) NULL');
+    if (!(await columnExists(c, 'rooms', 'dir_version'))) await c.query('ALTER TABLE rooms ADD COLUMN dir_version BIGINT NOT NULL DEFAULT 0');
+    if (!(await indexExists(c, 'rooms', 'rooms_created_by'))) await c.query('CREATE INDEX rooms_created_by ON rooms (created_by, deleted)');
+    if (!(await indexExists(c, 'rooms', 'rooms_dir_version'))) await c.query('CREATE INDEX rooms_dir_version ON rooms (dir_version)');
+    await c.query(`CREATE TABLE IF NOT EXISTS block_changes (blocker VARCHAR(64) NOT NULL, blocked VARCHAR(64) NOT NULL, version BIGINT NOT NULL, PRIMARY KEY (blocker, blocked), KEY block_changes_version (version)) ${TABLE_OPTS}`);
+    await c.query(`CREATE TABLE IF NOT EXISTS directory_version (v BIGINT NOT NULL) ${TABLE_OPTS}`);
+    await c.query('INSERT INTO directory_version (v) SELECT 0 FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM directory_version)');
+  },
 ];
 
 export const MYSQL_SCHEMA_VERSION = MIGRATIONS.length;
 
-export async function migrateMysql(conn: mysql.Connection): Promise<void> {
+/** Apply pending migrations (up to `target`: tests build a database of an older version). */
+export async function migrateMysql(conn: mysql.Connection, target = MYSQL_SCHEMA_VERSION): Promise<void> {
   // Several nodes of a cluster may start at once on a new database: one migrates, the others wait
   // for it (a named lock of this connection's session), then find the schema current.
   const [locked] = await conn.query<mysql.RowDataPacket[]>("SELECT GET_LOCK(CONCAT(DATABASE(), '.chat_migrate'), 60) AS ok");
   if (Number(locked[0].ok) !== 1) throw new Error('another engine has been migrating this database for 60 s; is it stuck?');
   try {
-    await migrateLocked(conn);
+    await migrateLocked(conn, target);
   } finally {
     await conn.query("SELECT RELEASE_LOCK(CONCAT(DATABASE(), '.chat_migrate'))");
   }
 }
 
-async function migrateLocked(conn: mysql.Connection): Promise<void> {
+async function migrateLocked(conn: mysql.Connection, target: number): Promise<void> {
   await conn.query(`CREATE TABLE IF NOT EXISTS schema_version (version INT NOT NULL) ${TABLE_OPTS}`);
   const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT version FROM schema_version');
   if (rows.length === 0) await conn.query('INSERT INTO schema_version (version) VALUES (0)');
@@ -117,7 +131,7 @@ async function migrateLocked(conn: mysql.Connection): Promise<void> {
   if (current > MYSQL_SCHEMA_VERSION) {
     throw new Error(`the database is at schema version ${current} but this engine knows only up to ${MYSQL_SCHEMA_VERSION}; run a newer engine or restore a backup`);
   }
-  for (let v = current; v < MYSQL_SCHEMA_VERSION; v++) {
+  for (let v = current; v < target; v++) {
     await MIGRATIONS[v](conn);
     await conn.query('UPDATE schema_version SET version = ?', [v + 1]);
   }

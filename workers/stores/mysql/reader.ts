@@ -2,11 +2,13 @@
 // asynchronous I/O, so they never block the event loop).
 
 import mysql from 'mysql2/promise';
-import type { Message, MyRoom, RoomInfo } from '../../contract.ts';
+import type { DirChangesResult, Message, MyRoom, RoomInfo } from '../../contract.ts';
+import { dirChanges, type DirChangeQueries } from '../dir-changes.ts';
+import { myRooms, type MyRoomQueries } from '../my-rooms.ts';
 import { roomInfo, toMessage, toRoomRow, type MessageRow, type RoomDbRow } from '../rows.ts';
 import { SQL } from '../sql.ts';
 import type { MessageReader, PageQuery } from '../store.ts';
-import { connOptions } from './connection.ts';
+import { pinnedPool, type SessionSetup } from './connection.ts';
 
 type RoomPacket = RoomDbRow & mysql.RowDataPacket;
 type MessagePacket = MessageRow & mysql.RowDataPacket;
@@ -14,8 +16,8 @@ type MessagePacket = MessageRow & mysql.RowDataPacket;
 export class MysqlReader implements MessageReader {
   private readonly pool: mysql.Pool;
 
-  constructor(url: string, connections: number) {
-    this.pool = mysql.createPool({ ...connOptions(url), connectionLimit: connections, enableKeepAlive: true });
+  constructor(url: string, connections: number, setup: SessionSetup = {}) {
+    this.pool = pinnedPool(url, connections, setup);
   }
 
   async page(q: PageQuery): Promise<Message[]> {
@@ -63,17 +65,36 @@ export class MysqlReader implements MessageReader {
     return Promise.all(rows.map(async (r) => roomInfo(toRoomRow(r), await this.membersOf(r.id))));
   }
 
-  async myRooms(user: string, notBefore: number): Promise<MyRoom[]> {
-    const [rows] = await this.pool.query<(RoomPacket & { read_seq: number | null })[]>(SQL.myRooms, [user, user, user]);
-    return Promise.all(rows.map(async (r) => {
-      const [last] = await this.pool.query<MessagePacket[]>(SQL.latest, [r.id, notBefore, 1]);
-      return {
-        info: roomInfo(toRoomRow(r), r.kind === 'public' ? [] : await this.membersOf(r.id)),
-        lastSeq: Number(r.last_seq),
-        readSeq: r.read_seq === null ? 0 : Number(r.read_seq),
-        last: last.length > 0 ? toMessage(last[0]) : null,
-      };
-    }));
+  private async rows<T extends mysql.RowDataPacket>(sql: string, values: unknown[]): Promise<T[]> {
+    const [rows] = await this.pool.query<T[]>(sql, values);
+    return rows;
+  }
+
+  private readonly mine: MyRoomQueries = {
+    rooms: (user) => this.rows<RoomPacket & { read_seq: number | null }>(SQL.myRooms, [user, user, user]),
+    members: (room) => this.membersOf(room),
+    latest: (room, notBefore, limit) => this.rows<MessagePacket>(SQL.latest, [room, notBefore, limit]),
+    before: (room, tsid, notBefore, limit) => this.rows<MessagePacket>(SQL.before, [room, tsid, notBefore, limit]),
+    firstLive: async (room, notBefore) => {
+      const [r] = await this.rows<mysql.RowDataPacket & { seq: number }>(SQL.firstLive, [room, notBefore]);
+      return r === undefined ? null : Number(r.seq);
+    },
+    sendersAfter: (room, seq, limit) => this.rows<mysql.RowDataPacket & { from_id: string; at: number }>(SQL.sendersAfter, [room, seq, limit]),
+  };
+
+  private readonly changes: DirChangeQueries = {
+    version: async () => Number((await this.rows<mysql.RowDataPacket & { v: number }>(SQL.dirVersion, []))[0].v),
+    rooms: (since, limit) => this.rows<RoomPacket & { dir_version: number }>(SQL.roomChanges, [since, limit]),
+    members: (room) => this.membersOf(room),
+    blocks: (since, limit) => this.rows<mysql.RowDataPacket & { blocker: string; blocked: string; version: number; active: number }>(SQL.blockChanges, [since, limit]),
+  };
+
+  myRooms(user: string, notBefore: number, blocked: string[]): Promise<MyRoom[]> {
+    return myRooms(this.mine, user, notBefore, blocked);
+  }
+
+  dirChanges(since: number, limit: number): Promise<DirChangesResult> {
+    return dirChanges(this.changes, since, limit);
   }
 
   async close(): Promise<void> {

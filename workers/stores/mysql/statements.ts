@@ -1,5 +1,6 @@
 // The MySQL write statements a group commit is built from (values escaped by mysql2's formatter,
-// never concatenated): chunked multi-row INSERTs, the rooms' advance, read-marker moves.
+// never concatenated): multi-row INSERTs in chunks bounded in rows and bytes, the rooms' advance,
+// read-marker moves; and how they are packed into queries under max_allowed_packet.
 
 import mysql from 'mysql2/promise';
 import { dialectSql, MYSQL } from '../sql.ts';
@@ -7,32 +8,50 @@ import type { MarkerWrite, NewMessage } from '../store.ts';
 
 export const MYSQL_SQL = dialectSql(MYSQL);
 
-/** Rows per multi-row INSERT statement, and pairs per cid lookup (bounded packet size). */
+/** Rows per multi-row statement (INSERT, room advance, marker moves), and pairs per cid lookup. */
 export const INSERT_CHUNK = 500;
 
 /**
- * Multi-row INSERTs of messages, in chunks. `ignore`: skip messages already stored (a commit
- * repeated after an unknown outcome); otherwise a (sender, cid) already stored fails the statement.
+ * Multi-row INSERTs of messages, in chunks of at most INSERT_CHUNK rows and `maxBytes` bytes.
+ * `ignore`: skip messages already stored (a commit repeated after an unknown outcome); otherwise a
+ * (sender, cid) already stored fails the statement.
  */
-export function insertMessages(msgs: NewMessage[], ignore: boolean): string[] {
+export function insertMessages(msgs: NewMessage[], ignore: boolean, maxBytes: number): string[] {
+  const head = `${ignore ? MYSQL_SQL.insertMessages : MYSQL_SQL.insertNewMessages}`.replace(/\?$/, '');
   const parts: string[] = [];
-  for (let i = 0; i < msgs.length; i += INSERT_CHUNK) {
-    const rows = msgs.slice(i, i + INSERT_CHUNK).map((m) => [m.tsid, m.id, m.room, m.seq, m.type, m.fromId, m.fromName, m.text, m.at, m.cid]);
-    parts.push(mysql.format(ignore ? MYSQL_SQL.insertMessages : MYSQL_SQL.insertNewMessages, [rows]));
+  let rows: string[] = [];
+  let bytes = Buffer.byteLength(head);
+  for (const m of msgs) {
+    const row = mysql.format('(?)', [[m.tsid, m.id, m.room, m.seq, m.type, m.fromId, m.fromName, m.text, m.at, m.cid]]);
+    const size = Buffer.byteLength(row) + 2;
+    if (rows.length > 0 && (rows.length === INSERT_CHUNK || bytes + size > maxBytes)) {
+      parts.push(head + rows.join(', '));
+      rows = [];
+      bytes = Buffer.byteLength(head);
+    }
+    rows.push(row);
+    bytes += size;
   }
+  if (rows.length > 0) parts.push(head + rows.join(', '));
   return parts;
 }
 
 /**
  * Advance the rooms of `lastSeqs` to those seqs, and each room's last_tsid to its newest id in
- * `msgs` (never backwards).
+ * `msgs` (never backwards); one statement per INSERT_CHUNK rooms.
  */
-export function advanceRooms(lastSeqs: Map<string, number>, msgs: NewMessage[]): string {
+export function advanceRooms(lastSeqs: Map<string, number>, msgs: NewMessage[]): string[] {
   const lastTsid = new Map<string, bigint>();
   for (const m of msgs) lastTsid.set(m.room, m.tsid);
-  const seqs = [...lastSeqs].map(([room, seq]) => mysql.format('WHEN ? THEN GREATEST(last_seq, ?)', [room, seq])).join(' ');
-  const tsids = [...lastTsid].map(([room, t]) => mysql.format('WHEN ? THEN GREATEST(last_tsid, ?)', [room, t])).join(' ');
-  return mysql.format(`UPDATE rooms SET last_seq = CASE id ${seqs} ELSE last_seq END${tsids ? `, last_tsid = CASE id ${tsids} ELSE last_tsid END` : ''} WHERE id IN (?)`, [[...lastSeqs.keys()]]);
+  const rooms = [...lastSeqs];
+  const parts: string[] = [];
+  for (let i = 0; i < rooms.length; i += INSERT_CHUNK) {
+    const chunk = rooms.slice(i, i + INSERT_CHUNK);
+    const seqs = chunk.map(([room, seq]) => mysql.format('WHEN ? THEN GREATEST(last_seq, ?)', [room, seq])).join(' ');
+    const tsids = chunk.filter(([room]) => lastTsid.has(room)).map(([room]) => mysql.format('WHEN ? THEN GREATEST(last_tsid, ?)', [room, lastTsid.get(room)])).join(' ');
+    parts.push(mysql.format(`UPDATE rooms SET last_seq = CASE id ${seqs} ELSE last_seq END${tsids ? `, last_tsid = CASE id ${tsids} ELSE last_tsid END` : ''} WHERE id IN (?)`, [chunk.map(([room]) => room)]));
+  }
+  return parts;
 }
 
 /** Marker moves as multi-row INSERTs: the forward moves, then the first markers. */
@@ -40,12 +59,41 @@ export function moveMarkers(marks: MarkerWrite[]): string[] {
   const parts: string[] = [];
   const upserts = marks.filter((k) => !k.ifAbsent).map((k) => [k.room, k.user, k.seq, k.id]);
   const firsts = marks.filter((k) => k.ifAbsent).map((k) => [k.room, k.user, k.seq, k.id]);
-  if (upserts.length > 0) parts.push(mysql.format(MYSQL_SQL.markForward, [upserts]));
-  if (firsts.length > 0) parts.push(mysql.format(MYSQL_SQL.markIfAbsent, [firsts]));
+  for (let i = 0; i < upserts.length; i += INSERT_CHUNK) parts.push(mysql.format(MYSQL_SQL.markForward, [upserts.slice(i, i + INSERT_CHUNK)]));
+  for (let i = 0; i < firsts.length; i += INSERT_CHUNK) parts.push(mysql.format(MYSQL_SQL.markIfAbsent, [firsts.slice(i, i + INSERT_CHUNK)]));
   return parts;
 }
 
 /** One marker move as its own statement (in the order of the batch). */
 export function moveMarker(k: MarkerWrite): string {
   return mysql.format(k.ifAbsent ? MYSQL_SQL.markIfAbsent : MYSQL_SQL.markForward, [[[k.room, k.user, k.seq, k.id]]]);
+}
+
+/** A statement that alone exceeds max_allowed_packet: the store cannot run it (see maxRowBytes). */
+export class PacketTooSmallError extends Error {
+  override name = 'PacketTooSmallError';
+}
+
+/**
+ * The statements of one transaction packed into as few multi-statement queries as fit in
+ * `maxBytes` each, in order. Several queries still make one transaction: the caller sends them
+ * one after another between START TRANSACTION and COMMIT.
+ */
+export function packets(statements: string[], maxBytes: number): string[] {
+  const out: string[] = [];
+  let cur: string[] = [];
+  let bytes = 0;
+  for (const s of statements) {
+    const size = Buffer.byteLength(s) + 2;
+    if (size > maxBytes) throw new PacketTooSmallError(`a statement of ${size} bytes exceeds the server's max_allowed_packet (${maxBytes} bytes usable)`);
+    if (cur.length > 0 && bytes + size > maxBytes) {
+      out.push(cur.join(';\n'));
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(s);
+    bytes += size;
+  }
+  if (cur.length > 0) out.push(cur.join(';\n'));
+  return out;
 }

@@ -1,6 +1,7 @@
 // MySQL/MariaDB (mysql2): the write side. The actor owns one write connection (every transaction
 // goes through it, one at a time) and a small pool for its lookups. Group commit is one
-// transaction per batch with multi-row INSERTs, sent as one multi-statement query.
+// transaction per batch with multi-row INSERTs, sent as one multi-statement query (several when
+// the batch is larger than the server's max_allowed_packet).
 
 import mysql from 'mysql2/promise';
 import type { Message } from '../../contract.ts';
@@ -8,27 +9,42 @@ import { toMessage, toRoomRow, type MessageRow, type RoomDbRow } from '../rows.t
 import { SQL } from '../sql.ts';
 import { cidKey, type AssignUnderLock, type CidHit, type ClusterStore, type DirectoryStore, type MarkerWrite, type MessageStore, type NewMessage, type RoomRow } from '../store.ts';
 import { clusterCommit } from './cluster-commit.ts';
-import { connOptions, WriteConnection } from './connection.ts';
+import { pinnedPool, WriteConnection, type SessionSetup } from './connection.ts';
 import { migrateMysql } from './migrations.ts';
-import { advanceRooms, INSERT_CHUNK, insertMessages, moveMarkers, MYSQL_SQL } from './statements.ts';
+import { advanceRooms, INSERT_CHUNK, insertMessages, moveMarkers, MYSQL_SQL, packets } from './statements.ts';
 
 type RoomPacket = RoomDbRow & mysql.RowDataPacket;
 type MessagePacket = MessageRow & mysql.RowDataPacket;
+
+/**
+ * Take the next directory version inside the transaction on `c`: the counter row stays locked
+ * until it commits, so versions commit in the order they are taken.
+ */
+async function nextVersion(c: mysql.Connection): Promise<number> {
+  await c.query('UPDATE directory_version SET v = LAST_INSERT_ID(v + 1)');
+  const [rows] = await c.query<(mysql.RowDataPacket & { v: number })[]>('SELECT LAST_INSERT_ID() AS v');
+  return Number(rows[0].v);
+}
 
 export class MysqlStore implements MessageStore, DirectoryStore, ClusterStore {
   private readonly writer: WriteConnection;
   private readonly lookups: mysql.Pool;
 
-  private constructor(url: string, idleTxTimeoutS: number) {
-    this.writer = new WriteConnection(url, idleTxTimeoutS);
-    this.lookups = mysql.createPool({ ...connOptions(url), connectionLimit: 2, enableKeepAlive: true });
+  private constructor(url: string, idleTxTimeoutS: number, setup: SessionSetup) {
+    this.writer = new WriteConnection(url, idleTxTimeoutS, setup);
+    this.lookups = pinnedPool(url, 2, setup);
   }
 
   /** Open and migrate; `idleTxTimeoutS` as WriteConnection's (0: off). */
-  static async open(url: string, idleTxTimeoutS = 0): Promise<MysqlStore> {
-    const s = new MysqlStore(url, idleTxTimeoutS);
+  static async open(url: string, idleTxTimeoutS = 0, setup: SessionSetup = {}): Promise<MysqlStore> {
+    const s = new MysqlStore(url, idleTxTimeoutS, setup);
     await s.writer.write((c) => migrateMysql(c));
     return s;
+  }
+
+  /** The most bytes one query to this server may carry (max_allowed_packet, less headroom). */
+  get packetBytes(): number {
+    return this.writer.packetBytes;
   }
 
   async findByCids(keys: [string, string][]): Promise<Map<string, CidHit>> {
@@ -42,16 +58,17 @@ export class MysqlStore implements MessageStore, DirectoryStore, ClusterStore {
     return out;
   }
 
-  /** One round trip per group commit; on any error it is rolled back. */
+  /** One round trip per group commit (more past max_allowed_packet); on any error it is rolled back. */
   commit(msgs: NewMessage[], lastSeqs: Map<string, number>, marks: MarkerWrite[]): Promise<void> {
-    // IGNORE: a commit repeated after an unknown outcome (the connection died after COMMIT was
-    // sent) skips rows already there. Conflicting cids never reach here: the actor dedupes first.
-    const parts: string[] = ['START TRANSACTION', ...insertMessages(msgs, true)];
-    if (lastSeqs.size > 0) parts.push(advanceRooms(lastSeqs, msgs));
-    parts.push(...moveMarkers(marks), 'COMMIT');
     return this.writer.write(async (c) => {
+      const max = this.writer.packetBytes;
+      // IGNORE: a commit repeated after an unknown outcome (the connection died after COMMIT was
+      // sent) skips rows already there. Conflicting cids never reach here: the actor dedupes first.
+      const parts: string[] = ['START TRANSACTION', ...insertMessages(msgs, true, max)];
+      if (lastSeqs.size > 0) parts.push(...advanceRooms(lastSeqs, msgs));
+      parts.push(...moveMarkers(marks), 'COMMIT');
       try {
-        await c.query(parts.join(';\n'));
+        for (const q of packets(parts, max)) await c.query(q);
       } catch (err) {
         await c.query('ROLLBACK').catch(() => undefined);
         throw err;
@@ -60,7 +77,7 @@ export class MysqlStore implements MessageStore, DirectoryStore, ClusterStore {
   }
 
   commitAssign(msgs: NewMessage[], marks: MarkerWrite[], assign: AssignUnderLock): Promise<Set<string>> {
-    return this.writer.write((c) => clusterCommit(c, msgs, marks, assign));
+    return this.writer.write((c) => clusterCommit(c, msgs, marks, assign, this.writer.packetBytes));
   }
 
   async latest(room: string, limit: number, notBefore: number): Promise<Message[]> {
@@ -88,17 +105,19 @@ export class MysqlStore implements MessageStore, DirectoryStore, ClusterStore {
 
   createRoom(row: RoomRow, members: string[]): Promise<void> {
     return this.writer.tx(async (c) => {
-      await c.query(SQL.createRoom, [row.id, row.kind, row.name, row.subject, row.epoch, row.lastSeq, row.createdAt, row.dmKey]);
+      await c.query(SQL.createRoom, [row.id, row.kind, row.name, row.subject, row.epoch, row.lastSeq, row.createdAt, row.dmKey, row.createdBy]);
       if (members.length > 0) await c.query(MYSQL_SQL.addMembers, [members.map((u) => [row.id, u])]);
     });
   }
 
-  deleteRoom(id: string): Promise<void> {
+  deleteRoom(id: string): Promise<number> {
     return this.writer.tx(async (c) => {
       await c.query(SQL.deleteMessages, [id]);
       await c.query(SQL.deleteMembers, [id]);
       await c.query(SQL.deleteMarkers, [id]);
-      await c.query(SQL.tombstone, [id]);
+      const v = await nextVersion(c);
+      await c.query(SQL.tombstone, [v, id]);
+      return v;
     });
   }
 
@@ -107,23 +126,51 @@ export class MysqlStore implements MessageStore, DirectoryStore, ClusterStore {
     return rows.map((r) => r.user);
   }
 
-  setMembers(room: string, users: string[], present: boolean): Promise<void> {
+  setMembers(room: string, users: string[], present: boolean): Promise<number> {
     return this.writer.tx(async (c) => {
-      if (users.length === 0) return;
-      if (present) await c.query(MYSQL_SQL.addMembers, [users.map((u) => [room, u])]);
-      else await c.query(SQL.removeMembers, [room, users]);
+      if (users.length > 0) {
+        if (present) await c.query(MYSQL_SQL.addMembers, [users.map((u) => [room, u])]);
+        else await c.query(SQL.removeMembers, [room, users]);
+      }
+      const v = await nextVersion(c);
+      await c.query(SQL.roomVersion, [v, room]);
+      return v;
     });
   }
 
-  setBlock(blocker: string, blocked: string, on: boolean): Promise<void> {
-    return this.writer.write(async (c) => {
+  setBlock(blocker: string, blocked: string, on: boolean): Promise<number> {
+    return this.writer.tx(async (c) => {
       await c.query(on ? MYSQL_SQL.block : SQL.unblock, [blocker, blocked]);
+      const v = await nextVersion(c);
+      await c.query(MYSQL_SQL.blockVersion, [blocker, blocked, v]);
+      return v;
     });
   }
 
   async allBlocks(): Promise<[string, string][]> {
     const [rows] = await this.lookups.query<(mysql.RowDataPacket & { blocker: string; blocked: string })[]>(SQL.allBlocks);
     return rows.map((r) => [r.blocker, r.blocked]);
+  }
+
+  async dirVersion(): Promise<number> {
+    const [rows] = await this.lookups.query<(mysql.RowDataPacket & { v: number })[]>(SQL.dirVersion);
+    return Number(rows[0].v);
+  }
+
+  async roomsCreatedBy(user: string): Promise<number> {
+    const [rows] = await this.lookups.query<(mysql.RowDataPacket & { n: number })[]>(SQL.roomsCreatedBy, [user]);
+    return Number(rows[0].n);
+  }
+
+  async blockCount(blocker: string): Promise<number> {
+    const [rows] = await this.lookups.query<(mysql.RowDataPacket & { n: number })[]>(SQL.blockCount, [blocker]);
+    return Number(rows[0].n);
+  }
+
+  async blockersOf(user: string, users: string[]): Promise<string[]> {
+    if (users.length === 0) return [];
+    const [rows] = await this.lookups.query<(mysql.RowDataPacket & { blocker: string })[]>('SELECT blocker FROM blocks WHERE blocked = ? AND blocker IN (?)', [user, users]);
+    return rows.map((r) => r.blocker);
   }
 
   async close(): Promise<void> {

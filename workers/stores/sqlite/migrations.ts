@@ -43,6 +43,17 @@ const MIGRATIONS: string[] = [
      PRIMARY KEY (room, user)) WITHOUT ROWID;
    CREATE INDEX read_markers_user ON read_markers(user);
    CREATE TABLE blocks (blocker TEXT NOT NULL, blocked TEXT NOT NULL, PRIMARY KEY (blocker, blocked)) WITHOUT ROWID;`,
+  // 3: quotas and directory versions. Who created a room (counted per user, cheaply, by the index;
+  // rooms created before stay uncounted); the directory version of a room's latest membership
+  // change or deletion and of a block pair's latest change, from one counter (see DirectoryStore).
+  `ALTER TABLE rooms ADD COLUMN created_by TEXT;
+   ALTER TABLE rooms ADD COLUMN dir_version INTEGER NOT NULL DEFAULT 0;
+   CREATE INDEX rooms_created_by ON rooms(created_by, deleted) WHERE created_by IS NOT NULL;
+   CREATE INDEX rooms_dir_version ON rooms(dir_version);
+   CREATE TABLE block_changes (blocker TEXT NOT NULL, blocked TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (blocker, blocked)) WITHOUT ROWID;
+   CREATE INDEX block_changes_version ON block_changes(version);
+   CREATE TABLE directory_version (v INTEGER NOT NULL);
+   INSERT INTO directory_version (v) VALUES (0);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -51,8 +62,11 @@ export class SchemaTooNewError extends Error {
   override name = 'SchemaTooNewError';
 }
 
-/** Apply pending migrations; safe to re-run; refuses a database written by newer code. */
-export function migrate(db: Database.Database): void {
+/**
+ * Apply pending migrations (up to `target`: tests build a database of an older version); safe to
+ * re-run; refuses a database written by newer code.
+ */
+export function migrate(db: Database.Database, target = SCHEMA_VERSION): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > SCHEMA_VERSION) {
     throw new SchemaTooNewError(
@@ -60,7 +74,7 @@ export function migrate(db: Database.Database): void {
         'run a newer engine or restore a backup',
     );
   }
-  for (let v = current; v < SCHEMA_VERSION; v++) {
+  for (let v = current; v < target; v++) {
     db.transaction(() => {
       db.exec(MIGRATIONS[v]);
       db.pragma(`user_version = ${v + 1}`);

@@ -2,7 +2,9 @@
 // read a consistent snapshot while the actor commits.
 
 import Database from 'better-sqlite3';
-import type { Message, MyRoom, RoomInfo } from '../../contract.ts';
+import type { DirChangesResult, Message, MyRoom, RoomInfo } from '../../contract.ts';
+import { dirChanges, type DirChangeQueries } from '../dir-changes.ts';
+import { myRooms, type MyRoomQueries } from '../my-rooms.ts';
 import { roomInfo, toMessage, toRoomRow, type MessageRow, type RoomDbRow } from '../rows.ts';
 import { SQL } from '../sql.ts';
 import type { MessageReader, PageQuery } from '../store.ts';
@@ -25,8 +27,31 @@ export class SqliteReader implements MessageReader {
       myRooms: this.db.prepare<[string, string, string], RoomDbRow & { read_seq: number | null }>(SQL.myRooms),
       range: this.db.prepare<[string, number, number], MessageRow>(SQL.range),
       lastSeq: this.db.prepare<[string], { id: string; last_seq: number }>(SQL.lastSeqs),
+      firstLive: this.db.prepare<[string, number], { seq: number }>(SQL.firstLive),
+      sendersAfter: this.db.prepare<[string, number, number], { from_id: string; at: number }>(SQL.sendersAfter),
+      dirVersion: this.db.prepare<[], { v: number }>(SQL.dirVersion),
+      roomChanges: this.db.prepare<[number, number], RoomDbRow & { dir_version: number }>(SQL.roomChanges),
+      blockChanges: this.db.prepare<[number, number], { blocker: string; blocked: string; version: number; active: number }>(SQL.blockChanges),
+    };
+    const st = this.st;
+    this.mine = {
+      rooms: (user) => st.myRooms.all(user, user, user),
+      members: (room) => this.members(room),
+      latest: (room, notBefore, limit) => st.latest.all(room, notBefore, limit),
+      before: (room, tsid, notBefore, limit) => st.before.all(room, tsid, notBefore, limit),
+      firstLive: (room, notBefore) => st.firstLive.get(room, notBefore)?.seq ?? null,
+      sendersAfter: (room, seq, limit) => st.sendersAfter.all(room, seq, limit),
+    };
+    this.changes = {
+      version: () => st.dirVersion.get()!.v,
+      rooms: (since, limit) => st.roomChanges.all(since, limit),
+      members: (room) => this.members(room),
+      blocks: (since, limit) => st.blockChanges.all(since, limit),
     };
   }
+
+  private readonly mine: MyRoomQueries;
+  private readonly changes: DirChangeQueries;
 
   seqAt(room: string, id: bigint): number {
     return this.st.seqAt.get(room, id)?.seq ?? 0;
@@ -36,16 +61,12 @@ export class SqliteReader implements MessageReader {
     return this.st.bySubject.all(subject).map((r) => roomInfo(toRoomRow(r), this.members(r.id)));
   }
 
-  myRooms(user: string, notBefore: number): MyRoom[] {
-    return this.st.myRooms.all(user, user, user).map((r) => {
-      const last = this.st.latest.get(r.id, notBefore, 1);
-      return {
-        info: roomInfo(toRoomRow(r), r.kind === 'public' ? [] : this.members(r.id)),
-        lastSeq: r.last_seq,
-        readSeq: r.read_seq ?? 0,
-        last: last ? toMessage(last) : null,
-      };
-    });
+  myRooms(user: string, notBefore: number, blocked: string[]): Promise<MyRoom[]> {
+    return myRooms(this.mine, user, notBefore, blocked);
+  }
+
+  dirChanges(since: number, limit: number): Promise<DirChangesResult> {
+    return dirChanges(this.changes, since, limit);
   }
 
   page(q: PageQuery): Message[] {

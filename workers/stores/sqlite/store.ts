@@ -20,6 +20,7 @@ export class SqliteStore implements MessageStore, DirectoryStore {
   private readonly createTx;
   private readonly deleteTx;
   private readonly membersTx;
+  private readonly blockTx;
 
   constructor(path: string, sync: 'normal' | 'full') {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -45,6 +46,13 @@ export class SqliteStore implements MessageStore, DirectoryStore {
       block: this.db.prepare(SQLITE_SQL.block),
       unblock: this.db.prepare(SQL.unblock),
       allBlocks: this.db.prepare<[], { blocker: string; blocked: string }>(SQL.allBlocks),
+      blockCount: this.db.prepare<[string], { n: number }>(SQL.blockCount),
+      blocks: this.db.prepare<[string, string], { blocker: string }>('SELECT blocker FROM blocks WHERE blocker = ? AND blocked = ?'),
+      roomsCreatedBy: this.db.prepare<[string], { n: number }>(SQL.roomsCreatedBy),
+      dirVersion: this.db.prepare<[], { v: number }>(SQL.dirVersion),
+      nextVersion: this.db.prepare<[], { v: number }>('UPDATE directory_version SET v = v + 1 RETURNING v'),
+      roomVersion: this.db.prepare(SQL.roomVersion),
+      blockVersion: this.db.prepare(SQLITE_SQL.blockVersion),
       mark: this.db.prepare(SQLITE_SQL.markForward),
       markIfAbsent: this.db.prepare(SQLITE_SQL.markIfAbsent),
       deleteMessages: this.db.prepare(SQL.deleteMessages),
@@ -65,17 +73,28 @@ export class SqliteStore implements MessageStore, DirectoryStore {
       for (const k of marks) (k.ifAbsent ? this.st.markIfAbsent : this.st.mark).run(k.room, k.user, k.seq, k.id);
     });
     this.createTx = this.db.transaction((row: RoomRow, members: string[]) => {
-      this.st.createRoom.run(row.id, row.kind, row.name, row.subject, row.epoch, row.lastSeq, row.createdAt, row.dmKey);
+      this.st.createRoom.run(row.id, row.kind, row.name, row.subject, row.epoch, row.lastSeq, row.createdAt, row.dmKey, row.createdBy);
       for (const u of members) this.st.addMember.run(row.id, u);
     });
-    this.deleteTx = this.db.transaction((id: string) => {
+    this.deleteTx = this.db.transaction((id: string): number => {
       this.st.deleteMessages.run(id);
       this.st.deleteMembers.run(id);
       this.st.deleteMarkers.run(id);
-      this.st.tombstone.run(id);
+      const v = this.st.nextVersion.get()!.v;
+      this.st.tombstone.run(v, id);
+      return v;
     });
-    this.membersTx = this.db.transaction((room: string, users: string[], present: boolean) => {
+    this.membersTx = this.db.transaction((room: string, users: string[], present: boolean): number => {
       for (const u of users) (present ? this.st.addMember : this.st.removeMember).run(room, u);
+      const v = this.st.nextVersion.get()!.v;
+      this.st.roomVersion.run(v, room);
+      return v;
+    });
+    this.blockTx = this.db.transaction((blocker: string, blocked: string, on: boolean): number => {
+      (on ? this.st.block : this.st.unblock).run(blocker, blocked);
+      const v = this.st.nextVersion.get()!.v;
+      this.st.blockVersion.run(blocker, blocked, v);
+      return v;
     });
   }
 
@@ -93,24 +112,40 @@ export class SqliteStore implements MessageStore, DirectoryStore {
     this.createTx(row, members);
   }
 
-  deleteRoom(id: string): void {
-    this.deleteTx(id);
+  deleteRoom(id: string): number {
+    return this.deleteTx(id);
   }
 
   members(room: string): string[] {
     return this.st.members.all(room).map((r) => r.user);
   }
 
-  setMembers(room: string, users: string[], present: boolean): void {
-    this.membersTx(room, users, present);
+  setMembers(room: string, users: string[], present: boolean): number {
+    return this.membersTx(room, users, present);
   }
 
-  setBlock(blocker: string, blocked: string, on: boolean): void {
-    (on ? this.st.block : this.st.unblock).run(blocker, blocked);
+  setBlock(blocker: string, blocked: string, on: boolean): number {
+    return this.blockTx(blocker, blocked, on);
   }
 
   allBlocks(): [string, string][] {
     return this.st.allBlocks.all().map((r) => [r.blocker, r.blocked]);
+  }
+
+  dirVersion(): number {
+    return this.st.dirVersion.get()!.v;
+  }
+
+  roomsCreatedBy(user: string): number {
+    return this.st.roomsCreatedBy.get(user)!.n;
+  }
+
+  blockCount(blocker: string): number {
+    return this.st.blockCount.get(blocker)!.n;
+  }
+
+  blockersOf(user: string, users: string[]): string[] {
+    return users.filter((u) => this.st.blocks.get(u, user) !== undefined);
   }
 
   findByCids(keys: [string, string][]): Map<string, CidHit> {
