@@ -13,7 +13,7 @@ if (!existsSync(path.join(here, 'node_modules', 'hdr-histogram-js'))) {
   process.exit(2);
 }
 
-const USAGE = `usage: npm run bench -- <scenario> [flags]      scenarios: chat fanout direct openchat storm history soak
+const USAGE = `usage: npm run bench -- <scenario> [flags]      scenarios: chat fanout direct openchat storm history soak abuse
        npm run bench -- compare <scenario> [flags]  engine, ceiling, ws-sqlite, socketio one after another, as ratios of the ceiling
 flags: --url ws://127.0.0.1:PORT/ws[,ws://127.0.0.1:PORT2/ws] (target running server(s): clients spread round-robin over the URLs; else one is spawned: --server engine|ceiling|ws-sqlite|socketio, default engine)
        --nodes N (engine: spawn N nodes on a fresh MariaDB database, N >= 2 in cluster mode over Redis; --nodes 1 = one node on MariaDB, the baseline)

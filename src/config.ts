@@ -89,6 +89,11 @@ export interface Config {
   /** Typing events per second per connection, and the burst. */
   typingRate: number;
   typingBurst: number;
+  /** Bytes of messages (as measured for the write buffer) per second per connection, and the burst. */
+  sendBytesRate: number;
+  sendBytesBurst: number;
+  /** Bytes of messages per second from one client address, all its connections together. */
+  addressBytesRate: number;
   /** A user's connections together get this many times one connection's rates and bursts. */
   userRateFactor: number;
   /** HTTP API requests per second per client address, and the burst. */
@@ -388,6 +393,9 @@ const SETTINGS: Setting<keyof Config>[] = [
   { key: 'historyBurst', env: 'CHAT_HISTORY_BURST', flag: '--history-burst', def: '50', help: 'burst of the history/read token bucket', parse: int(1, 1_000_000) },
   { key: 'typingRate', env: 'CHAT_TYPING_RATE', flag: '--typing-rate', def: '1', help: 'typing events per second per connection; 0 = no limit', parse: rate(1_000_000) },
   { key: 'typingBurst', env: 'CHAT_TYPING_BURST', flag: '--typing-burst', def: '3', help: 'burst of the typing token bucket', parse: int(1, 1_000_000) },
+  { key: 'sendBytesRate', env: 'CHAT_SEND_BYTES_RATE', flag: '--send-bytes-rate', def: '32k', help: 'bytes of messages per second per connection (text JSON-encoded plus about 200 bytes of fields each) before rate_limited; 0 = no limit', parse: bytes(0, 1 << 30) },
+  { key: 'sendBytesBurst', env: 'CHAT_SEND_BYTES_BURST', flag: '--send-bytes-burst', def: '256k', help: 'burst of the send-bytes token bucket (at least CHAT_MAX_TEXT_BYTES)', parse: bytes(1024, 1 << 30) },
+  { key: 'addressBytesRate', env: 'CHAT_ADDRESS_BYTES_RATE', flag: '--address-bytes-rate', def: '1m', help: 'bytes of messages per second from one client address, all its connections and users together (burst: 4 s of it); 0 = no limit', parse: bytes(0, 1 << 30) },
   { key: 'userRateFactor', env: 'CHAT_USER_RATE_FACTOR', flag: '--user-rate-factor', def: '4', help: "a user's connections together get this many times one connection's rates and bursts", parse: int(1, 1000) },
   { key: 'httpRate', env: 'CHAT_HTTP_RATE', flag: '--http-rate', def: '20', help: 'HTTP API requests per second per client address (and per user, times CHAT_USER_RATE_FACTOR); 0 = no limit', parse: rate(1_000_000) },
   { key: 'httpBurst', env: 'CHAT_HTTP_BURST', flag: '--http-burst', def: '100', help: 'burst of the HTTP API token bucket', parse: int(1, 1_000_000) },
@@ -516,6 +524,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     if (c.delivery !== 'after-commit') throw new ConfigError('CHAT_REDIS_URL: a cluster assigns seq when it commits, so it needs CHAT_DELIVERY=after-commit');
   }
   if (c.nodeId < 0) c.nodeId = 0;
+  if (c.sendBytesBurst < c.maxTextBytes + 512) throw new ConfigError(`CHAT_SEND_BYTES_BURST (${c.sendBytesBurst}) must hold the largest message: CHAT_MAX_TEXT_BYTES + 512 = ${c.maxTextBytes + 512}`);
   if (c.windowBytes < 2 * c.maxTextBytes + 4096) throw new ConfigError(`CHAT_WINDOW_BYTES (${c.windowBytes}) must hold at least two of the largest messages: 2 x CHAT_MAX_TEXT_BYTES + 4096 = ${2 * c.maxTextBytes + 4096}`);
   if (c.windowsMaxBytes < c.windowBytes) throw new ConfigError('CHAT_WINDOWS_MAX_BYTES must be at least CHAT_WINDOW_BYTES');
   if (c.maxConnsPerIp > c.maxConns) c.maxConnsPerIp = c.maxConns;

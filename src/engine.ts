@@ -73,6 +73,7 @@ export class Engine implements StompCore<Session> {
   /** Rate limits per connection, and per user (all its connections together). */
   readonly connLimits: RateLimits;
   readonly userLimits: KeyedLimits;
+  private readonly addressBytes: KeyedLimits;
   /** False while the store refuses commits (reported by the actor). */
   private storeOk = true;
   private storeReason: string | null = null;
@@ -94,6 +95,7 @@ export class Engine implements StompCore<Session> {
     this.rooms = new RoomRegistry<Session>({ count: cfg.window, bytes: cfg.windowBytes, total: cfg.windowsMaxBytes }, maxIdle, (room, creator) => this.topology.load(room, creator));
     this.connLimits = RateLimits.forConnections(cfg);
     this.userLimits = new KeyedLimits(RateLimits.forUsers(cfg), 'for this user');
+    this.addressBytes = new KeyedLimits(RateLimits.forAddressBytes(cfg), 'from this address');
     const access = new Access(initialBlocks);
     const gate = new RoomGate(this.rooms, access, cfg.auth === 'none', guestsPublicOnly(cfg));
     this.replies = new Replies(stats);
@@ -101,6 +103,7 @@ export class Engine implements StompCore<Session> {
     this.slow = new SlowConsumers(cfg.maxBackpressure);
     const fanout = new Fanout(app, access, this.stompTopics, stats, log);
     this.writes = new WritePath(cfg, actor, this.rooms, gate, access, fanout, this.replies, stats, log);
+    this.writes.useByteBudget((s, bytes, ref, cid) => this.allowBytes(s, bytes, ref, cid));
     this.history = new History(cfg, gate, access, readers, actor, this.replies, log);
     this.membership = new Membership(cfg, this.rooms, gate, access, this.history, this.writes, actor, this.replies, hooks);
     this.typing = new Typing(this.rooms, fanout, this.replies);
@@ -162,6 +165,18 @@ export class Engine implements StompCore<Session> {
     let refusal: string | null = null;
     if (!this.connLimits.take(s.buckets, op, now)) refusal = this.connLimits.refusal(op, 'on this connection');
     else if (!this.userLimits.take(s.userId, op, now)) refusal = this.userLimits.refusal(op);
+    if (refusal === null) return true;
+    this.replies.error(s, 'rate_limited', refusal, ref, cid);
+    return false;
+  }
+
+  /** A message's bytes against the connection's, the user's and the client address's budgets. */
+  private allowBytes(s: Session, bytes: number, ref: string | undefined, cid: string | undefined): boolean {
+    const now = Date.now();
+    let refusal: string | null = null;
+    if (!this.connLimits.take(s.buckets, Op.bytes, now, bytes)) refusal = this.connLimits.refusal(Op.bytes, 'on this connection');
+    else if (!this.userLimits.take(s.userId, Op.bytes, now, bytes)) refusal = this.userLimits.refusal(Op.bytes);
+    else if (!this.addressBytes.take(s.address, Op.bytes, now, bytes)) refusal = this.addressBytes.refusal(Op.bytes);
     if (refusal === null) return true;
     this.replies.error(s, 'rate_limited', refusal, ref, cid);
     return false;
@@ -260,5 +275,6 @@ export class Engine implements StompCore<Session> {
     await this.actor.shutdown();
     await this.topology.stop();
     this.userLimits.stop();
+    this.addressBytes.stop();
   }
 }

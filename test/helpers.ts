@@ -51,6 +51,8 @@ export function startEngine(env: Record<string, string> = {}, dir = tempDir(), a
       CHAT_HOST: '127.0.0.1',
       CHAT_STORE: `sqlite:${join(dir, 'chat.db')}`,
       CHAT_LOG_LEVEL: 'warn',
+      // a test that turns the send limit off means the byte limits too
+      ...(env.CHAT_SEND_RATE === '0' ? { CHAT_SEND_BYTES_RATE: '0', CHAT_ADDRESS_BYTES_RATE: '0' } : {}),
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -112,6 +112,42 @@ describe('the node-wide window budget', () => {
   });
 });
 
+describe('byte budgets on sends', () => {
+  it('a connection, and an address, get so many bytes of messages per second; past them rate_limited', async () => {
+    // Rates so low that no byte comes back during the test: only the bursts count. A 4 KiB text
+    // measures about 4.3 KB with its fields, so one fits the 5 KiB bursts and a second does not.
+    const e = await startEngine({
+      CHAT_MAX_TEXT_BYTES: '4k', CHAT_SEND_BYTES_RATE: '1', CHAT_SEND_BYTES_BURST: '5k', CHAT_ADDRESS_BYTES_RATE: '1', CHAT_ENTER_QUIT: 'off',
+    });
+    try {
+      const big = 'b'.repeat(4000);
+      const a = await Client.connect(e.url, { user: 'big-a' });
+      await a.request({ op: 'join', room: 'bytes' });
+      expect((await a.request({ op: 'send', room: 'bytes', text: big, cid: 'a1' })).op).toBe('ack');
+      const refused = await a.request({ op: 'send', room: 'bytes', text: big, cid: 'a2' });
+      expect(refused).toMatchObject({ op: 'error', code: 'rate_limited', cid: 'a2' });
+      expect(refused.message).toContain('bytes of messages per second on this connection');
+      // Another user on another connection from the same address: the address's budget is spent.
+      const b = await Client.connect(e.url, { user: 'big-b' });
+      await b.request({ op: 'join', room: 'bytes' });
+      const fromAddress = await b.request({ op: 'send', room: 'bytes', text: big, cid: 'b1' });
+      expect(fromAddress).toMatchObject({ op: 'error', code: 'rate_limited', cid: 'b1' });
+      expect(fromAddress.message).toContain('from this address');
+      // Nothing refused was stored.
+      const h = (await getJson(`${e.http}/api/rooms/bytes/messages`)).body;
+      expect(h.messages.map((m: Frame) => m.cid ?? m.id)).toHaveLength(1);
+      await a.close();
+      await b.close();
+    } finally {
+      await e.stop();
+    }
+  });
+
+  it('refuses a burst smaller than the largest message at start', async () => {
+    await expect(startEngine({ CHAT_MAX_TEXT_BYTES: '16k', CHAT_SEND_BYTES_BURST: '8k' })).rejects.toThrow(/CHAT_SEND_BYTES_BURST/);
+  });
+});
+
 describe('rate limits on every op', () => {
   let e: EngineProc;
   beforeAll(async () => {

@@ -9,9 +9,9 @@ import { Packr } from 'msgpackr';
 import WebSocket from 'ws';
 import { getJson, startEngine, type EngineProc, type Frame } from './helpers.ts';
 
-/** The pipeline in isolation: no ENTER/QUIT messages, no per-connection send rate limit, and no
+/** The pipeline in isolation: no ENTER/QUIT messages, no send limits (count or bytes), and no
  *  HTTP rate limit (an audit pages through every room's history as fast as the engine answers). */
-export const CORE = { CHAT_ENTER_QUIT: 'off', CHAT_SEND_RATE: '0', CHAT_HTTP_RATE: '0' };
+export const CORE = { CHAT_ENTER_QUIT: 'off', CHAT_SEND_RATE: '0', CHAT_SEND_BYTES_RATE: '0', CHAT_ADDRESS_BYTES_RATE: '0', CHAT_HTTP_RATE: '0' };
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

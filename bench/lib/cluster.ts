@@ -11,7 +11,7 @@ export interface NodesOptions {
   nodes: number;
   pin: boolean;
   /** The env every node gets on top of the single engine's (e.g. CHAT_ENTER_QUIT=off for STOMP). */
-  env?: Record<string, string>;
+  env?: Record<string, string | undefined>;
   /** Each node profiles into <profileDir>/node-<i>. */
   profileDir?: string;
   /** Server URL without a database: mysql://user[:pass]@host:port. */

@@ -72,7 +72,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const args = pin ? ['-c', '0', process.execPath, ...nodeArgs] : nodeArgs; // taskset execs node: same pid
   const label = o.label ?? o.kind;
   // the generator sends far faster than a person: no per-connection send limit unless the caller's env sets one
-  const env: Record<string, string | undefined> = { CHAT_SEND_RATE: '0', ...process.env, CHAT_PORT: '0', CHAT_HOST: '127.0.0.1', CHAT_STORE: `sqlite:${dataDir}/bench.db`, ...o.env };
+  const env: Record<string, string | undefined> = { CHAT_SEND_RATE: '0', CHAT_SEND_BYTES_RATE: '0', CHAT_ADDRESS_BYTES_RATE: '0', ...process.env, CHAT_PORT: '0', CHAT_HOST: '127.0.0.1', CHAT_STORE: `sqlite:${dataDir}/bench.db`, ...o.env };
   for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
   const child: ChildProcess = spawn(cmd, args, { cwd: REPO_DIR, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];

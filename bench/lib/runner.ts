@@ -128,11 +128,14 @@ async function runAgainst(kind: string, urls: string[], pids: number[], backendP
 // STOMP has no joined frame: without ENTER messages every MESSAGE is a CHAT and a fresh
 // subscription's stream starts right after the room's last seq (read over HTTP before sending)
 const protoEnv = (o: CliOptions): Record<string, string> | undefined => (o.proto === 'stomp' ? { CHAT_ENTER_QUIT: 'off' } : undefined);
+/** The engine's environment for a scenario: the protocol's, then the scenario's own. */
+const serverEnv = (o: CliOptions, sc: Scenario): Record<string, string | undefined> | undefined =>
+  (sc.serverEnv || o.proto === 'stomp' ? { ...protoEnv(o), ...sc.serverEnv } : undefined);
 
 async function runServer(kind: ServerKind, sc: Scenario, o: CliOptions, base: RunOptions, teardown: Teardown): Promise<ServerOutcome> {
   let srv: RunningServer | undefined;
   try {
-    srv = await startServer({ kind, pin: o.pin, env: protoEnv(o), teardown, profileDir: o.profile ? (o.out ?? 'bench/results') + '/profile-' + kind : undefined });
+    srv = await startServer({ kind, pin: o.pin, env: kind === 'engine' ? serverEnv(o, sc) : protoEnv(o), teardown, profileDir: o.profile ? (o.out ?? 'bench/results') + '/profile-' + kind : undefined });
     log(`[bench] started ${kind} pid ${srv.pid} at ${srv.url}${o.pin ? ' (server on core 0, generator on core 1)' : ''}${o.proto === 'stomp' ? ', STOMP 1.2 (CHAT_ENTER_QUIT=off)' : ''}`);
     return await runAgainst(o.proto === 'stomp' ? `${kind}/stomp` : kind, [srv.url], [srv.pid], [], sc, o, base);
   } finally {
@@ -142,7 +145,7 @@ async function runServer(kind: ServerKind, sc: Scenario, o: CliOptions, base: Ru
 
 /** --nodes N: N engine nodes on a fresh MariaDB database (N >= 2 over Redis), all stopped and the database dropped at the end. */
 async function runNodes(n: number, sc: Scenario, o: CliOptions, base: RunOptions, teardown: Teardown): Promise<ServerOutcome> {
-  const nodes = await startNodes({ nodes: n, pin: o.pin, env: protoEnv(o), teardown, mysqlUrl: o.mysqlUrl, redisUrl: o.redisUrl, profileDir: o.profile ? (o.out ?? 'bench/results') + '/profile-engine' : undefined });
+  const nodes = await startNodes({ nodes: n, pin: o.pin, env: serverEnv(o, sc), teardown, mysqlUrl: o.mysqlUrl, redisUrl: o.redisUrl, profileDir: o.profile ? (o.out ?? 'bench/results') + '/profile-engine' : undefined });
   try {
     log(`[bench] started ${nodes.label}: ${nodes.urls.map((u, i) => `node ${i + 1} pid ${nodes.pids[i]} at ${u}`).join(', ')}; database ${nodes.database}` +
       `${nodes.redisPrefix ? `, Redis prefix ${nodes.redisPrefix}` : ''}${o.pin ? `; ${n > 1 ? 'every node' : 'the node'} on core 0, generator on core 1` : ''}${o.proto === 'stomp' ? ', STOMP 1.2 (CHAT_ENTER_QUIT=off)' : ''}` +

@@ -19,5 +19,7 @@ export interface Scenario {
   defaults: Omit<RunOptions, 'p99LimitMs'> & { findMaxStart: number };
   /** Whether --find-max and compare's rate search apply (a rate of messages or iterations). */
   rated: boolean;
+  /** The engine's environment for this scenario (undefined removes a variable the harness sets). */
+  serverEnv?: Record<string, string | undefined>;
   run(o: RunOptions, env: RunEnv): Promise<RunResult>;
 }

@@ -1,17 +1,19 @@
 // Rate limits on every client operation: a token bucket per connection and one per user (all its
 // connections together get CHAT_USER_RATE_FACTOR times a connection's rate and burst), per op.
+// Sends are also limited in bytes (per connection, per user, and per client address), so a few
+// large texts cannot take the write path that many small ones would need.
 // Each holder keeps its buckets in one Float64Array (tokens, last refill), so a connection costs
 // one small allocation for all of them.
 
 import type { Config } from '../config.ts';
 
 /** The limited operations. */
-export const Op = { send: 0, join: 1, history: 2, typing: 3, http: 4 } as const;
+export const Op = { send: 0, join: 1, history: 2, typing: 3, http: 4, bytes: 5 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
-const OPS = 5;
+const OPS = 6;
 
 /** What each op's refusal says ("more than N <what> per second"). */
-const WHAT: Record<Op, string> = { 0: 'sends', 1: 'joins and leaves', 2: 'history and read requests', 3: 'typing events', 4: 'API requests' };
+const WHAT: Record<Op, string> = { 0: 'sends', 1: 'joins and leaves', 2: 'history and read requests', 3: 'typing events', 4: 'API requests', 5: 'bytes of messages' };
 
 export class RateLimits {
   private readonly rate = new Float64Array(OPS);
@@ -32,6 +34,15 @@ export class RateLimits {
     return new RateLimits(specOf(cfg), cfg.userRateFactor);
   }
 
+  /** Per client address, for message bytes only (every other op is per connection and user). */
+  static forAddressBytes(cfg: Config): RateLimits {
+    const none = { rate: 0, burst: 1 };
+    return new RateLimits({
+      [Op.send]: none, [Op.join]: none, [Op.history]: none, [Op.typing]: none, [Op.http]: none,
+      [Op.bytes]: { rate: cfg.addressBytesRate, burst: Math.max(4 * cfg.addressBytesRate, cfg.sendBytesBurst) },
+    });
+  }
+
   /** Buckets for a new holder: every bucket full. */
   fresh(now = Date.now()): Float64Array {
     const b = new Float64Array(OPS * 2);
@@ -42,18 +53,18 @@ export class RateLimits {
     return b;
   }
 
-  /** Take a token of `op` from `b`; false: over the limit. Rate 0 = no limit. */
-  take(b: Float64Array, op: Op, now = Date.now()): boolean {
+  /** Take `cost` tokens of `op` from `b`; false: over the limit (nothing taken). Rate 0 = no limit. */
+  take(b: Float64Array, op: Op, now = Date.now(), cost = 1): boolean {
     const rate = this.rate[op];
     if (rate === 0) return true;
     const i = op * 2;
     const tokens = Math.min(this.burst[op], b[i] + ((now - b[i + 1]) * rate) / 1000);
     b[i + 1] = now;
-    if (tokens < 1) {
+    if (tokens < cost) {
       b[i] = tokens;
       return false;
     }
-    b[i] = tokens - 1;
+    b[i] = tokens - cost;
     return true;
   }
 
@@ -79,6 +90,7 @@ function specOf(cfg: Config): Record<Op, { rate: number; burst: number }> {
     [Op.history]: { rate: cfg.historyRate, burst: cfg.historyBurst },
     [Op.typing]: { rate: cfg.typingRate, burst: cfg.typingBurst },
     [Op.http]: { rate: cfg.httpRate, burst: cfg.httpBurst },
+    [Op.bytes]: { rate: cfg.sendBytesRate, burst: cfg.sendBytesBurst },
   };
 }
 
@@ -99,14 +111,14 @@ export class KeyedLimits {
     this.timer.unref();
   }
 
-  take(key: string, op: Op, now = Date.now()): boolean {
+  take(key: string, op: Op, now = Date.now(), cost = 1): boolean {
     let b = this.buckets.get(key);
     if (b === undefined) {
       // Bounded: past MAX_KEYS the oldest holder is forgotten (it starts again with full buckets).
       if (this.buckets.size >= MAX_KEYS) this.buckets.delete(this.buckets.keys().next().value!);
       this.buckets.set(key, (b = this.limits.fresh(now)));
     }
-    return this.limits.take(b, op, now);
+    return this.limits.take(b, op, now, cost);
   }
 
   refusal(op: Op): string {

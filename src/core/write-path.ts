@@ -31,6 +31,9 @@ export interface PendingSend {
   t0: number;
 }
 
+/** Takes `bytes` from the sender's byte budgets; false when over one (the refusal is already sent). */
+export type ByteBudget = (s: Session, bytes: number, ref: string | undefined, cid: string | undefined) => boolean;
+
 /** A send that is not a client's CHAT: the engine's own ENTER, QUIT and SYSTEM messages. */
 export type Origin = Pick<PendingSend, 'delivered' | 'settled'>;
 
@@ -43,6 +46,8 @@ export class WritePath {
   private stopping = false;
   /** Set once the topology exists (it needs the write path for its QUITs). */
   private topology: Topology | null = null;
+  /** Takes a message's bytes from its sender's byte budgets; false: refused (and answered). */
+  private charge: ByteBudget = () => true;
 
   constructor(
     private readonly cfg: Config,
@@ -58,6 +63,10 @@ export class WritePath {
 
   useTopology(t: Topology): void {
     this.topology = t;
+  }
+
+  useByteBudget(charge: ByteBudget): void {
+    this.charge = charge;
   }
 
   /** Sends accepted and not yet committed. */
@@ -95,6 +104,7 @@ export class WritePath {
     const echo = cid ?? undefined;
     const bytes = this.measure(text, cid, s.userName);
     if (typeof bytes === 'string') return this.replies.error(s, 'too_large', bytes, ref, echo);
+    if (!this.charge(s, bytes, ref, echo)) return;
     this.gate.enter(roomId, this.gate.canCreate, s, (room) => {
       if (room.kind === 'direct') {
         for (const other of room.members!) {
