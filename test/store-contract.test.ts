@@ -123,7 +123,7 @@ describe.each(subjects)('store contract: %s', (_name, make) => {
   const msgs: NewMessage[] = [];
   const mk = (roomId: string, seq: number, cid: string | null, at = Date.now()): NewMessage => {
     const { id, tsid } = ids.next();
-    return { tsid, id, room: roomId, seq, type: 'CHAT', fromId: 'u1', fromName: 'User One', text: `t${seq} \u00e9\u{1F600} <b>'"`, at, cid };
+    return { tsid, id, room: roomId, seq, type: 'CHAT', fromId: 'u1', fromName: 'User One', text: `t${seq} \u00e9\u{1F600} <b>'"`, at, cid, target: null };
   };
 
   beforeAll(async () => { ({ store, reader } = await subject.open()); });

@@ -32,7 +32,28 @@ const Q = JSON.stringify;
  * are validated to need no escaping), about twice as fast as stringifying the nested object.
  */
 export function messageJson(m: Message): string {
-  return `{"id":"${m.id}","room":"${m.room}","seq":${m.seq},"type":"${m.type}","from":{"id":${Q(m.from.id)},"name":${Q(m.from.name)}},"text":${Q(m.text)},"at":${m.at}${m.cid === undefined ? '' : `,"cid":${Q(m.cid)}`}}`;
+  return `{"id":"${m.id}","room":"${m.room}","seq":${m.seq},"type":"${m.type}","from":{"id":${Q(m.from.id)},"name":${Q(m.from.name)}}${m.text === undefined ? '' : `,"text":${Q(m.text)}`},"at":${m.at}${m.cid === undefined ? '' : `,"cid":${Q(m.cid)}`}${retractionPart(m)}}`;
+}
+
+/** The fields of a retraction event or a retracted message (rare: kept off the common path). */
+function retractionPart(m: Message): string {
+  if (m.target === undefined && m.deleted === undefined && m.editedAt === undefined) return '';
+  return `${m.target === undefined ? '' : `,"target":"${m.target}"`}${m.deleted ? ',"deleted":true' : ''}${m.editedAt === undefined ? '' : `,"editedAt":${m.editedAt}`}`;
+}
+
+/**
+ * The type of a message from its JSON without parsing it: messageJson writes `"type":"` right
+ * after id, room and seq, none of which can hold a quote, so the first one is the type's.
+ */
+export function typeOf(json: string): string {
+  const i = json.indexOf('"type":"') + 8;
+  return json.slice(i, json.indexOf('"', i));
+}
+
+/** Whether a message JSON is a DELETE or EDIT event (they change an earlier message). */
+export function isRetraction(json: string): boolean {
+  const t = typeOf(json);
+  return t === 'DELETE' || t === 'EDIT';
 }
 
 export type RoomKind = 'public' | 'group' | 'direct';
@@ -60,6 +81,13 @@ export interface RoomState {
   recent: Delivered[];
   /** True when `recent` holds every message the room still has (no older page in the store). */
   complete: boolean;
+  /** Read markers (user, seq) of the room where receipts are shared (see receiptsIn); else empty. */
+  reads: [string, number][];
+}
+
+/** Does a room of this kind share read receipts (CHAT_PUBLIC_RECEIPTS for public rooms)? */
+export function receiptsIn(kind: RoomKind, publicReceipts: boolean): boolean {
+  return kind !== 'public' || publicReceipts;
 }
 
 // ---- front -> actor ----------------------------------------------------------------------------
@@ -78,6 +106,10 @@ export interface SendCmd {
   at: number;
   /** Create the room (public) if it no longer exists (auth mode none), as the sender's. */
   create: boolean;
+  /** DELETE and EDIT: the message they retract (checked by the actor: workers/persistence/retraction.ts). */
+  target: string | null;
+  /** The sender is an admin (may delete anyone's message). */
+  admin: boolean;
 }
 
 export interface LoadCmd {
