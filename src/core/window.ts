@@ -166,7 +166,7 @@ export class Window {
    * has them, so no later join or page shows the old text. Rare: the scan and the parse are fine.
    */
   retract(d: Delivered): void {
-    if (!isRetraction(d.json)) return;
+    if (!isRetraction(d)) return;
     const ev = JSON.parse(d.json) as Message;
     const target = ev.target!;
     for (let i = this.search(target, true); i < this.n; i++) {

@@ -16,7 +16,7 @@ import type { StompState, StompSub } from './state.ts';
  */
 export function stompMessage(sub: StompSub, d: Delivered): string {
   let body = d.json;
-  const type = typeOf(d.json);
+  const type = typeOf(d);
   if (sub.style === 'tutorial') {
     const m = JSON.parse(d.json) as Message;
     // A deleted message has no `message`; DELETE and EDIT carry `target` (JSON.stringify drops undefined).
