@@ -237,6 +237,21 @@ describe('read receipts', () => {
     await Promise.all([a, b, c].map((x) => x.close()));
   });
 
+  it('MessagePack connections get the same acks and receipts', async () => {
+    await group('rmp', ['ma', 'mb']);
+    const a = await Client.connect(eng.url, { user: 'ma', protocol: 'chat.v1.msgpack' });
+    const b = await Client.connect(eng.url, { user: 'mb' });
+    for (const x of [a, b]) await x.request({ op: 'join', room: 'rmp' });
+    const m = await post(a, 'rmp', 'packed', 'mp1');
+    expect(await a.request({ op: 'edit', room: 'rmp', id: m.id, text: 'repacked', cid: 'mp2' })).toMatchObject({ op: 'ack', cid: 'mp2', seq: 2, target: m.id });
+    const d = await a.request({ op: 'delete', room: 'rmp', id: m.id });
+    expect(d).toMatchObject({ op: 'ack', seq: 3, target: m.id });
+    expect('cid' in d).toBe(false);
+    await b.request({ op: 'read', room: 'rmp', upTo: d.id });
+    expect(await a.op('receipt')).toEqual({ op: 'receipt', room: 'rmp', user: 'mb', seq: 3 });
+    await Promise.all([a.close(), b.close()]);
+  });
+
   it('public rooms share no receipts by default', async () => {
     const a = await Client.connect(eng.url, { user: 'pa' });
     const b = await Client.connect(eng.url, { user: 'pb' });
