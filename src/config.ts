@@ -58,6 +58,8 @@ export interface Config {
   maxConnsPerUser: number;
   /** Which rooms get ENTER/QUIT messages. */
   enterQuit: 'public' | 'all' | 'off';
+  /** Read receipts in public rooms too (group and direct rooms always have them). */
+  publicReceipts: boolean;
   /** Extra WebSocket path where STOMP is the default subprotocol (Spring apps use /ws-stomp). */
   stompPath: string;
   stompAppPrefix: string;
@@ -378,6 +380,7 @@ const SETTINGS: Setting<keyof Config>[] = [
   { key: 'maxRoomsPerConn', env: 'CHAT_MAX_ROOMS_PER_CONN', flag: '--max-rooms-per-conn', def: '200', help: 'rooms one connection may join', parse: int(1, 100_000) },
   { key: 'maxConnsPerUser', env: 'CHAT_MAX_CONNS_PER_USER', flag: '--max-conns-per-user', def: '20', help: 'simultaneous connections of one user id', parse: int(1, 100_000) },
   { key: 'enterQuit', env: 'CHAT_ENTER_QUIT', flag: '--enter-quit', def: 'public', help: 'ENTER/QUIT messages in: public rooms, all rooms, or off', parse: oneOf('public', 'all', 'off') },
+  { key: 'publicReceipts', env: 'CHAT_PUBLIC_RECEIPTS', flag: '--public-receipts', def: 'off', help: 'read receipts (joined.reads, receipt frames) in public rooms too: on or off; group and direct rooms always have them', parse: (raw, name) => oneOf('on', 'off')(raw, name) === 'on' },
   { key: 'stompPath', env: 'CHAT_STOMP_PATH', flag: '--stomp-path', def: '/ws-stomp', help: 'extra WebSocket path for STOMP clients (STOMP is also spoken on /ws)', parse: pathSetting },
   { key: 'stompAppPrefix', env: 'CHAT_STOMP_APP_PREFIX', flag: '--stomp-app-prefix', def: '/app', help: 'STOMP application destination prefix (SEND), e.g. /app or /pub', parse: pathSetting },
   { key: 'stompBrokerPrefix', env: 'CHAT_STOMP_BROKER_PREFIX', flag: '--stomp-broker-prefix', def: '/topic', help: 'STOMP broker destination prefix (SUBSCRIBE), e.g. /topic or /sub', parse: pathSetting },

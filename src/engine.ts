@@ -19,6 +19,7 @@ import { History } from './core/history.ts';
 import { KeyedLimits, Op, RateLimits } from './core/limits.ts';
 import { LocalNode } from './core/local-node.ts';
 import { Membership } from './core/membership.ts';
+import { Receipts } from './core/receipts.ts';
 import { Replies } from './core/replies.ts';
 import { RoomGate } from './core/room-gate.ts';
 import { RoomRegistry } from './core/rooms.ts';
@@ -54,7 +55,7 @@ export interface Health {
 
 /** Which limit each client op takes a token from (null: not limited). */
 const LIMITED: Record<ClientFrame['op'], Op | null> = {
-  send: Op.send, join: Op.join, leave: Op.join, history: Op.history, read: Op.history, typing: Op.typing, ping: null,
+  send: Op.send, delete: Op.send, edit: Op.send, join: Op.join, leave: Op.join, history: Op.history, read: Op.history, typing: Op.typing, ping: null,
 };
 
 export class Engine implements StompCore<Session> {
@@ -67,6 +68,7 @@ export class Engine implements StompCore<Session> {
   readonly history: History;
   readonly membership: Membership;
   readonly admin: Admin;
+  readonly receipts: Receipts;
   private readonly replies: Replies;
   private readonly typing: Typing;
   private readonly topology: Topology;
@@ -104,20 +106,22 @@ export class Engine implements StompCore<Session> {
     const fanout = new Fanout(app, access, this.stompTopics, stats, log);
     this.writes = new WritePath(cfg, actor, this.rooms, gate, access, fanout, this.replies, stats, log);
     this.writes.useByteBudget((s, bytes, ref, cid) => this.allowBytes(s, bytes, ref, cid));
-    this.history = new History(cfg, gate, access, readers, actor, this.replies, log);
-    this.membership = new Membership(cfg, this.rooms, gate, access, this.history, this.writes, actor, this.replies, hooks);
+    this.receipts = new Receipts(cfg, this.rooms, gate, access, fanout);
+    this.history = new History(cfg, gate, access, readers, actor, this.replies, this.receipts, log);
+    this.membership = new Membership(cfg, this.rooms, gate, access, this.history, this.writes, actor, this.replies, this.receipts, hooks);
     this.typing = new Typing(this.rooms, fanout, this.replies);
-    this.admin = new Admin(cfg, actor, this.rooms, gate, access, this.connections, this.membership, this.history, this.writes);
+    this.admin = new Admin(cfg, actor, this.rooms, gate, access, this.connections, this.membership, this.history, this.writes, this.receipts);
     const node = bus === null ? null : new ClusterNode(bus, actor, this.rooms, new Sequencer(cfg, this.rooms, fanout, this.history, this.replies, stats, log),
       new DirectorySync(actor.initialDirVersion, (task) => this.history.read(task), this.rooms, log, () => hooks?.gate('sweep') ?? null), hooks);
     this.topology = node ?? new LocalNode(actor, this.rooms, fanout, this.writes);
-    for (const m of [this.writes, this.membership, this.typing, this.admin]) m.useTopology(this.topology);
+    for (const m of [this.writes, this.membership, this.typing, this.admin, this.receipts]) m.useTopology(this.topology);
     if (node !== null && bus !== null) {
       node.start({
         roomDeleted: (room) => this.membership.roomDeleted(room),
         membersChanged: (room, info) => this.membership.membersChanged(room, info),
         applyBlock: (blocker, blocked, on) => this.admin.applyBlock(blocker, blocked, on),
         relayTyping: (room, user, name) => this.typing.relay(room, user, name),
+        relayReceipt: (room, user, seq) => this.receipts.relay(room, user, seq),
         postQuit: (room, user, name) => this.writes.postQuit(room, user, name),
       });
       stats.bus = { get published() { return bus.broker.published; }, get received() { return bus.broker.received; }, get up() { return bus.up; }, get subscriptions() { return bus.broker.subscriptions; } };
@@ -184,9 +188,11 @@ export class Engine implements StompCore<Session> {
 
   onFrame(s: Session, f: ClientFrame): void {
     const op = LIMITED[f.op];
-    if (op !== null && !this.allow(s, op, f.ref, f.op === 'send' ? f.cid : undefined)) return;
+    if (op !== null && !this.allow(s, op, f.ref, f.op === 'send' || f.op === 'edit' || f.op === 'delete' ? f.cid : undefined)) return;
     switch (f.op) {
       case 'send': return this.writes.post(s, f.room, f.text, f.cid, f.ref);
+      case 'delete': return this.writes.retract(s, f.room, 'DELETE', f.id, '', f.cid ?? null, f.ref);
+      case 'edit': return this.writes.retract(s, f.room, 'EDIT', f.id, f.text, f.cid, f.ref);
       case 'join': return this.membership.join(s, f.room, f.since, f.limit, f.ref);
       case 'leave': return this.membership.leave(s, f.room, f.ref);
       case 'history': return this.history.onHistory(s, f);
@@ -274,6 +280,7 @@ export class Engine implements StompCore<Session> {
     // terminated because the store is down, what it held was never acked.
     await this.actor.shutdown();
     await this.topology.stop();
+    this.receipts.stop();
     this.userLimits.stop();
     this.addressBytes.stop();
   }

@@ -145,7 +145,7 @@ export function websocketIntake(cfg: Config, engine: Engine, auth: Authenticator
         if (data.byteLength <= softClose && decode !== null) {
           const d = decode(data, isBinary);
           ref = d.ref;
-          cid = isFrameError(d) ? d.cid : d.op === 'send' ? d.cid : undefined;
+          cid = isFrameError(d) ? d.cid : d.op === 'send' || d.op === 'edit' || d.op === 'delete' ? d.cid : undefined;
         }
         engine.error(s, 'too_large', `frame of ${data.byteLength} bytes exceeds CHAT_MAX_PAYLOAD (${cfg.maxPayload})`, ref, cid);
         if (data.byteLength > softClose) ws.end(CLOSE.tooLarge, 'frame too large');

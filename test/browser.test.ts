@@ -253,3 +253,47 @@ describe.runIf(browserAvailable())('browser client', () => {
     expect(pageErrors).toEqual([]);
   });
 });
+
+describe.runIf(browserAvailable())('browser client: read receipts and deletes', () => {
+  const ADMIN = 'browser-admin-token-0123456789';
+  let eng: EngineProc;
+  let browser: Browser;
+
+  beforeAll(async () => { [eng, browser] = await Promise.all([startEngine({ CHAT_ADMIN_TOKEN: ADMIN, CHAT_ENTER_QUIT: 'off', CHAT_HTTP_RATE: '0' }), launch()]); });
+  afterAll(async () => {
+    await browser?.close();
+    if (eng) expect(await eng.stop()).toBe(0);
+  });
+
+  it('shows beside each message how many members have not read it, falling as they read; a deleted message loses its text', async () => {
+    const page = await (await browser.newContext()).newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${eng.http}/`);
+    // The page's user id is the nickname plus this tab's suffix: fix the suffix to know it.
+    await page.evaluate(() => sessionStorage.setItem('chat.suffix', 'kakao1'));
+    await page.reload();
+    const r = await fetch(`${eng.http}/api/rooms`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'group', id: 'kakao', members: ['Yuna-kakao1', 'kb', 'kc'] }) });
+    expect(r.status).toBe(201);
+    await joinAs(page, 'Yuna', 'kakao');
+    const b = await Client.connect(eng.url, { user: 'kb' });
+    const c = await Client.connect(eng.url, { user: 'kc' });
+    for (const x of [b, c]) await x.request({ op: 'join', room: 'kakao' });
+    await sendText(page, 'read me, both of you');
+    const m = await b.op('msg', (f) => f.text === 'read me, both of you');
+    const item = page.locator('[data-testid=message]').filter({ hasText: 'read me, both of you' });
+    await expect.poll(() => item.getByTestId('message-unread').textContent()).toBe('2');
+    await b.request({ op: 'read', room: 'kakao', upTo: m.id });
+    await expect.poll(() => item.getByTestId('message-unread').textContent()).toBe('1');
+    await c.request({ op: 'read', room: 'kakao', upTo: m.id });
+    await expect.poll(() => item.getByTestId('message-unread').count()).toBe(0);
+    // kb's own message, deleted by kb: the page keeps the place, without the text.
+    const gone = await b.request({ op: 'send', room: 'kakao', text: 'oops, wrong room', cid: 'k1' });
+    await expect.poll(() => messageTexts(page)).toContain('oops, wrong room');
+    await b.request({ op: 'delete', room: 'kakao', id: gone.id });
+    await expect.poll(() => messageTexts(page)).toContain('message deleted');
+    expect(await messageTexts(page)).not.toContain('oops, wrong room');
+    await Promise.all([b.close(), c.close()]);
+    expect(errors).toEqual([]);
+  });
+});

@@ -164,7 +164,7 @@ export class Seen {
   }
 
   texts(): string[] {
-    return this.messages.filter((m) => m.type === 'CHAT').map((m) => m.text);
+    return this.messages.filter((m) => m.type === 'CHAT').map((m) => m.text ?? '');
   }
 
   until(what: string, check: (s: this) => boolean, timeoutMs?: number): Promise<void> {

@@ -10,7 +10,7 @@ import { ChatClient, ChatError, type ChatClientOptions, type SendAck, type State
 import { nextState, outOfOrder, relay, seededRandom, Seen, Tap } from './client-helpers.ts';
 import { getJson, startEngine, type EngineProc } from './helpers.ts';
 import { DbProxy } from './mysql-helpers.ts';
-import { CORE, fetchRoom } from './reliability-helpers.ts';
+import { CORE, fetchRoom, until } from './reliability-helpers.ts';
 
 /** Options every test client gets: `ws`, short seeded backoff. */
 function opts(url: string, user: string, extra: Partial<ChatClientOptions> = {}): ChatClientOptions {
@@ -501,6 +501,94 @@ describe('client: token refresh', () => {
     } finally {
       a.close();
       expect(await eng.stop()).toBe(0);
+    }
+  });
+});
+
+describe('client: delete, edit and read receipts', () => {
+  const ADMIN = 'client-admin-token-0123456789';
+  let eng: EngineProc;
+  beforeAll(async () => { eng = await startEngine({ ...CORE, CHAT_ADMIN_TOKEN: ADMIN }); });
+  afterAll(async () => { if (eng) expect(await eng.stop()).toBe(0); });
+
+  it('an edit whose ack was lost is written again with the same cid and applied once', async () => {
+    const tap = new Tap();
+    const a = new ChatClient(opts(eng.url, 'ed-a', { WebSocket: tap.WebSocket }));
+    const b = new ChatClient(opts(eng.url, 'ed-b'));
+    const seenB = new Seen();
+    try {
+      await a.join('c-ed', new Seen().handlers()).ready;
+      await b.join('c-ed', seenB.handlers()).ready;
+      const m = await a.send('c-ed', 'draft');
+      tap.hold = (f) => f.op === 'ack';
+      let resolved = 0;
+      const p = a.edit('c-ed', m.id, 'final').then((ack) => { resolved++; return ack; });
+      await seenB.until('the EDIT event', (s) => s.messages.some((x) => x.type === 'EDIT'));
+      await tap.until('the ack held back', (t) => t.held.length === 1);
+      expect(resolved).toBe(0);
+      tap.hold = null;
+      tap.current.cut();
+      const ack = await p;
+      expect(ack.target).toBe(m.id);
+      const writes = tap.sentOps('edit');
+      expect(writes.map((s) => [s.conn, s.f.cid])).toEqual([[0, ack.cid], [1, ack.cid]]);
+      const stored = await fetchRoom(eng.http, 'c-ed');
+      expect(stored.map((x) => [x.type, x.text ?? null])).toEqual([['CHAT', 'final'], ['EDIT', 'final']]);
+      expect(resolved).toBe(1);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  it('delete resolves with its target (again: the same ack), refusals reject, and the subscription sees the DELETE event', async () => {
+    const a = new ChatClient(opts(eng.url, 'del-a'));
+    const b = new ChatClient(opts(eng.url, 'del-b'));
+    const seenB = new Seen();
+    try {
+      await b.join('c-del', seenB.handlers()).ready;
+      const m = await a.send('c-del', 'oops');
+      expect((await rejection(b.delete('c-del', m.id))).code).toBe('forbidden');
+      expect((await rejection(b.edit('c-del', m.id, 'x'))).code).toBe('forbidden');
+      expect((await rejection(a.delete('c-del', '0SECKC2Y4024B'))).code).toBe('not_found');
+      const d = await a.delete('c-del', m.id);
+      expect(d).toMatchObject({ room: 'c-del', target: m.id, seq: 2 });
+      const again = await a.delete('c-del', m.id);
+      expect({ id: again.id, seq: again.seq, at: again.at }).toEqual({ id: d.id, seq: d.seq, at: d.at });
+      await seenB.until('the DELETE event', (s) => s.messages.some((x) => x.type === 'DELETE'));
+      expect(seenB.messages.map((x) => [x.seq, x.type, x.target ?? null])).toEqual([[1, 'CHAT', null], [2, 'DELETE', m.id]]);
+      expect((await rejection(a.edit('c-del', m.id, 'too late'))).code).toBe('not_found');
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  it('a group room: reads from joined, receipts to onReceipt, unreadBy counts who has not read a message', async () => {
+    const r = await fetch(`${eng.http}/api/rooms`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'group', id: 'c-rc', members: ['rc-a', 'rc-b', 'rc-c'] }) });
+    expect(r.status).toBe(201);
+    const [a, b, c] = ['rc-a', 'rc-b', 'rc-c'].map((u) => new ChatClient(opts(eng.url, u)));
+    const receipts: [string, number][] = [];
+    const seenA = new Seen();
+    try {
+      const sub = a.join('c-rc', seenA.handlers({ onReceipt: (user, seq) => { receipts.push([user, seq]); } }));
+      expect((await sub.ready).reads).toEqual({ 'rc-a': 0, 'rc-b': 0, 'rc-c': 0 });
+      const m1 = await a.send('c-rc', 'one');
+      const m2 = await a.send('c-rc', 'two');
+      await seenA.text('two');
+      const msg2 = seenA.messages.find((x) => x.id === m2.id)!;
+      expect(sub.unreadBy(msg2)).toBe(2);
+      await b.read('c-rc', m2.id);
+      await until('the receipt', () => (receipts.length === 1 ? true : undefined));
+      expect(receipts).toEqual([['rc-b', 2]]);
+      expect(sub.reads.get('rc-b')).toBe(2);
+      expect(sub.unreadBy(msg2)).toBe(1);
+      await c.read('c-rc', m1.id);
+      await until('the second receipt', () => (receipts.length === 2 ? true : undefined));
+      expect(sub.unreadBy(msg2)).toBe(1);
+      expect(sub.unreadBy(seenA.messages.find((x) => x.id === m1.id)!)).toBe(0);
+    } finally {
+      for (const x of [a, b, c]) x.close();
     }
   });
 });

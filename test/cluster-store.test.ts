@@ -23,7 +23,7 @@ describe.runIf(HAVE_MYSQL)('cluster commit (MySQL)', () => {
   const next2 = new Assigner(ids2).underLock;
   const room = (id: string): RoomRow => ({ id, kind: 'public', name: null, subject: null, epoch: ids1.next().id, lastSeq: 0, createdAt: Date.now(), dmKey: null, deleted: false, createdBy: null });
   const msg = (r: string, from: string, cid: string | null): NewMessage =>
-    ({ tsid: 0n, id: '', room: r, seq: 0, type: 'CHAT', fromId: from, fromName: from, text: `hi from ${from}`, at: Date.now(), cid });
+    ({ tsid: 0n, id: '', room: r, seq: 0, type: 'CHAT', fromId: from, fromName: from, text: `hi from ${from}`, at: Date.now(), cid, target: null });
 
   beforeAll(async () => {
     db = await freshDatabase();

@@ -25,7 +25,7 @@ describe.runIf(HAVE_MYSQL)('MySQL store: pinned session, packets', () => {
   const room = (id: string, name: string | null = null): RoomRow => ({ id, kind: 'public', name, subject: null, epoch: ids.next().id, lastSeq: 0, createdAt: Date.now(), dmKey: null, deleted: false, createdBy: null });
   const msg = (r: string, seq: number, text: string, cid: string | null, from = 'u1'): NewMessage => {
     const { id, tsid } = seq > 0 ? ids.next() : { id: '', tsid: 0n };
-    return { tsid, id, room: r, seq, type: 'CHAT', fromId: from, fromName: `N'${from}\\`, text, at: Date.now(), cid };
+    return { tsid, id, room: r, seq, type: 'CHAT', fromId: from, fromName: `N'${from}\\`, text, at: Date.now(), cid, target: null };
   };
 
   beforeAll(async () => { db = await freshDatabase(); });

@@ -362,3 +362,77 @@ describe('STOMP parser', () => {
     expect(() => { for (let i = 0; i < 10; i++) p.push(Buffer.alloc(1000, 97)); }).toThrow(StompError);
   });
 });
+
+describe('STOMP: deletes, edits and read receipts', () => {
+  const ADMIN = 'stomp-admin-token-0123456789';
+  let eng: EngineProc;
+  beforeAll(async () => { eng = await startEngine({ CHAT_SEND_RATE: '0', CHAT_ENTER_QUIT: 'off', CHAT_HTTP_RATE: '0', CHAT_ADMIN_TOKEN: ADMIN }); });
+  afterAll(async () => { expect(await eng.stop()).toBe(0); });
+
+  it('a DELETE and an EDIT arrive as MESSAGE frames with a type header, in both body shapes; a replay shows the original deleted', async () => {
+    const h = stomp(`${eng.url}?user=sd`);
+    await h.connected;
+    const plain: IMessage[] = [];
+    const spring: IMessage[] = [];
+    const native = await Client.connect(eng.url, { user: 'sd-nat' });
+    const m0 = await native.request({ op: 'send', room: 'sdel', text: 'before', cid: 's0' });
+    const m1 = await native.request({ op: 'send', room: 'sdel', text: 'to delete', cid: 's1' });
+    const m2 = await native.request({ op: 'send', room: 'sdel', text: 'to edit', cid: 's2' });
+    // One subscription per room and connection: the Spring-shaped one on a second connection.
+    const h2 = stomp(`${eng.url}?user=sd-s`);
+    await h2.connected;
+    const subscribed = [new Promise<void>((r) => h.client.watchForReceipt('sub-r', () => r())), new Promise<void>((r) => h2.client.watchForReceipt('sub-s', () => r()))];
+    h.client.subscribe('/topic/rooms/sdel', (m) => plain.push(m), { id: 'p', receipt: 'sub-r' });
+    h2.client.subscribe('/topic/chat/room/sdel', (m) => spring.push(m), { id: 's', receipt: 'sub-s' });
+    await Promise.all(subscribed);
+    await native.request({ op: 'delete', room: 'sdel', id: m1.id });
+    await native.request({ op: 'edit', room: 'sdel', id: m2.id, text: 'edited', cid: 's3' });
+    const [del, edit] = await nextMessage(plain, 2);
+    expect(del.headers.type).toBe('DELETE');
+    expect(JSON.parse(del.body)).toMatchObject({ type: 'DELETE', target: m1.id, seq: 4 });
+    expect(edit.headers.type).toBe('EDIT');
+    expect(JSON.parse(edit.body)).toMatchObject({ type: 'EDIT', target: m2.id, text: 'edited' });
+    const [sdel, sedit] = await nextMessage(spring, 2);
+    expect(sdel.headers.type).toBe('DELETE');
+    expect(JSON.parse(sdel.body)).toEqual({ type: 'DELETE', roomId: 'sdel', sender: 'sd-nat', id: JSON.parse(del.body).id, seq: 4, at: expect.any(Number), senderId: 'sd-nat', target: m1.id });
+    expect(JSON.parse(sedit.body)).toMatchObject({ type: 'EDIT', message: 'edited', target: m2.id });
+    // A subscription replaying from before the messages sees them as they are now.
+    const late = stomp(`${eng.url}?user=sd2`);
+    await late.connected;
+    const replay: IMessage[] = [];
+    late.client.subscribe('/topic/chat/room/sdel', (m) => replay.push(m), { id: 'r', since: m0.id });
+    const all = await nextMessage(replay, 4);
+    const [first, second] = all.map((m) => JSON.parse(m.body));
+    expect(first).toMatchObject({ type: 'TALK', id: m1.id, deleted: true });
+    expect('message' in first).toBe(false);
+    expect(second).toMatchObject({ type: 'TALK', id: m2.id, message: 'edited', editedAt: expect.any(Number) });
+    expect(all[0].headers.type).toBe('CHAT');
+    await Promise.all([h.client.deactivate(), h2.client.deactivate(), late.client.deactivate(), native.close()]);
+  });
+
+  it('read receipts of a group room arrive as MESSAGE frames with type RECEIPT', async () => {
+    const r = await fetch(`${eng.http}/api/rooms`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ kind: 'group', id: 'srcpt', members: ['sr-a', 'sr-b'] }) });
+    expect(r.status).toBe(201);
+    const h = stomp(`${eng.url}?user=sr-a`);
+    await h.connected;
+    const plain: IMessage[] = [];
+    const spring: IMessage[] = [];
+    const h2 = stomp(`${eng.url}?user=sr-a`);
+    await h2.connected;
+    const subscribed = [new Promise<void>((res) => h.client.watchForReceipt('sub-rp', () => res())), new Promise<void>((res) => h2.client.watchForReceipt('sub-rs', () => res()))];
+    h.client.subscribe('/topic/rooms/srcpt', (m) => plain.push(m), { id: 'p', receipt: 'sub-rp' });
+    h2.client.subscribe('/topic/chat/room/srcpt', (m) => spring.push(m), { id: 's', receipt: 'sub-rs' });
+    await Promise.all(subscribed);
+    const b = await Client.connect(eng.url, { user: 'sr-b' });
+    const m = await b.request({ op: 'send', room: 'srcpt', text: 'read me', cid: 'sr1' });
+    await b.request({ op: 'read', room: 'srcpt', upTo: m.id });
+    const [, rp] = await nextMessage(plain, 2);
+    const [, rs] = await nextMessage(spring, 2);
+    expect(rp.headers.type).toBe('RECEIPT');
+    expect(rp.headers.user).toBe('sr-b');
+    expect(rp.headers.seq).toBe('1');
+    expect(JSON.parse(rp.body)).toEqual({ type: 'RECEIPT', room: 'srcpt', user: 'sr-b', seq: 1 });
+    expect(JSON.parse(rs.body)).toEqual({ type: 'RECEIPT', roomId: 'srcpt', user: 'sr-b', seq: 1 });
+    await Promise.all([h.client.deactivate(), h2.client.deactivate(), b.close()]);
+  });
+});

@@ -11,7 +11,7 @@ import { MysqlReader } from '../workers/stores/mysql/reader.ts';
 import { MysqlStore } from '../workers/stores/mysql/store.ts';
 import { SqliteReader } from '../workers/stores/sqlite/reader.ts';
 import { SqliteStore } from '../workers/stores/sqlite/store.ts';
-import type { DirectoryStore, MessageReader, MessageStore, NewMessage, RoomRow } from '../workers/stores/store.ts';
+import { cidKey, type DirectoryStore, type MessageReader, type MessageStore, type NewMessage, type RoomRow } from '../workers/stores/store.ts';
 import { tempDir } from './helpers.ts';
 import { freshDatabase, mysqlAvailable } from './mysql-helpers.ts';
 
@@ -29,7 +29,19 @@ interface Subject {
    * the current store.
    */
   openPrevious(seed: Seed): Promise<{ store: Store; reader: MessageReader; drop: () => Promise<void> }>;
+  /**
+   * A new database at the schema version before retraction (SQLite 3, MySQL 5) holding room `rr`
+   * and `msgs` as that version stored them, then opened (migrated) by the current store.
+   */
+  openBeforeRetraction(msgs: NewMessage[]): Promise<{ store: Store; reader: MessageReader; version: () => Promise<number>; drop: () => Promise<void> }>;
   cleanup(): Promise<void>;
+}
+
+/** The rows of `msgs` in room `rr`, as statements of the schema before retraction (both dialects). */
+function oldMessageRows(msgs: NewMessage[]): [string, unknown[]][] {
+  const out: [string, unknown[]][] = [['INSERT INTO rooms (id, kind, name, subject, epoch, last_seq, created_at, dm_key, deleted) VALUES (?, ?, NULL, NULL, ?, ?, 1, NULL, 0)', ['rr', 'public', '0SECKC2TR016N', msgs.length]]];
+  for (const m of msgs) out.push(['INSERT INTO messages (tsid, id, room, seq, type, from_id, from_name, text, at, cid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', [m.tsid, m.id, m.room, m.seq, m.type, m.fromId, m.fromName, m.text, m.at, m.cid]]);
+  return out;
 }
 
 interface Seed {
@@ -73,6 +85,22 @@ function sqliteSubject(): Subject {
       db.close();
       return { store: new SqliteStore(old, 'normal'), reader: new SqliteReader(old), drop: async () => {} };
     },
+    openBeforeRetraction: async (msgs) => {
+      const old = join(tempDir(), 'before-retraction.db');
+      const db = new Database(old);
+      migrate(db, 3);
+      for (const [sql, params] of oldMessageRows(msgs)) db.prepare(sql).run(...params);
+      db.close();
+      const version = async (): Promise<number> => {
+        const d = new Database(old, { readonly: true });
+        try {
+          return d.pragma('user_version', { simple: true }) as number;
+        } finally {
+          d.close();
+        }
+      };
+      return { store: new SqliteStore(old, 'normal'), reader: new SqliteReader(old), version, drop: async () => {} };
+    },
     cleanup: async () => {},
   };
 }
@@ -105,6 +133,20 @@ function mysqlSubject(): Subject {
       await c.end();
       return { store: await MysqlStore.open(old.url), reader: new MysqlReader(old.url, 2), drop: old.drop };
     },
+    openBeforeRetraction: async (msgs) => {
+      const old = await freshDatabase();
+      const c = await mysql.createConnection({ uri: old.url });
+      await migrateMysql(c, 5);
+      for (const [sql, params] of oldMessageRows(msgs)) await c.query(sql, params);
+      const version = async (): Promise<number> => {
+        const [rows] = await c.query<mysql.RowDataPacket[]>('SELECT version FROM schema_version');
+        return Number(rows[0].version);
+      };
+      return {
+        store: await MysqlStore.open(old.url), reader: new MysqlReader(old.url, 2), version,
+        drop: async () => { await c.end(); await old.drop(); },
+      };
+    },
     cleanup: () => db.drop(),
   };
 }
@@ -113,7 +155,7 @@ const HAVE_MYSQL = await mysqlAvailable();
 const subjects: [string, () => Subject][] = [['sqlite', sqliteSubject]];
 if (HAVE_MYSQL) subjects.push(['mysql', mysqlSubject]);
 
-describe.each(subjects)('store contract: %s', (_name, make) => {
+describe.each(subjects)('store contract: %s', (subjectName, make) => {
   const subject = make();
   let store: Store;
   let reader: MessageReader;
@@ -123,7 +165,7 @@ describe.each(subjects)('store contract: %s', (_name, make) => {
   const msgs: NewMessage[] = [];
   const mk = (roomId: string, seq: number, cid: string | null, at = Date.now()): NewMessage => {
     const { id, tsid } = ids.next();
-    return { tsid, id, room: roomId, seq, type: 'CHAT', fromId: 'u1', fromName: 'User One', text: `t${seq} \u00e9\u{1F600} <b>'"`, at, cid };
+    return { tsid, id, room: roomId, seq, type: 'CHAT', fromId: 'u1', fromName: 'User One', text: `t${seq} \u00e9\u{1F600} <b>'"`, at, cid, target: null };
   };
 
   beforeAll(async () => { ({ store, reader } = await subject.open()); });
@@ -330,6 +372,74 @@ describe.each(subjects)('store contract: %s', (_name, make) => {
     // Everything expired: nothing to show, nothing unread.
     expect(await mine(now + 60_000, [])).toEqual({ unread: 0, last: null, lastSeq: 75 });
     await store.deleteRoom('mr');
+  });
+
+  it('a DELETE and an EDIT change their target in the commit that stores them; reads show the result', async () => {
+    await store.createRoom(room('rt'), []);
+    const [a, b, c] = [mk('rt', 1, 'c-a'), mk('rt', 2, 'c-b'), mk('rt', 3, null)];
+    await store.commit([a, b, c], new Map([['rt', 3]]), [{ room: 'rt', user: 'u2', seq: 2, id: b.id, ifAbsent: false }]);
+    expect(await store.retractTarget('rt', a.tsid)).toEqual({ fromId: 'u1', type: 'CHAT', deleted: false });
+    expect(await store.retractTarget('other', a.tsid)).toBeNull();
+    expect(await store.reads('rt')).toEqual([['u2', 2]]);
+    const ev = (seq: number, type: 'DELETE' | 'EDIT', target: string, text: string, cid: string | null): NewMessage => ({ ...mk('rt', seq, cid), type, target, text });
+    const e1 = ev(4, 'EDIT', b.id, 'second thoughts', 'c-e1');
+    const e2 = ev(5, 'EDIT', b.id, 'third thoughts', 'c-e2');
+    const d1 = ev(6, 'DELETE', a.id, '', null);
+    await store.commit([e1], new Map([['rt', 4]]), []);
+    await store.commit([e2, d1], new Map([['rt', 6]]), []);
+    const page = await reader.page({ room: 'rt', limit: 10, notBefore: 0 });
+    const bySeq = new Map(page.map((m) => [m.seq, m]));
+    expect(bySeq.get(1)).toEqual({ id: a.id, room: 'rt', seq: 1, type: 'CHAT', from: { id: 'u1', name: 'User One' }, at: a.at, cid: 'c-a', deleted: true });
+    expect(bySeq.get(2)).toMatchObject({ text: 'third thoughts', editedAt: e2.at });
+    expect(bySeq.get(2)!.deleted).toBeUndefined();
+    // The superseded edit's text is erased too; the newest one keeps it.
+    expect(bySeq.get(4)).toMatchObject({ type: 'EDIT', target: b.id, deleted: true });
+    expect(bySeq.get(4)!.text).toBeUndefined();
+    expect(bySeq.get(5)).toMatchObject({ type: 'EDIT', target: b.id, text: 'third thoughts' });
+    expect(bySeq.get(6)).toMatchObject({ type: 'DELETE', target: a.id });
+    expect(bySeq.get(6)!.text).toBeUndefined();
+    expect(await store.retractTarget('rt', a.tsid)).toMatchObject({ deleted: true });
+    expect(await store.deleteEventOf(a.id)).toEqual({ room: 'rt', seq: 6, id: d1.id, at: d1.at });
+    expect(await store.deleteEventOf(b.id)).toBeNull();
+    // An edit is idempotent on its cid like a send.
+    expect((await store.findByCids([['u1', 'c-e1']])).get(cidKey('u1', 'c-e1'))).toEqual({ room: 'rt', seq: 4, id: e1.id, at: e1.at });
+    // Deleting an edited message erases its EDIT events as well.
+    await store.commit([ev(7, 'DELETE', b.id, '', null)], new Map([['rt', 7]]), []);
+    const after = await reader.range('rt', 1, 7);
+    expect(after.filter((m) => m.text !== undefined).map((m) => m.seq)).toEqual([3]);
+    await store.deleteRoom('rt');
+  });
+
+  it('retention erases the EDIT events of the messages it deletes', async () => {
+    await store.createRoom(room('rx'), []);
+    const old = mk('rx', 1, null, Date.now() - 3_600_000);
+    const edit = { ...mk('rx', 2, null), type: 'EDIT' as const, target: old.id, text: 'edited, then expired' };
+    await store.commit([old, edit], new Map([['rx', 2]]), []);
+    expect(await store.purgeBefore(tsidToBigInt(edit.id), 1000)).toBeGreaterThanOrEqual(1);
+    expect(await reader.range('rx', 1, 2)).toEqual([expect.objectContaining({ seq: 2, type: 'EDIT', deleted: true })]);
+    expect((await reader.range('rx', 2, 2))[0].text).toBeUndefined();
+    await store.deleteRoom('rx');
+  });
+
+  it('migrates a database from before retraction: its messages read as before, and can be deleted and edited', async () => {
+    const olds = [mk('rr', 1, 'o-1'), mk('rr', 2, null)];
+    const prev = await subject.openBeforeRetraction(olds);
+    try {
+      expect(await prev.version()).toBe(subjectName === 'sqlite' ? 4 : 6);
+      const page = await prev.reader.page({ room: 'rr', limit: 10, notBefore: 0 });
+      expect(page.map((m) => m.text)).toEqual([olds[0].text, olds[1].text]);
+      expect(page.every((m) => m.deleted === undefined && m.editedAt === undefined && m.target === undefined)).toBe(true);
+      const d = { ...mk('rr', 3, null), type: 'DELETE' as const, target: olds[0].id, text: '' };
+      const e = { ...mk('rr', 4, 'o-e'), type: 'EDIT' as const, target: olds[1].id, text: 'new' };
+      await prev.store.commit([d, e], new Map([['rr', 4]]), []);
+      const now = await prev.reader.page({ room: 'rr', limit: 10, notBefore: 0 });
+      expect(now.slice(0, 2)).toEqual([expect.objectContaining({ seq: 1, deleted: true }), expect.objectContaining({ seq: 2, text: 'new', editedAt: e.at })]);
+      expect(now[0].text).toBeUndefined();
+    } finally {
+      await prev.store.close();
+      await prev.reader.close();
+      await prev.drop();
+    }
   });
 
   it('migrates a database of the previous schema version: its rooms count for nobody, its blocks stay, versions start', async () => {

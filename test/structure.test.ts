@@ -101,6 +101,19 @@ describe('docs/protocol.md covers the protocol the code speaks', () => {
     expect([...ops].filter((op) => !named(op))).toEqual([]);
   });
 
+  it('every message type and every field of the Message object and of the server frames', () => {
+    const wire = read('client/src/protocol.ts');
+    const types = /export type MessageType = ([^;]+);/.exec(wire)![1];
+    const names = [...types.matchAll(/'(\w+)'/g)].map((m) => m[1]);
+    expect(names.length).toBeGreaterThan(4);
+    expect(names.filter((t) => !named(t))).toEqual([]);
+    const engine = wire.slice(wire.indexOf('// ---- engine -> client'), wire.indexOf('// ---- errors'));
+    const message = wire.slice(wire.indexOf('export interface Message {'), wire.indexOf('export type IncomingMessage'));
+    const fields = new Set([...`${message}\n${engine}`.matchAll(/^\s+(\w+)\??: /gm)].map((m) => m[1]));
+    expect(fields.size).toBeGreaterThan(10);
+    expect([...fields].filter((f) => !named(f))).toEqual([]);
+  });
+
   it('every error code, with its HTTP status', () => {
     for (const [code, { status }] of Object.entries(ERRORS)) {
       expect(named(code), code).toBe(true);

@@ -32,7 +32,48 @@ const Q = JSON.stringify;
  * are validated to need no escaping), about twice as fast as stringifying the nested object.
  */
 export function messageJson(m: Message): string {
-  return `{"id":"${m.id}","room":"${m.room}","seq":${m.seq},"type":"${m.type}","from":{"id":${Q(m.from.id)},"name":${Q(m.from.name)}},"text":${Q(m.text)},"at":${m.at}${m.cid === undefined ? '' : `,"cid":${Q(m.cid)}`}}`;
+  return `{"id":"${m.id}","room":"${m.room}","seq":${m.seq},"type":"${m.type}","from":{"id":${Q(m.from.id)},"name":${Q(m.from.name)}}${m.text === undefined ? '' : `,"text":${Q(m.text)}`},"at":${m.at}${m.cid === undefined ? '' : `,"cid":${Q(m.cid)}`}${retractionPart(m)}}`;
+}
+
+/** The fields of a retraction event or a retracted message (rare: kept off the common path). */
+function retractionPart(m: Message): string {
+  if (m.target === undefined && m.deleted === undefined && m.editedAt === undefined) return '';
+  return `${m.target === undefined ? '' : `,"target":"${m.target}"`}${m.deleted ? ',"deleted":true' : ''}${m.editedAt === undefined ? '' : `,"editedAt":${m.editedAt}`}`;
+}
+
+/**
+ * The type of a message from its JSON without parsing it (the STOMP `type` header). messageJson
+ * writes `{"id":"<13>","room":"<room>","seq":<seq>,"type":"`, 47 characters besides room and seq
+ * (neither needs escaping), so the type starts at a known place; anything else is searched.
+ */
+export function typeOf(d: Pick<Delivered, 'json' | 'room' | 'seq'>): string {
+  const i = typeAt(d);
+  return d.json.slice(i, d.json.indexOf('"', i));
+}
+
+function typeAt(d: Pick<Delivered, 'json' | 'room' | 'seq'>): number {
+  const i = 47 + d.room.length + digits(d.seq);
+  return d.json.charCodeAt(i - 1) === 34 /* " */ ? i : d.json.indexOf('"type":"') + 8;
+}
+
+/**
+ * Whether a message is a DELETE or EDIT event (they change an earlier message). Asked of every
+ * message a window appends, so it reads two characters where the type is (see typeOf) instead
+ * of searching the JSON: ~6x cheaper. No other type starts with "D" or "ED".
+ */
+export function isRetraction(d: Pick<Delivered, 'json' | 'room' | 'seq'>): boolean {
+  const i = typeAt(d);
+  const c = d.json.charCodeAt(i);
+  return c === 68 /* D */ || (c === 69 /* E */ && d.json.charCodeAt(i + 1) === 68 /* D */);
+}
+
+function digits(n: number): number {
+  let k = 1;
+  while (n >= 10) {
+    n = Math.floor(n / 10);
+    k++;
+  }
+  return k;
 }
 
 export type RoomKind = 'public' | 'group' | 'direct';
@@ -60,6 +101,13 @@ export interface RoomState {
   recent: Delivered[];
   /** True when `recent` holds every message the room still has (no older page in the store). */
   complete: boolean;
+  /** Read markers (user, seq) of the room where receipts are shared (see receiptsIn); else empty. */
+  reads: [string, number][];
+}
+
+/** Does a room of this kind share read receipts (CHAT_PUBLIC_RECEIPTS for public rooms)? */
+export function receiptsIn(kind: RoomKind, publicReceipts: boolean): boolean {
+  return kind !== 'public' || publicReceipts;
 }
 
 // ---- front -> actor ----------------------------------------------------------------------------
@@ -78,6 +126,10 @@ export interface SendCmd {
   at: number;
   /** Create the room (public) if it no longer exists (auth mode none), as the sender's. */
   create: boolean;
+  /** DELETE and EDIT: the message they retract (checked by the actor: workers/persistence/retraction.ts). */
+  target: string | null;
+  /** The sender is an admin (may delete anyone's message). */
+  admin: boolean;
 }
 
 export interface LoadCmd {

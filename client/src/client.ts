@@ -72,6 +72,8 @@ export interface SendAck {
   at: number;
   room: string;
   cid: string;
+  /** delete() and edit(): the message deleted or edited (id, seq, at are the DELETE or EDIT event's). */
+  target?: string;
 }
 
 export interface SendOptions {
@@ -200,12 +202,34 @@ export class ChatClient {
    * cid after every reconnect until acked, so it is stored once whatever happens to the connection.
    */
   send(room: string, text: string, opts: SendOptions = {}): Promise<SendAck> {
-    const cid = opts.cid ?? newCid();
+    return this.durable(room, opts.cid ?? newCid(), (cid) => ({ op: 'send', room, text, cid }));
+  }
+
+  /**
+   * Delete a message (the user's own; an admin's connection may delete any). Resolves once the
+   * DELETE is durable; deleting it again resolves with the same ack. Written again after every
+   * reconnect until acked, like send. Rejects `forbidden` (not the sender) or `not_found`.
+   */
+  delete(room: string, id: string, opts: SendOptions = {}): Promise<SendAck> {
+    return this.durable(room, opts.cid ?? newCid(), (cid) => ({ op: 'delete', room, id, cid }));
+  }
+
+  /**
+   * Replace the text of the user's own message. Resolves once the EDIT is durable; written again
+   * with the same cid after every reconnect until acked, so it is applied once. Rejects
+   * `forbidden` (not the sender) or `not_found` (unknown or deleted message).
+   */
+  edit(room: string, id: string, text: string, opts: SendOptions = {}): Promise<SendAck> {
+    return this.durable(room, opts.cid ?? newCid(), (cid) => ({ op: 'edit', room, id, text, cid }));
+  }
+
+  /** A frame acked once durable (send, delete, edit), resent with its cid until then. */
+  private durable(room: string, cid: string, build: (cid: string) => ClientFrame): Promise<SendAck> {
     if (this.current === 'closed') return Promise.reject(new ChatError('closed', 'the client is closed', { room, cid }));
     if (typeof cid !== 'string' || cid.length < 1 || cid.length > LIMITS.maxCid) return Promise.reject(new ChatError('invalid', `cid must be 1..${LIMITS.maxCid} characters`, { room }));
     if (this.sends.has(cid)) return Promise.reject(new ChatError('invalid', 'a send with this cid is already pending', { room, cid }));
     if (this.sends.size >= this.maxPending) return Promise.reject(new ChatError('pending_full', `${this.maxPending} sends are already waiting for their ack`, { room, cid }));
-    const frame = JSON.stringify({ op: 'send', room, text, cid } satisfies ClientFrame);
+    const frame = JSON.stringify(build(cid));
     const bytes = utf8Length(frame);
     if (bytes > this.maxPayload) return Promise.reject(new ChatError('too_large', `the send frame is ${bytes} bytes, more than ${this.maxPayload}`, { room, cid }));
     return this.sends.add(cid, frame, bytes, { room, cid });
@@ -437,8 +461,15 @@ export class ChatClient {
       case 'msg':
         this.subs.get(f.room)?.message(messageOf(f));
         return;
-      case 'ack':
-        this.sends.resolve(f.cid, { id: f.id, seq: f.seq, at: f.at, room: f.room, cid: f.cid });
+      case 'ack': {
+        if (f.cid === undefined) return;
+        const ack: SendAck = { id: f.id, seq: f.seq, at: f.at, room: f.room, cid: f.cid };
+        if (f.target !== undefined) ack.target = f.target;
+        this.sends.resolve(f.cid, ack);
+        return;
+      }
+      case 'receipt':
+        this.subs.get(f.room)?.receipt(f.user, f.seq);
         return;
       case 'joined':
         return this.onJoined(f);

@@ -8,8 +8,11 @@ export const SUBPROTOCOL_JSON = 'chat.v1.json';
 /** The same frames as MessagePack binary frames. */
 export const SUBPROTOCOL_MSGPACK = 'chat.v1.msgpack';
 
-/** Message types the engine stores today; a client must accept others (later types) too. */
-export type MessageType = 'CHAT' | 'ENTER' | 'QUIT' | 'SYSTEM';
+/**
+ * Message types the engine stores today; a client must accept others (later types) too. DELETE
+ * and EDIT are events about an earlier message (`target`): apply them to the copy the app holds.
+ */
+export type MessageType = 'CHAT' | 'ENTER' | 'QUIT' | 'SYSTEM' | 'DELETE' | 'EDIT';
 
 export interface Sender {
   id: string;
@@ -25,11 +28,18 @@ export interface Message {
   seq: number;
   type: MessageType;
   from: Sender;
-  text: string;
+  /** Absent when the message was deleted (`deleted: true`), and on DELETE events. */
+  text?: string;
   /** Server time of acceptance, ms since 1970. */
   at: number;
   /** The sender's idempotency key (present on messages sent with one). */
   cid?: string;
+  /** DELETE and EDIT events: the id of the message they delete or edit. */
+  target?: string;
+  /** The message was deleted (or, for an EDIT event, superseded): its text is erased. */
+  deleted?: true;
+  /** The message was edited: `text` is the newest text, given at this time (ms since 1970). */
+  editedAt?: number;
 }
 
 /**
@@ -82,6 +92,25 @@ export interface ReadFrame extends Ref {
   upTo: string;
 }
 
+export interface DeleteFrame extends Ref {
+  op: 'delete';
+  room: string;
+  /** The id of the message to delete (the sender's own, or any as an admin). */
+  id: string;
+  /** Optional idempotency key (1..128 characters); the ack echoes it. */
+  cid?: string;
+}
+
+export interface EditFrame extends Ref {
+  op: 'edit';
+  room: string;
+  /** The id of the sender's own message to edit. */
+  id: string;
+  text: string;
+  /** Idempotency key, 1..128 characters, unique per sender (shared with `send`). */
+  cid: string;
+}
+
 export interface TypingFrame extends Ref {
   op: 'typing';
   room: string;
@@ -91,7 +120,7 @@ export interface PingFrame extends Ref {
   op: 'ping';
 }
 
-export type ClientFrame = JoinFrame | LeaveFrame | SendFrame | HistoryFrame | ReadFrame | TypingFrame | PingFrame;
+export type ClientFrame = JoinFrame | LeaveFrame | SendFrame | DeleteFrame | EditFrame | HistoryFrame | ReadFrame | TypingFrame | PingFrame;
 export type ClientOp = ClientFrame['op'];
 
 /** Limits the engine applies to client frames. */
@@ -126,6 +155,12 @@ export interface JoinedFrame extends Reply {
   messages: Message[];
   /** Only for a join with `since` (or unsolicited, false): whether `messages` is everything after it. */
   recovered?: boolean;
+  /**
+   * Read positions: user id -> the seq they have read up to. Group and direct rooms: every member
+   * (0: nothing read); public rooms: empty unless the engine shares receipts there. A user the
+   * caller blocks shows 0. Unread count of a message: entries other than its sender below its seq.
+   */
+  reads: Record<string, number>;
 }
 
 export interface LeftFrame extends Reply {
@@ -137,11 +172,23 @@ export interface LeftFrame extends Reply {
 
 export interface AckFrame extends Reply {
   op: 'ack';
-  cid: string;
+  /** The frame's cid: always for `send` and `edit`, for `delete` when it carried one. */
+  cid?: string;
   room: string;
+  /** The stored message (for `delete` and `edit`: the DELETE or EDIT event). */
   id: string;
   seq: number;
   at: number;
+  /** `delete` and `edit`: the message deleted or edited. */
+  target?: string;
+}
+
+/** Someone else in the room read up to `seq` (at most one per user and room per 100 ms). */
+export interface ReceiptFrame {
+  op: 'receipt';
+  room: string;
+  user: string;
+  seq: number;
 }
 
 export interface HistoryPageFrame extends Reply {
@@ -176,7 +223,7 @@ export interface ErrorFrame extends Reply {
   cid?: string;
 }
 
-export type ServerFrame = MsgFrame | JoinedFrame | LeftFrame | AckFrame | HistoryPageFrame | ReadReplyFrame | TypingEventFrame | PongFrame | ErrorFrame;
+export type ServerFrame = MsgFrame | JoinedFrame | LeftFrame | AckFrame | ReceiptFrame | HistoryPageFrame | ReadReplyFrame | TypingEventFrame | PongFrame | ErrorFrame;
 export type ServerOp = ServerFrame['op'];
 
 // ---- errors and close codes ---------------------------------------------------------------------

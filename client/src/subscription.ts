@@ -26,6 +26,11 @@ export interface JoinOptions {
   onLeft?(info: LeftInfo): void;
   /** Another member is typing (never stored; at most about once a second per connection). */
   onTyping?(user: Sender): void;
+  /**
+   * A member read the room up to `seq` (a receipt; at most one per user per 100 ms). `reads` is
+   * the subscription's map of read positions with it applied. Rooms without receipts never call it.
+   */
+  onReceipt?(user: string, seq: number, reads: ReadonlyMap<string, number>): void;
 }
 
 export interface MessageInfo {
@@ -61,6 +66,8 @@ export interface Joined {
   seq: number;
   /** Set for a join with `since`: whether every message after it was replayed. */
   recovered?: boolean;
+  /** Read positions (user -> seq) at the join; see Subscription.reads. */
+  reads: Record<string, number>;
 }
 
 export interface Subscription {
@@ -72,6 +79,13 @@ export interface Subscription {
   /** Seq of the last message delivered (or of the room when it was joined); -1 before the first join. */
   readonly lastSeq: number;
   readonly epoch: string | undefined;
+  /**
+   * Read positions of the room's members (user -> the seq they read up to), from `joined` and kept
+   * current by receipts. The unread count of a message (KakaoTalk style) is unreadBy(message).
+   */
+  readonly reads: ReadonlyMap<string, number>;
+  /** How many users of `reads`, other than its sender, have not read message `m` yet. */
+  unreadBy(m: Pick<Message, 'seq' | 'from'>): number;
   /** Stop receiving the room's messages; resolves once the engine confirmed (or the connection is gone). */
   leave(): Promise<void>;
 }
@@ -95,6 +109,7 @@ export class RoomSubscription implements Subscription {
   epoch: string | undefined;
   lastId: string | undefined;
   lastSeq = -1;
+  readonly reads = new Map<string, number>();
   /** Retries of a join refused rate_limited / overloaded. */
   joinRetries = 0;
   cancelRetry: (() => void) | null = null;
@@ -140,6 +155,20 @@ export class RoomSubscription implements Subscription {
     else this.deliver(m, LIVE);
   }
 
+  unreadBy(m: Pick<Message, 'seq' | 'from'>): number {
+    let n = 0;
+    for (const [user, seq] of this.reads) if (user !== m.from.id && seq < m.seq) n++;
+    return n;
+  }
+
+  /** A receipt of this room: positions only move forward. */
+  receipt(user: string, seq: number): void {
+    if (seq <= (this.reads.get(user) ?? 0)) return;
+    this.reads.set(user, seq);
+    const cb = this.opts.onReceipt;
+    if (this.live && cb !== undefined) this.io.call(() => cb(user, seq, this.reads));
+  }
+
   typing(user: Sender): void {
     const cb = this.opts.onTyping;
     if (this.live && cb !== undefined) this.io.call(() => cb(user));
@@ -156,6 +185,8 @@ export class RoomSubscription implements Subscription {
     this.joinRetries = 0;
     const epochChanged = this.epoch !== undefined && f.epoch !== this.epoch;
     this.epoch = f.epoch;
+    this.reads.clear();
+    for (const [user, seq] of Object.entries(f.reads ?? {})) this.reads.set(user, seq);
     const page = [...f.messages].sort((a, b) => a.seq - b.seq);
     if (epochChanged || f.recovered === false) this.reset(epochChanged ? 'epoch' : 'gap', f);
     const known = this.lastSeq;
@@ -169,7 +200,7 @@ export class RoomSubscription implements Subscription {
     }
     const ready = this.readyOutcome;
     this.readyOutcome = null;
-    const info: Joined = { room: f.room, epoch: f.epoch, seq: f.seq };
+    const info: Joined = { room: f.room, epoch: f.epoch, seq: f.seq, reads: { ...f.reads } };
     if (f.recovered !== undefined) info.recovered = f.recovered;
     ready?.resolve(info);
   }

@@ -24,6 +24,7 @@ export interface ClusterTarget {
   membersChanged(room: string, info: RoomInfo): void;
   applyBlock(blocker: string, blocked: string, on: boolean): void;
   relayTyping(room: string, user: string, name: string): void;
+  relayReceipt(room: string, user: string, seq: number): void;
   postQuit(room: string, user: string, name: string): void;
 }
 
@@ -57,6 +58,7 @@ export class ClusterNode implements Topology {
       },
       onControl: (evt) => {
         if (evt.t === 'typing') return target.relayTyping(evt.room, evt.user, evt.name);
+        if (evt.t === 'receipt') return target.relayReceipt(evt.room, evt.user, evt.seq);
         // Test hook: the event is lost, as if the subscription had been down.
         if (this.hooks?.dropsControl()) return;
         // A later change of the same room or block is applied already (events of two nodes crossed).
@@ -165,7 +167,7 @@ export class ClusterNode implements Topology {
   }
 
   broadcast(evt: ControlEvt): void {
-    if (evt.t !== 'typing') this.directory.note(evt); // applied here already
+    if (evt.t !== 'typing' && evt.t !== 'receipt') this.directory.note(evt); // applied here already
     this.bus.broker.control(evt);
   }
 

@@ -11,6 +11,7 @@ import type { Access, Who } from './access.ts';
 import type { Connections } from './connections.ts';
 import type { History } from './history.ts';
 import type { Membership } from './membership.ts';
+import type { Receipts } from './receipts.ts';
 import type { RoomGate } from './room-gate.ts';
 import type { RoomRegistry } from './rooms.ts';
 import type { Session } from './session.ts';
@@ -52,6 +53,7 @@ export class Admin {
     private readonly membership: Membership,
     private readonly history: History,
     private readonly writes: WritePath,
+    private readonly receipts: Receipts,
   ) {}
 
   useTopology(t: Topology): void {
@@ -108,6 +110,16 @@ export class Admin {
   /** A SYSTEM message from the host app; resolves with its ack once durable. */
   postSystem(roomId: string, text: string): ReturnType<WritePath['postSystem']> {
     return this.writes.postSystem(roomId, text);
+  }
+
+  /** DELETE /api/rooms/:room/messages/:id: the sender's own message, or any as an admin. */
+  deleteMessage(roomId: string, id: string, who: Identity): ReturnType<WritePath['deleteHttp']> {
+    return this.writes.deleteHttp(roomId, id, { userId: who.id, userName: who.name, admin: who.admin });
+  }
+
+  /** GET /api/rooms/:room/reads. */
+  reads(roomId: string, who: Who): Promise<Record<string, number>> {
+    return this.receipts.readsOf(roomId, who);
   }
 
   /** Who is online in a room: user ids, sorted (cluster-wide in a cluster). */

@@ -1,16 +1,17 @@
 // Where a message is published: appended to its room's hot window, then one native publish per
 // codec's topic, and one by one to the few connections that filter senders (their user blocks
-// someone). Every `app.publish` of the engine is in this file: messages, typing, and the frames
-// that go to one connection through its own topic (acks).
+// someone). Every `app.publish` of the engine is in this file: messages, typing, read receipts,
+// and the frames that go to one connection through its own topic (acks).
 
 import type { TemplatedApp } from 'uWebSockets.js';
 import type { Delivered } from '../../workers/contract.ts';
 import type { Logger } from '../log.ts';
 import type { Stats } from '../metrics/stats.ts';
 import type { Out, ReplyFields } from '../protocol/frames.ts';
-import { msgFrameJson, replyJson } from '../protocol/json.ts';
-import { msgFrameMsgpack, replyMsgpack } from '../protocol/msgpack.ts';
-import { stompMessage, type StompTopics } from '../protocol/stomp/wire.ts';
+import { msgFrameJson, receiptJson, replyJson } from '../protocol/json.ts';
+import { msgFrameMsgpack, receiptMsgpack, replyMsgpack } from '../protocol/msgpack.ts';
+import { stompMessage, stompReceipt, type StompTopics } from '../protocol/stomp/wire.ts';
+import type { ReceiptFields } from '../protocol/wire.ts';
 import type { Access } from './access.ts';
 import type { Room } from './rooms.ts';
 import type { Session } from './session.ts';
@@ -53,6 +54,30 @@ export class Fanout {
    */
   toConnection(s: Session, out: Out): void {
     this.app.publish(s.replyTopic, out, typeof out !== 'string');
+  }
+
+  /**
+   * A read receipt to the room's connections except `from` (the reading connection, while open;
+   * null when from another node or it closed), never to users who block the reader.
+   */
+  receipt(room: Room<Session>, r: ReceiptFields, from: Session | null): void {
+    const ws = from !== null && !from.closed ? from.ws : null;
+    const json = receiptJson(r);
+    // ws.publish skips the reading socket itself.
+    if (ws !== null) ws.publish(room.jsonTopic, json, false);
+    else this.app.publish(room.jsonTopic, json, false);
+    if (this.app.numSubscribers(room.msgpackTopic) > 0) {
+      const mp = receiptMsgpack(r);
+      if (ws !== null) ws.publish(room.msgpackTopic, mp, true);
+      else this.app.publish(room.msgpackTopic, mp, true);
+    }
+    const stomp = this.stompTopics.of(room.id);
+    if (stomp !== undefined) for (const [topic, t] of stomp) this.app.publish(topic, stompReceipt(t.sub, r), false);
+    for (const o of room.filtered) {
+      if (o === from || this.access.blocked(o.userId, r.user)) continue;
+      const out = o.wire.receipt(r);
+      if (out !== null) o.send(out);
+    }
   }
 
   /** Typing to the room's members except `from` (the typing connection; null when from another node). */

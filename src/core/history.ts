@@ -11,6 +11,7 @@ import { ChatError } from '../protocol/errors.ts';
 import type { Frame, PageParams } from '../protocol/frames.ts';
 import type { ReadPool } from '../readers.ts';
 import type { Access, Who } from './access.ts';
+import type { Receipts } from './receipts.ts';
 import type { Replies } from './replies.ts';
 import type { RoomGate } from './room-gate.ts';
 import type { Room } from './rooms.ts';
@@ -29,6 +30,7 @@ export class History {
     private readonly readers: ReadPool,
     private readonly actor: ActorLink,
     private readonly replies: Replies,
+    private readonly receipts: Receipts,
     private readonly log: Logger,
   ) {}
 
@@ -174,6 +176,8 @@ export class History {
       // The reply names the stored marker: it goes out once the marker is committed.
       await this.actor.awaitReply((reqId) => this.actor.send({ t: 'mark', room: room.id, user: s.userId, seq, id: f.upTo, ifAbsent: false, reqId }));
       this.replies.reply(s, { op: 'read', room: room.id, upTo: f.upTo, unread: Math.max(0, room.lastSeq - seq) }, undefined, f.ref);
+      // The room's other members learn it now that it is committed.
+      this.receipts.read(room, s, seq);
     }).catch((err: unknown) => {
       if (err instanceof ChatError) return this.replies.error(s, err.code, err.message, f.ref);
       this.log.error({ err: String(err), room: f.room }, 'read marker failed');

@@ -11,6 +11,7 @@ import type { ReplyFields } from '../protocol/frames.ts';
 import type { TestHooks } from '../test-hooks.ts';
 import type { Access } from './access.ts';
 import type { History } from './history.ts';
+import type { Receipts } from './receipts.ts';
 import type { Replies } from './replies.ts';
 import type { RoomGate } from './room-gate.ts';
 import type { Room, RoomRegistry } from './rooms.ts';
@@ -34,6 +35,7 @@ export class Membership {
     private readonly writes: WritePath,
     private readonly actor: ActorLink,
     private readonly replies: Replies,
+    private readonly receipts: Receipts,
     /** Test hooks (CHAT_TEST_HOOKS): joins wait before their page and reply while held. */
     private readonly hooks: TestHooks | null,
   ) {}
@@ -150,6 +152,7 @@ export class Membership {
     }
     const fields: ReplyFields = { op: 'joined', room: room.id, epoch: room.epoch, seq: room.lastSeq };
     if (recovered !== undefined) fields.recovered = recovered;
+    fields.reads = this.receipts.readsFor(room, s.userId);
     this.replies.reply(s, fields, this.access.visibleTo(s.userId, messages), ref);
     if (!s.rooms.has(room.id)) this.attach(s, room);
     this.settleJoin(s, room.id);

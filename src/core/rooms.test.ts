@@ -5,7 +5,7 @@ import type { RoomState } from '../../workers/contract.ts';
 import { type Room, RoomRegistry } from './rooms.ts';
 
 function state(room: string): RoomState {
-  return { room, info: { id: room, kind: 'public', name: null, subject: null, members: null, epoch: 'e1', createdAt: 0 }, lastSeq: 0, recent: [], complete: true };
+  return { room, info: { id: room, kind: 'public', name: null, subject: null, members: null, epoch: 'e1', createdAt: 0 }, lastSeq: 0, recent: [], complete: true, reads: [] };
 }
 
 /** Activate and load `id`, as the engine does for a join (`joined` runs once the room is ready). */

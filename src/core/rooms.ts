@@ -38,6 +38,8 @@ export class Room<S extends RoomMember = RoomMember> {
   /** Deleted: forgotten by the registry; a join still holding this object must not attach to it. */
   deleted = false;
   ready = false;
+  /** Read positions (user -> seq) where the room shares receipts (core/receipts.ts). */
+  readonly reads = new Map<string, number>();
   /** Continuations waiting for the actor's answer while the room loads (creator: who would create it). */
   waiters: { cb: (room: Room<S> | null, refused?: Refused) => void; creator: string | null }[] = [];
   /** The load in flight asked the actor to create the room. */
@@ -64,12 +66,18 @@ export class Room<S extends RoomMember = RoomMember> {
     this.lastSeq = s.lastSeq;
     this.complete = s.complete;
     for (const d of s.recent) if (this.window.push(d)) this.complete = false;
+    for (const [user, seq] of s.reads) this.reads.set(user, seq);
     this.ready = true;
   }
 
-  /** Append a delivered message; false if it does not continue the sequence (a bug upstream). */
+  /**
+   * Append a delivered message; false if it does not continue the sequence (a bug upstream). A
+   * DELETE or EDIT rewrites its target in the window first (on every node: a cluster's other
+   * nodes get the event like any message).
+   */
   append(d: Delivered): boolean {
     if (d.seq !== this.lastSeq + 1) return false;
+    this.window.retract(d);
     if (this.window.push(d)) this.complete = false;
     this.lastSeq = d.seq;
     return true;

@@ -7,14 +7,15 @@ import type { Room } from './rooms.ts';
 import type { Session } from './session.ts';
 
 /**
- * A directory change or typing event made on this node that the other nodes must apply; `v`: the
+ * A directory change, typing or read receipt made on this node that the other nodes must apply; `v`: the
  * change's directory version (see DirectoryStore).
  */
 export type ControlEvt =
   | { t: 'deleted'; room: string; v: number }
   | { t: 'members'; room: string; info: RoomInfo; v: number }
   | { t: 'block'; blocker: string; blocked: string; on: boolean; v: number }
-  | { t: 'typing'; room: string; user: string; name: string };
+  | { t: 'typing'; room: string; user: string; name: string }
+  | { t: 'receipt'; room: string; user: string; seq: number };
 
 export interface Topology {
   /** Ask for a room's state (the actor answers with a `room` event); `creator`: see RoomRegistry. */

@@ -1,9 +1,11 @@
 // The hot window's bounds: it always holds the newest messages of its room, contiguous in seq,
 // never more than its count or its bytes (but the newest one), and its bytes are exactly what the
-// node-wide budget counts for it. Randomized, seeded (the seed is in the failure message).
+// node-wide budget counts for it. Randomized, seeded (the seed is in the failure message). And a
+// DELETE or EDIT rewrites the copies of its target the window holds.
 
 import { describe, expect, it } from 'vitest';
-import type { Delivered } from '../../workers/contract.ts';
+import { isRetraction, typeOf, type Delivered, type Message } from '../../workers/contract.ts';
+import { toDelivered } from './delivered.ts';
 import { Window, WindowBudget } from './window.ts';
 
 const SEED = Number(process.env.TEST_SEED ?? 20261205);
@@ -64,5 +66,51 @@ describe('Window', () => {
     expect(budget.total).toBeLessThanOrEqual(1000);
     expect(w.size).toBe(3);
     expect(w.at(0).seq).toBe(3);
+  });
+});
+
+describe('Window.retract: a DELETE or EDIT rewrites the copies the window holds', () => {
+  const msg = (seq: number, type: Message['type'], extra: Partial<Message> = {}): Delivered => {
+    const m: Message = { id: `0SECKC2Y40${String(seq).padStart(3, '0')}`, room: 'r', seq, type, from: { id: 'u', name: 'U' }, text: `text ${seq}`, at: 1000 + seq, ...extra };
+    if (type === 'DELETE') delete m.text;
+    return toDelivered(m);
+  };
+  const parsed = (w: Window): Message[] => w.slice(0, w.size).map((d) => JSON.parse(d.json) as Message);
+
+  it('knows the type of every message from its JSON, whatever the lengths of room and seq', () => {
+    for (const seq of [1, 9, 10, 99, 100, 123_456_789]) {
+      for (const type of ['CHAT', 'ENTER', 'QUIT', 'SYSTEM', 'DELETE', 'EDIT'] as const) {
+        const d = toDelivered({ id: '0SECKC2Y4024B', room: 'a.room:name-64', seq, type, from: { id: 'u', name: 'U' }, text: 'x', at: 1 });
+        expect(typeOf(d)).toBe(type);
+        expect(isRetraction(d)).toBe(type === 'DELETE' || type === 'EDIT');
+      }
+    }
+  });
+
+  it('an EDIT gives its target the new text and editedAt and erases the earlier EDIT; a DELETE erases both', () => {
+    const w = new Window(100, 1 << 20, new WindowBudget(1 << 30));
+    const target = msg(1, 'CHAT');
+    const id = target.id;
+    for (const d of [target, msg(2, 'CHAT'), msg(3, 'EDIT', { target: id, text: 'second' })]) {
+      w.retract(d);
+      w.push(d);
+    }
+    const e2 = msg(4, 'EDIT', { target: id, text: 'third' });
+    w.retract(e2);
+    w.push(e2);
+    let all = parsed(w);
+    expect(all[0]).toMatchObject({ text: 'third', editedAt: 1004 });
+    expect(all[1].text).toBe('text 2');
+    expect(all[2]).toMatchObject({ type: 'EDIT', deleted: true });
+    expect(all[2].text).toBeUndefined();
+    expect(all[3].text).toBe('third');
+    const before = w.byteSize;
+    const del = msg(5, 'DELETE', { target: id });
+    w.retract(del);
+    w.push(del);
+    all = parsed(w);
+    expect(all[0]).toEqual({ id, room: 'r', seq: 1, type: 'CHAT', from: { id: 'u', name: 'U' }, at: 1001, deleted: true });
+    expect(all.filter((m) => m.text !== undefined).map((m) => m.seq)).toEqual([2]);
+    expect(w.byteSize).toBeLessThan(before + Buffer.byteLength(del.json));
   });
 });

@@ -1,7 +1,7 @@
 // A room's hot window: its newest messages, kept on the front thread so a join and the first
 // history page need no disk.
 
-import type { Delivered } from '../../workers/contract.ts';
+import { isRetraction, messageJson, type Delivered, type Message } from '../../workers/contract.ts';
 
 /**
  * What every window of this node holds together, in bytes of message JSON, and its cap. When a
@@ -148,6 +148,48 @@ export class Window {
     this.budget.total -= this.bytes;
     this.bytes = 0;
     this.reset();
+  }
+
+  /** Put `d` in place of entry i (same message, new JSON). */
+  replace(i: number, d: Delivered): void {
+    const j = (this.head + i) % this.buf.length;
+    const size = Buffer.byteLength(d.json, 'utf8');
+    this.bytes += size - this.sizes[j];
+    this.budget.total += size - this.sizes[j];
+    this.buf[j] = d;
+    this.sizes[j] = size;
+  }
+
+  /**
+   * A DELETE or EDIT event `d` is about to be appended: the copies this window holds of its target
+   * (and of the target's earlier EDIT events, whose text is old) are rewritten as the store now
+   * has them, so no later join or page shows the old text. Rare: the scan and the parse are fine.
+   */
+  retract(d: Delivered): void {
+    if (!isRetraction(d)) return;
+    const ev = JSON.parse(d.json) as Message;
+    const target = ev.target!;
+    for (let i = this.search(target, true); i < this.n; i++) {
+      const old = this.at(i);
+      if (old.id !== target && !old.json.includes(`"target":"${target}"`)) continue;
+      const m = JSON.parse(old.json) as Message;
+      if (m.id === target) {
+        if (ev.type === 'DELETE') {
+          delete m.text;
+          delete m.editedAt;
+          m.deleted = true;
+        } else if (!m.deleted) {
+          m.text = ev.text;
+          m.editedAt = ev.at;
+        }
+      } else if (m.type === 'EDIT' && m.target === target && !m.deleted) {
+        delete m.text;
+        m.deleted = true;
+      } else {
+        continue;
+      }
+      this.replace(i, { ...old, json: messageJson(m) });
+    }
   }
 
   slice(from: number, to: number): Delivered[] {

@@ -9,6 +9,7 @@ import type { Logger } from '../log.ts';
 import type { Stats } from '../metrics/stats.ts';
 import { ChatError, MSG } from '../protocol/errors.ts';
 import { jsonStringBytes } from '../protocol/size.ts';
+import type { AckFields } from '../protocol/wire.ts';
 import type { Access } from './access.ts';
 import type { Fanout } from './fanout.ts';
 import type { Replies } from './replies.ts';
@@ -29,6 +30,8 @@ export interface PendingSend {
   settled: ((r: SendResult) => void) | null;
   /** performance.now() at acceptance, for the accept-to-deliver and accept-to-commit histograms. */
   t0: number;
+  /** A DELETE or EDIT: the message it retracts (its ack names it). */
+  target: string | null;
 }
 
 /** Takes `bytes` from the sender's byte budgets; false when over one (the refusal is already sent). */
@@ -114,8 +117,40 @@ export class WritePath {
       if (s.closed) return; // never acked, never stored: the client retries with the same cid
       const refusal = this.admit(bytes);
       if (refusal !== null) return this.replies.error(s, 'overloaded', refusal, ref, echo);
-      this.forward({ s, cid, ref, bytes, delivered: null, settled: null, t0: 0 }, room.id, 'CHAT', s.userId, s.userName, text);
+      this.forward({ s, cid, ref, bytes, delivered: null, settled: null, t0: 0, target: null }, room.id, 'CHAT', s.userId, s.userName, text);
     }, (code, msg) => this.replies.error(s, code, msg, ref, echo));
+  }
+
+  /**
+   * A DELETE or EDIT of message `target` from a connection: posted as an event of the room, acked
+   * once durable. Whether it is allowed (sender, admin, a message that exists) the actor decides
+   * against the store (workers/persistence/retraction.ts): refusals come back as forbidden or
+   * not_found. A room never comes into being for one.
+   */
+  retract(s: Session, roomId: string, type: 'DELETE' | 'EDIT', target: string, text: string, cid: string | null, ref: string | undefined): void {
+    const echo = cid ?? undefined;
+    const bytes = this.measure(text, cid, s.userName);
+    if (typeof bytes === 'string') return this.replies.error(s, 'too_large', bytes, ref, echo);
+    this.gate.enter(roomId, false, s, (room) => {
+      if (s.closed) return;
+      const refusal = this.admit(bytes);
+      if (refusal !== null) return this.replies.error(s, 'overloaded', refusal, ref, echo);
+      this.forward({ s, cid, ref, bytes, delivered: null, settled: null, t0: 0, target }, room.id, type, s.userId, s.userName, text, s.admin);
+    }, (code, msg) => this.replies.error(s, code, msg, ref, echo));
+  }
+
+  /** A DELETE over HTTP (the sender, or an admin); resolves with its ack once durable. */
+  async deleteHttp(roomId: string, target: string, who: { userId: string; userName: string; admin: boolean }): Promise<SendResult> {
+    const room = await this.gate.open(roomId, who);
+    const bytes = this.measure('', null, who.userName) as number;
+    return new Promise<SendResult>((resolve, reject) => {
+      const refusal = this.admit(bytes);
+      if (refusal !== null) return reject(new ChatError('overloaded', refusal));
+      this.forward({
+        s: null, cid: null, ref: undefined, bytes, delivered: null, t0: 0, target,
+        settled: (r) => (r.error !== null ? reject(new ChatError(r.error, r.message ?? MSG.noSuchRoom)) : resolve(r)),
+      }, room.id, 'DELETE', who.userId, who.userName, '', who.admin);
+    });
   }
 
   /** A SYSTEM message from the host app; resolves with its ack once durable. */
@@ -127,7 +162,7 @@ export class WritePath {
       const refusal = this.admit(bytes);
       if (refusal !== null) return reject(new ChatError('overloaded', refusal));
       this.forward({
-        s: null, cid: null, ref: undefined, bytes, delivered: null, t0: 0,
+        s: null, cid: null, ref: undefined, bytes, delivered: null, t0: 0, target: null,
         settled: (r) => (r.error !== null ? reject(new ChatError(r.error, MSG.noSuchRoom)) : resolve(r)),
       }, room.id, 'SYSTEM', 'system', 'system', text);
     });
@@ -137,7 +172,7 @@ export class WritePath {
   postEvent(roomId: string, type: Message['type'], userId: string, userName: string, text: string, origin: Origin): boolean {
     const bytes = jsonStringBytes(text) + jsonStringBytes(userName) + 160;
     if (this.admit(bytes) !== null) return false;
-    this.forward({ s: null, cid: null, ref: undefined, bytes, t0: 0, ...origin }, roomId, type, userId, userName, text);
+    this.forward({ s: null, cid: null, ref: undefined, bytes, t0: 0, target: null, ...origin }, roomId, type, userId, userName, text);
     return true;
   }
 
@@ -160,14 +195,15 @@ export class WritePath {
   }
 
   /** Hand a message to the actor; the PendingSend decides what happens when it settles. */
-  private forward(p: PendingSend, room: string, type: Message['type'], fromId: string, fromName: string, text: string): void {
+  private forward(p: PendingSend, room: string, type: Message['type'], fromId: string, fromName: string, text: string, admin = false): void {
     const token = this.nextToken++;
     p.t0 = performance.now();
     this.pending.set(token, p);
     this.bufferedBytes += p.bytes;
     this.topology!.touch(room);
     this.stats.accepted++;
-    this.actor.send({ t: 'send', token, room, type, fromId, fromName, text, cid: p.cid, at: Date.now(), create: this.gate.canCreate });
+    // A retraction never creates its room.
+    this.actor.send({ t: 'send', token, room, type, fromId, fromName, text, cid: p.cid, at: Date.now(), create: p.target === null && this.gate.canCreate, target: p.target, admin });
   }
 
   /** CHAT_DELIVERY=immediate: messages with id and seq, not yet durable, are published now. */
@@ -220,7 +256,10 @@ export class WritePath {
     if (r.dup) this.stats.duplicates++;
     this.stats.acked++;
     if (s.closed || s.ws === null) return;
-    const out = s.wire.ack(p.cid!, r.room, r.id, r.seq, r.at, p.ref);
+    const a: AckFields = { room: r.room, id: r.id, seq: r.seq, at: r.at };
+    if (p.cid !== null) a.cid = p.cid;
+    if (p.target !== null) a.target = p.target;
+    const out = s.wire.ack(a, p.ref);
     if (out !== null) this.fanout.toConnection(s, out);
   }
 }

@@ -13,7 +13,7 @@ import type { Logger } from '../log.ts';
 import type { ClientAddress } from '../net/address.ts';
 import { ChatError, MSG } from '../protocol/errors.ts';
 import { printable, wellFormed } from '../protocol/text.ts';
-import { checkPage } from '../protocol/validate.ts';
+import { checkPage, isId } from '../protocol/validate.ts';
 import { readBody } from './body.ts';
 import { obj, optRoomId, optText, requireAdmin, roomParam, SUBJECT_RE, userList, userParam } from './params.ts';
 import { sendError, sendJson } from './respond.ts';
@@ -87,6 +87,20 @@ export function registerApi(app: TemplatedApp, history: History, admin: Admin, a
     const room = roomParam(params[0]);
     const online = await admin.online(room, { userId: who.id, admin: who.admin });
     return { status: 200, json: JSON.stringify({ room, online }) };
+  });
+
+  // Retract a message: its sender, or an admin (forbidden otherwise; not_found for an unknown id).
+  route('del', '/api/rooms/:room/messages/:id', 2, false, async ({ who, params }) => {
+    const room = roomParam(params[0]);
+    if (!isId(params[1])) throw new ChatError('invalid', 'the message id must be a message id');
+    const r = await admin.deleteMessage(room, params[1], who);
+    return ok({ room: r.room, id: r.id, seq: r.seq, at: r.at, target: params[1] });
+  });
+
+  // Read positions of the room's members (see receipts), as `joined.reads` carries them.
+  route('get', '/api/rooms/:room/reads', 1, false, async ({ who, params }) => {
+    const room = roomParam(params[0]);
+    return ok({ room, reads: await admin.reads(room, { userId: who.id, admin: who.admin }) });
   });
 
   route('post', '/api/rooms/:room/messages', 1, true, async ({ who, params, body }) => {

@@ -21,6 +21,8 @@ export type ClientFrame =
   | { op: 'join'; ref: string | undefined; room: string; since: string | undefined; limit: number }
   | { op: 'leave'; ref: string | undefined; room: string }
   | { op: 'send'; ref: string | undefined; room: string; text: string; cid: string }
+  | { op: 'delete'; ref: string | undefined; room: string; id: string; cid: string | undefined }
+  | { op: 'edit'; ref: string | undefined; room: string; id: string; text: string; cid: string }
   | { op: 'history'; ref: string | undefined; room: string; before: string | undefined; after: string | undefined; limit: number }
   | { op: 'read'; ref: string | undefined; room: string; upTo: string }
   | { op: 'typing'; ref: string | undefined; room: string }

@@ -6,7 +6,7 @@ import type { Delivered } from '../../workers/contract.ts';
 import { ERRORS, type ErrorCode } from './errors.ts';
 import type { Decoded, ReplyFields } from './frames.ts';
 import { fail, validate } from './validate.ts';
-import { jsonTopic, type Wire } from './wire.ts';
+import { jsonTopic, type AckFields, type ReceiptFields, type Wire } from './wire.ts';
 
 // Not text.ts's STRICT_UTF8: a JSON frame may start with a BOM, which that decoder keeps as text.
 const textDecoder = new TextDecoder('utf-8', { fatal: true });
@@ -32,8 +32,13 @@ export function msgFrameJson(json: string): string {
   return '{"op":"msg",' + json.slice(1);
 }
 
-export function ackJson(cid: string, room: string, id: string, seq: number, at: number, ref: string | undefined): string {
-  return `{"op":"ack","cid":${Q(cid)},"room":"${room}","id":"${id}","seq":${seq},"at":${at}${refPart(ref)}}`;
+export function ackJson(a: AckFields, ref: string | undefined): string {
+  return `{"op":"ack"${a.cid === undefined ? '' : `,"cid":${Q(a.cid)}`},"room":"${a.room}","id":"${a.id}","seq":${a.seq},"at":${a.at}${a.target === undefined ? '' : `,"target":"${a.target}"`}${refPart(ref)}}`;
+}
+
+/** A read receipt: `{"op":"receipt","room","user","seq"}`. */
+export function receiptJson(r: ReceiptFields): string {
+  return `{"op":"receipt","room":"${r.room}","user":${Q(r.user)},"seq":${r.seq}}`;
 }
 
 /** The error frame's fields, shared with MessagePack. */
@@ -64,4 +69,5 @@ export const JSON_WIRE: Wire = {
   subscribed: () => undefined,
   message: (_room, d) => msgFrameJson(d.json),
   typing: (fields) => replyJson(fields),
+  receipt: receiptJson,
 };

@@ -9,7 +9,7 @@ import type { ErrorCode } from './errors.ts';
 import type { Decoded, ReplyFields } from './frames.ts';
 import { errorFields } from './json.ts';
 import { fail, validate } from './validate.ts';
-import { msgpackTopic, type Wire } from './wire.ts';
+import { msgpackTopic, type AckFields, type ReceiptFields, type Wire } from './wire.ts';
 
 const unpackr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
 const packr = new Packr({ useRecords: false });
@@ -83,8 +83,16 @@ export function msgFrameMsgpack(json: string): Uint8Array {
   return packr.pack({ op: 'msg', ...m });
 }
 
-export function ackMsgpack(cid: string, room: string, id: string, seq: number, at: number, ref: string | undefined): Uint8Array {
-  return packr.pack((ref === undefined ? { op: 'ack', cid, room, id, seq, at } : { op: 'ack', cid, room, id, seq, at, ref }) satisfies Protocol.AckFrame);
+export function ackMsgpack(a: AckFields, ref: string | undefined): Uint8Array {
+  const f: Protocol.AckFrame = { op: 'ack', ...a };
+  if (f.cid === undefined) delete f.cid;
+  if (f.target === undefined) delete f.target;
+  if (ref !== undefined) f.ref = ref;
+  return packr.pack(f);
+}
+
+export function receiptMsgpack(r: ReceiptFields): Uint8Array {
+  return packr.pack({ op: 'receipt', room: r.room, user: r.user, seq: r.seq } satisfies Protocol.ReceiptFrame);
 }
 
 export function errorMsgpack(code: ErrorCode, message: string | undefined, ref: string | undefined, cid: string | undefined): Uint8Array {
@@ -107,4 +115,5 @@ export const MSGPACK_WIRE: Wire = {
   subscribed: () => undefined,
   message: (_room, d) => msgFrameMsgpack(d.json),
   typing: (fields) => replyMsgpack(fields),
+  receipt: receiptMsgpack,
 };

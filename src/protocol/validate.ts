@@ -60,6 +60,28 @@ export function validate(raw: unknown): Decoded {
       if (!wellFormed(f.text)) return fail('invalid', 'text must be well-formed Unicode (no lone surrogate)', ref, cid);
       return { op, ref, room: room as string, text: f.text, cid };
     }
+    case 'edit': {
+      if (typeof f.cid !== 'string') return fail('invalid', `cid must be a string of 1..${MAX_CID} characters`, ref);
+      const bad = cidProblem(f.cid);
+      if (bad !== null) return fail('invalid', bad, ref, f.cid.slice(0, MAX_CID));
+      const cid = f.cid;
+      if (!roomOk) return fail('invalid', `room must match ${ROOM_SHAPE}`, ref, cid);
+      if (!isId(f.id)) return fail('invalid', 'id must be a message id', ref, cid);
+      if (typeof f.text !== 'string') return fail('invalid', 'text must be a string', ref, cid);
+      if (!wellFormed(f.text)) return fail('invalid', 'text must be well-formed Unicode (no lone surrogate)', ref, cid);
+      return { op, ref, room: room as string, id: f.id, text: f.text, cid };
+    }
+    case 'delete': {
+      if (f.cid !== undefined) {
+        if (typeof f.cid !== 'string') return fail('invalid', `cid must be a string of 1..${MAX_CID} characters`, ref);
+        const bad = cidProblem(f.cid);
+        if (bad !== null) return fail('invalid', bad, ref, f.cid.slice(0, MAX_CID));
+      }
+      const cid = f.cid as string | undefined;
+      if (!roomOk) return fail('invalid', `room must match ${ROOM_SHAPE}`, ref, cid);
+      if (!isId(f.id)) return fail('invalid', 'id must be a message id', ref, cid);
+      return { op, ref, room: room as string, id: f.id, cid };
+    }
     case 'join': {
       if (!roomOk) return needRoom();
       if (f.since !== undefined && !isId(f.since)) return fail('invalid', 'since must be a message id', ref);

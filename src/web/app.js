@@ -171,6 +171,8 @@ function subscribe(room) {
       setTimeout(renderTyping, TYPING_SHOW_MS + 50);
       renderTyping();
     },
+    // another member read further: the unread counts beside the messages fall
+    onReceipt: () => { if (room.id === S.active) renderMessages(); },
     onLeft: (info) => {
       if (room.sub !== sub) return;
       room.sub = null;
@@ -196,8 +198,28 @@ function subscribe(room) {
 
 function isMine(m) { return !!(S.me && m.from && m.from.id === S.me.id); }
 
+/** A DELETE or EDIT event changes the message it names (the engine's own copies already show it). */
+function retract(room, ev) {
+  const t = typeof ev.target === 'string' ? room.msgs.get(ev.target) : undefined;
+  if (!t) return;
+  if (ev.type === 'DELETE') {
+    delete t.text;
+    delete t.editedAt;
+    t.deleted = true;
+  } else if (!t.deleted) {
+    t.text = ev.text;
+    t.editedAt = ev.at;
+  }
+}
+
 function onMessage(room, m, info) {
   if (room.msgs.has(m.id)) return;
+  if (m.type === 'DELETE' || m.type === 'EDIT') {
+    retract(room, m);
+    if (!room.lastId || m.id > room.lastId) room.lastId = m.id;
+    render();
+    return;
+  }
   room.msgs.set(m.id, m);
   if (!room.lastId || m.id > room.lastId) room.lastId = m.id;
   if (m.from && typeof m.from.id === 'string') room.typers.delete(m.from.id);
@@ -277,7 +299,7 @@ function renderRooms() {
   el.rooms.replaceChildren(...items);
 }
 
-function messageItem(m, p) {
+function messageItem(m, p, sub) {
   const type = typeof m.type === 'string' ? m.type : 'CHAT';
   const name = m.from && m.from.name != null ? String(m.from.name) : (m.from && m.from.id) || 'system';
   const li = h('li', 'msg');
@@ -302,8 +324,18 @@ function messageItem(m, p) {
   const from = h('span', 'from', name);
   from.dataset.testid = 'message-from';
   meta.append(from, time);
-  const t = h('div', 'text', String(m.text ?? ''));
+  if (typeof m.editedAt === 'number') meta.append(h('span', 'edited', 'edited'));
+  // KakaoTalk style: how many members have not read it yet, falling as they read
+  const unread = sub && sub.reads.size > 0 && typeof m.seq === 'number' ? sub.unreadBy(m) : 0;
+  if (unread > 0) {
+    const u = h('span', 'unread', String(unread));
+    u.dataset.testid = 'message-unread';
+    u.title = unread + ' not read yet';
+    meta.append(u);
+  }
+  const t = h('div', 'text', m.deleted ? 'message deleted' : String(m.text ?? ''));
   t.dataset.testid = 'message-text';
+  if (m.deleted) li.classList.add('deleted');
   li.append(meta, t);
   if (p && p.state !== 'acked') {
     const st = h('div', 'state', p.state === 'failed' ? 'not sent: ' + p.code + (p.message ? ' (' + p.message + ')' : '') : 'sending\u2026');
@@ -333,7 +365,7 @@ function renderMessages() {
     for (const m of list) {
       const p = isMine(m) && typeof m.cid === 'string' ? mine.get(m.cid) : undefined;
       if (p) mine.delete(p.cid);
-      items.push(messageItem(m, p));
+      items.push(messageItem(m, p, room.sub));
     }
     // sends not delivered yet: shown last, in the order they were typed
     for (const p of mine.values()) {

@@ -23,6 +23,7 @@ import { LocalSequencing } from './local-sequencing.ts';
 import { Outbox } from './outbox.ts';
 import { Quotas } from './quotas.ts';
 import { purgeInterval, Retention } from './retention.ts';
+import { Retraction } from './retraction.ts';
 import { RoomCache } from './room-cache.ts';
 import { RoomStates } from './room-state.ts';
 import type { Sequencing } from './sequencing.ts';
@@ -63,7 +64,7 @@ async function main(): Promise<void> {
       await store.close();
       setImmediate(() => port.close());
     },
-  });
+  }, new Retraction(store));
   port.on('message', (buf: Uint8Array) => intake.receive(decodeBatch<ToActor>(buf)));
   // Report the actor's event-loop delay once a second (the front thread exposes it in /metrics).
   const lag = monitorEventLoopDelay({ resolution: 10 });

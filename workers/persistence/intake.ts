@@ -10,6 +10,7 @@ import type { Backoff } from './backoff.ts';
 import type { GroupCommit } from './group-commit.ts';
 import type { Outbox } from './outbox.ts';
 import { duplicate, notFound, refused, type Pending } from './pending.ts';
+import type { Retraction } from './retraction.ts';
 import type { RoomCache } from './room-cache.ts';
 import type { Sequencing } from './sequencing.ts';
 
@@ -30,12 +31,13 @@ export class Intake {
     private readonly store: Pick<MessageStore, 'findByCids'>,
     private readonly rooms: Pick<RoomCache, 'get' | 'load'>,
     private readonly seq: Pick<Sequencing, 'accept' | 'mark'>,
-    private readonly commits: Pick<GroupCommit, 'inFlight' | 'add' | 'answer' | 'mark' | 'schedule' | 'hold'>,
+    private readonly commits: Pick<GroupCommit, 'inFlight' | 'add' | 'answer' | 'mark' | 'schedule' | 'hold' | 'uncommitted'>,
     private readonly out: Pick<Outbox, 'push' | 'accepted' | 'health' | 'flush'>,
     private readonly backoff: Backoff,
     /** Immediate delivery: each accepted message goes to the front thread before it is durable. */
     private readonly immediate: boolean,
     private readonly handlers: Handlers,
+    private readonly retraction: Pick<Retraction, 'check'>,
   ) {}
 
   receive(cmds: ToActor[]): void {
@@ -132,7 +134,15 @@ export class Intake {
       this.commits.answer(notFound(c.token, c.room, c.fromId));
       return;
     }
-    const msg: NewMessage = { tsid: 0n, id: '', room: c.room, seq: 0, type: c.type, fromId: c.fromId, fromName: c.fromName, text: c.text, at: c.at, cid: c.cid };
+    if (c.target !== null) {
+      const v = await this.retraction.check(c, this.commits.uncommitted());
+      if (v.t === 'answer') return this.commits.answer(v.r);
+      if (v.t === 'join') {
+        v.p.dups.push(c.token);
+        return;
+      }
+    }
+    const msg: NewMessage = { tsid: 0n, id: '', room: c.room, seq: 0, type: c.type, fromId: c.fromId, fromName: c.fromName, text: c.text, at: c.at, cid: c.cid, target: c.target };
     const p: Pending = { msg, token: c.token, json: '', dups: [] };
     this.seq.accept(p, r);
     this.commits.add(p, key);

@@ -14,8 +14,10 @@ export interface Pending {
 
 /** A message's protocol JSON, encoded once: every copy the front thread publishes is these bytes. */
 export function jsonOf(m: NewMessage): string {
-  const msg: Message = { id: m.id, room: m.room, seq: m.seq, type: m.type, from: { id: m.fromId, name: m.fromName }, text: m.text, at: m.at };
+  const msg: Message = { id: m.id, room: m.room, seq: m.seq, type: m.type, from: { id: m.fromId, name: m.fromName }, at: m.at };
+  if (m.type !== 'DELETE') msg.text = m.text;
   if (m.cid !== null) msg.cid = m.cid;
+  if (m.target !== null) msg.target = m.target;
   return messageJson(msg);
 }
 
@@ -36,5 +38,10 @@ export function notFound(token: number, room: string, from: string): SendResult 
 
 /** A send refused because the room it would create is over its sender's quota: nothing stored. */
 export function refused(token: number, room: string, from: string, message: string): SendResult {
-  return { token, room, seq: 0, id: '', at: 0, from, dup: false, json: null, error: 'forbidden', message };
+  return rejected(token, room, from, 'forbidden', message);
+}
+
+/** A send refused with a reason (a quota, a retraction not allowed): nothing stored. */
+export function rejected(token: number, room: string, from: string, error: 'forbidden' | 'not_found', message: string): SendResult {
+  return { token, room, seq: 0, id: '', at: 0, from, dup: false, json: null, error, message };
 }

@@ -2,7 +2,7 @@
 // show and the newest messages (its hot window).
 
 import { ChatError } from '../../src/protocol/errors.ts';
-import { messageJson, type ActorInit, type Delivered, type LoadCmd, type RoomEvt, type RoomState } from '../contract.ts';
+import { messageJson, receiptsIn, type ActorInit, type Delivered, type LoadCmd, type RoomEvt, type RoomState } from '../contract.ts';
 import { roomInfo } from '../stores/rows.ts';
 import type { DirectoryStore, MessageStore } from '../stores/store.ts';
 import type { GroupCommit } from './group-commit.ts';
@@ -10,14 +10,14 @@ import { notBefore } from './retention.ts';
 import type { RoomCache } from './room-cache.ts';
 import type { Sequencing } from './sequencing.ts';
 
-type Settings = Pick<ActorInit['config'], 'window' | 'delivery' | 'retentionMs'>;
+type Settings = Pick<ActorInit['config'], 'window' | 'delivery' | 'retentionMs' | 'publicReceipts'>;
 
 export class RoomStates {
   constructor(
     private readonly rooms: Pick<RoomCache, 'load' | 'delete'>,
     private readonly seq: Pick<Sequencing, 'refresh'>,
     private readonly commits: Pick<GroupCommit, 'uncommitted'>,
-    private readonly store: Pick<MessageStore, 'latest'> & Pick<DirectoryStore, 'members'>,
+    private readonly store: Pick<MessageStore, 'latest' | 'reads'> & Pick<DirectoryStore, 'members'>,
     private readonly settings: Settings,
   ) {}
 
@@ -55,6 +55,7 @@ export class RoomStates {
       lastSeq,
       recent: recent.length > windowSize ? recent.slice(recent.length - windowSize) : recent,
       complete: stored.length < windowSize,
+      reads: receiptsIn(r.row.kind, this.settings.publicReceipts) ? await this.store.reads(c.room) : [],
     };
     return { t: 'room', room: c.room, state };
   }

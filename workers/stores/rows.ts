@@ -27,10 +27,13 @@ export interface MessageRow {
   text: string;
   at: number;
   cid: string | null;
+  target: string | null;
+  deleted: number;
+  edited_at: number | null;
 }
 
 export const ROOM_COLS = 'id, kind, name, subject, epoch, last_seq, created_at, dm_key, deleted, created_by';
-export const MESSAGE_COLS = 'id, room, seq, type, from_id, from_name, text, at, cid';
+export const MESSAGE_COLS = 'id, room, seq, type, from_id, from_name, text, at, cid, target, deleted, edited_at';
 
 // Number(): MySQL's BIGINT columns may come back as strings; SQLite's are numbers already.
 export function toRoomRow(r: RoomDbRow): RoomRow {
@@ -38,8 +41,14 @@ export function toRoomRow(r: RoomDbRow): RoomRow {
 }
 
 export function toMessage(r: MessageRow): Message {
-  const m: Message = { id: r.id, room: r.room, seq: Number(r.seq), type: r.type, from: { id: r.from_id, name: r.from_name }, text: r.text, at: Number(r.at) };
+  const deleted = Number(r.deleted) !== 0;
+  const m: Message = { id: r.id, room: r.room, seq: Number(r.seq), type: r.type, from: { id: r.from_id, name: r.from_name }, at: Number(r.at) };
+  // A deleted message (or superseded EDIT event) and a DELETE event carry no text at all.
+  if (!deleted && r.type !== 'DELETE') m.text = r.text;
   if (r.cid !== null) m.cid = r.cid;
+  if (r.target !== null) m.target = r.target;
+  if (deleted) m.deleted = true;
+  if (r.edited_at !== null && !deleted) m.editedAt = Number(r.edited_at);
   return m;
 }
 

@@ -37,7 +37,7 @@ export const MYSQL: Dialect = {
 };
 
 const ROOM_COLS_OF_R = ROOM_COLS.split(', ').map((c) => `r.${c}`).join(', ');
-const MESSAGE_INSERT_COLS = 'tsid, id, room, seq, type, from_id, from_name, text, at, cid';
+const MESSAGE_INSERT_COLS = 'tsid, id, room, seq, type, from_id, from_name, text, at, cid, target';
 
 /**
  * Statements both dialects spell the same. `IN (?)`: MySQL binds a list to the one `?`; SQLite,
@@ -85,6 +85,27 @@ export const SQL = {
   // (ids follow seq within a room, so with LIMIT = lastSeq - seq these are exactly the rows after it)
   firstLive: 'SELECT seq FROM messages WHERE room = ? AND at >= ? ORDER BY tsid LIMIT 1',
   sendersAfter: 'SELECT from_id, at FROM messages WHERE room = ? AND seq > ? ORDER BY tsid DESC LIMIT ?',
+  // retraction (DELETE and EDIT events, see RETRACTION below) and read markers
+  retractTarget: 'SELECT id, from_id, type, deleted FROM messages WHERE tsid = ? AND room = ?',
+  deleteEvent: "SELECT room, seq, id, at FROM messages WHERE target = ? AND type = 'DELETE' ORDER BY tsid LIMIT 1",
+  reads: 'SELECT user, seq FROM read_markers WHERE room = ?',
+} as const;
+
+/**
+ * What a DELETE or EDIT event does to the rows it names, in the transaction that stores the event.
+ * The text is overwritten with '' (with SQLite's secure_delete the old bytes are zeroed, not freed):
+ * - erase: the target message (binds tsid, room);
+ * - edit: the target takes the new text and its time (binds text, at, tsid, room);
+ * - eraseEdits: earlier EDIT events of the target, whose text is the old text (binds target, the
+ *   new event's tsid; a DELETE erases all of them);
+ * - eraseExpiredEdits: retention, EDIT events whose target has expired: ids sort as TSIDs do, so
+ *   `target < cutoff id` is the expired ones (binds the cutoff id).
+ */
+export const RETRACTION = {
+  erase: "UPDATE messages SET text = '', deleted = 1, edited_at = NULL WHERE tsid = ? AND room = ?",
+  edit: 'UPDATE messages SET text = ?, edited_at = ? WHERE tsid = ? AND room = ? AND deleted = 0',
+  eraseEdits: "UPDATE messages SET text = '', deleted = 1 WHERE target = ? AND type = 'EDIT' AND tsid <> ? AND deleted = 0",
+  eraseExpiredEdits: "UPDATE messages SET text = '', deleted = 1 WHERE target < ? AND type = 'EDIT' AND deleted = 0",
 } as const;
 
 /** Statements both dialects run, in the dialect's words. */
@@ -94,9 +115,9 @@ export function dialectSql(d: Dialect) {
     block: `${d.insertIgnore} INTO blocks (blocker, blocked) VALUES (?, ?)`,
     blockVersion: `INSERT INTO block_changes (blocker, blocked, version) VALUES (?, ?, ?) ${d.newVersion}`,
     /** Skips messages already stored: a commit repeated after an unknown outcome. */
-    insertMessages: `${d.insertIgnore} INTO messages (${MESSAGE_INSERT_COLS}) VALUES ${d.rows(10)}`,
+    insertMessages: `${d.insertIgnore} INTO messages (${MESSAGE_INSERT_COLS}) VALUES ${d.rows(11)}`,
     /** Fails on a message already stored (a cluster's (sender, cid) stored by another node). */
-    insertNewMessages: `INSERT INTO messages (${MESSAGE_INSERT_COLS}) VALUES ${d.rows(10)}`,
+    insertNewMessages: `INSERT INTO messages (${MESSAGE_INSERT_COLS}) VALUES ${d.rows(11)}`,
     markForward: `INSERT INTO read_markers (room, user, seq, id) VALUES ${d.rows(4)} ${d.markForward}`,
     markIfAbsent: `${d.insertIgnore} INTO read_markers (room, user, seq, id) VALUES ${d.rows(4)}`,
   };

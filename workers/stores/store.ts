@@ -3,7 +3,7 @@
 
 import type { DirChangesResult, MarkCmd, Message, MessageType, MyRoom, RoomInfo, RoomKind } from '../contract.ts';
 
-export type { RoomKind };
+export type { MessageType, RoomKind };
 
 /** SQLite answers synchronously, MySQL with a promise; callers always `await`. */
 export type Awaitable<T> = T | Promise<T>;
@@ -44,6 +44,15 @@ export interface NewMessage {
   text: string;
   at: number;
   cid: string | null;
+  /** DELETE and EDIT events: the message they retract (its effect is applied in the same commit). */
+  target: string | null;
+}
+
+/** A message a DELETE or EDIT names, as the actor checks it (retraction.ts). */
+export interface TargetRow {
+  fromId: string;
+  type: MessageType;
+  deleted: boolean;
 }
 
 export interface CidHit {
@@ -79,8 +88,18 @@ export interface MessageStore {
   commit(msgs: NewMessage[], lastSeqs: Map<string, number>, marks: MarkerWrite[]): Awaitable<void>;
   /** The newest `limit` messages of a room, oldest first. */
   latest(room: string, limit: number, notBefore: number): Awaitable<Message[]>;
-  /** Delete at most `max` messages with a TSID below `cutoff`; returns how many. */
+  /**
+   * Delete at most `max` messages with a TSID below `cutoff`, and erase the text of EDIT events
+   * whose target is below it; returns how many were deleted. SQLite then checkpoints and resets
+   * its WAL, so the deleted text leaves the files.
+   */
   purgeBefore(cutoff: bigint, max: number): Awaitable<number>;
+  /** The message `id` (as a TSID integer) of `room`, for a DELETE or EDIT; null: none. */
+  retractTarget(room: string, tsid: bigint): Awaitable<TargetRow | null>;
+  /** The DELETE event of message `target`, if one is stored (a repeated delete is answered with it). */
+  deleteEventOf(target: string): Awaitable<CidHit | null>;
+  /** The room's read markers (user, seq). */
+  reads(room: string): Awaitable<[string, number][]>;
   close(): Awaitable<void>;
 }
 

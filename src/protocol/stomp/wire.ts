@@ -3,10 +3,10 @@
 // ERROR frame followed by the close STOMP requires. Each subscription has its own uWS topic (its
 // MESSAGE frames name it), counted per room in StompTopics so a publish reaches each one once.
 
-import type { Delivered, Message } from '../../../workers/contract.ts';
+import { typeOf, type Delivered, type Message } from '../../../workers/contract.ts';
 import { CLOSE, type ErrorCode } from '../errors.ts';
 import type { Out, ReplyFields } from '../frames.ts';
-import type { Sink, Wire } from '../wire.ts';
+import type { AckFields, ReceiptFields, Sink, Wire } from '../wire.ts';
 import { encodeStomp, escapeHeader } from './parser.ts';
 import type { StompState, StompSub } from './state.ts';
 
@@ -16,11 +16,22 @@ import type { StompState, StompSub } from './state.ts';
  */
 export function stompMessage(sub: StompSub, d: Delivered): string {
   let body = d.json;
+  const type = typeOf(d);
   if (sub.style === 'tutorial') {
     const m = JSON.parse(d.json) as Message;
-    body = JSON.stringify({ type: m.type === 'CHAT' ? 'TALK' : m.type, roomId: m.room, sender: m.from.name, message: m.text, id: m.id, seq: m.seq, at: m.at, senderId: m.from.id });
+    // A deleted message has no `message`; DELETE and EDIT carry `target` (JSON.stringify drops undefined).
+    body = JSON.stringify({ type: m.type === 'CHAT' ? 'TALK' : m.type, roomId: m.room, sender: m.from.name, message: m.text, id: m.id, seq: m.seq, at: m.at, senderId: m.from.id, target: m.target, deleted: m.deleted, editedAt: m.editedAt });
   }
-  return `${sub.head}message-id:${d.id}\nseq:${d.seq}\nsender-id:${escapeHeader(d.from)}\ncontent-length:${Buffer.byteLength(body)}\n\n${body}\0`;
+  return `${sub.head}type:${type}\nmessage-id:${d.id}\nseq:${d.seq}\nsender-id:${escapeHeader(d.from)}\ncontent-length:${Buffer.byteLength(body)}\n\n${body}\0`;
+}
+
+/** A read receipt for one subscription: a MESSAGE with `type:RECEIPT`, the reader and the seq. */
+export function stompReceipt(sub: StompSub, r: ReceiptFields): string {
+  const body = sub.style === 'tutorial'
+    ? JSON.stringify({ type: 'RECEIPT', roomId: r.room, user: r.user, seq: r.seq })
+    : JSON.stringify({ type: 'RECEIPT', room: r.room, user: r.user, seq: r.seq });
+  const user = escapeHeader(r.user);
+  return `${sub.head}type:RECEIPT\nmessage-id:receipt-${r.seq}-${user}\nuser:${user}\nseq:${r.seq}\ncontent-length:${Buffer.byteLength(body)}\n\n${body}\0`;
 }
 
 export function receipt(ref: string): string {
@@ -77,7 +88,7 @@ export class StompWire implements Wire {
   }
 
   /** The RECEIPT of a SEND goes out only now, after the durable commit. */
-  ack(_cid: string, _room: string, _id: string, _seq: number, _at: number, ref: string | undefined): Out | null {
+  ack(_a: AckFields, ref: string | undefined): Out | null {
     return ref === undefined ? null : receipt(ref);
   }
 
@@ -99,5 +110,10 @@ export class StompWire implements Wire {
 
   typing(): Out | null {
     return null;
+  }
+
+  receipt(r: ReceiptFields): Out | null {
+    const sub = this.st.byRoom.get(r.room);
+    return sub === undefined ? null : stompReceipt(sub, r);
   }
 }

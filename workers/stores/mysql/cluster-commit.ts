@@ -6,7 +6,7 @@
 
 import mysql from 'mysql2/promise';
 import { DuplicateCidError, type AssignUnderLock, type MarkerWrite, type NewMessage, type RoomHead } from '../store.ts';
-import { advanceRooms, INSERT_CHUNK, insertMessages, moveMarker, packets } from './statements.ts';
+import { advanceRooms, INSERT_CHUNK, insertMessages, moveMarker, packets, retractions } from './statements.ts';
 
 /** MySQL error codes the cluster commit handles itself. */
 const ER_DUP_ENTRY = 'ER_DUP_ENTRY';
@@ -46,6 +46,7 @@ export async function clusterCommit(c: mysql.Connection, msgs: NewMessage[], mar
     const stored = placed.stored;
     // No IGNORE: a (sender, cid) another node stored first must fail the batch (DuplicateCidError).
     const parts = insertMessages(stored, false, maxBytes);
+    parts.push(...retractions(stored));
     if (stored.length > 0) parts.push(...advanceRooms(new Map(stored.map((m) => [m.room, m.seq])), stored));
     for (const k of placed.marks) parts.push(moveMarker(k));
     parts.push('COMMIT');

@@ -106,6 +106,15 @@ const MIGRATIONS: Migration[] = [
     await c.query(`CREATE TABLE IF NOT EXISTS directory_version (v BIGINT NOT NULL) ${TABLE_OPTS}`);
     await c.query('INSERT INTO directory_version (v) SELECT 0 FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM directory_version)');
   },
+  // 6: retraction. DELETE and EDIT events name the message they change (target); the message keeps
+  // its row, its text erased (deleted) or replaced (edited_at: when). The index finds a message's
+  // EDIT and DELETE events, and (by id range) the EDIT events of expired messages.
+  async (c) => {
+    if (!(await columnExists(c, 'messages', 'target'))) await c.query('ALTER TABLE messages ADD COLUMN target CHAR(13) NULL');
+    if (!(await columnExists(c, 'messages', 'deleted'))) await c.query('ALTER TABLE messages ADD COLUMN deleted TINYINT NOT NULL DEFAULT 0');
+    if (!(await columnExists(c, 'messages', 'edited_at'))) await c.query('ALTER TABLE messages ADD COLUMN edited_at BIGINT NULL');
+    if (!(await indexExists(c, 'messages', 'messages_target'))) await c.query('CREATE INDEX messages_target ON messages (target)');
+  },
 ];
 
 export const MYSQL_SCHEMA_VERSION = MIGRATIONS.length;

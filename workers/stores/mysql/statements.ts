@@ -3,7 +3,8 @@
 // read-marker moves; and how they are packed into queries under max_allowed_packet.
 
 import mysql from 'mysql2/promise';
-import { dialectSql, MYSQL } from '../sql.ts';
+import { tsidToBigInt } from '../../ids.ts';
+import { dialectSql, MYSQL, RETRACTION } from '../sql.ts';
 import type { MarkerWrite, NewMessage } from '../store.ts';
 
 export const MYSQL_SQL = dialectSql(MYSQL);
@@ -22,7 +23,7 @@ export function insertMessages(msgs: NewMessage[], ignore: boolean, maxBytes: nu
   let rows: string[] = [];
   let bytes = Buffer.byteLength(head);
   for (const m of msgs) {
-    const row = mysql.format('(?)', [[m.tsid, m.id, m.room, m.seq, m.type, m.fromId, m.fromName, m.text, m.at, m.cid]]);
+    const row = mysql.format('(?)', [[m.tsid, m.id, m.room, m.seq, m.type, m.fromId, m.fromName, m.text, m.at, m.cid, m.target]]);
     const size = Buffer.byteLength(row) + 2;
     if (rows.length > 0 && (rows.length === INSERT_CHUNK || bytes + size > maxBytes)) {
       parts.push(head + rows.join(', '));
@@ -50,6 +51,27 @@ export function advanceRooms(lastSeqs: Map<string, number>, msgs: NewMessage[]):
     const seqs = chunk.map(([room, seq]) => mysql.format('WHEN ? THEN GREATEST(last_seq, ?)', [room, seq])).join(' ');
     const tsids = chunk.filter(([room]) => lastTsid.has(room)).map(([room]) => mysql.format('WHEN ? THEN GREATEST(last_tsid, ?)', [room, lastTsid.get(room)])).join(' ');
     parts.push(mysql.format(`UPDATE rooms SET last_seq = CASE id ${seqs} ELSE last_seq END${tsids ? `, last_tsid = CASE id ${tsids} ELSE last_tsid END` : ''} WHERE id IN (?)`, [chunk.map(([room]) => room)]));
+  }
+  return parts;
+}
+
+/**
+ * Where DELETE and EDIT events take effect, in the commit transaction that stores them (after
+ * their INSERT): the target's text is overwritten ('' or the new text), and earlier EDIT events of
+ * the target (holding older text) are erased. InnoDB overwrites the row in place; its redo and undo
+ * logs keep the old bytes until they are purged (docs/durability.md). Anything else a retraction
+ * must change in the same transaction belongs here.
+ */
+export function retractions(msgs: NewMessage[]): string[] {
+  const parts: string[] = [];
+  for (const m of msgs) {
+    if (m.target === null) continue;
+    const target = tsidToBigInt(m.target);
+    if (m.type === 'DELETE') {
+      parts.push(mysql.format(RETRACTION.erase, [target, m.room]), mysql.format(RETRACTION.eraseEdits, [m.target, 0]));
+    } else {
+      parts.push(mysql.format(RETRACTION.edit, [m.text, m.at, target, m.room]), mysql.format(RETRACTION.eraseEdits, [m.target, m.tsid]));
+    }
   }
   return parts;
 }

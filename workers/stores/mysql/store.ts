@@ -6,12 +6,13 @@
 import mysql from 'mysql2/promise';
 import type { Message } from '../../contract.ts';
 import { toMessage, toRoomRow, type MessageRow, type RoomDbRow } from '../rows.ts';
-import { SQL } from '../sql.ts';
-import { cidKey, type AssignUnderLock, type CidHit, type ClusterStore, type DirectoryStore, type MarkerWrite, type MessageStore, type NewMessage, type RoomRow } from '../store.ts';
+import { tsidToString } from '../../ids.ts';
+import { RETRACTION, SQL } from '../sql.ts';
+import { cidKey, type AssignUnderLock, type CidHit, type ClusterStore, type DirectoryStore, type MarkerWrite, type MessageStore, type MessageType, type NewMessage, type RoomRow, type TargetRow } from '../store.ts';
 import { clusterCommit } from './cluster-commit.ts';
 import { pinnedPool, WriteConnection, type SessionSetup } from './connection.ts';
 import { migrateMysql } from './migrations.ts';
-import { advanceRooms, INSERT_CHUNK, insertMessages, moveMarkers, MYSQL_SQL, packets } from './statements.ts';
+import { advanceRooms, INSERT_CHUNK, insertMessages, moveMarkers, MYSQL_SQL, packets, retractions } from './statements.ts';
 
 type RoomPacket = RoomDbRow & mysql.RowDataPacket;
 type MessagePacket = MessageRow & mysql.RowDataPacket;
@@ -64,7 +65,7 @@ export class MysqlStore implements MessageStore, DirectoryStore, ClusterStore {
       const max = this.writer.packetBytes;
       // IGNORE: a commit repeated after an unknown outcome (the connection died after COMMIT was
       // sent) skips rows already there. Conflicting cids never reach here: the actor dedupes first.
-      const parts: string[] = ['START TRANSACTION', ...insertMessages(msgs, true, max)];
+      const parts: string[] = ['START TRANSACTION', ...insertMessages(msgs, true, max), ...retractions(msgs)];
       if (lastSeqs.size > 0) parts.push(...advanceRooms(lastSeqs, msgs));
       parts.push(...moveMarkers(marks), 'COMMIT');
       try {
@@ -87,10 +88,26 @@ export class MysqlStore implements MessageStore, DirectoryStore, ClusterStore {
 
   purgeBefore(cutoff: bigint, max: number): Promise<number> {
     // Small batches by primary-key range: short locks, off the hot path.
-    return this.writer.write(async (c) => {
+    return this.writer.tx(async (c) => {
       const [r] = await c.query<mysql.ResultSetHeader>('DELETE FROM messages WHERE tsid < ? ORDER BY tsid LIMIT ?', [cutoff, max]);
+      await c.query(RETRACTION.eraseExpiredEdits, [tsidToString(cutoff)]);
       return r.affectedRows;
     });
+  }
+
+  async retractTarget(room: string, tsid: bigint): Promise<TargetRow | null> {
+    const [rows] = await this.lookups.query<(mysql.RowDataPacket & { from_id: string; type: MessageType; deleted: number })[]>(SQL.retractTarget, [tsid, room]);
+    return rows.length === 0 ? null : { fromId: rows[0].from_id, type: rows[0].type, deleted: Number(rows[0].deleted) !== 0 };
+  }
+
+  async deleteEventOf(target: string): Promise<CidHit | null> {
+    const [rows] = await this.lookups.query<(mysql.RowDataPacket & CidHit)[]>(SQL.deleteEvent, [target]);
+    return rows.length === 0 ? null : { room: rows[0].room, seq: Number(rows[0].seq), id: rows[0].id, at: Number(rows[0].at) };
+  }
+
+  async reads(room: string): Promise<[string, number][]> {
+    const [rows] = await this.lookups.query<(mysql.RowDataPacket & { user: string; seq: number })[]>(SQL.reads, [room]);
+    return rows.map((r) => [r.user, Number(r.seq)]);
   }
 
   async getRoom(id: string): Promise<RoomRow | null> {

@@ -54,6 +54,13 @@ const MIGRATIONS: string[] = [
    CREATE INDEX block_changes_version ON block_changes(version);
    CREATE TABLE directory_version (v INTEGER NOT NULL);
    INSERT INTO directory_version (v) VALUES (0);`,
+  // 4: retraction. DELETE and EDIT events name the message they change (target); the message keeps
+  // its row, its text erased (deleted) or replaced (edited_at: when). The index finds a message's
+  // EDIT and DELETE events, and (by id range) the EDIT events of expired messages.
+  `ALTER TABLE messages ADD COLUMN target TEXT;
+   ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE messages ADD COLUMN edited_at INTEGER;
+   CREATE INDEX messages_target ON messages(target) WHERE target IS NOT NULL;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

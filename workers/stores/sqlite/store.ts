@@ -6,21 +6,28 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Message } from '../../contract.ts';
+import { tsidToBigInt, tsidToString } from '../../ids.ts';
 import { toMessage, toRoomRow, type MessageRow, type RoomDbRow } from '../rows.ts';
-import { dialectSql, SQL, SQLITE } from '../sql.ts';
-import { cidKey, type CidHit, type DirectoryStore, type MarkerWrite, type MessageStore, type NewMessage, type RoomRow } from '../store.ts';
+import { dialectSql, RETRACTION, SQL, SQLITE } from '../sql.ts';
+import { cidKey, type CidHit, type DirectoryStore, type MarkerWrite, type MessageStore, type MessageType, type NewMessage, type RoomRow, type TargetRow } from '../store.ts';
 import { migrate } from './migrations.ts';
 
 const SQLITE_SQL = dialectSql(SQLITE);
 
+/** How often an erasing checkpoint kept from finishing by a reader is tried again, and how long apart. */
+const SCRUB_TRIES = 50;
+const SCRUB_RETRY_MS = 100;
+
 export class SqliteStore implements MessageStore, DirectoryStore {
   private readonly db: Database.Database;
+  private scrubTimer: NodeJS.Timeout | null = null;
   private readonly st;
   private readonly commitTx;
   private readonly createTx;
   private readonly deleteTx;
   private readonly membersTx;
   private readonly blockTx;
+  private readonly purgeTx;
 
   constructor(path: string, sync: 'normal' | 'full') {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -35,6 +42,9 @@ export class SqliteStore implements MessageStore, DirectoryStore {
     this.db.pragma('wal_autocheckpoint = 10000');
     this.db.pragma('cache_size = -16384');
     this.db.pragma('temp_store = MEMORY');
+    // Deleted and overwritten content is zeroed in the page, not left in free space: an erased
+    // message's text does not survive in the database file (see scrub() for the WAL).
+    this.db.pragma('secure_delete = ON');
     migrate(this.db);
     this.st = {
       getRoom: this.db.prepare<[string], RoomDbRow>(SQL.getRoom),
@@ -65,10 +75,25 @@ export class SqliteStore implements MessageStore, DirectoryStore {
       setSeq: this.db.prepare('UPDATE rooms SET last_seq = ? WHERE id = ?'),
       latest: this.db.prepare<[string, number, number], MessageRow>(SQL.latest),
       purge: this.db.prepare('DELETE FROM messages WHERE tsid IN (SELECT tsid FROM messages WHERE tsid < ? ORDER BY tsid LIMIT ?)'),
+      retractTarget: this.db.prepare<[bigint, string], { id: string; from_id: string; type: MessageType; deleted: number }>(SQL.retractTarget),
+      deleteEvent: this.db.prepare<[string], CidHit>(SQL.deleteEvent),
+      reads: this.db.prepare<[string], { user: string; seq: number }>(SQL.reads),
+      erase: this.db.prepare(RETRACTION.erase),
+      edit: this.db.prepare(RETRACTION.edit),
+      eraseEdits: this.db.prepare(RETRACTION.eraseEdits),
+      eraseExpiredEdits: this.db.prepare(RETRACTION.eraseExpiredEdits),
     };
+    this.purgeTx = this.db.transaction((cutoff: bigint, max: number): number => {
+      const n = this.st.purge.run(cutoff, max).changes;
+      this.st.eraseExpiredEdits.run(tsidToString(cutoff));
+      return n;
+    });
     this.commitTx = this.db.transaction((msgs: NewMessage[], lastSeqs: Map<string, number>, marks: MarkerWrite[]) => {
       const ins = this.st.insert;
-      for (const m of msgs) ins.run(m.tsid, m.id, m.room, m.seq, m.type, m.fromId, m.fromName, m.text, m.at, m.cid);
+      for (const m of msgs) {
+        ins.run(m.tsid, m.id, m.room, m.seq, m.type, m.fromId, m.fromName, m.text, m.at, m.cid, m.target);
+        if (m.target !== null) this.retract(m);
+      }
       for (const [room, seq] of lastSeqs) this.st.setSeq.run(seq, room);
       for (const k of marks) (k.ifAbsent ? this.st.markIfAbsent : this.st.mark).run(k.room, k.user, k.seq, k.id);
     });
@@ -159,6 +184,53 @@ export class SqliteStore implements MessageStore, DirectoryStore {
 
   commit(msgs: NewMessage[], lastSeqs: Map<string, number>, marks: MarkerWrite[]): void {
     this.commitTx(msgs, lastSeqs, marks);
+    if (msgs.some((m) => m.target !== null)) this.scrub();
+  }
+
+  /**
+   * Where a DELETE or EDIT event takes effect, inside the commit transaction that stores it (`m`,
+   * already inserted): the target's text is erased or replaced, and earlier EDIT events of the
+   * target (holding older text) are erased. Anything else a retraction must change in the same
+   * transaction belongs here.
+   */
+  private retract(m: NewMessage): void {
+    const target = tsidToBigInt(m.target!);
+    if (m.type === 'DELETE') {
+      this.st.erase.run(target, m.room);
+      this.st.eraseEdits.run(m.target, 0n);
+    } else {
+      this.st.edit.run(m.text, m.at, target, m.room);
+      this.st.eraseEdits.run(m.target, m.tsid);
+    }
+  }
+
+  /**
+   * Erased text must leave the files too: the WAL still holds the pages as they were before the
+   * erase. A TRUNCATE checkpoint copies the WAL into the database (secure_delete zeroed the old
+   * bytes there) and empties it. A reader in the middle of a read keeps it from finishing: it is
+   * tried again shortly, as often as needed.
+   */
+  private scrub(tries = SCRUB_TRIES): void {
+    if (this.scrubTimer !== null) return;
+    const r = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
+    if (r[0]?.busy === 0 || tries <= 1) return;
+    this.scrubTimer = setTimeout(() => {
+      this.scrubTimer = null;
+      if (this.db.open) this.scrub(tries - 1);
+    }, SCRUB_RETRY_MS);
+  }
+
+  retractTarget(room: string, tsid: bigint): TargetRow | null {
+    const r = this.st.retractTarget.get(tsid, room);
+    return r === undefined ? null : { fromId: r.from_id, type: r.type, deleted: r.deleted !== 0 };
+  }
+
+  deleteEventOf(target: string): CidHit | null {
+    return this.st.deleteEvent.get(target) ?? null;
+  }
+
+  reads(room: string): [string, number][] {
+    return this.st.reads.all(room).map((r) => [r.user, r.seq]);
   }
 
   latest(room: string, limit: number, notBefore: number): Message[] {
@@ -167,10 +239,16 @@ export class SqliteStore implements MessageStore, DirectoryStore {
   }
 
   purgeBefore(cutoff: bigint, max: number): number {
-    return this.st.purge.run(cutoff, max).changes;
+    const n = this.purgeTx(cutoff, max);
+    if (n > 0) this.scrub();
+    return n;
   }
 
   close(): void {
+    if (this.scrubTimer !== null) clearTimeout(this.scrubTimer);
+    this.scrubTimer = null;
+    // The last word on erasing: nothing of the WAL is left behind.
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
     this.db.close();
   }
 }
