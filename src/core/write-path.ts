@@ -13,7 +13,7 @@ import type { Access } from './access.ts';
 import type { Fanout } from './fanout.ts';
 import type { Replies } from './replies.ts';
 import type { RoomGate } from './room-gate.ts';
-import type { RoomRegistry } from './rooms.ts';
+import type { Room, RoomRegistry } from './rooms.ts';
 import type { Session } from './session.ts';
 import type { Topology } from './topology.ts';
 
@@ -43,6 +43,8 @@ export class WritePath {
   private stopping = false;
   /** Set once the topology exists (it needs the write path for its QUITs). */
   private topology: Topology | null = null;
+  /** Rooms whose sends wait for a presence lookup (cluster webhooks): later sends queue behind, in order. */
+  private readonly lookups = new Map<string, Promise<void>>();
 
   constructor(
     private readonly cfg: Config,
@@ -104,7 +106,7 @@ export class WritePath {
       if (s.closed) return; // never acked, never stored: the client retries with the same cid
       const refusal = this.admit(bytes);
       if (refusal !== null) return this.replies.error(s, 'overloaded', refusal, ref, echo);
-      this.forward({ s, cid, ref, bytes, delivered: null, settled: null, t0: 0 }, room.id, 'CHAT', s.userId, s.userName, text);
+      this.withRecipients(room, s.userId, (recipients) => this.forward({ s, cid, ref, bytes, delivered: null, settled: null, t0: 0 }, room.id, 'CHAT', s.userId, s.userName, text, recipients));
     }, (code, msg) => this.replies.error(s, code, msg, ref, echo));
   }
 
@@ -116,10 +118,10 @@ export class WritePath {
     return new Promise<SendResult>((resolve, reject) => {
       const refusal = this.admit(bytes);
       if (refusal !== null) return reject(new ChatError('overloaded', refusal));
-      this.forward({
+      this.withRecipients(room, null, (recipients) => this.forward({
         s: null, cid: null, ref: undefined, bytes, delivered: null, t0: 0,
         settled: (r) => (r.error !== null ? reject(new ChatError(r.error, MSG.noSuchRoom)) : resolve(r)),
-      }, room.id, 'SYSTEM', 'system', 'system', text);
+      }, room.id, 'SYSTEM', 'system', 'system', text, recipients));
     });
   }
 
@@ -127,7 +129,7 @@ export class WritePath {
   postEvent(roomId: string, type: Message['type'], userId: string, userName: string, text: string, origin: Origin): boolean {
     const bytes = jsonStringBytes(text) + jsonStringBytes(userName) + 160;
     if (this.admit(bytes) !== null) return false;
-    this.forward({ s: null, cid: null, ref: undefined, bytes, t0: 0, ...origin }, roomId, type, userId, userName, text);
+    this.forward({ s: null, cid: null, ref: undefined, bytes, t0: 0, ...origin }, roomId, type, userId, userName, text, null);
     return true;
   }
 
@@ -149,15 +151,38 @@ export class WritePath {
     return null;
   }
 
+  /**
+   * Webhooks (docs/webhooks.md): who gets a message.created event's push, decided at acceptance:
+   * the room's members with no connection joined to it, less the sender and those who block the
+   * sender; public rooms only with CHAT_WEBHOOK_PUBLIC (no members: nobody to name). null: no
+   * event. On a cluster presence is in Redis: the send waits for that lookup, and the room's
+   * later sends wait behind it, so the actor still gets them in order.
+   */
+  private withRecipients(room: Room<Session>, from: string | null, go: (recipients: string[] | null) => void): void {
+    let r: string[] | null | Promise<string[]> = null;
+    if (this.cfg.webhookUrl !== null) {
+      if (room.members === null) r = this.cfg.webhookPublic ? [] : null;
+      else {
+        const candidates = [...room.members].filter((u) => u !== from && (from === null || !this.access.blocked(u, from)));
+        r = candidates.length === 0 ? candidates : this.topology!.absent(room, candidates);
+      }
+    }
+    const before = this.lookups.get(room.id);
+    if (before === undefined && !(r instanceof Promise)) return go(r);
+    const p = Promise.all([before, r]).then(([, recipients]) => go(recipients));
+    this.lookups.set(room.id, p);
+    void p.finally(() => { if (this.lookups.get(room.id) === p) this.lookups.delete(room.id); });
+  }
+
   /** Hand a message to the actor; the PendingSend decides what happens when it settles. */
-  private forward(p: PendingSend, room: string, type: Message['type'], fromId: string, fromName: string, text: string): void {
+  private forward(p: PendingSend, room: string, type: Message['type'], fromId: string, fromName: string, text: string, recipients: string[] | null): void {
     const token = this.nextToken++;
     p.t0 = performance.now();
     this.pending.set(token, p);
     this.bufferedBytes += p.bytes;
     this.topology!.touch(room);
     this.stats.accepted++;
-    this.actor.send({ t: 'send', token, room, type, fromId, fromName, text, cid: p.cid, at: Date.now(), create: this.gate.canCreate });
+    this.actor.send({ t: 'send', token, room, type, fromId, fromName, text, cid: p.cid, at: Date.now(), create: this.gate.canCreate, recipients });
   }
 
   /** CHAT_DELIVERY=immediate: messages with id and seq, not yet durable, are published now. */

@@ -1,6 +1,7 @@
 // The storage contract. The persistence actor is the only caller of a MessageStore's write side;
 // history readers use a MessageReader on their own read-only connection.
 
+import type { MessageEventSpec, NewEvent } from './events.ts';
 import type { DirChangesResult, MarkCmd, Message, MessageType, MyRoom, RoomInfo, RoomKind } from '../contract.ts';
 
 export type { RoomKind };
@@ -44,6 +45,8 @@ export interface NewMessage {
   text: string;
   at: number;
   cid: string | null;
+  /** Write a message.created event with it (webhooks on); absent or null: none. */
+  event?: MessageEventSpec | null;
 }
 
 export interface CidHit {
@@ -141,15 +144,15 @@ export interface ClusterStore {
 export interface DirectoryStore {
   getRoom(id: string): Awaitable<RoomRow | null>;
   findDirect(dmKey: string): Awaitable<RoomRow | null>;
-  /** Create a room and its members in one transaction. */
-  createRoom(row: RoomRow, members: string[]): Awaitable<void>;
+  /** Create a room and its members in one transaction (with `events`, the outbox rows it causes). */
+  createRoom(row: RoomRow, members: string[], events?: NewEvent[]): Awaitable<void>;
   /** Delete a room's members, markers and messages and leave a tombstone, in one transaction; its version. */
-  deleteRoom(id: string): Awaitable<number>;
+  deleteRoom(id: string, events?: NewEvent[]): Awaitable<number>;
   members(room: string): Awaitable<string[]>;
   /** Add or remove members; the change's version. */
-  setMembers(room: string, users: string[], present: boolean): Awaitable<number>;
+  setMembers(room: string, users: string[], present: boolean, events?: NewEvent[]): Awaitable<number>;
   /** Block or unblock; the change's version. */
-  setBlock(blocker: string, blocked: string, on: boolean): Awaitable<number>;
+  setBlock(blocker: string, blocked: string, on: boolean, events?: NewEvent[]): Awaitable<number>;
   allBlocks(): Awaitable<[string, string][]>;
   /** The directory version now: every change up to it is committed. */
   dirVersion(): Awaitable<number>;
