@@ -51,7 +51,7 @@ async function main(): Promise<void> {
   // Webhooks on: events are written with their causes and delivered from here (webhooks.ts).
   const hooks = cfg.webhookUrl === null ? null : new Webhooks(store.events, cfg, cfg.redisUrl !== null);
   const quotas = new Quotas(store, cfg);
-  const rooms = new RoomCache(store, ids, (id, err) => seq.createFailed(id, err), quotas);
+  const rooms = new RoomCache(store, ids, (id, err) => seq.createFailed(id, err), quotas, hooks);
   const commits = new GroupCommit(seq, store, rooms, out, backoff, cfg, hooks);
   const states = new RoomStates(rooms, seq, commits, store, cfg);
   const admin = new Admin(store, ids, commits, rooms, quotas, hooks);
