@@ -8,7 +8,6 @@ import { Packr } from 'msgpackr';
 import type { Message, MessageType } from '../client/src/protocol.ts';
 import type { Config } from '../src/config.ts';
 import type { ErrorCode, InternalCode } from '../src/protocol/errors.ts';
-import type { EventState, StoredEvent } from './stores/events.ts';
 
 /** The public message object is the wire protocol's own type (client/src/protocol.ts). */
 export type { Message, MessageType };
@@ -130,6 +129,35 @@ export interface RequestCmd {
 export interface HoldCmd {
   t: 'hold';
   on: boolean;
+}
+
+// ---- webhooks (docs/webhooks.md) -----------------------------------------------------------------
+
+export type EventType =
+  | 'message.created'
+  | 'room.created'
+  | 'room.deleted'
+  | 'member.added'
+  | 'member.removed'
+  | 'user.blocked'
+  | 'user.unblocked';
+
+/** Where a row is: waiting for delivery, delivered (kept CHAT_WEBHOOK_KEEP), or dead-lettered. */
+export type EventState = 'pending' | 'delivered' | 'dead';
+
+/** An outbox row as read back. */
+export interface StoredEvent {
+  id: number;
+  room: string;
+  type: EventType;
+  at: number;
+  body: string;
+  state: EventState;
+  attempts: number;
+  /** Delivered or dead-lettered at (ms), null while pending. */
+  doneAt: number | null;
+  /** The last delivery failure (status or network error), null if none. */
+  error: string | null;
 }
 
 /** The webhook outbox's admin calls (docs/webhooks.md): list events, deliver some again. */

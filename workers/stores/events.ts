@@ -3,59 +3,14 @@
 // commit for a message, the directory operation for rooms, members and blocks), so an event
 // exists if and only if its cause is durable; delivery reads, leases and marks rows afterwards.
 
-import { messageJson, type Message } from '../contract.ts';
-import type { Awaitable, NewMessage } from './store.ts';
+import { messageJson, type EventState, type Message, type StoredEvent } from '../contract.ts';
+import type { Awaitable, MessageEventSpec, NewEvent, NewMessage } from './store.ts';
 
-export type EventType =
-  | 'message.created'
-  | 'room.created'
-  | 'room.deleted'
-  | 'member.added'
-  | 'member.removed'
-  | 'user.blocked'
-  | 'user.unblocked';
-
-/** Where a row is: waiting for delivery, delivered (kept CHAT_WEBHOOK_KEEP), or dead-lettered. */
-export type EventState = 'pending' | 'delivered' | 'dead';
+export type { EventState, EventType, StoredEvent } from '../contract.ts';
+export type { MessageEventSpec, NewEvent } from './store.ts';
 
 export const STATE_CODE: Record<EventState, number> = { pending: 0, delivered: 1, dead: 2 };
 export const STATE_NAME: EventState[] = ['pending', 'delivered', 'dead'];
-
-/** An event about to be written with its cause. */
-export interface NewEvent {
-  /** The room it belongs to ('' for an event of no room: blocks); delivery keeps order per room. */
-  room: string;
-  type: EventType;
-  at: number;
-  /** message.* events: the message id, so erasing its text finds the rows. */
-  messageId: string | null;
-  /** The event's own fields as one JSON object (id, type, at and room are added on delivery). */
-  body: string;
-  /** The outbox was full (CHAT_WEBHOOK_MAX_PENDING): written straight to the dead-letter list. */
-  dead: boolean;
-}
-
-/** What a message's send asks for: a message.created event with these push targets. */
-export interface MessageEventSpec {
-  recipients: string[];
-  /** The outbox is full: the row goes straight to the dead-letter list. */
-  dead: boolean;
-}
-
-/** An outbox row as read back. */
-export interface StoredEvent {
-  id: number;
-  room: string;
-  type: EventType;
-  at: number;
-  body: string;
-  state: EventState;
-  attempts: number;
-  /** Delivered or dead-lettered at (ms), null while pending. */
-  doneAt: number | null;
-  /** The last delivery failure (status or network error), null if none. */
-  error: string | null;
-}
 
 /** Every row column as the stores select them. */
 export const EVENT_COLS = 'id, room, type, at, body, state, attempts, done_at, error';
@@ -63,7 +18,7 @@ export const EVENT_COLS = 'id, room, type, at, body, state, attempts, done_at, e
 export interface EventDbRow {
   id: number | string;
   room: string;
-  type: EventType;
+  type: StoredEvent['type'];
   at: number;
   body: string;
   state: number;

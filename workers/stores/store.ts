@@ -1,8 +1,7 @@
 // The storage contract. The persistence actor is the only caller of a MessageStore's write side;
 // history readers use a MessageReader on their own read-only connection.
 
-import type { MessageEventSpec, NewEvent } from './events.ts';
-import type { DirChangesResult, MarkCmd, Message, MessageType, MyRoom, RoomInfo, RoomKind } from '../contract.ts';
+import type { DirChangesResult, EventType, MarkCmd, Message, MessageType, MyRoom, RoomInfo, RoomKind } from '../contract.ts';
 
 export type { RoomKind };
 
@@ -31,6 +30,27 @@ export interface RoomRow {
  * commit resolves it under the room's lock); reqId is answered once committed, not stored.
  */
 export type MarkerWrite = Omit<MarkCmd, 't'>;
+
+/** An event about to be written with its cause. */
+export interface NewEvent {
+  /** The room it belongs to ('' for an event of no room: blocks); delivery keeps order per room. */
+  room: string;
+  type: EventType;
+  at: number;
+  /** message.* events: the message id, so erasing its text finds the rows. */
+  messageId: string | null;
+  /** The event's own fields as one JSON object (id, type, at and room are added on delivery). */
+  body: string;
+  /** The outbox was full (CHAT_WEBHOOK_MAX_PENDING): written straight to the dead-letter list. */
+  dead: boolean;
+}
+
+/** What a message's send asks for: a message.created event with these push targets. */
+export interface MessageEventSpec {
+  recipients: string[];
+  /** The outbox is full: the row goes straight to the dead-letter list. */
+  dead: boolean;
+}
 
 /** A message with its id and seq assigned, about to be written. */
 export interface NewMessage {
