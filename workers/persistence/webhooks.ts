@@ -43,6 +43,11 @@ export class Webhooks {
   private timer: NodeJS.Timeout | null = null;
   private running = false;
   private again = false;
+  /**
+   * Some room waits for a retry (the receiver is failing): new events do not start a round
+   * early, the timer (at most IDLE_POLL_MS) does; otherwise every commit would start one.
+   */
+  private backingOff = false;
   private stopped = false;
   private lastCount = 0;
   private readonly purgeTimer: NodeJS.Timeout;
@@ -84,7 +89,10 @@ export class Webhooks {
       this.again = true;
       return;
     }
-    if (this.timer !== null) clearTimeout(this.timer);
+    if (this.timer !== null) {
+      if (this.backingOff) return;
+      clearTimeout(this.timer);
+    }
     this.timer = setTimeout(() => void this.round(), 0);
   }
 
@@ -121,10 +129,8 @@ export class Webhooks {
     }
     this.running = false;
     if (this.stopped) return;
-    if (this.again) {
-      this.again = false;
-      wait = 0;
-    }
+    if (this.again && !this.backingOff) wait = 0;
+    this.again = false;
     if (wait !== null) this.timer = setTimeout(() => void this.round(), wait);
   }
 
@@ -137,6 +143,7 @@ export class Webhooks {
       this.lastCount = now;
     }
     const due = await this.store.dueRooms(now, ROOMS_PER_ROUND);
+    this.backingOff = due.nextAt !== null;
     const idle = due.nextAt !== null ? Math.max(1, Math.min(due.nextAt - now, IDLE_POLL_MS)) : this.cluster || this.pending > 0 ? IDLE_POLL_MS : null;
     if (due.rooms.length === 0) return idle;
     const rooms = this.cluster ? await this.store.leaseRooms(this.cfg.nodeId, due.rooms, now, now + LEASE_MS) : due.rooms;

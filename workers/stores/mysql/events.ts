@@ -20,6 +20,11 @@ export function insertEvents(events: NewEvent[], now: number): string[] {
   return parts;
 }
 
+/** Erase a message's text from its outbox rows not yet delivered (a statement for the caller's transaction). */
+export function eraseTextSql(messageId: string): string {
+  return mysql.format("UPDATE webhook_events SET body = JSON_SET(body, '$.message.text', '') WHERE message_id = ? AND state <> 1", [messageId]);
+}
+
 export class MysqlEvents implements EventStore {
   constructor(private readonly pool: mysql.Pool) {}
 
@@ -104,7 +109,7 @@ export class MysqlEvents implements EventStore {
   }
 
   async eraseText(messageId: string): Promise<number> {
-    const [r] = await this.pool.query<mysql.ResultSetHeader>("UPDATE webhook_events SET body = JSON_SET(body, '$.message.text', '') WHERE message_id = ? AND state <> 1", [messageId]);
+    const [r] = await this.pool.query<mysql.ResultSetHeader>(eraseTextSql(messageId));
     return r.affectedRows;
   }
 }
