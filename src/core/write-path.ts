@@ -106,7 +106,10 @@ export class WritePath {
       if (s.closed) return; // never acked, never stored: the client retries with the same cid
       const refusal = this.admit(bytes);
       if (refusal !== null) return this.replies.error(s, 'overloaded', refusal, ref, echo);
-      this.withRecipients(room, s.userId, (recipients) => this.forward({ s, cid, ref, bytes, delivered: null, settled: null, t0: 0 }, room.id, 'CHAT', s.userId, s.userName, text, recipients));
+      const p: PendingSend = { s, cid, ref, bytes, delivered: null, settled: null, t0: 0 };
+      const r = this.recipients(room, s.userId);
+      if (this.inOrder(room.id, r)) this.forward(p, room.id, 'CHAT', s.userId, s.userName, text, r);
+      else this.afterLookup(room.id, r, (x) => this.forward(p, room.id, 'CHAT', s.userId, s.userName, text, x));
     }, (code, msg) => this.replies.error(s, code, msg, ref, echo));
   }
 
@@ -118,10 +121,13 @@ export class WritePath {
     return new Promise<SendResult>((resolve, reject) => {
       const refusal = this.admit(bytes);
       if (refusal !== null) return reject(new ChatError('overloaded', refusal));
-      this.withRecipients(room, null, (recipients) => this.forward({
+      const p: PendingSend = {
         s: null, cid: null, ref: undefined, bytes, delivered: null, t0: 0,
         settled: (r) => (r.error !== null ? reject(new ChatError(r.error, MSG.noSuchRoom)) : resolve(r)),
-      }, room.id, 'SYSTEM', 'system', 'system', text, recipients));
+      };
+      const r = this.recipients(room, null);
+      if (this.inOrder(room.id, r)) this.forward(p, room.id, 'SYSTEM', 'system', 'system', text, r);
+      else this.afterLookup(room.id, r, (x) => this.forward(p, room.id, 'SYSTEM', 'system', 'system', text, x));
     });
   }
 
@@ -158,20 +164,23 @@ export class WritePath {
    * event. On a cluster presence is in Redis: the send waits for that lookup, and the room's
    * later sends wait behind it, so the actor still gets them in order.
    */
-  private withRecipients(room: Room<Session>, from: string | null, go: (recipients: string[] | null) => void): void {
-    let r: string[] | null | Promise<string[]> = null;
-    if (this.cfg.webhookUrl !== null) {
-      if (room.members === null) r = this.cfg.webhookPublic ? [] : null;
-      else {
-        const candidates = [...room.members].filter((u) => u !== from && (from === null || !this.access.blocked(u, from)));
-        r = candidates.length === 0 ? candidates : this.topology!.absent(room, candidates);
-      }
-    }
-    const before = this.lookups.get(room.id);
-    if (before === undefined && !(r instanceof Promise)) return go(r);
-    const p = Promise.all([before, r]).then(([, recipients]) => go(recipients));
-    this.lookups.set(room.id, p);
-    void p.finally(() => { if (this.lookups.get(room.id) === p) this.lookups.delete(room.id); });
+  private recipients(room: Room<Session>, from: string | null): string[] | null | Promise<string[]> {
+    if (this.cfg.webhookUrl === null) return null;
+    if (room.members === null) return this.cfg.webhookPublic ? [] : null;
+    const candidates = [...room.members].filter((u) => u !== from && (from === null || !this.access.blocked(u, from)));
+    return candidates.length === 0 ? candidates : this.topology!.absent(room, candidates);
+  }
+
+  /** The send may go now: its recipients are known and no earlier send of the room waits. */
+  private inOrder(room: string, r: string[] | null | Promise<string[]>): r is string[] | null {
+    return !(r instanceof Promise) && !this.lookups.has(room);
+  }
+
+  /** Forward once the lookup and every earlier waiting send of the room are through. */
+  private afterLookup(room: string, r: string[] | null | Promise<string[]>, go: (recipients: string[] | null) => void): void {
+    const p = Promise.all([this.lookups.get(room), r]).then(([, recipients]) => go(recipients));
+    this.lookups.set(room, p);
+    void p.finally(() => { if (this.lookups.get(room) === p) this.lookups.delete(room); });
   }
 
   /** Hand a message to the actor; the PendingSend decides what happens when it settles. */
