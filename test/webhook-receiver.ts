@@ -21,6 +21,8 @@ export interface Request {
   status: number;
   events: Evt[];
   timestamp: string;
+  /** When it arrived (ms, the receiver's clock). */
+  at: number;
 }
 
 type Verify = (secret: string, headers: IncomingHttpHeaders, raw: Buffer, nowS?: number) => boolean;
@@ -63,7 +65,7 @@ export class Receiver {
   private onRequest(verified: boolean, headers: IncomingHttpHeaders, raw: Buffer, res: ServerResponse): void {
     const events = (JSON.parse(raw.toString('utf8')) as { events: Evt[] }).events;
     const a = this.answer(events);
-    this.requests.push({ ids: String(headers['x-chat-event-ids']).split(','), verified, status: a === 'hold' ? 200 : a, events, timestamp: String(headers['x-chat-timestamp']) });
+    this.requests.push({ ids: String(headers['x-chat-event-ids']).split(','), verified, status: a === 'hold' ? 200 : a, events, timestamp: String(headers['x-chat-timestamp']), at: Date.now() });
     if (a === 'hold') this.held.push(res);
     else res.writeHead(a).end();
     this.wake();

@@ -98,6 +98,7 @@ describe('webhooks', () => {
     expect(created.map((e) => e.room).sort()).toEqual(rooms);
     expect(created[0]).toMatchObject({ kind: 'group', members: ['ann', 'ben', 'cleo', 'dan'], by: null });
     await until('the delivered counter', async () => ((await metric(eng!, 'chat_webhook_delivered_total')) >= 1004 ? true : undefined));
+    expect(await metric(eng, 'chat_webhook_delivery_seconds_count')).toBeGreaterThanOrEqual(1004);
   }, 120_000);
 
   it('writes room, member and block events in order, and none for a public room by default', async () => {
@@ -126,16 +127,38 @@ describe('webhooks', () => {
     expect(evts[4]).toMatchObject({ blocker: 'ann', blocked: 'dan' });
   });
 
+  it('leaves out of recipients the members who block the sender; a SYSTEM message names every member not joined; public rooms with CHAT_WEBHOOK_PUBLIC', async () => {
+    eng = await startEngine(env(receiver, { CHAT_WEBHOOK_PUBLIC: '1' }));
+    await group(eng, 'g', ['ann', 'ben', 'cleo']);
+    expect((await fetch(`${eng.http}/api/me/blocks/ann?user=cleo&name=Cleo`, { method: 'PUT' })).status).toBe(200);
+    const ann = await Client.connect(eng.url, { user: 'ann', name: 'Ann' });
+    clients.push(ann);
+    expect((await ann.request({ op: 'join', room: 'g' })).op).toBe('joined');
+    expect((await ann.request({ op: 'join', room: 'plaza' })).op).toBe('joined');
+    await sendAll(ann, 'g', ['hi'], 'g');
+    await sendAll(ann, 'plaza', ['hello all'], 'p');
+    expect((await api(eng, 'POST', '/api/rooms/g/messages', { text: 'maintenance' })).status).toBe(201);
+    await receiver.waitFor('three message events', () => messages([...receiver.deliveredById().values()]).length === 3);
+    const m = messages([...receiver.deliveredById().values()]).sort((a, b) => Number(a.id) - Number(b.id));
+    expect(m.map((e) => [e.room, e.message.type, e.recipients])).toEqual([
+      ['g', 'CHAT', ['ben']], // cleo blocks ann: no push for her
+      ['plaza', 'CHAT', []],
+      ['g', 'SYSTEM', ['ben', 'cleo']], // ann is joined
+    ]);
+  });
+
   it('keeps nothing from a receiver that is down: retried, then all delivered in room order, /healthz failing meanwhile with 200', async () => {
-    eng = await startEngine(env(receiver));
+    // Retries every 200 ms at most: 10 s down takes ~50 attempts, which must not dead-letter anything.
+    eng = await startEngine(env(receiver, { CHAT_WEBHOOK_MAX_ATTEMPTS: '1000' }));
     for (const r of ['a', 'b', 'c']) await group(eng, r, ['ann', 'ben']);
     await receiver.waitFor('the room events', () => receiver.deliveredById().size === 3);
     receiver.answer = () => 503;
     const ann = await Client.connect(eng.url, { user: 'ann', name: 'Ann' });
     clients.push(ann);
     await Promise.all(['a', 'b', 'c'].map((r) => sendAll(ann, r, Array.from({ length: 60 }, (_, i) => `${r}${i}`), r)));
-    // Down for at least five failed attempts of the same events (backoff between them).
-    await receiver.waitFor('five failed attempts', () => receiver.requests.filter((q) => q.status === 503).length >= 5);
+    // Down for 10 s by the receiver's own clock: the engine keeps retrying with backoff meanwhile.
+    const failed = (): number[] => receiver.requests.filter((q) => q.status === 503).map((q) => q.at);
+    await receiver.waitFor('10 s of failed attempts', () => { const f = failed(); return f.length > 0 && f[f.length - 1] - f[0] >= 10_000; }, 60_000);
     const health = await fetch(eng.http + '/healthz');
     expect(health.status).toBe(200);
     await until('healthz says failing', async () => {
@@ -152,7 +175,8 @@ describe('webhooks', () => {
       const h = (await (await fetch(eng!.http + '/healthz')).json()) as { webhooks?: { receiver: string } };
       return h.webhooks?.receiver === 'ok' ? true : undefined;
     });
-  }, 60_000);
+    expect(await metric(eng, 'chat_webhook_dead_lettered_total')).toBe(0);
+  }, 90_000);
 
   it('dead-letters the one event a receiver refuses with a 4xx, and its room keeps flowing; it can be listed and replayed', async () => {
     eng = await startEngine(env(receiver));
@@ -181,6 +205,23 @@ describe('webhooks', () => {
     // Bad input is a 400, not a crash.
     expect((await api(eng, 'POST', '/api/webhooks/replay', { from: 'x' })).status).toBe(400);
     expect((await api(eng, 'GET', '/api/webhooks/events?state=lost')).status).toBe(400);
+  });
+
+  it('dead-letters an event after CHAT_WEBHOOK_MAX_ATTEMPTS failed attempts, and the room goes on', async () => {
+    eng = await startEngine(env(receiver, { CHAT_WEBHOOK_MAX_ATTEMPTS: '3' }));
+    await group(eng, 'g', ['ann', 'ben']);
+    await receiver.waitFor('room.created', () => receiver.deliveredById().size === 1);
+    receiver.answer = (evts) => (evts.some((e) => e.message?.text === 'flaky') ? 503 : 200);
+    const ann = await Client.connect(eng.url, { user: 'ann', name: 'Ann' });
+    clients.push(ann);
+    await sendAll(ann, 'g', ['flaky'], 'f');
+    await until('the dead-letter list', async () => {
+      const d = (await api(eng!, 'GET', '/api/webhooks/dead')).body.events as { attempts: number; error: string }[];
+      return d.length === 1 ? d[0] : undefined;
+    }).then((d) => expect(d).toMatchObject({ attempts: 3, error: 'HTTP 503' }));
+    expect(receiver.requests.filter((q) => q.status === 503)).toHaveLength(3);
+    await sendAll(ann, 'g', ['after'], 'a');
+    await receiver.waitFor('the next event', () => messages(receiver.delivered()).some((e) => e.message.text === 'after'));
   });
 
   it('past CHAT_WEBHOOK_MAX_PENDING messages are still accepted and their events dead-lettered, counted', async () => {

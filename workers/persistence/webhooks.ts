@@ -49,6 +49,8 @@ export class Webhooks {
    */
   private backingOff = false;
   private stopped = false;
+  /** The request in flight: aborted on stop, so a receiver that hangs never holds up a shutdown. */
+  private inflight: AbortController | null = null;
   private lastCount = 0;
   private readonly purgeTimer: NodeJS.Timeout;
 
@@ -98,6 +100,7 @@ export class Webhooks {
 
   stop(): void {
     this.stopped = true;
+    this.inflight?.abort();
     if (this.timer !== null) clearTimeout(this.timer);
     clearInterval(this.purgeTimer);
   }
@@ -156,6 +159,7 @@ export class Webhooks {
     }
     const ids = batch.map((e) => e.id);
     const outcome = await this.send(batch);
+    if (this.stopped) return null; // shutting down: what was in flight stays pending
     const after = Date.now();
     if (outcome.ok) {
       await this.store.delivered(ids, after);
@@ -188,11 +192,12 @@ export class Webhooks {
   private async send(batch: StoredEvent[]): Promise<Outcome> {
     const body = '{"events":[' + batch.map(eventJson).join(',') + ']}';
     const ts = String(Math.floor(Date.now() / 1000));
+    const abort = (this.inflight = new AbortController());
     try {
       const res = await fetch(this.cfg.webhookUrl!, {
         method: 'POST',
         redirect: 'manual',
-        signal: AbortSignal.timeout(this.cfg.webhookTimeoutMs),
+        signal: AbortSignal.any([abort.signal, AbortSignal.timeout(this.cfg.webhookTimeoutMs)]),
         headers: {
           'content-type': 'application/json',
           'user-agent': 'uchat-webhooks',
@@ -211,6 +216,8 @@ export class Webhooks {
       const e = err as Error & { cause?: { code?: string } };
       const why = e.name === 'TimeoutError' ? `timeout after ${this.cfg.webhookTimeoutMs} ms` : e.cause?.code ?? e.message;
       return { ok: false, retry: true, error: why };
+    } finally {
+      this.inflight = null;
     }
   }
 
