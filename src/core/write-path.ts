@@ -135,7 +135,10 @@ export class WritePath {
   postEvent(roomId: string, type: Message['type'], userId: string, userName: string, text: string, origin: Origin): boolean {
     const bytes = jsonStringBytes(text) + jsonStringBytes(userName) + 160;
     if (this.admit(bytes) !== null) return false;
-    this.forward({ s: null, cid: null, ref: undefined, bytes, t0: 0, ...origin }, roomId, type, userId, userName, text, null);
+    const p: PendingSend = { s: null, cid: null, ref: undefined, bytes, t0: 0, ...origin };
+    // Behind any send of the room still waiting for its recipients (a QUIT after its user's last CHAT).
+    if (this.inOrder(roomId, null)) this.forward(p, roomId, type, userId, userName, text, null);
+    else this.afterLookup(roomId, null, (x) => this.forward(p, roomId, type, userId, userName, text, x));
     return true;
   }
 
