@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IdGenerator } from '../workers/ids.ts';
 import { Assigner } from '../workers/persistence/assign.ts';
 import { blockEvent, eventJson, memberEvents, roomCreated, type EventStore } from '../workers/stores/events.ts';
+import { insertEventsOnce } from '../workers/stores/mysql/events.ts';
 import { migrateMysql, MYSQL_SCHEMA_VERSION } from '../workers/stores/mysql/migrations.ts';
 import { MysqlStore } from '../workers/stores/mysql/store.ts';
 import { migrate, SCHEMA_VERSION } from '../workers/stores/sqlite/migrations.ts';
@@ -179,6 +180,18 @@ describe.runIf(HAVE_MYSQL)('event outbox in a cluster (MySQL)', () => {
     const rows = await a.events.listEvents({ from: 0, state: null, limit: 10 });
     expect(rows.map((e) => JSON.parse(e.body).message.text)).toEqual(['hi k1', 'hi k2']);
     expect(rows.map((e) => JSON.parse(e.body).message.seq)).toEqual([1, 1]);
+  });
+
+  it('a commit that may repeat one of unknown outcome writes a message event only once', async () => {
+    const e = { room: 'c1', type: 'message.created' as const, at: 7, messageId: '0000000000ABC', body: '{}', dead: false };
+    const c = await mysql.createConnection({ uri: db.url });
+    try {
+      for (let i = 0; i < 2; i++) for (const q of insertEventsOnce([e], 7)) await c.query(q);
+      const [rows] = await c.query<mysql.RowDataPacket[]>("SELECT COUNT(*) AS n FROM webhook_events WHERE message_id = '0000000000ABC'");
+      expect(Number(rows[0].n)).toBe(1);
+    } finally {
+      await c.end();
+    }
   });
 
   it('a room is leased by one node at a time; an expired lease goes to another', async () => {

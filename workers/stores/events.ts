@@ -12,6 +12,9 @@ export type { MessageEventSpec, NewEvent } from './store.ts';
 export const STATE_CODE: Record<EventState, number> = { pending: 0, delivered: 1, dead: 2 };
 export const STATE_NAME: EventState[] = ['pending', 'delivered', 'dead'];
 
+/** The error of an event written straight to the dead-letter list (the outbox was full). */
+export const OVERFLOW_ERROR = 'overflow: CHAT_WEBHOOK_MAX_PENDING';
+
 /** Every row column as the stores select them. */
 export const EVENT_COLS = 'id, room, type, at, body, state, attempts, done_at, error';
 

@@ -5,7 +5,7 @@
 // out from one node, in order.
 
 import mysql from 'mysql2/promise';
-import { EVENT_COLS, STATE_CODE, toStoredEvent, type DueRooms, type EventDbRow, type EventQuery, type EventStore, type NewEvent, type StoredEvent } from '../events.ts';
+import { EVENT_COLS, OVERFLOW_ERROR, STATE_CODE, toStoredEvent, type DueRooms, type EventDbRow, type EventQuery, type EventStore, type NewEvent, type StoredEvent } from '../events.ts';
 import { INSERT_CHUNK } from './statements.ts';
 
 type Rows<T> = (mysql.RowDataPacket & T)[];
@@ -14,7 +14,7 @@ type Rows<T> = (mysql.RowDataPacket & T)[];
 export function insertEvents(events: NewEvent[], now: number): string[] {
   const parts: string[] = [];
   for (let i = 0; i < events.length; i += INSERT_CHUNK) {
-    const rows = events.slice(i, i + INSERT_CHUNK).map((e) => [e.room, e.type, e.at, e.messageId, e.body, e.dead ? STATE_CODE.dead : STATE_CODE.pending, e.dead ? now : null, e.dead ? 'overflow: CHAT_WEBHOOK_MAX_PENDING' : null]);
+    const rows = events.slice(i, i + INSERT_CHUNK).map((e) => [e.room, e.type, e.at, e.messageId, e.body, e.dead ? STATE_CODE.dead : STATE_CODE.pending, e.dead ? now : null, e.dead ? OVERFLOW_ERROR : null]);
     parts.push(mysql.format('INSERT INTO webhook_events (room, type, at, message_id, body, state, done_at, error) VALUES ?', [rows]));
   }
   return parts;
@@ -23,6 +23,17 @@ export function insertEvents(events: NewEvent[], now: number): string[] {
 /** Erase a message's text from its outbox rows not yet delivered (a statement for the caller's transaction). */
 export function eraseTextSql(messageId: string): string {
   return mysql.format("UPDATE webhook_events SET body = JSON_SET(body, '$.message.text', '') WHERE message_id = ? AND state <> 1", [messageId]);
+}
+
+/**
+ * As insertEvents, for a commit that may repeat one whose outcome is unknown: a message event is
+ * written only if the same one (message, type, time) is not there yet, so a repeat does not send it
+ * twice under two ids.
+ */
+export function insertEventsOnce(events: NewEvent[], now: number): string[] {
+  return events.map((e) => e.messageId === null ? insertEvents([e], now)[0] : mysql.format(
+    'INSERT INTO webhook_events (room, type, at, message_id, body, state, done_at, error) SELECT ?, ?, ?, ?, ?, ?, ?, ? FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM webhook_events WHERE message_id = ? AND type = ? AND at = ?)',
+    [e.room, e.type, e.at, e.messageId, e.body, e.dead ? STATE_CODE.dead : STATE_CODE.pending, e.dead ? now : null, e.dead ? OVERFLOW_ERROR : null, e.messageId, e.type, e.at]));
 }
 
 export class MysqlEvents implements EventStore {

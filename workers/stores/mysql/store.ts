@@ -10,7 +10,7 @@ import { SQL } from '../sql.ts';
 import { cidKey, type AssignUnderLock, type CidHit, type ClusterStore, type DirectoryStore, type MarkerWrite, type MessageStore, type NewMessage, type RoomRow } from '../store.ts';
 import { messageEvents, type NewEvent } from '../events.ts';
 import { clusterCommit } from './cluster-commit.ts';
-import { insertEvents, MysqlEvents } from './events.ts';
+import { insertEvents, insertEventsOnce, MysqlEvents } from './events.ts';
 import { pinnedPool, WriteConnection, type SessionSetup } from './connection.ts';
 import { migrateMysql } from './migrations.ts';
 import { advanceRooms, INSERT_CHUNK, insertMessages, moveMarkers, MYSQL_SQL, packets } from './statements.ts';
@@ -42,6 +42,8 @@ export class MysqlStore implements MessageStore, DirectoryStore, ClusterStore {
   private readonly lookups: mysql.Pool;
   /** The host app's event outbox: its rows are written by this store's transactions. */
   readonly events: MysqlEvents;
+  /** The last group commit failed (its outcome may be unknown): the next may repeat its messages. */
+  private repeating = false;
 
   private constructor(url: string, idleTxTimeoutS: number, setup: SessionSetup) {
     this.writer = new WriteConnection(url, idleTxTimeoutS, setup);
@@ -80,13 +82,18 @@ export class MysqlStore implements MessageStore, DirectoryStore, ClusterStore {
       // sent) skips rows already there. Conflicting cids never reach here: the actor dedupes first.
       const parts: string[] = ['START TRANSACTION', ...insertMessages(msgs, true, max)];
       if (lastSeqs.size > 0) parts.push(...advanceRooms(lastSeqs, msgs));
-      parts.push(...moveMarkers(marks), ...insertEvents(messageEvents(msgs), Date.now()), 'COMMIT');
+      // After a failed commit the next one may repeat messages already stored: their events are
+      // then written only where none is (rare, so one statement per event is fine).
+      const events = messageEvents(msgs);
+      parts.push(...moveMarkers(marks), ...(this.repeating ? insertEventsOnce(events, Date.now()) : insertEvents(events, Date.now())), 'COMMIT');
       try {
         for (const q of packets(parts, max)) await c.query(q);
       } catch (err) {
+        this.repeating = true;
         await c.query('ROLLBACK').catch(() => undefined);
         throw err;
       }
+      this.repeating = false;
     });
   }
 

@@ -3,7 +3,7 @@
 // statements of their own between group commits. Lists of ids or rooms bind as one JSON array.
 
 import type Database from 'better-sqlite3';
-import { EVENT_COLS, STATE_CODE, toStoredEvent, type DueRooms, type EventDbRow, type EventQuery, type EventStore, type NewEvent, type StoredEvent } from '../events.ts';
+import { EVENT_COLS, OVERFLOW_ERROR, STATE_CODE, toStoredEvent, type DueRooms, type EventDbRow, type EventQuery, type EventStore, type NewEvent, type StoredEvent } from '../events.ts';
 
 const IDS = 'SELECT value FROM json_each(?)';
 
@@ -35,7 +35,7 @@ export class SqliteEvents implements EventStore {
 
   /** Inside the caller's transaction. */
   insert(events: NewEvent[], now: number): void {
-    for (const e of events) this.st.insert.run(e.room, e.type, e.at, e.messageId, e.body, e.dead ? STATE_CODE.dead : STATE_CODE.pending, e.dead ? now : null, e.dead ? 'overflow: CHAT_WEBHOOK_MAX_PENDING' : null);
+    for (const e of events) this.st.insert.run(e.room, e.type, e.at, e.messageId, e.body, e.dead ? STATE_CODE.dead : STATE_CODE.pending, e.dead ? now : null, e.dead ? OVERFLOW_ERROR : null);
   }
 
   dueRooms(now: number, max: number): DueRooms {
