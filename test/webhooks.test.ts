@@ -263,8 +263,9 @@ describe('webhooks', () => {
     expect(inRoomOrder(receiver.delivered())).toBe(true);
   }, 60_000);
 
-  it('refuses CHAT_WEBHOOK_URL without a secret, and answers 404 to the admin calls when webhooks are off', async () => {
+  it('refuses CHAT_WEBHOOK_URL without a secret or not http(s), and answers 404 to the admin calls when webhooks are off', async () => {
     await expect(startEngine({ CHAT_WEBHOOK_URL: 'http://127.0.0.1:9/x' })).rejects.toThrow(/CHAT_WEBHOOK_SECRET/);
+    await expect(startEngine({ CHAT_WEBHOOK_URL: 'ftp://127.0.0.1/x', CHAT_WEBHOOK_SECRET: SECRET })).rejects.toThrow(/CHAT_WEBHOOK_URL must be an http/);
     eng = await startEngine({ CHAT_ADMIN_TOKEN: ADMIN });
     expect((await api(eng, 'GET', '/api/webhooks/dead')).status).toBe(404);
   });
