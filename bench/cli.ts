@@ -1,7 +1,7 @@
 // npm run bench -- <scenario|compare <scenario>> [--url ws://127.0.0.1:8080/ws[,ws://...]] [--server engine|ceiling|ws-sqlite|socketio]
 //   [--nodes N [--mysql-url URL] [--redis-url URL]]
 //   [--rate N] [--duration S] [--warmup S] [--drain S] [--clients N] [--rooms N] [--find-max] [--json] [--out dir]
-//   [--profile] [--no-pin] [--pid N[,N]] [--p99-limit MS] [--proto native|stomp]
+//   [--profile] [--no-pin] [--pid N[,N]] [--p99-limit MS] [--proto native|stomp] [--webhook none|slow|refuse|all]
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,7 +21,8 @@ flags: --url ws://127.0.0.1:PORT/ws[,ws://127.0.0.1:PORT2/ws] (target running se
        --rate N  --duration S  --warmup S  --drain S  --clients N  --rooms N  --find-max  --p99-limit MS
        --json  --out DIR  --profile (server CPU profile into DIR)  --no-pin (let server and generator float)  --no-wait-quiet (do not wait for a quiet box)  --pid N[,N] (with --url: sample these pids, CPU and RSS summed)
        --sio-client lean|official (Socket.IO peer: our lean client speaking its wire format, default, or socket.io-client)
-       --proto native|stomp (engine only, chat/direct/fanout/soak: drive the engine over STOMP 1.2 instead of its native protocol)`;
+       --proto native|stomp (engine only, chat/direct/fanout/soak: drive the engine over STOMP 1.2 instead of its native protocol)
+       --webhook none|slow|refuse|all (spawned engine: webhooks on, public rooms included, to a receiver answering in 2 s (slow), to a port refusing connections (refuse), or off (none); all = the three one after another, compared)`;
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -29,7 +30,7 @@ const { values, positionals } = parseArgs({
     url: { type: 'string' }, server: { type: 'string', default: 'engine' },
     rate: { type: 'string' }, duration: { type: 'string' }, warmup: { type: 'string' }, drain: { type: 'string' },
     clients: { type: 'string' }, rooms: { type: 'string' }, pid: { type: 'string' }, nodes: { type: 'string' },
-    'mysql-url': { type: 'string', default: 'mysql://root@127.0.0.1:3306' }, 'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379' }, 'p99-limit': { type: 'string' }, 'sio-client': { type: 'string', default: 'lean' }, proto: { type: 'string', default: 'native' },
+    'mysql-url': { type: 'string', default: 'mysql://root@127.0.0.1:3306' }, 'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379' }, 'p99-limit': { type: 'string' }, 'sio-client': { type: 'string', default: 'lean' }, proto: { type: 'string', default: 'native' }, webhook: { type: 'string' },
     json: { type: 'boolean', default: false }, out: { type: 'string' }, 'no-pin': { type: 'boolean', default: false },
     'find-max': { type: 'boolean', default: false }, 'no-wait-quiet': { type: 'boolean', default: false }, profile: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
   },
@@ -57,6 +58,9 @@ if (urls && urls.length === 0) fail('--url needs at least one URL');
 if (urls && urls.length > 1 && urls.some((u) => !u.startsWith('ws://'))) fail('several --url: each must be ws://... (the Socket.IO peer is one process)');
 const pids = (list(values.pid) ?? []).map((p) => { const n = Number(p); if (!Number.isInteger(n) || n <= 0) fail(`--pid takes process ids (comma-separated), got "${p}"`); return n; });
 if (pids.length && !urls) fail('--pid goes with --url (a spawned server is sampled by itself)');
+const webhook = values.webhook === undefined ? undefined : values.webhook === 'all' ? ['none', 'slow', 'refuse'] as const : [values.webhook];
+if (webhook && !webhook.every((w) => w === 'none' || w === 'slow' || w === 'refuse')) fail(`--webhook must be none, slow, refuse or all, got "${values.webhook}"`);
+if (webhook && (urls || compare || values.nodes !== undefined)) fail('--webhook spawns the engine itself: drop --url, --nodes and compare');
 const nodes = values.nodes === undefined ? undefined : Number(values.nodes);
 if (nodes !== undefined) {
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > 64) fail(`--nodes must be an integer from 1 to 64, got "${values.nodes}"`);
@@ -72,7 +76,7 @@ const code = await main({
   drainS: num('drain', values.drain), clients: num('clients', values.clients), rooms: num('rooms', values.rooms),
   pids, p99LimitMs: num('p99-limit', values['p99-limit']) ?? 100,
   waitQuiet: !values['no-wait-quiet'],
-  sioClient: values['sio-client'] === 'official' ? 'official' : 'lean', proto,
+  sioClient: values['sio-client'] === 'official' ? 'official' : 'lean', proto, webhook: webhook as ('none' | 'slow' | 'refuse')[] | undefined,
   json: values.json, out: values.out, pin: !values['no-pin'], findMax: values['find-max'], profile: values.profile,
 }).catch((e: Error) => { process.stderr.write(`bench: ${e.message}\n`); return 2; });
 process.exit(code);

@@ -3,7 +3,7 @@
 // hands every other event to one handler.
 
 import { Worker } from 'node:worker_threads';
-import { decodeBatch, encodeBatch, workerStart, type ActorInit, type AdminOp, type FromActor, type ReplyEvt, type ToActor } from '../workers/contract.ts';
+import { decodeBatch, encodeBatch, workerStart, type ActorInit, type AdminOp, type FromActor, type HooksOp, type HooksReplyEvt, type ReplyEvt, type ToActor } from '../workers/contract.ts';
 import type { Config } from './config.ts';
 
 export class ActorLink {
@@ -14,6 +14,8 @@ export class ActorLink {
   private onEvents: (evts: FromActor[]) => void = () => {};
   /** Requests waiting for the actor's reply, by reqId. */
   private readonly requests = new Map<number, (r: ReplyEvt) => void>();
+  /** Webhook admin calls waiting for the actor's answer, by reqId (the same numbering). */
+  private readonly hookRequests = new Map<number, (r: HooksReplyEvt) => void>();
   private nextReq = 1;
   /** Every block in the store, as the actor reported it at start-up. */
   initialBlocks: [string, string][] = [];
@@ -59,16 +61,18 @@ export class ActorLink {
 
   private dispatch(evts: FromActor[]): void {
     let rest = evts;
-    if (this.requests.size > 0) {
+    if (this.requests.size > 0 || this.hookRequests.size > 0) {
       rest = [];
       for (const e of evts) {
-        if (e.t !== 'reply') {
-          rest.push(e);
-          continue;
-        }
-        const cb = this.requests.get(e.reqId);
-        this.requests.delete(e.reqId);
-        cb?.(e);
+        if (e.t === 'reply') {
+          const cb = this.requests.get(e.reqId);
+          this.requests.delete(e.reqId);
+          cb?.(e);
+        } else if (e.t === 'hooksReply') {
+          const cb = this.hookRequests.get(e.reqId);
+          this.hookRequests.delete(e.reqId);
+          cb?.(e);
+        } else rest.push(e);
       }
     }
     if (rest.length > 0) this.onEvents(rest);
@@ -77,6 +81,15 @@ export class ActorLink {
   /** A host-app operation; resolves with the actor's reply. */
   request(body: AdminOp): Promise<ReplyEvt> {
     return this.awaitReply((reqId) => this.send({ t: 'req', reqId, body }));
+  }
+
+  /** A webhook outbox admin call; resolves with the actor's answer. */
+  hooks(body: HooksOp): Promise<HooksReplyEvt> {
+    const reqId = this.nextReq++;
+    return new Promise((resolve) => {
+      this.hookRequests.set(reqId, resolve);
+      this.send({ t: 'hooks', reqId, body });
+    });
   }
 
   /** Send a command carrying a fresh reqId; resolves with the actor's reply to it. */

@@ -130,6 +130,26 @@ export interface Config {
   tlsCert: string | null;
   tlsKey: string | null;
   tlsKeyPassphrase: string | null;
+  // ---- webhooks: events for the host app (docs/webhooks.md) ----
+  /** Where events are POSTed; null = no events are written at all. */
+  webhookUrl: string | null;
+  /** The HMAC-SHA256 key of X-Chat-Signature. */
+  webhookSecret: string | null;
+  /** message.created events for public rooms too. */
+  webhookPublic: boolean;
+  /** Events per request at most. */
+  webhookBatch: number;
+  /** A request unanswered this long is a failed attempt (retried). */
+  webhookTimeoutMs: number;
+  /** Attempts of one event before it is dead-lettered. */
+  webhookMaxAttempts: number;
+  /** The first retry's pause; it doubles (with jitter) up to webhookRetryMaxMs. */
+  webhookRetryMs: number;
+  webhookRetryMaxMs: number;
+  /** Delivered and dead-lettered events are kept this long (replay), then deleted. */
+  webhookKeepMs: number;
+  /** Pending events at most; past it new events go straight to the dead-letter list, counted. */
+  webhookMaxPending: number;
 }
 
 export class ConfigError extends Error {
@@ -289,6 +309,17 @@ function jwksUrl(raw: string, name: string): string | null {
   throw new ConfigError(`${name} must be an https:// URL (http:// only to a loopback address such as 127.0.0.1), got "${redactUrl(v)}"`);
 }
 
+function webhookUrl(raw: string, name: string): string | null {
+  const v = raw.trim();
+  if (v === '') return null;
+  let u: URL | null = null;
+  try {
+    u = new URL(v);
+  } catch { /* refused below */ }
+  if (u !== null && (u.protocol === 'https:' || u.protocol === 'http:') && u.username === '' && u.password === '') return v;
+  throw new ConfigError(`${name} must be an http:// or https:// URL without credentials in it, got "${redactUrl(v)}"`);
+}
+
 function claimText(raw: string, name: string): string {
   const v = raw.trim();
   if (v.length === 0 || v.length > 256 || /[\u0000-\u001f\u007f]/.test(v)) throw new ConfigError(`${name} must be 1..256 printable characters, got "${raw}"`);
@@ -415,6 +446,17 @@ const SETTINGS: Setting<keyof Config>[] = [
   { key: 'tlsCert', env: 'CHAT_TLS_CERT', flag: '--tls-cert', def: '', help: 'PEM certificate file (leaf first, then the chain): serve https:// and wss:// (with CHAT_TLS_KEY)', parse: readableFile },
   { key: 'tlsKey', env: 'CHAT_TLS_KEY', flag: '--tls-key', def: '', help: "PEM private key file of CHAT_TLS_CERT", parse: readableFile },
   { key: 'tlsKeyPassphrase', env: 'CHAT_TLS_KEY_PASSPHRASE', flag: '--tls-key-passphrase', def: '', help: 'passphrase of an encrypted CHAT_TLS_KEY', parse: nullable },
+  // Webhooks: events for the host app (docs/webhooks.md).
+  { key: 'webhookUrl', env: 'CHAT_WEBHOOK_URL', flag: '--webhook-url', def: '', help: 'POST events (message.created, room.*, member.*, user.*) to this http(s):// URL; empty = no events', parse: webhookUrl },
+  { key: 'webhookSecret', env: 'CHAT_WEBHOOK_SECRET', flag: '--webhook-secret', def: '', help: 'key of the X-Chat-Signature HMAC-SHA256 (>= 16 chars; required with CHAT_WEBHOOK_URL)', parse: (raw, name) => { const v = nullable(raw); if (v !== null && v.length < 16) throw new ConfigError(`${name} must be at least 16 characters`); return v; } },
+  { key: 'webhookPublic', env: 'CHAT_WEBHOOK_PUBLIC', flag: '--webhook-public', def: '0', help: '1: message.created events for public rooms too (recipients empty: a public room has no members)', parse: (raw, name) => oneOf('0', '1')(raw, name) === '1' },
+  { key: 'webhookBatch', env: 'CHAT_WEBHOOK_BATCH', flag: '--webhook-batch', def: '100', help: 'events per webhook request at most', parse: int(1, 1000) },
+  { key: 'webhookTimeoutMs', env: 'CHAT_WEBHOOK_TIMEOUT', flag: '--webhook-timeout', def: '10s', help: 'a webhook request unanswered this long failed (retried)', parse: boundedDuration(100, 120_000, 'a duration from 100ms to 2m', false) },
+  { key: 'webhookMaxAttempts', env: 'CHAT_WEBHOOK_MAX_ATTEMPTS', flag: '--webhook-max-attempts', def: '15', help: 'attempts of one event (5xx, 429, timeout, refused) before it is dead-lettered', parse: int(1, 1000) },
+  { key: 'webhookRetryMs', env: 'CHAT_WEBHOOK_RETRY', flag: '--webhook-retry', def: '1s', help: "first retry's pause; doubles on every failure, with jitter, up to CHAT_WEBHOOK_RETRY_MAX", parse: boundedDuration(1, 3_600_000, 'a duration from 1ms to 1h', false) },
+  { key: 'webhookRetryMaxMs', env: 'CHAT_WEBHOOK_RETRY_MAX', flag: '--webhook-retry-max', def: '5m', help: 'longest pause between two attempts of an event', parse: boundedDuration(1, 86_400_000, 'a duration from 1ms to 24h', false) },
+  { key: 'webhookKeepMs', env: 'CHAT_WEBHOOK_KEEP', flag: '--webhook-keep', def: '24h', help: 'delivered and dead-lettered events are kept this long (listed, replayable), then deleted', parse: boundedDuration(1000, 365 * 86_400_000, 'a duration from 1s to 365d', false) },
+  { key: 'webhookMaxPending', env: 'CHAT_WEBHOOK_MAX_PENDING', flag: '--webhook-max-pending', def: '100000', help: 'pending events at most; past it messages are still accepted and new events go straight to the dead-letter list (counted)', parse: int(1, 100_000_000) },
 ];
 
 /** How a secret setting is shown by --print-config and in the start-up log (by variable name). */
@@ -425,6 +467,8 @@ const REDACT: Record<string, (raw: string) => string> = {
   CHAT_JWT_SECRET: () => '***',
   CHAT_ADMIN_TOKEN: () => '***',
   CHAT_TLS_KEY_PASSPHRASE: () => '***',
+  CHAT_WEBHOOK_SECRET: () => '***',
+  CHAT_WEBHOOK_URL: redactUrl,
   // Not a secret, but many lines: shown by its size.
   CHAT_JWT_PUBLIC_KEY: (raw) => `(PEM, ${raw.length} bytes)`,
 };
@@ -528,6 +572,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
   }
   if (c.nodeId < 0) c.nodeId = 0;
   if (c.sendBytesBurst < c.maxTextBytes + 512) throw new ConfigError(`CHAT_SEND_BYTES_BURST (${c.sendBytesBurst}) must hold the largest message: CHAT_MAX_TEXT_BYTES + 512 = ${c.maxTextBytes + 512}`);
+  if (c.webhookUrl !== null && c.webhookSecret === null) throw new ConfigError('CHAT_WEBHOOK_URL needs CHAT_WEBHOOK_SECRET (>= 16 characters): every request is signed with it');
+  if (c.webhookRetryMaxMs < c.webhookRetryMs) throw new ConfigError('CHAT_WEBHOOK_RETRY_MAX must be at least CHAT_WEBHOOK_RETRY');
   if (c.windowBytes < 2 * c.maxTextBytes + 4096) throw new ConfigError(`CHAT_WINDOW_BYTES (${c.windowBytes}) must hold at least two of the largest messages: 2 x CHAT_MAX_TEXT_BYTES + 4096 = ${2 * c.maxTextBytes + 4096}`);
   if (c.windowsMaxBytes < c.windowBytes) throw new ConfigError('CHAT_WINDOWS_MAX_BYTES must be at least CHAT_WINDOW_BYTES');
   if (c.maxConnsPerIp > c.maxConns) c.maxConnsPerIp = c.maxConns;

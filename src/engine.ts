@@ -3,7 +3,7 @@
 // uses, and routes client frames and the persistence actor's events to them.
 
 import type { TemplatedApp } from 'uWebSockets.js';
-import type { FromActor } from '../workers/contract.ts';
+import type { FromActor, HookStats } from '../workers/contract.ts';
 import type { ActorLink } from './actor-link.ts';
 import type { Identity } from './auth.ts';
 import { Bus } from './cluster/bus.ts';
@@ -51,6 +51,8 @@ export interface Health {
   buffered: number;
   /** Cluster only: whether this node's bus is up. */
   busUp: boolean | null;
+  /** Webhooks on: the deliverer's figures as the actor last reported them; null otherwise. */
+  hooks: HookStats | null;
 }
 
 /** Which limit each client op takes a token from (null: not limited). */
@@ -240,9 +242,13 @@ export class Engine implements StompCore<Session> {
           if (e.ok) this.log.info({}, 'store recovered');
           else this.log.error({ reason: e.reason }, 'store degraded: commits are failing; buffering');
           break;
-        case 'stats': this.stats.actorLagMs = e.loopLagMs; break;
+        case 'stats':
+          this.stats.actorLagMs = e.loopLagMs;
+          this.stats.setHooks(e.hooks);
+          break;
         case 'held': this.hooks?.onCommitHeld(e.waiting); break;
         case 'reply': // answered by the ActorLink itself
+        case 'hooksReply':
         case 'ready': break;
       }
     }
@@ -257,7 +263,7 @@ export class Engine implements StompCore<Session> {
   health(): Health {
     // The store's own error text stays in the log (it may name hosts, tables or SQL): only its kind here.
     const reason = this.storeReason === null ? null : `${this.storeReason.split(':')[0]}; the engine's log has the error`;
-    return { accepting: this.writes.accepting, storeOk: this.storeOk, storeReason: reason, buffered: this.writes.inflight, busUp: this.bus === null ? null : this.bus.up };
+    return { accepting: this.writes.accepting, storeOk: this.storeOk, storeReason: reason, buffered: this.writes.inflight, busUp: this.bus === null ? null : this.bus.up, hooks: this.stats.hooks };
   }
 
   /** What the metrics read. */

@@ -130,6 +130,11 @@ export interface SendCmd {
   target: string | null;
   /** The sender is an admin (may delete anyone's message). */
   admin: boolean;
+  /**
+   * Webhooks on: write a message.created event with these push targets (members with no
+   * connection joined to the room at acceptance); null: no event.
+   */
+  recipients: string[] | null;
 }
 
 export interface LoadCmd {
@@ -178,7 +183,48 @@ export interface HoldCmd {
   on: boolean;
 }
 
-export type ToActor = SendCmd | LoadCmd | ShutdownCmd | MarkCmd | RequestCmd | HoldCmd;
+// ---- webhooks (docs/webhooks.md) -----------------------------------------------------------------
+
+export type EventType =
+  | 'message.created'
+  | 'room.created'
+  | 'room.deleted'
+  | 'member.added'
+  | 'member.removed'
+  | 'user.blocked'
+  | 'user.unblocked';
+
+/** Where a row is: waiting for delivery, delivered (kept CHAT_WEBHOOK_KEEP), or dead-lettered. */
+export type EventState = 'pending' | 'delivered' | 'dead';
+
+/** An outbox row as read back. */
+export interface StoredEvent {
+  id: number;
+  room: string;
+  type: EventType;
+  at: number;
+  body: string;
+  state: EventState;
+  attempts: number;
+  /** Delivered or dead-lettered at (ms), null while pending. */
+  doneAt: number | null;
+  /** The last delivery failure (status or network error), null if none. */
+  error: string | null;
+}
+
+/** The webhook outbox's admin calls (docs/webhooks.md): list events, deliver some again. */
+export type HooksOp =
+  | { op: 'list'; from: number; state: EventState | null; limit: number }
+  | { op: 'replay'; from: number }
+  | { op: 'replayIds'; ids: number[] };
+
+export interface HooksCmd {
+  t: 'hooks';
+  reqId: number;
+  body: HooksOp;
+}
+
+export type ToActor = SendCmd | LoadCmd | ShutdownCmd | MarkCmd | RequestCmd | HoldCmd | HooksCmd;
 
 // ---- actor -> front ----------------------------------------------------------------------------
 
@@ -253,11 +299,41 @@ export interface ReadyEvt {
   dirVersion: number;
 }
 
+/** The webhook deliverer's figures (counters since start; the histogram's counts are cumulative). */
+export interface HookStats {
+  /** Events waiting for delivery (the whole outbox's, re-counted every few seconds). */
+  pending: number;
+  delivered: number;
+  /** Events whose attempt failed and that will be tried again. */
+  retried: number;
+  deadLettered: number;
+  /** Of those, events written straight to the dead-letter list: the outbox was full. */
+  overflow: number;
+  /** Since when every attempt has failed (ms since the epoch); null while the receiver answers. */
+  failingSince: number | null;
+  lastError: string | null;
+  /** Cause to delivery (ms), per bucket of HOOK_LATENCY_BUCKETS_MS. */
+  latencyCounts: number[];
+  latencySum: number;
+}
+
 /** Once a second: the actor's own health figures. */
 export interface StatsEvt {
   t: 'stats';
   /** p99 event-loop delay of the actor over the last second (ms). */
   loopLagMs: number;
+  /** Webhooks on: the deliverer's figures; null otherwise. */
+  hooks: HookStats | null;
+}
+
+/** The answer to a HooksCmd. */
+export interface HooksReplyEvt {
+  t: 'hooksReply';
+  reqId: number;
+  /** list: the events; replay: null. */
+  events: StoredEvent[] | null;
+  /** replay: how many events went back to pending. */
+  count: number;
 }
 
 /** Test hook (CHAT_TEST_HOOKS): how many commits wait at the commit hold (0 or 1). */
@@ -266,7 +342,7 @@ export interface HeldEvt {
   waiting: number;
 }
 
-export type FromActor = AcceptedEvt | CommittedEvt | RoomEvt | HealthEvt | ReadyEvt | ReplyEvt | StatsEvt | HeldEvt;
+export type FromActor = AcceptedEvt | CommittedEvt | RoomEvt | HealthEvt | ReadyEvt | ReplyEvt | StatsEvt | HeldEvt | HooksReplyEvt;
 
 /** The worker entries, relative to workers/ and without their extension. */
 export type WorkerEntry = 'persistence/actor' | 'readers/reader';

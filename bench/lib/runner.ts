@@ -4,6 +4,7 @@ import { RawTransport, SocketIoTransport, SioLeanTransport, StompTransport, Spre
 import { startNodes, counterDelta, type NodeCounters } from './cluster.ts';
 import { Teardown } from './teardown.ts';
 import { parseWsUrl } from './wsclient.ts';
+import { SLOW_MS, webhookTarget, type WebhookVariant } from './webhook.ts';
 import type { RunEnv } from './roomload.ts';
 import type { RunResult } from './stats.ts';
 import type { RunOptions, Scenario } from '../scenarios/types.ts';
@@ -30,6 +31,8 @@ export interface CliOptions {
   waitQuiet: boolean;
   /** Wire protocol of the lean client: native (PROTOCOL.md JSON) or stomp (the engine's STOMP 1.2). */
   proto: 'native' | 'stomp';
+  /** --webhook: run with these webhook receivers, one after another (engine only). */
+  webhook?: WebhookVariant[];
 }
 
 /** Scenarios that --proto stomp drives (the open-loop room load). */
@@ -132,12 +135,14 @@ const protoEnv = (o: CliOptions): Record<string, string> | undefined => (o.proto
 const serverEnv = (o: CliOptions, sc: Scenario): Record<string, string | undefined> | undefined =>
   (sc.serverEnv || o.proto === 'stomp' ? { ...protoEnv(o), ...sc.serverEnv } : undefined);
 
-async function runServer(kind: ServerKind, sc: Scenario, o: CliOptions, base: RunOptions, teardown: Teardown): Promise<ServerOutcome> {
+async function runServer(kind: ServerKind, sc: Scenario, o: CliOptions, base: RunOptions, teardown: Teardown, extra: { env: Record<string, string>; label: string } = { env: {}, label: kind }): Promise<ServerOutcome> {
   let srv: RunningServer | undefined;
   try {
-    srv = await startServer({ kind, pin: o.pin, env: kind === 'engine' ? serverEnv(o, sc) : protoEnv(o), teardown, profileDir: o.profile ? (o.out ?? 'bench/results') + '/profile-' + kind : undefined });
-    log(`[bench] started ${kind} pid ${srv.pid} at ${srv.url}${o.pin ? ' (server on core 0, generator on core 1)' : ''}${o.proto === 'stomp' ? ', STOMP 1.2 (CHAT_ENTER_QUIT=off)' : ''}`);
-    return await runAgainst(o.proto === 'stomp' ? `${kind}/stomp` : kind, [srv.url], [srv.pid], [], sc, o, base);
+    srv = await startServer({ kind, pin: o.pin, env: { ...(kind === 'engine' ? serverEnv(o, sc) : protoEnv(o)), ...extra.env }, teardown, profileDir: o.profile ? (o.out ?? 'bench/results') + '/profile-' + kind : undefined });
+    log(`[bench] started ${extra.label} pid ${srv.pid} at ${srv.url}${o.pin ? ' (server on core 0, generator on core 1)' : ''}${o.proto === 'stomp' ? ', STOMP 1.2 (CHAT_ENTER_QUIT=off)' : ''}`);
+    const out = await runAgainst(o.proto === 'stomp' ? `${extra.label}/stomp` : extra.label, [srv.url], [srv.pid], [], sc, o, base);
+    if (extra.env.CHAT_WEBHOOK_URL !== undefined) log(`[bench] ${extra.label}: ${await webhookFigures(srv.url)}`);
+    return out;
   } finally {
     if (srv) await srv.stop();
   }
@@ -153,6 +158,18 @@ async function runNodes(n: number, sc: Scenario, o: CliOptions, base: RunOptions
     return await runAgainst(o.proto === 'stomp' ? `${nodes.label}/stomp` : nodes.label, nodes.urls, nodes.pids, nodes.backendPids, sc, o, base, () => nodes.counters());
   } finally {
     await nodes.stop();
+  }
+}
+
+/** The engine's webhook counters, read from /metrics before it stops. */
+async function webhookFigures(wsUrl: string): Promise<string> {
+  const u = new URL(wsUrl);
+  try {
+    const text = await (await fetch(`http://${u.host}/metrics`)).text();
+    const v = (name: string): string => /^(\S+) (\S+)$/m.exec(text.split('\n').filter((l) => l.startsWith(name + ' ')).join('\n'))?.[2] ?? '?';
+    return `webhook events pending ${v('chat_webhook_pending')}, delivered ${v('chat_webhook_delivered_total')}, retried ${v('chat_webhook_retried_total')}, dead-lettered ${v('chat_webhook_dead_lettered_total')} (overflow ${v('chat_webhook_overflow_total')})`;
+  } catch (e) {
+    return `webhook counters unavailable (${(e as Error).message})`;
   }
 }
 
@@ -192,6 +209,16 @@ async function mainWith(o: CliOptions, teardown: Teardown): Promise<number> {
     outcomes.push(await runAgainst(o.urls.map((u) => new URL(u).host).join('+') + (o.proto === 'stomp' ? '/stomp' : ''), o.urls, o.pids, [], sc, o, base));
   } else if (o.nodes !== undefined) {
     outcomes.push(await runNodes(o.nodes, sc, o, base, teardown));
+  } else if (o.webhook !== undefined) {
+    if (o.server !== 'engine') { log('--webhook: only the engine has webhooks'); return 2; }
+    for (const v of o.webhook) {
+      const target = await webhookTarget(v);
+      try { outcomes.push(await runServer('engine', sc, o, base, teardown, { env: target.env, label: `engine webhook=${v}` })); }
+      finally { await target.stop(); }
+    }
+    const label = (v: WebhookVariant): string => ({ none: 'no webhook', slow: `a receiver answering in ${SLOW_MS / 1000} s`, refuse: 'a receiver refusing connections' })[v];
+    const lines = outcomes.map((x, i) => x.best ? `- ${label(o.webhook![i])}: ${x.best.achievedRate.toLocaleString('en-US')} of ${x.best.offeredRate.toLocaleString('en-US')} msgs/s, ack p50 ${x.best.latency.ack.p50} / p99 ${x.best.latency.ack.p99} ms, server CPU ${x.best.resources.serverCpuAvg}%` : `- ${label(o.webhook![i])}: no result`);
+    (o.json ? process.stderr : process.stdout).write(`\nwebhook ${sc.name}:\n${lines.join('\n')}\n`);
   } else {
     outcomes.push(await runServer(o.server, sc, o, base, teardown));
   }

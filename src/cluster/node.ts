@@ -159,6 +159,17 @@ export class ClusterNode implements Topology {
     }
   }
 
+  async absent(room: Room<Session>, users: string[]): Promise<string[]> {
+    const here = users.filter((u) => !room.presence.has(u));
+    if (here.length === 0 || !this.bus.up) return here;
+    try {
+      const there = await this.bus.presence.onlineAmong(room.id, here);
+      return here.filter((u) => !there.has(u));
+    } catch {
+      return here; // presence unknown: a push too many rather than one missed
+    }
+  }
+
   closed(roomId: string, was: Room<Session> | undefined, users: string[]): void {
     // Its presence goes with it (no QUIT: the room is gone).
     for (const user of users) void this.bus.presence.leave(roomId, user);

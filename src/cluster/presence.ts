@@ -88,6 +88,14 @@ export class Presence {
     return users.sort();
   }
 
+  /** Those of `users` online in a room on any node (one HMGET). Throws while Redis is down. */
+  async onlineAmong(room: string, users: string[]): Promise<Set<string>> {
+    const counts = await this.cmd.hmget(this.keys.pres(room), ...users);
+    const out = new Set<string>();
+    for (let i = 0; i < users.length; i++) if (counts[i] !== null && Number(counts[i]) > 0) out.add(users[i]);
+    return out;
+  }
+
   /** A survivor reaped this node while it was cut off, and posted every QUIT it owed. */
   forgetLeftWhileDown(): void {
     this.leftWhileDown.clear();

@@ -2,7 +2,7 @@
 // added and removed, blocks, rooms by subject, "my rooms". Each change is made durable by the
 // persistence actor first, then applied here and told to the other nodes of a cluster.
 
-import type { Delivered, Message, MyRoomsResult, ReplyEvt, RoomInfo, RoomsResult } from '../../workers/contract.ts';
+import type { Delivered, HooksOp, HooksReplyEvt, Message, MyRoomsResult, ReplyEvt, RoomInfo, RoomsResult } from '../../workers/contract.ts';
 import type { ActorLink } from '../actor-link.ts';
 import type { Identity } from '../auth.ts';
 import type { Config } from '../config.ts';
@@ -120,6 +120,12 @@ export class Admin {
   /** GET /api/rooms/:room/reads. */
   reads(roomId: string, who: Who): Promise<Record<string, number>> {
     return this.receipts.readsOf(roomId, who);
+  }
+
+  /** The webhook outbox's admin calls (docs/webhooks.md); not_found while webhooks are off. */
+  async webhooks(op: HooksOp): Promise<HooksReplyEvt> {
+    if (this.cfg.webhookUrl === null) throw new ChatError('not_found', 'webhooks are off (CHAT_WEBHOOK_URL is not set)');
+    return this.actor.hooks(op);
   }
 
   /** Who is online in a room: user ids, sorted (cluster-wide in a cluster). */

@@ -51,6 +51,10 @@ export class LocalNode implements Topology {
     return Promise.resolve([...room.presence.keys()].sort());
   }
 
+  absent(room: Room<Session>, users: string[]): string[] {
+    return users.filter((u) => !room.presence.has(u));
+  }
+
   closed(): void {}
 
   broadcast(): void {}

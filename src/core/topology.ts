@@ -40,6 +40,11 @@ export interface Topology {
   /** Who is online in a room: user ids, sorted. */
   online(room: Room<Session>): Promise<string[]>;
   /**
+   * Those of `users` with no connection joined to the room (on any node): a message's push
+   * targets. Never fails: without presence (the bus down) it answers from this node's.
+   */
+  absent(room: Room<Session>, users: string[]): string[] | Promise<string[]>;
+  /**
    * A room was deleted (here or on another node) and forgotten: what this node held for it goes
    * (`was`: the room object, loaded or loading; `users`: who was present in it here).
    */

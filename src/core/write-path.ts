@@ -14,7 +14,7 @@ import type { Access } from './access.ts';
 import type { Fanout } from './fanout.ts';
 import type { Replies } from './replies.ts';
 import type { RoomGate } from './room-gate.ts';
-import type { RoomRegistry } from './rooms.ts';
+import type { Room, RoomRegistry } from './rooms.ts';
 import type { Session } from './session.ts';
 import type { Topology } from './topology.ts';
 
@@ -51,6 +51,8 @@ export class WritePath {
   private topology: Topology | null = null;
   /** Takes a message's bytes from its sender's byte budgets; false: refused (and answered). */
   private charge: ByteBudget = () => true;
+  /** Rooms whose sends wait for a presence lookup (cluster webhooks): later sends queue behind, in order. */
+  private readonly lookups = new Map<string, Promise<void>>();
 
   constructor(
     private readonly cfg: Config,
@@ -117,7 +119,10 @@ export class WritePath {
       if (s.closed) return; // never acked, never stored: the client retries with the same cid
       const refusal = this.admit(bytes);
       if (refusal !== null) return this.replies.error(s, 'overloaded', refusal, ref, echo);
-      this.forward({ s, cid, ref, bytes, delivered: null, settled: null, t0: 0, target: null }, room.id, 'CHAT', s.userId, s.userName, text);
+      const p: PendingSend = { s, cid, ref, bytes, delivered: null, settled: null, t0: 0, target: null };
+      const r = this.recipients(room, s.userId);
+      if (this.inOrder(room.id, r)) this.forward(p, room.id, 'CHAT', s.userId, s.userName, text, r);
+      else this.afterLookup(room.id, r, (x) => this.forward(p, room.id, 'CHAT', s.userId, s.userName, text, x));
     }, (code, msg) => this.replies.error(s, code, msg, ref, echo));
   }
 
@@ -131,11 +136,15 @@ export class WritePath {
     const echo = cid ?? undefined;
     const bytes = this.measure(text, cid, s.userName);
     if (typeof bytes === 'string') return this.replies.error(s, 'too_large', bytes, ref, echo);
+    if (!this.charge(s, bytes, ref, echo)) return;
     this.gate.enter(roomId, false, s, (room) => {
       if (s.closed) return;
       const refusal = this.admit(bytes);
       if (refusal !== null) return this.replies.error(s, 'overloaded', refusal, ref, echo);
-      this.forward({ s, cid, ref, bytes, delivered: null, settled: null, t0: 0, target }, room.id, type, s.userId, s.userName, text, s.admin);
+      const p: PendingSend = { s, cid, ref, bytes, delivered: null, settled: null, t0: 0, target };
+      const r = this.retractionEvent(room);
+      if (this.inOrder(room.id, r)) this.forward(p, room.id, type, s.userId, s.userName, text, r, s.admin);
+      else this.afterLookup(room.id, r, (x) => this.forward(p, room.id, type, s.userId, s.userName, text, x, s.admin));
     }, (code, msg) => this.replies.error(s, code, msg, ref, echo));
   }
 
@@ -146,10 +155,13 @@ export class WritePath {
     return new Promise<SendResult>((resolve, reject) => {
       const refusal = this.admit(bytes);
       if (refusal !== null) return reject(new ChatError('overloaded', refusal));
-      this.forward({
+      const p: PendingSend = {
         s: null, cid: null, ref: undefined, bytes, delivered: null, t0: 0, target,
         settled: (r) => (r.error !== null ? reject(new ChatError(r.error, r.message ?? MSG.noSuchRoom)) : resolve(r)),
-      }, room.id, 'DELETE', who.userId, who.userName, '', who.admin);
+      };
+      const r = this.retractionEvent(room);
+      if (this.inOrder(room.id, r)) this.forward(p, room.id, 'DELETE', who.userId, who.userName, '', r, who.admin);
+      else this.afterLookup(room.id, r, (x) => this.forward(p, room.id, 'DELETE', who.userId, who.userName, '', x, who.admin));
     });
   }
 
@@ -161,10 +173,13 @@ export class WritePath {
     return new Promise<SendResult>((resolve, reject) => {
       const refusal = this.admit(bytes);
       if (refusal !== null) return reject(new ChatError('overloaded', refusal));
-      this.forward({
+      const p: PendingSend = {
         s: null, cid: null, ref: undefined, bytes, delivered: null, t0: 0, target: null,
         settled: (r) => (r.error !== null ? reject(new ChatError(r.error, MSG.noSuchRoom)) : resolve(r)),
-      }, room.id, 'SYSTEM', 'system', 'system', text);
+      };
+      const r = this.recipients(room, null);
+      if (this.inOrder(room.id, r)) this.forward(p, room.id, 'SYSTEM', 'system', 'system', text, r);
+      else this.afterLookup(room.id, r, (x) => this.forward(p, room.id, 'SYSTEM', 'system', 'system', text, x));
     });
   }
 
@@ -172,7 +187,10 @@ export class WritePath {
   postEvent(roomId: string, type: Message['type'], userId: string, userName: string, text: string, origin: Origin): boolean {
     const bytes = jsonStringBytes(text) + jsonStringBytes(userName) + 160;
     if (this.admit(bytes) !== null) return false;
-    this.forward({ s: null, cid: null, ref: undefined, bytes, t0: 0, target: null, ...origin }, roomId, type, userId, userName, text);
+    const p: PendingSend = { s: null, cid: null, ref: undefined, bytes, t0: 0, target: null, ...origin };
+    // Behind any send of the room still waiting for its recipients (a QUIT after its user's last CHAT).
+    if (this.inOrder(roomId, null)) this.forward(p, roomId, type, userId, userName, text, null);
+    else this.afterLookup(roomId, null, (x) => this.forward(p, roomId, type, userId, userName, text, x));
     return true;
   }
 
@@ -194,8 +212,43 @@ export class WritePath {
     return null;
   }
 
+  /**
+   * Webhooks (docs/webhooks.md): who gets a message.created event's push, decided at acceptance:
+   * the room's members with no connection joined to it, less the sender and those who block the
+   * sender; public rooms only with CHAT_WEBHOOK_PUBLIC (no members: nobody to name). null: no
+   * event. On a cluster presence is in Redis: the send waits for that lookup, and the room's
+   * later sends wait behind it, so the actor still gets them in order.
+   */
+  private recipients(room: Room<Session>, from: string | null): string[] | null | Promise<string[]> {
+    if (this.cfg.webhookUrl === null) return null;
+    if (room.members === null) return this.cfg.webhookPublic ? [] : null;
+    const candidates = [...room.members].filter((u) => u !== from && (from === null || !this.access.blocked(u, from)));
+    return candidates.length === 0 ? candidates : this.topology!.absent(room, candidates);
+  }
+
+  /**
+   * Webhooks: a DELETE or EDIT gets a message.deleted / message.edited event wherever its message
+   * got a message.created one (no push targets: nobody is notified of a retraction); null: none.
+   */
+  private retractionEvent(room: Room<Session>): string[] | null {
+    if (this.cfg.webhookUrl === null) return null;
+    return room.members === null && !this.cfg.webhookPublic ? null : [];
+  }
+
+  /** The send may go now: its recipients are known and no earlier send of the room waits. */
+  private inOrder(room: string, r: string[] | null | Promise<string[]>): r is string[] | null {
+    return !(r instanceof Promise) && !this.lookups.has(room);
+  }
+
+  /** Forward once the lookup and every earlier waiting send of the room are through. */
+  private afterLookup(room: string, r: string[] | null | Promise<string[]>, go: (recipients: string[] | null) => void): void {
+    const p = Promise.all([this.lookups.get(room), r]).then(([, recipients]) => go(recipients));
+    this.lookups.set(room, p);
+    void p.finally(() => { if (this.lookups.get(room) === p) this.lookups.delete(room); });
+  }
+
   /** Hand a message to the actor; the PendingSend decides what happens when it settles. */
-  private forward(p: PendingSend, room: string, type: Message['type'], fromId: string, fromName: string, text: string, admin = false): void {
+  private forward(p: PendingSend, room: string, type: Message['type'], fromId: string, fromName: string, text: string, recipients: string[] | null, admin = false): void {
     const token = this.nextToken++;
     p.t0 = performance.now();
     this.pending.set(token, p);
@@ -203,7 +256,7 @@ export class WritePath {
     this.topology!.touch(room);
     this.stats.accepted++;
     // A retraction never creates its room.
-    this.actor.send({ t: 'send', token, room, type, fromId, fromName, text, cid: p.cid, at: Date.now(), create: p.target === null && this.gate.canCreate, target: p.target, admin });
+    this.actor.send({ t: 'send', token, room, type, fromId, fromName, text, cid: p.cid, at: Date.now(), create: p.target === null && this.gate.canCreate, target: p.target, admin, recipients });
   }
 
   /** CHAT_DELIVERY=immediate: messages with id and seq, not yet durable, are published now. */

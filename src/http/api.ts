@@ -4,6 +4,7 @@
 
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { RoomInfo } from '../../workers/contract.ts';
+import { eventJson, type StoredEvent } from '../../workers/stores/events.ts';
 import type { Authenticator, Identity } from '../auth.ts';
 import type { Config } from '../config.ts';
 import type { Admin } from '../core/admin.ts';
@@ -148,6 +149,45 @@ export function registerApi(app: TemplatedApp, history: History, admin: Admin, a
   route('del', '/api/rooms/:room/members/:user', 2, false, async ({ who, params }) => {
     requireAdmin(who);
     return ok(await admin.setMembers(roomParam(params[0]), [userParam(params[1])], false));
+  });
+
+  // The webhook outbox (docs/webhooks.md): events from an id, the dead-letter list, replays.
+  const listed = (events: StoredEvent[]): string =>
+    '{"events":[' + events.map((e) => `{"id":"${e.id}","state":"${e.state}","attempts":${e.attempts},"doneAt":${e.doneAt},"error":${JSON.stringify(e.error)},"event":${eventJson(e)}}`).join(',') + ']}';
+  const listQuery = (query: URLSearchParams): { from: number; limit: number } => {
+    const from = query.get('from') ?? '0';
+    const limit = query.get('limit') ?? '100';
+    if (!/^\d{1,15}$/.test(from)) throw new ChatError('invalid', 'from must be an event id (a whole number)');
+    if (!/^\d{1,4}$/.test(limit) || Number(limit) < 1 || Number(limit) > 1000) throw new ChatError('invalid', 'limit must be an integer 1..1000');
+    return { from: Number(from), limit: Number(limit) };
+  };
+
+  route('get', '/api/webhooks/events', 0, false, async ({ who, query }) => {
+    requireAdmin(who);
+    const state = query.get('state');
+    if (state !== null && state !== 'pending' && state !== 'delivered' && state !== 'dead') throw new ChatError('invalid', 'state must be pending, delivered or dead');
+    const r = await admin.webhooks({ op: 'list', ...listQuery(query), state });
+    return { status: 200, json: listed(r.events ?? []) };
+  });
+
+  route('get', '/api/webhooks/dead', 0, false, async ({ who, query }) => {
+    requireAdmin(who);
+    const r = await admin.webhooks({ op: 'list', ...listQuery(query), state: 'dead' });
+    return { status: 200, json: listed(r.events ?? []) };
+  });
+
+  route('post', '/api/webhooks/replay', 0, true, async ({ who, body }) => {
+    requireAdmin(who);
+    const b = obj(body);
+    const id = (v: unknown): number => {
+      if (typeof v !== 'string' || !/^\d{1,15}$/.test(v)) throw new ChatError('invalid', 'an event id is a string of digits, as the events carry it');
+      return Number(v);
+    };
+    let r;
+    if (b.from !== undefined && b.ids === undefined) r = await admin.webhooks({ op: 'replay', from: id(b.from) });
+    else if (b.ids !== undefined && b.from === undefined && Array.isArray(b.ids) && b.ids.length >= 1 && b.ids.length <= 1000) r = await admin.webhooks({ op: 'replayIds', ids: b.ids.map(id) });
+    else throw new ChatError('invalid', 'give either from (an event id: every delivered or dead-lettered event from it) or ids (1..1000 event ids)');
+    return ok({ replayed: r.count });
   });
 
   // A self-asserted identity (CHAT_AUTH=none) owns nothing: with CHAT_GUEST_ROOMS=public, /api/me/* is refused.

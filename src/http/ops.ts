@@ -14,6 +14,11 @@ export function registerOps(app: TemplatedApp, health: () => Health, connections
     const body: Record<string, unknown> = { ok: h.accepting, store: h.storeOk ? 'ok' : 'degraded', reason: h.storeReason, connections: connections(), buffered: h.buffered };
     // A node whose bus is down still serves (rooms catch up from the store), so it stays 200.
     if (h.busUp !== null) body.cluster = { node: cfg.nodeId, bus: h.busUp ? 'up' : 'down' };
+    // A failing receiver is said here, but stays 200: restarting the engine would not fix it.
+    if (h.hooks !== null) {
+      const f = h.hooks.failingSince;
+      body.webhooks = { receiver: f === null ? 'ok' : 'failing', failingForMs: f === null ? 0 : Date.now() - f, lastError: f === null ? null : h.hooks.lastError, pending: h.hooks.pending, deadLettered: h.hooks.deadLettered };
+    }
     sendJson(res, h.accepting ? 200 : 503, JSON.stringify(body));
   });
 

@@ -94,7 +94,7 @@ export class Metrics {
   readonly registry = new client.Registry();
   private readonly started = performance.now();
 
-  constructor(private readonly src: MetricsSource, private readonly cfg: Pick<Config, 'bufferMaxMessages' | 'bufferMaxBytes' | 'redisUrl'>) {
+  constructor(private readonly src: MetricsSource, private readonly cfg: Pick<Config, 'bufferMaxMessages' | 'bufferMaxBytes' | 'redisUrl' | 'webhookUrl'>) {
     const reg = this.registry;
     const s = src.stats;
     const registers = [reg];
@@ -146,6 +146,15 @@ export class Metrics {
     gauge('chat_event_loop_lag_seconds', 'Front thread event-loop delay, p99 over the last second.', () => s.loopLagMs / 1000);
     gauge('chat_actor_event_loop_lag_seconds', 'Persistence actor event-loop delay, p99 over the last second.', () => s.actorLagMs / 1000);
     gauge('chat_reader_queue_depth', 'History reads waiting for a reader thread.', () => s.readerQueue());
+    if (cfg.webhookUrl !== null) {
+      gauge('chat_webhook_pending', 'Webhook events waiting for delivery.', () => s.hooks?.pending ?? 0);
+      counter('chat_webhook_delivered_total', 'Webhook events the receiver took (2xx).', () => s.hooks?.delivered ?? 0);
+      counter('chat_webhook_retried_total', 'Webhook events whose attempt failed (5xx, 429, timeout, refused) and that wait for another.', () => s.hooks?.retried ?? 0);
+      counter('chat_webhook_dead_lettered_total', 'Webhook events moved to the dead-letter list (4xx, too many attempts, or the outbox full).', () => s.hooks?.deadLettered ?? 0);
+      counter('chat_webhook_overflow_total', 'Webhook events written straight to the dead-letter list because CHAT_WEBHOOK_MAX_PENDING were pending.', () => s.hooks?.overflow ?? 0);
+      gauge('chat_webhook_receiver_up', '0 while every recent attempt to reach the receiver failed.', () => (s.hooks?.failingSince == null ? 1 : 0));
+      new BucketHistogram('chat_webhook_delivery_seconds', 'From an event\'s cause to its delivery.', s.hookLatencyMs, 1000, reg);
+    }
     if (cfg.redisUrl !== null) {
       counter('chat_bus_published_total', 'Messages this node published to the other nodes.', () => s.bus?.published ?? 0);
       counter('chat_bus_received_total', 'Messages received from the other nodes.', () => s.bus?.received ?? 0);

@@ -3,10 +3,13 @@
 // asked, so nobody scraping costs nothing.
 
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import type { HookStats } from '../../workers/contract.ts';
 import { ERRORS, type ErrorCode } from '../protocol/errors.ts';
 
 /** Millisecond buckets (upper bounds) shared by every latency histogram. */
 export const LATENCY_BUCKETS_MS = [0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
+/** Webhook cause-to-delivery buckets (ms): retries make minutes and hours normal. */
+export const HOOK_LATENCY_BUCKETS_MS = [10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000, 300_000, 900_000, 3_600_000];
 export const BATCH_BUCKETS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
 /** monitorEventLoopDelay's timer period; Node 20 records the whole period, so it is subtracted. */
 export const LOOP_RESOLUTION_MS = 10;
@@ -126,6 +129,10 @@ export class Stats {
   checkpointFailures = 0;
   /** WAL frames in the log at the last checkpoint (0 right after the WAL restarted). */
   walFrames = 0;
+  /** Webhooks on: the deliverer's figures, as the actor reports them once a second; null otherwise. */
+  hooks: HookStats | null = null;
+  /** Webhooks: cause to delivery, copied from the actor's cumulative counts. */
+  readonly hookLatencyMs = new Histogram(HOOK_LATENCY_BUCKETS_MS);
   /** Tasks waiting in the reader pool; server.ts points it at piscina's queueSize. */
   readerQueue: () => number = () => 0;
   readonly commitMs = new Histogram(LATENCY_BUCKETS_MS);
@@ -164,6 +171,17 @@ export class Stats {
   close(): void {
     clearInterval(this.ticker);
     this.loop.disable();
+  }
+
+  /** The actor's webhook figures (once a second). */
+  setHooks(h: HookStats | null): void {
+    this.hooks = h;
+    if (h === null) return;
+    const l = this.hookLatencyMs;
+    let n = 0;
+    for (let i = 0; i < l.counts.length; i++) n += l.counts[i] = h.latencyCounts[i] ?? 0;
+    l.count = n;
+    l.sum = h.latencySum;
   }
 
   refuse(code: ErrorCode): void {

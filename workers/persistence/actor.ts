@@ -27,6 +27,7 @@ import { Retraction } from './retraction.ts';
 import { RoomCache } from './room-cache.ts';
 import { RoomStates } from './room-state.ts';
 import type { Sequencing } from './sequencing.ts';
+import { Webhooks } from './webhooks.ts';
 
 /** One node assigns at acceptance; a cluster (CHAT_REDIS_URL) in the commit, on a shared store. */
 function sequencingFor(cfg: ActorInit['config'], store: ActorStore, assigner: Assigner): Sequencing {
@@ -48,17 +49,22 @@ async function main(): Promise<void> {
   const seq = sequencingFor(cfg, store, new Assigner(ids));
   const out = new Outbox((buf) => port.postMessage(buf, [buf.buffer as ArrayBuffer]));
   const backoff = new Backoff();
+  // Webhooks on: events are written with their causes and delivered from here (webhooks.ts).
+  const hooks = cfg.webhookUrl === null ? null : new Webhooks(store.events, cfg, cfg.redisUrl !== null);
   const quotas = new Quotas(store, cfg);
-  const rooms = new RoomCache(store, ids, (id, err) => seq.createFailed(id, err), quotas);
-  const commits = new GroupCommit(seq, store, rooms, out, backoff, cfg);
+  const rooms = new RoomCache(store, ids, (id, err) => seq.createFailed(id, err), quotas, hooks);
+  const commits = new GroupCommit(seq, store, rooms, out, backoff, cfg, hooks);
   const states = new RoomStates(rooms, seq, commits, store, cfg);
-  const admin = new Admin(store, ids, commits, rooms, quotas);
+  const admin = new Admin(store, ids, commits, rooms, quotas, hooks);
   const retention = new Retention(store, cfg.retentionMs);
   const intake = new Intake(store, rooms, seq, commits, out, backoff, cfg.delivery === 'immediate', {
     load: (c) => states.load(c),
     request: (reqId, op) => admin.request(reqId, op),
+    hooks: (c) => (hooks === null ? Promise.resolve({ t: 'hooksReply', reqId: c.reqId, events: null, count: -1 }) : hooks.request(c.reqId, c.body)),
+    eventFull: hooks === null ? null : () => hooks.full(),
     shutdown: async () => {
       retention.stop();
+      hooks?.stop();
       await commits.drain();
       out.flush();
       await store.close();
@@ -71,7 +77,7 @@ async function main(): Promise<void> {
   lag.enable();
   const statsTimer = setInterval(() => {
     // The monitor's own 10 ms sampling period is part of every reading: subtract it.
-    port.postMessage(encodeBatch([{ t: 'stats', loopLagMs: Math.max(0, lag.percentile(99) / 1e6 - 10) }]));
+    port.postMessage(encodeBatch([{ t: 'stats', loopLagMs: Math.max(0, lag.percentile(99) / 1e6 - 10), hooks: hooks?.stats() ?? null }]));
     lag.reset();
   }, 1000);
   statsTimer.unref();
@@ -83,6 +89,7 @@ async function main(): Promise<void> {
   // The version first: a change committed while the blocks are read is also after it.
   const dirVersion = await store.dirVersion();
   port.postMessage(encodeBatch([{ t: 'ready', blocks: await store.allBlocks(), dirVersion }]));
+  await hooks?.start();
 }
 
 void main();

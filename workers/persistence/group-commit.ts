@@ -13,6 +13,7 @@ import type { Outbox } from './outbox.ts';
 import { duplicate, jsonOf, notFound, stored, type Pending } from './pending.ts';
 import type { RoomCache } from './room-cache.ts';
 import type { Sequencing } from './sequencing.ts';
+import type { Webhooks } from './webhooks.ts';
 
 type Settings = Pick<ActorInit['config'], 'delivery' | 'testCommitDelayMs'>;
 
@@ -43,6 +44,8 @@ export class GroupCommit {
     private readonly out: Pick<Outbox, 'push' | 'health' | 'flush'>,
     private readonly backoff: Backoff,
     private readonly settings: Settings,
+    /** Webhooks on: told when a commit wrote events. */
+    private readonly hooks: Pick<Webhooks, 'poke'> | null = null,
   ) {
     this.publish = settings.delivery === 'after-commit';
   }
@@ -157,6 +160,7 @@ export class GroupCommit {
       for (const token of p.dups) results.push(duplicate(token, m, m.fromId));
     }
     if (batch.length > 0 || marks.length > 0) this.out.health(true, null);
+    if (this.hooks !== null && batch.some((p) => p.msg.event)) this.hooks.poke();
     for (const k of marks) if (k.reqId !== undefined) this.out.push({ t: 'reply', reqId: k.reqId, error: null, message: null, room: null, created: false, version: 0 });
     if (results.length > 0) this.out.push({ t: 'committed', results, batch: batch.length, commitMs });
     this.out.flush();

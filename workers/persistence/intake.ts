@@ -4,7 +4,7 @@
 // buffer; room loads, host-app requests and the shutdown go to their handlers.
 
 import { ChatError } from '../../src/protocol/errors.ts';
-import type { AdminOp, LoadCmd, MarkCmd, ReplyEvt, RoomEvt, SendCmd, ToActor } from '../contract.ts';
+import type { AdminOp, HooksCmd, HooksReplyEvt, LoadCmd, MarkCmd, ReplyEvt, RoomEvt, SendCmd, ToActor } from '../contract.ts';
 import { cidKey, type CidHit, type MessageStore, type NewMessage } from '../stores/store.ts';
 import type { Backoff } from './backoff.ts';
 import type { GroupCommit } from './group-commit.ts';
@@ -18,6 +18,10 @@ import type { Sequencing } from './sequencing.ts';
 export interface Handlers {
   load(c: LoadCmd): Promise<RoomEvt>;
   request(reqId: number, op: AdminOp): Promise<ReplyEvt>;
+  /** The webhook outbox's admin calls. */
+  hooks(c: HooksCmd): Promise<HooksReplyEvt>;
+  /** Webhooks on: a message event is about to be written; true when the outbox is full (dead-letter it). */
+  eventFull: (() => boolean) | null;
   /** Commit what is held and close; nothing after it is handled. */
   shutdown(): Promise<void>;
 }
@@ -96,6 +100,11 @@ export class Intake {
           this.out.push(reply);
           break;
         }
+        case 'hooks': {
+          const reply = await this.handlers.hooks(c);
+          this.out.push(reply);
+          break;
+        }
         case 'shutdown':
           cmds.shift();
           await this.handlers.shutdown();
@@ -142,7 +151,9 @@ export class Intake {
         return;
       }
     }
-    const msg: NewMessage = { tsid: 0n, id: '', room: c.room, seq: 0, type: c.type, fromId: c.fromId, fromName: c.fromName, text: c.text, at: c.at, cid: c.cid, target: c.target };
+    const full = this.handlers.eventFull;
+    const event = c.recipients === null || full === null ? null : { recipients: c.recipients, dead: full() };
+    const msg: NewMessage = { tsid: 0n, id: '', room: c.room, seq: 0, type: c.type, fromId: c.fromId, fromName: c.fromName, text: c.text, at: c.at, cid: c.cid, target: c.target, event };
     const p: Pending = { msg, token: c.token, json: '', dups: [] };
     this.seq.accept(p, r);
     this.commits.add(p, key);

@@ -1,6 +1,6 @@
 // A send the actor holds until it is durable, and the answers a send gets.
 
-import { messageJson, type Message, type SendResult } from '../contract.ts';
+import type { SendResult } from '../contract.ts';
 import type { CidHit, NewMessage } from '../stores/store.ts';
 
 export interface Pending {
@@ -12,14 +12,7 @@ export interface Pending {
   dups: number[];
 }
 
-/** A message's protocol JSON, encoded once: every copy the front thread publishes is these bytes. */
-export function jsonOf(m: NewMessage): string {
-  const msg: Message = { id: m.id, room: m.room, seq: m.seq, type: m.type, from: { id: m.fromId, name: m.fromName }, at: m.at };
-  if (m.type !== 'DELETE') msg.text = m.text;
-  if (m.cid !== null) msg.cid = m.cid;
-  if (m.target !== null) msg.target = m.target;
-  return messageJson(msg);
-}
+export { jsonOf } from '../stores/events.ts';
 
 /** A durable send: its ack, and with `json` the message to publish. */
 export function stored(token: number, m: NewMessage, json: string | null): SendResult {

@@ -3,8 +3,10 @@
 // asked), bounded, evicting the oldest room with nothing uncommitted.
 
 import type { IdGenerator } from '../ids.ts';
+import { roomCreated } from '../stores/events.ts';
 import type { DirectoryStore, RoomHead, RoomRow } from '../stores/store.ts';
 import type { Quotas } from './quotas.ts';
+import type { Webhooks } from './webhooks.ts';
 
 export interface CachedRoom {
   row: RoomRow;
@@ -30,6 +32,8 @@ export class RoomCache {
     private readonly ids: Pick<IdGenerator, 'next'>,
     private readonly createFailed: CreateFailed,
     private readonly quotas: Pick<Quotas, 'createRoom'>,
+    /** Webhooks on: a room created here writes its room.created event with it. */
+    private readonly hooks: Pick<Webhooks, 'full' | 'poke'> | null = null,
   ) {}
 
   get(id: string): CachedRoom | undefined {
@@ -51,7 +55,8 @@ export class RoomCache {
       await this.quotas.createRoom(creator);
       row = { id, kind: 'public', name: null, subject: null, epoch: this.ids.next().id, lastSeq: 0, createdAt: Date.now(), dmKey: null, deleted: false, createdBy: creator };
       try {
-        await this.store.createRoom(row, []);
+        await this.store.createRoom(row, [], this.hooks === null ? [] : [roomCreated(row, [], row.createdAt, this.hooks.full())]);
+        this.hooks?.poke();
       } catch (err) {
         const theirs = await this.createFailed(id, err);
         if (theirs === null) return null;

@@ -4,10 +4,11 @@ import type { Config } from '../../src/config.ts';
 import { maxRowBytes } from './mysql/connection.ts';
 import { MysqlStore } from './mysql/store.ts';
 import { SqliteStore } from './sqlite/store.ts';
+import type { EventStore } from './events.ts';
 import type { ClusterStore, DirectoryStore, MessageStore } from './store.ts';
 
 /** What the actor writes through; a store several nodes can share has the cluster's commit too. */
-export type ActorStore = MessageStore & DirectoryStore & Partial<ClusterStore>;
+export type ActorStore = MessageStore & DirectoryStore & Partial<ClusterStore> & { readonly events: EventStore };
 
 export async function openStore(cfg: Config): Promise<ActorStore> {
   if (cfg.store.kind === 'sqlite') return new SqliteStore(cfg.store.path, cfg.sqliteSync);

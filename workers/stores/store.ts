@@ -1,7 +1,7 @@
 // The storage contract. The persistence actor is the only caller of a MessageStore's write side;
 // history readers use a MessageReader on their own read-only connection.
 
-import type { DirChangesResult, MarkCmd, Message, MessageType, MyRoom, RoomInfo, RoomKind } from '../contract.ts';
+import type { DirChangesResult, EventType, MarkCmd, Message, MessageType, MyRoom, RoomInfo, RoomKind } from '../contract.ts';
 
 export type { MessageType, RoomKind };
 
@@ -31,6 +31,27 @@ export interface RoomRow {
  */
 export type MarkerWrite = Omit<MarkCmd, 't'>;
 
+/** An event about to be written with its cause. */
+export interface NewEvent {
+  /** The room it belongs to ('' for an event of no room: blocks); delivery keeps order per room. */
+  room: string;
+  type: EventType;
+  at: number;
+  /** message.* events: the message id, so erasing its text finds the rows. */
+  messageId: string | null;
+  /** The event's own fields as one JSON object (id, type, at and room are added on delivery). */
+  body: string;
+  /** The outbox was full (CHAT_WEBHOOK_MAX_PENDING): written straight to the dead-letter list. */
+  dead: boolean;
+}
+
+/** What a message's send asks for: a message.created event with these push targets. */
+export interface MessageEventSpec {
+  recipients: string[];
+  /** The outbox is full: the row goes straight to the dead-letter list. */
+  dead: boolean;
+}
+
 /** A message with its id and seq assigned, about to be written. */
 export interface NewMessage {
   /** The TSID as a 64-bit integer: the row key, so time order is key order. */
@@ -46,6 +67,8 @@ export interface NewMessage {
   cid: string | null;
   /** DELETE and EDIT events: the message they retract (its effect is applied in the same commit). */
   target: string | null;
+  /** Write a message.created event with it (webhooks on); absent or null: none. */
+  event?: MessageEventSpec | null;
 }
 
 /** A message a DELETE or EDIT names, as the actor checks it (retraction.ts). */
@@ -160,15 +183,15 @@ export interface ClusterStore {
 export interface DirectoryStore {
   getRoom(id: string): Awaitable<RoomRow | null>;
   findDirect(dmKey: string): Awaitable<RoomRow | null>;
-  /** Create a room and its members in one transaction. */
-  createRoom(row: RoomRow, members: string[]): Awaitable<void>;
+  /** Create a room and its members in one transaction (with `events`, the outbox rows it causes). */
+  createRoom(row: RoomRow, members: string[], events?: NewEvent[]): Awaitable<void>;
   /** Delete a room's members, markers and messages and leave a tombstone, in one transaction; its version. */
-  deleteRoom(id: string): Awaitable<number>;
+  deleteRoom(id: string, events?: NewEvent[]): Awaitable<number>;
   members(room: string): Awaitable<string[]>;
   /** Add or remove members; the change's version. */
-  setMembers(room: string, users: string[], present: boolean): Awaitable<number>;
+  setMembers(room: string, users: string[], present: boolean, events?: NewEvent[]): Awaitable<number>;
   /** Block or unblock; the change's version. */
-  setBlock(blocker: string, blocked: string, on: boolean): Awaitable<number>;
+  setBlock(blocker: string, blocked: string, on: boolean, events?: NewEvent[]): Awaitable<number>;
   allBlocks(): Awaitable<[string, string][]>;
   /** The directory version now: every change up to it is committed. */
   dirVersion(): Awaitable<number>;

@@ -6,6 +6,8 @@
 
 import mysql from 'mysql2/promise';
 import { DuplicateCidError, type AssignUnderLock, type MarkerWrite, type NewMessage, type RoomHead } from '../store.ts';
+import { messageEvents } from '../events.ts';
+import { insertEvents } from './events.ts';
 import { advanceRooms, INSERT_CHUNK, insertMessages, moveMarker, packets, retractions } from './statements.ts';
 
 /** MySQL error codes the cluster commit handles itself. */
@@ -49,7 +51,8 @@ export async function clusterCommit(c: mysql.Connection, msgs: NewMessage[], mar
     parts.push(...retractions(stored));
     if (stored.length > 0) parts.push(...advanceRooms(new Map(stored.map((m) => [m.room, m.seq])), stored));
     for (const k of placed.marks) parts.push(moveMarker(k));
-    parts.push('COMMIT');
+    // The events of the stored messages, now that they have their ids, under the same room locks.
+    parts.push(...insertEvents(messageEvents(stored), Date.now()), 'COMMIT');
     const queries = packets(parts, maxBytes);
     for (let i = 0; i < queries.length; i++) {
       // Only the query that carries the COMMIT can leave the outcome unknown.

@@ -115,6 +115,29 @@ const MIGRATIONS: Migration[] = [
     if (!(await columnExists(c, 'messages', 'edited_at'))) await c.query('ALTER TABLE messages ADD COLUMN edited_at BIGINT NULL');
     if (!(await indexExists(c, 'messages', 'messages_target'))) await c.query('CREATE INDEX messages_target ON messages (target)');
   },
+  // 7: the host app's event outbox (docs/webhooks.md): state 0 pending, 1 delivered, 2 dead-lettered;
+  // the pending index serves each room's oldest pending event in id order. Delivery leases whole
+  // rooms (webhook_leases) so exactly one node of a cluster delivers a room's events, in order.
+  // IF NOT EXISTS: the step stands on its own, whatever migration precedes it.
+  async (c) => {
+    await c.query(`CREATE TABLE IF NOT EXISTS webhook_events (
+       id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+       room VARCHAR(64) NOT NULL,
+       type VARCHAR(32) NOT NULL,
+       at BIGINT NOT NULL,
+       message_id CHAR(13) NULL,
+       body MEDIUMTEXT NOT NULL,
+       state TINYINT NOT NULL,
+       attempts INT NOT NULL DEFAULT 0,
+       next_at BIGINT NOT NULL DEFAULT 0,
+       done_at BIGINT NULL,
+       error VARCHAR(512) NULL,
+       KEY webhook_events_pending (state, room, id),
+       KEY webhook_events_done (state, done_at),
+       KEY webhook_events_message (message_id)
+     ) ${TABLE_OPTS}`);
+    await c.query(`CREATE TABLE IF NOT EXISTS webhook_leases (room VARCHAR(64) NOT NULL PRIMARY KEY, node INT NOT NULL, until BIGINT NOT NULL) ${TABLE_OPTS}`);
+  },
 ];
 
 export const MYSQL_SCHEMA_VERSION = MIGRATIONS.length;

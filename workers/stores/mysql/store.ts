@@ -9,7 +9,9 @@ import { toMessage, toRoomRow, type MessageRow, type RoomDbRow } from '../rows.t
 import { tsidToString } from '../../ids.ts';
 import { RETRACTION, SQL } from '../sql.ts';
 import { cidKey, type AssignUnderLock, type CidHit, type ClusterStore, type DirectoryStore, type MarkerWrite, type MessageStore, type MessageType, type NewMessage, type RoomRow, type TargetRow } from '../store.ts';
+import { messageEvents, type NewEvent } from '../events.ts';
 import { clusterCommit } from './cluster-commit.ts';
+import { insertEvents, insertEventsOnce, MysqlEvents } from './events.ts';
 import { pinnedPool, WriteConnection, type SessionSetup } from './connection.ts';
 import { migrateMysql } from './migrations.ts';
 import { advanceRooms, INSERT_CHUNK, insertMessages, moveMarkers, MYSQL_SQL, packets, retractions } from './statements.ts';
@@ -27,13 +29,27 @@ async function nextVersion(c: mysql.Connection): Promise<number> {
   return Number(rows[0].v);
 }
 
+/**
+ * A room's events are delivered in id order; a cluster's message commits take the room's row lock
+ * before they insert theirs, so a directory change with events takes it too: the ids of one
+ * room's rows then commit in the order they were given.
+ */
+async function lockRoom(c: mysql.Connection, room: string, events: NewEvent[]): Promise<void> {
+  if (events.length > 0) await c.query('SELECT id FROM rooms WHERE id = ? FOR UPDATE', [room]);
+}
+
 export class MysqlStore implements MessageStore, DirectoryStore, ClusterStore {
   private readonly writer: WriteConnection;
   private readonly lookups: mysql.Pool;
+  /** The host app's event outbox: its rows are written by this store's transactions. */
+  readonly events: MysqlEvents;
+  /** The last group commit failed (its outcome may be unknown): the next may repeat its messages. */
+  private repeating = false;
 
   private constructor(url: string, idleTxTimeoutS: number, setup: SessionSetup) {
     this.writer = new WriteConnection(url, idleTxTimeoutS, setup);
     this.lookups = pinnedPool(url, 2, setup);
+    this.events = new MysqlEvents(this.lookups);
   }
 
   /** Open and migrate; `idleTxTimeoutS` as WriteConnection's (0: off). */
@@ -67,13 +83,18 @@ export class MysqlStore implements MessageStore, DirectoryStore, ClusterStore {
       // sent) skips rows already there. Conflicting cids never reach here: the actor dedupes first.
       const parts: string[] = ['START TRANSACTION', ...insertMessages(msgs, true, max), ...retractions(msgs)];
       if (lastSeqs.size > 0) parts.push(...advanceRooms(lastSeqs, msgs));
-      parts.push(...moveMarkers(marks), 'COMMIT');
+      // After a failed commit the next one may repeat messages already stored: their events are
+      // then written only where none is (rare, so one statement per event is fine).
+      const events = messageEvents(msgs);
+      parts.push(...moveMarkers(marks), ...(this.repeating ? insertEventsOnce(events, Date.now()) : insertEvents(events, Date.now())), 'COMMIT');
       try {
         for (const q of packets(parts, max)) await c.query(q);
       } catch (err) {
+        this.repeating = true;
         await c.query('ROLLBACK').catch(() => undefined);
         throw err;
       }
+      this.repeating = false;
     });
   }
 
@@ -120,20 +141,23 @@ export class MysqlStore implements MessageStore, DirectoryStore, ClusterStore {
     return rows.length > 0 ? toRoomRow(rows[0]) : null;
   }
 
-  createRoom(row: RoomRow, members: string[]): Promise<void> {
+  createRoom(row: RoomRow, members: string[], events: NewEvent[] = []): Promise<void> {
     return this.writer.tx(async (c) => {
       await c.query(SQL.createRoom, [row.id, row.kind, row.name, row.subject, row.epoch, row.lastSeq, row.createdAt, row.dmKey, row.createdBy]);
       if (members.length > 0) await c.query(MYSQL_SQL.addMembers, [members.map((u) => [row.id, u])]);
+      for (const q of insertEvents(events, Date.now())) await c.query(q);
     });
   }
 
-  deleteRoom(id: string): Promise<number> {
+  deleteRoom(id: string, events: NewEvent[] = []): Promise<number> {
     return this.writer.tx(async (c) => {
+      await lockRoom(c, id, events);
       await c.query(SQL.deleteMessages, [id]);
       await c.query(SQL.deleteMembers, [id]);
       await c.query(SQL.deleteMarkers, [id]);
       const v = await nextVersion(c);
       await c.query(SQL.tombstone, [v, id]);
+      for (const q of insertEvents(events, Date.now())) await c.query(q);
       return v;
     });
   }
@@ -143,23 +167,26 @@ export class MysqlStore implements MessageStore, DirectoryStore, ClusterStore {
     return rows.map((r) => r.user);
   }
 
-  setMembers(room: string, users: string[], present: boolean): Promise<number> {
+  setMembers(room: string, users: string[], present: boolean, events: NewEvent[] = []): Promise<number> {
     return this.writer.tx(async (c) => {
+      await lockRoom(c, room, events);
       if (users.length > 0) {
         if (present) await c.query(MYSQL_SQL.addMembers, [users.map((u) => [room, u])]);
         else await c.query(SQL.removeMembers, [room, users]);
       }
       const v = await nextVersion(c);
       await c.query(SQL.roomVersion, [v, room]);
+      for (const q of insertEvents(events, Date.now())) await c.query(q);
       return v;
     });
   }
 
-  setBlock(blocker: string, blocked: string, on: boolean): Promise<number> {
+  setBlock(blocker: string, blocked: string, on: boolean, events: NewEvent[] = []): Promise<number> {
     return this.writer.tx(async (c) => {
       await c.query(on ? MYSQL_SQL.block : SQL.unblock, [blocker, blocked]);
       const v = await nextVersion(c);
       await c.query(MYSQL_SQL.blockVersion, [blocker, blocked, v]);
+      for (const q of insertEvents(events, Date.now())) await c.query(q);
       return v;
     });
   }

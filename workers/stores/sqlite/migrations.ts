@@ -61,6 +61,26 @@ const MIGRATIONS: string[] = [
    ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
    ALTER TABLE messages ADD COLUMN edited_at INTEGER;
    CREATE INDEX messages_target ON messages(target) WHERE target IS NOT NULL;`,
+  // 5: the host app's event outbox (docs/webhooks.md). AUTOINCREMENT: an id is never reused once its
+  // row is purged, so "replay from id" means the same events. state 0 pending, 1 delivered, 2
+  // dead-lettered; the pending index serves each room's oldest pending event in id order. IF NOT
+  // EXISTS: the step stands on its own, whatever migration precedes it.
+  `CREATE TABLE IF NOT EXISTS webhook_events (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     room TEXT NOT NULL,
+     type TEXT NOT NULL,
+     at INTEGER NOT NULL,
+     message_id TEXT,
+     body TEXT NOT NULL,
+     state INTEGER NOT NULL,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     next_at INTEGER NOT NULL DEFAULT 0,
+     done_at INTEGER,
+     error TEXT
+   );
+   CREATE INDEX IF NOT EXISTS webhook_events_pending ON webhook_events(state, room, id);
+   CREATE INDEX IF NOT EXISTS webhook_events_done ON webhook_events(state, done_at);
+   CREATE INDEX IF NOT EXISTS webhook_events_message ON webhook_events(message_id) WHERE message_id IS NOT NULL;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -10,6 +10,8 @@ import { tsidToBigInt, tsidToString } from '../../ids.ts';
 import { toMessage, toRoomRow, type MessageRow, type RoomDbRow } from '../rows.ts';
 import { dialectSql, RETRACTION, SQL, SQLITE } from '../sql.ts';
 import { cidKey, type CidHit, type DirectoryStore, type MarkerWrite, type MessageStore, type MessageType, type NewMessage, type RoomRow, type TargetRow } from '../store.ts';
+import { messageEvents, type NewEvent } from '../events.ts';
+import { SqliteEvents } from './events.ts';
 import { migrate } from './migrations.ts';
 
 const SQLITE_SQL = dialectSql(SQLITE);
@@ -28,6 +30,8 @@ export class SqliteStore implements MessageStore, DirectoryStore {
   private readonly membersTx;
   private readonly blockTx;
   private readonly purgeTx;
+  /** The host app's event outbox: its rows are written by this store's transactions. */
+  readonly events: SqliteEvents;
 
   constructor(path: string, sync: 'normal' | 'full') {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -46,6 +50,7 @@ export class SqliteStore implements MessageStore, DirectoryStore {
     // message's text does not survive in the database file (see scrub() for the WAL).
     this.db.pragma('secure_delete = ON');
     migrate(this.db);
+    this.events = new SqliteEvents(this.db);
     this.st = {
       getRoom: this.db.prepare<[string], RoomDbRow>(SQL.getRoom),
       findDirect: this.db.prepare<[string], RoomDbRow>(SQL.findDirect),
@@ -96,12 +101,15 @@ export class SqliteStore implements MessageStore, DirectoryStore {
       }
       for (const [room, seq] of lastSeqs) this.st.setSeq.run(seq, room);
       for (const k of marks) (k.ifAbsent ? this.st.markIfAbsent : this.st.mark).run(k.room, k.user, k.seq, k.id);
+      this.events.insert(messageEvents(msgs), Date.now());
     });
-    this.createTx = this.db.transaction((row: RoomRow, members: string[]) => {
+    this.createTx = this.db.transaction((row: RoomRow, members: string[], events: NewEvent[]) => {
       this.st.createRoom.run(row.id, row.kind, row.name, row.subject, row.epoch, row.lastSeq, row.createdAt, row.dmKey, row.createdBy);
       for (const u of members) this.st.addMember.run(row.id, u);
+      this.events.insert(events, Date.now());
     });
-    this.deleteTx = this.db.transaction((id: string): number => {
+    this.deleteTx = this.db.transaction((id: string, events: NewEvent[]): number => {
+      this.events.insert(events, Date.now());
       this.st.deleteMessages.run(id);
       this.st.deleteMembers.run(id);
       this.st.deleteMarkers.run(id);
@@ -109,13 +117,15 @@ export class SqliteStore implements MessageStore, DirectoryStore {
       this.st.tombstone.run(v, id);
       return v;
     });
-    this.membersTx = this.db.transaction((room: string, users: string[], present: boolean): number => {
+    this.membersTx = this.db.transaction((room: string, users: string[], present: boolean, events: NewEvent[]): number => {
+      this.events.insert(events, Date.now());
       for (const u of users) (present ? this.st.addMember : this.st.removeMember).run(room, u);
       const v = this.st.nextVersion.get()!.v;
       this.st.roomVersion.run(v, room);
       return v;
     });
-    this.blockTx = this.db.transaction((blocker: string, blocked: string, on: boolean): number => {
+    this.blockTx = this.db.transaction((blocker: string, blocked: string, on: boolean, events: NewEvent[]): number => {
+      this.events.insert(events, Date.now());
       (on ? this.st.block : this.st.unblock).run(blocker, blocked);
       const v = this.st.nextVersion.get()!.v;
       this.st.blockVersion.run(blocker, blocked, v);
@@ -133,24 +143,24 @@ export class SqliteStore implements MessageStore, DirectoryStore {
     return r ? toRoomRow(r) : null;
   }
 
-  createRoom(row: RoomRow, members: string[]): void {
-    this.createTx(row, members);
+  createRoom(row: RoomRow, members: string[], events: NewEvent[] = []): void {
+    this.createTx(row, members, events);
   }
 
-  deleteRoom(id: string): number {
-    return this.deleteTx(id);
+  deleteRoom(id: string, events: NewEvent[] = []): number {
+    return this.deleteTx(id, events);
   }
 
   members(room: string): string[] {
     return this.st.members.all(room).map((r) => r.user);
   }
 
-  setMembers(room: string, users: string[], present: boolean): number {
-    return this.membersTx(room, users, present);
+  setMembers(room: string, users: string[], present: boolean, events: NewEvent[] = []): number {
+    return this.membersTx(room, users, present, events);
   }
 
-  setBlock(blocker: string, blocked: string, on: boolean): number {
-    return this.blockTx(blocker, blocked, on);
+  setBlock(blocker: string, blocked: string, on: boolean, events: NewEvent[] = []): number {
+    return this.blockTx(blocker, blocked, on, events);
   }
 
   allBlocks(): [string, string][] {
