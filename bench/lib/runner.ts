@@ -3,6 +3,7 @@ import { startServer, pinSelf, waitQuiet, ProcSampler, SERVER_KINDS, tcpCounters
 import { RawTransport, SocketIoTransport, SioLeanTransport, StompTransport, SpreadTransport, type Transport } from './transport.ts';
 import { startNodes, counterDelta, type NodeCounters } from './cluster.ts';
 import { Teardown } from './teardown.ts';
+import { profileReport } from './profile.ts';
 import { parseWsUrl } from './wsclient.ts';
 import type { RunEnv } from './roomload.ts';
 import type { RunResult } from './stats.ts';
@@ -131,13 +132,26 @@ const protoEnv = (o: CliOptions): Record<string, string> | undefined => (o.proto
 
 async function runServer(kind: ServerKind, sc: Scenario, o: CliOptions, base: RunOptions, teardown: Teardown): Promise<ServerOutcome> {
   let srv: RunningServer | undefined;
+  const profileDir = o.profile ? (o.out ?? 'bench/results') + '/profile-' + kind : undefined;
+  let outcome: ServerOutcome | undefined;
   try {
-    srv = await startServer({ kind, pin: o.pin, env: protoEnv(o), teardown, profileDir: o.profile ? (o.out ?? 'bench/results') + '/profile-' + kind : undefined });
+    srv = await startServer({ kind, pin: o.pin, env: protoEnv(o), teardown, profileDir });
     log(`[bench] started ${kind} pid ${srv.pid} at ${srv.url}${o.pin ? ' (server on core 0, generator on core 1)' : ''}${o.proto === 'stomp' ? ', STOMP 1.2 (CHAT_ENTER_QUIT=off)' : ''}`);
-    return await runAgainst(o.proto === 'stomp' ? `${kind}/stomp` : kind, [srv.url], [srv.pid], [], sc, o, base);
+    outcome = await runAgainst(o.proto === 'stomp' ? `${kind}/stomp` : kind, [srv.url], [srv.pid], [], sc, o, base);
+    return outcome;
   } finally {
     if (srv) await srv.stop();
+    if (srv && profileDir && outcome) reportProfile(profileDir, srv.pid, outcome, o);
   }
+}
+
+/** --profile: name the server's .cpuprofile files by thread and print each thread's top functions. */
+function reportProfile(dir: string, pid: number, outcome: ServerOutcome, o: CliOptions): void {
+  const messages = outcome.runs.reduce((n, r) => n + (typeof r.extra?.messagesAcked === 'number' ? r.extra.messagesAcked : 0), 0);
+  const windows = outcome.runs.map((r) => r.extra?.loadWindowUs).filter((w): w is [number, number] => Array.isArray(w) && w.length === 2);
+  const { text } = profileReport(dir, pid, messages, `${outcome.server} ${outcome.runs[0]?.scenario ?? ''}`, windows);
+  (o.json ? process.stderr : process.stdout).write('\n' + text);
+  log(`[bench] profiles named by thread in ${dir} (report: ${dir}/profile-${pid}.md)`);
 }
 
 /** --nodes N: N engine nodes on a fresh MariaDB database (N >= 2 over Redis), all stopped and the database dropped at the end. */
