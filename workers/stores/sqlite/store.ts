@@ -12,6 +12,8 @@ import { cidKey, type CidHit, type DirectoryStore, type MarkerWrite, type Messag
 import { migrate } from './migrations.ts';
 
 const SQLITE_SQL = dialectSql(SQLITE);
+/** (sender, cid) pairs per lookup statement, largest first; a remainder below 4 is looked up one by one. */
+const CID_CHUNKS = [64, 16, 4];
 
 export class SqliteStore implements MessageStore, DirectoryStore {
   private readonly db: Database.Database;
@@ -21,6 +23,8 @@ export class SqliteStore implements MessageStore, DirectoryStore {
   private readonly deleteTx;
   private readonly membersTx;
   private readonly blockTx;
+  /** One lookup statement per size in CID_CHUNKS. */
+  private readonly findCidChunk = new Map<number, Database.Statement<string[], CidHit & { from_id: string; cid: string }>>();
 
   constructor(path: string, sync: 'normal' | 'full') {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -66,6 +70,13 @@ export class SqliteStore implements MessageStore, DirectoryStore {
       latest: this.db.prepare<[string, number, number], MessageRow>(SQL.latest),
       purge: this.db.prepare('DELETE FROM messages WHERE tsid IN (SELECT tsid FROM messages WHERE tsid < ? ORDER BY tsid LIMIT ?)'),
     };
+    for (const n of CID_CHUNKS) {
+      // a probe of the (from_id, cid) index per pair, as the one-pair statement, in one statement call
+      this.findCidChunk.set(n, this.db.prepare<string[], CidHit & { from_id: string; cid: string }>(
+        `SELECT v.column1 AS from_id, v.column2 AS cid, m.room, m.seq, m.id, m.at FROM (VALUES ${new Array<string>(n).fill('(?, ?)').join(', ')}) v ` +
+          'JOIN messages m ON m.from_id = v.column1 AND m.cid = v.column2',
+      ));
+    }
     this.commitTx = this.db.transaction((msgs: NewMessage[], lastSeqs: Map<string, number>, marks: MarkerWrite[]) => {
       const ins = this.st.insert;
       for (const m of msgs) ins.run(m.tsid, m.id, m.room, m.seq, m.type, m.fromId, m.fromName, m.text, m.at, m.cid);
@@ -150,7 +161,17 @@ export class SqliteStore implements MessageStore, DirectoryStore {
 
   findByCids(keys: [string, string][]): Map<string, CidHit> {
     const out = new Map<string, CidHit>();
-    for (const [fromId, cid] of keys) {
+    let i = 0;
+    for (const n of CID_CHUNKS) {
+      const st = this.findCidChunk.get(n)!;
+      for (; i + n <= keys.length; i += n) {
+        const args: string[] = [];
+        for (let j = i; j < i + n; j++) args.push(keys[j][0], keys[j][1]);
+        for (const h of st.all(...args)) out.set(cidKey(h.from_id, h.cid), { room: h.room, seq: h.seq, id: h.id, at: h.at });
+      }
+    }
+    for (; i < keys.length; i++) {
+      const [fromId, cid] = keys[i];
       const hit = this.st.findByCid.get(fromId, cid);
       if (hit) out.set(cidKey(fromId, cid), hit);
     }
