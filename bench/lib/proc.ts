@@ -1,7 +1,7 @@
 // Server processes for a run: spawn (pinned with taskset), wait for `listening on host:port`,
 // sample CPU and RSS from /proc once per second, stop with SIGTERM (SIGKILL after a grace).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, readdirSync, mkdtempSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync, mkdtempSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -108,7 +108,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   return {
     kind: o.kind, pid: child.pid!, host, port: addr.port, dataDir,
     url: o.kind === 'socketio' ? `http://${host}:${addr.port}` : `ws://${host}:${addr.port}/ws`,
-    async stop() { await stop(); return child.exitCode; },
+    // the store goes with the server: a find-max run starts one per step
+    async stop() { await stop(); rmSync(dataDir, { recursive: true, force: true }); return child.exitCode; },
   };
 }
 

@@ -71,18 +71,29 @@ function fatalOf(r: RunResult, searching: boolean, p99Limit: number): string | u
   return `${r.server} ${r.scenario} @${r.offeredRate}/s: ${correctnessLine(r)}`;
 }
 
+/** A server started for one step (a fresh process and store), stopped with `done` after it. */
+interface StepServer { urls: string[]; pids: number[]; done(r: RunResult): Promise<void> }
+
 async function runAgainst(kind: string, urls: string[], pids: number[], backendPids: number[], sc: Scenario, o: CliOptions, base: RunOptions,
-  counters?: () => Promise<NodeCounters>): Promise<ServerOutcome> {
-  const sampler = new ProcSampler(pids, backendPids);
+  counters?: () => Promise<NodeCounters>, fresh?: () => Promise<StepServer>): Promise<ServerOutcome> {
+  const shared = new ProcSampler(pids, backendPids);
   const out: ServerOutcome = { server: kind, runs: [], fatal: [] };
   let step = 0;
   const one = async (rate: number, searching: boolean): Promise<RunResult> => {
     let r: RunResult;
     for (let attempt = 0; ; attempt++) {
       if (o.waitQuiet) await waitQuiet();
+      // every step on a fresh server and store when we spawn it: a step never inherits the previous
+      // steps' database (grown, its cache warm) nor a server still digesting their backlog
+      const srv = fresh ? await fresh() : undefined;
+      const sampler = srv ? new ProcSampler(srv.pids, backendPids) : shared;
       const before = counters ? await counters() : undefined;
       const tcp0 = tcpCounters();
-      r = await sc.run({ ...base, rate }, makeEnv(kind, urls, sampler, step++, o.sioClient, o.proto));
+      try {
+        r = await sc.run({ ...base, rate }, makeEnv(kind, srv ? srv.urls : urls, sampler, step++, o.sioClient, o.proto));
+      } finally {
+        if (srv) await srv.done(r!);
+      }
       const tcp1 = tcpCounters();
       if (tcp0 !== null && tcp1 !== null) {
         r.extra = { ...r.extra, tcp: { retransSegs: tcp1.retransSegs - tcp0.retransSegs, lossProbes: tcp1.lossProbes - tcp0.lossProbes, dsackRecv: tcp1.dsackRecv - tcp0.dsackRecv } };
@@ -131,25 +142,28 @@ async function runAgainst(kind: string, urls: string[], pids: number[], backendP
 const protoEnv = (o: CliOptions): Record<string, string> | undefined => (o.proto === 'stomp' ? { CHAT_ENTER_QUIT: 'off' } : undefined);
 
 async function runServer(kind: ServerKind, sc: Scenario, o: CliOptions, base: RunOptions, teardown: Teardown): Promise<ServerOutcome> {
-  let srv: RunningServer | undefined;
   const profileDir = o.profile ? (o.out ?? 'bench/results') + '/profile-' + kind : undefined;
-  let outcome: ServerOutcome | undefined;
-  try {
-    srv = await startServer({ kind, pin: o.pin, env: protoEnv(o), teardown, profileDir });
-    log(`[bench] started ${kind} pid ${srv.pid} at ${srv.url}${o.pin ? ' (server on core 0, generator on core 1)' : ''}${o.proto === 'stomp' ? ', STOMP 1.2 (CHAT_ENTER_QUIT=off)' : ''}`);
-    outcome = await runAgainst(o.proto === 'stomp' ? `${kind}/stomp` : kind, [srv.url], [srv.pid], [], sc, o, base);
-    return outcome;
-  } finally {
-    if (srv) await srv.stop();
-    if (srv && profileDir && outcome) reportProfile(profileDir, srv.pid, outcome, o);
-  }
+  const label = o.proto === 'stomp' ? `${kind}/stomp` : kind;
+  // one server per step (a single run is one step), each on a fresh store
+  const fresh = async (): Promise<StepServer> => {
+    const srv: RunningServer = await startServer({ kind, pin: o.pin, env: protoEnv(o), teardown, profileDir });
+    log(`[bench] started ${kind} pid ${srv.pid} at ${srv.url} on a fresh store${o.pin ? ' (server on core 0, generator on core 1)' : ''}${o.proto === 'stomp' ? ', STOMP 1.2 (CHAT_ENTER_QUIT=off)' : ''}`);
+    return {
+      urls: [srv.url], pids: [srv.pid],
+      async done(r) {
+        await srv.stop();
+        if (profileDir && r) reportProfile(profileDir, srv.pid, label, [r], o);
+      },
+    };
+  };
+  return runAgainst(label, [], [], [], sc, o, base, undefined, fresh);
 }
 
 /** --profile: name the server's .cpuprofile files by thread and print each thread's top functions. */
-function reportProfile(dir: string, pid: number, outcome: ServerOutcome, o: CliOptions): void {
-  const messages = outcome.runs.reduce((n, r) => n + (typeof r.extra?.messagesAcked === 'number' ? r.extra.messagesAcked : 0), 0);
-  const windows = outcome.runs.map((r) => r.extra?.loadWindowUs).filter((w): w is [number, number] => Array.isArray(w) && w.length === 2);
-  const { text } = profileReport(dir, pid, messages, `${outcome.server} ${outcome.runs[0]?.scenario ?? ''}`, windows);
+function reportProfile(dir: string, pid: number, server: string, runs: RunResult[], o: CliOptions): void {
+  const messages = runs.reduce((n, r) => n + (typeof r.extra?.messagesAcked === 'number' ? r.extra.messagesAcked : 0), 0);
+  const windows = runs.map((r) => r.extra?.loadWindowUs).filter((w): w is [number, number] => Array.isArray(w) && w.length === 2);
+  const { text } = profileReport(dir, pid, messages, `${server} ${runs[0]?.scenario ?? ''} @${runs[0]?.offeredRate ?? '?'}/s`, windows);
   (o.json ? process.stderr : process.stdout).write('\n' + text);
   log(`[bench] profiles named by thread in ${dir} (report: ${dir}/profile-${pid}.md)`);
 }
