@@ -15,6 +15,7 @@ if (!existsSync(path.join(here, 'node_modules', 'hdr-histogram-js'))) {
 
 const USAGE = `usage: npm run bench -- <scenario> [flags]      scenarios: chat fanout direct openchat storm history soak
        npm run bench -- compare <scenario> [flags]  engine, ceiling, ws-sqlite, socketio one after another, as ratios of the ceiling
+       npm run bench -- crosscheck <chat|direct> --rate N [flags]  the same load from the harness and from an independent ws-package generator, each on a fresh server
 flags: --url ws://127.0.0.1:PORT/ws[,ws://127.0.0.1:PORT2/ws] (target running server(s): clients spread round-robin over the URLs; else one is spawned: --server engine|ceiling|ws-sqlite|socketio, default engine)
        --nodes N (engine: spawn N nodes on a fresh MariaDB database, N >= 2 in cluster mode over Redis; --nodes 1 = one node on MariaDB, the baseline)
        --mysql-url mysql://root@127.0.0.1:3306 (server for --nodes' scratch database)  --redis-url redis://127.0.0.1:6379 (for --nodes >= 2)
@@ -44,7 +45,8 @@ function num(name: string, v: string | undefined): number | undefined {
 
 if (values.help || positionals.length === 0) { process.stdout.write(USAGE + '\n'); process.exit(values.help ? 0 : 2); }
 const compare = positionals[0] === 'compare';
-const scenario = compare ? positionals[1] : positionals[0];
+const crosscheck = positionals[0] === 'crosscheck';
+const scenario = compare || crosscheck ? positionals[1] : positionals[0];
 if (!scenario) { process.stderr.write(USAGE + '\n'); process.exit(2); }
 const server = values.server as string;
 if (!['engine', 'ceiling', 'ws-sqlite', 'socketio'].includes(server)) { process.stderr.write(`bench: --server must be engine, ceiling, ws-sqlite or socketio\n`); process.exit(2); }
@@ -67,7 +69,7 @@ if (nodes !== undefined) {
 
 const { main } = await import('./lib/runner.ts'); // after the dependency check: the runner imports hdr-histogram-js
 const code = await main({
-  scenario, compare, urls, server: server as 'engine', nodes, mysqlUrl: values['mysql-url'] as string, redisUrl: values['redis-url'] as string,
+  scenario, compare, crosscheck, urls, server: server as 'engine', nodes, mysqlUrl: values['mysql-url'] as string, redisUrl: values['redis-url'] as string,
   rate: num('rate', values.rate), durationS: num('duration', values.duration), warmupS: num('warmup', values.warmup),
   drainS: num('drain', values.drain), clients: num('clients', values.clients), rooms: num('rooms', values.rooms),
   pids, p99LimitMs: num('p99-limit', values['p99-limit']) ?? 100,

@@ -4,6 +4,7 @@ import { RawTransport, SocketIoTransport, SioLeanTransport, StompTransport, Spre
 import { startNodes, counterDelta, type NodeCounters } from './cluster.ts';
 import { Teardown } from './teardown.ts';
 import { profileReport } from './profile.ts';
+import { wsGenerate } from './ws-generator.ts';
 import { parseWsUrl } from './wsclient.ts';
 import type { RunEnv } from './roomload.ts';
 import type { RunResult } from './stats.ts';
@@ -25,6 +26,8 @@ export interface CliOptions {
   /** --pid: the server's processes (summed), with --url. */
   pids: number[]; p99LimitMs: number;
   compare: boolean;
+  /** crosscheck: the same load from the harness and from the independent `ws` generator, each on a fresh server. */
+  crosscheck: boolean;
   /** Socket.IO peer: lean = our raw client speaking its wire format; official = socket.io-client. */
   sioClient: 'lean' | 'official';
   /** Before each run, wait (up to 60 s) until other processes use < 20% of a core. */
@@ -181,6 +184,41 @@ async function runNodes(n: number, sc: Scenario, o: CliOptions, base: RunOptions
   }
 }
 
+/**
+ * crosscheck <chat|direct>: the same load at the same rate from two independently written
+ * generators (the harness's lean client, then bench/lib/ws-generator.ts on the `ws` package), each
+ * against a freshly started server and store; their achieved rates and latencies side by side.
+ */
+async function crosscheck(sc: Scenario, o: CliOptions, base: RunOptions, teardown: Teardown): Promise<number> {
+  if (sc.name !== 'chat' && sc.name !== 'direct') { log('crosscheck: scenarios chat and direct'); return 2; }
+  if (o.urls || o.nodes !== undefined) { log('crosscheck spawns its servers: drop --url / --nodes'); return 2; }
+  const harness = await runServer(o.server, sc, { ...o, findMax: false }, base, teardown);
+  const r = harness.best;
+  if (o.waitQuiet) await waitQuiet();
+  const srv = await startServer({ kind: o.server, pin: o.pin, teardown });
+  log(`[crosscheck] ws generator: ${o.server} pid ${srv.pid} at ${srv.url} on a fresh store; ${base.clients} clients, ${base.rooms} rooms, ${base.rate}/s for ${base.warmupS}+${base.durationS} s`);
+  const sampler = new ProcSampler([srv.pid]);
+  sampler.sample();
+  let w;
+  try {
+    w = await wsGenerate({ url: srv.url, clients: base.clients, rooms: base.rooms, rate: base.rate, warmupS: base.warmupS, durationS: base.durationS, drainS: base.drainS, prefix: `x${Date.now().toString(36)}.` });
+  } finally {
+    await srv.stop();
+  }
+  const line = (name: string, achieved: number, p50: number, p99: number, dp99: number, gen: number, extra: string): string =>
+    `| ${name} | ${base.rate.toLocaleString('en-US')} | ${achieved.toLocaleString('en-US')} | ${p50} | ${p99} | ${dp99} | ${gen}% | ${extra} |`;
+  const out = [
+    `\ncrosscheck ${sc.name} on ${o.server} (a fresh server and store for each generator; ${base.warmupS} s warm-up + ${base.durationS} s):`,
+    '| generator | offered/s | achieved/s | ack p50 ms | ack p99 ms | delivery p99 ms | generator CPU | notes |', '|---|---|---|---|---|---|---|---|',
+    r ? line('harness (lean client)', r.achievedRate, r.latency.ack.p50, r.latency.ack.p99, r.latency.delivery.p99, r.resources.genCpuAvg, r.correctness.ok ? 'correct' : correctnessLine(r)) : '| harness | - | not run | | | | | |',
+    line('ws package', w.achieved, w.ackP50, w.ackP99, w.deliveryP99, w.genCpu,
+      `acked ${w.acked}/${w.sent}, delivered ${w.delivered}/${w.expectedDeliveries}${w.errors.length ? '; ' + w.errors.join('; ') : ''}`),
+  ];
+  (o.json ? process.stderr : process.stdout).write(out.join('\n') + '\n');
+  if (o.json) process.stdout.write(JSON.stringify({ scenario: sc.name, harness: r ?? null, ws: w }, null, 2) + '\n');
+  return harness.fatal.length || w.acked < w.sent || w.delivered < w.expectedDeliveries ? 1 : 0;
+}
+
 export async function main(o: CliOptions): Promise<number> {
   const teardown = new Teardown();
   teardown.trapSignals();
@@ -207,6 +245,7 @@ async function mainWith(o: CliOptions, teardown: Teardown): Promise<number> {
   };
   if (o.pin && !pinSelf(1)) log('[bench] taskset not available: server and generator float');
   const outcomes: ServerOutcome[] = [];
+  if (o.crosscheck) return crosscheck(sc, o, base, teardown);
   if (o.compare) {
     for (const kind of SERVER_KINDS) {
       try { outcomes.push(await runServer(kind, sc, { ...o, findMax: sc.rated }, base, teardown)); }
