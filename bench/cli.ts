@@ -13,7 +13,7 @@ if (!existsSync(path.join(here, 'node_modules', 'hdr-histogram-js'))) {
   process.exit(2);
 }
 
-const USAGE = `usage: npm run bench -- <scenario> [flags]      scenarios: chat fanout direct openchat storm history soak
+const USAGE = `usage: npm run bench -- <scenario> [flags]      scenarios: chat fanout direct openchat storm history soak idle
        npm run bench -- compare <scenario> [flags]  engine, ceiling, ws-sqlite, socketio one after another, as ratios of the ceiling
        npm run bench -- crosscheck <chat|direct> --rate N [flags]  the same load from the harness and from an independent ws-package generator, each on a fresh server
 flags: --url ws://127.0.0.1:PORT/ws[,ws://127.0.0.1:PORT2/ws] (target running server(s): clients spread round-robin over the URLs; else one is spawned: --server engine|ceiling|ws-sqlite|socketio, default engine)

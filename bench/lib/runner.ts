@@ -149,7 +149,7 @@ async function runServer(kind: ServerKind, sc: Scenario, o: CliOptions, base: Ru
   const label = o.proto === 'stomp' ? `${kind}/stomp` : kind;
   // one server per step (a single run is one step), each on a fresh store
   const fresh = async (): Promise<StepServer> => {
-    const srv: RunningServer = await startServer({ kind, pin: o.pin, env: protoEnv(o), teardown, profileDir });
+    const srv: RunningServer = await startServer({ kind, pin: o.pin, env: { ...sc.serverEnv, ...protoEnv(o) }, teardown, profileDir });
     log(`[bench] started ${kind} pid ${srv.pid} at ${srv.url} on a fresh store${o.pin ? ' (server on core 0, generator on core 1)' : ''}${o.proto === 'stomp' ? ', STOMP 1.2 (CHAT_ENTER_QUIT=off)' : ''}`);
     return {
       urls: [srv.url], pids: [srv.pid],

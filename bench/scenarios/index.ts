@@ -6,5 +6,6 @@ import { soak } from './soak.ts';
 import { openchat } from './openchat.ts';
 import { history } from './history.ts';
 import { storm } from './storm.ts';
+import { idle } from './idle.ts';
 
-export const SCENARIOS: Record<string, Scenario> = { chat, fanout, direct, openchat, storm, history, soak };
+export const SCENARIOS: Record<string, Scenario> = { chat, fanout, direct, openchat, storm, history, soak, idle };

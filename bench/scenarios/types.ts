@@ -19,5 +19,7 @@ export interface Scenario {
   defaults: Omit<RunOptions, 'p99LimitMs'> & { findMaxStart: number };
   /** Whether --find-max and compare's rate search apply (a rate of messages or iterations). */
   rated: boolean;
+  /** Settings a spawned server runs with for this scenario (over the caller's environment). */
+  serverEnv?: Record<string, string>;
   run(o: RunOptions, env: RunEnv): Promise<RunResult>;
 }
