@@ -9,6 +9,17 @@ import type { Sink } from '../lib/transport.ts';
 import type { Scenario } from './types.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The engine's JS heap in use (its /metrics), to split RSS into heap and native; NaN for servers without it. */
+async function heapUsedMb(httpBase: string): Promise<number> {
+  try {
+    const text = await (await fetch(`${httpBase}/metrics`)).text();
+    const m = /^nodejs_heap_size_used_bytes (\d+(?:\.\d+)?(?:e\+\d+)?)/m.exec(text);
+    return m ? Number(m[1]) / 1048576 : NaN;
+  } catch {
+    return NaN;
+  }
+}
 /** Connects in flight at once. */
 const WAVE = 500;
 
@@ -35,6 +46,7 @@ export const idle: Scenario = {
     await sleep(o.warmupS * 1000); // the server settles after its start
     env.sampler.sample();
     const before = env.sampler.sample().serverRssMb;
+    const heapBefore = await heapUsedMb(env.httpBase);
     const t0 = performance.now();
     for (let c = 0; c < o.clients; c++) {
       while (c - opened - c0.disconnects >= WAVE) await sleep(5);
@@ -46,6 +58,7 @@ export const idle: Scenario = {
     const connectS = (performance.now() - t0) / 1000;
     await sleep(o.durationS * 1000);
     const after = env.sampler.sample().serverRssMb;
+    const heapAfter = await heapUsedMb(env.httpBase);
     c0.failedConnects = o.clients - opened;
     c0.ok = joined === o.clients && c0.disconnects === 0 && c0.otherFailures === 0;
     closing = true;
@@ -61,7 +74,8 @@ export const idle: Scenario = {
       curves: meter.curves(), errors: meter.errorsObject(), resources: meter.resources(), correctness: c0, timeline: meter.timeline,
       sustainable: c0.ok,
       verdict: c0.ok ? `${joined} idle connections in one room: RSS ${round1(before)} -> ${round1(after)} MB = ${perConnKb.toFixed(2)} KB per connection` : `${joined}/${o.clients} joined, ${c0.disconnects} closed`,
-      extra: { rssBeforeMb: round1(before), rssAfterMb: round1(after), rssPerConnectionKb: Math.round(perConnKb * 100) / 100, connectSeconds: round1(connectS) },
+      extra: { rssBeforeMb: round1(before), rssAfterMb: round1(after), rssPerConnectionKb: Math.round(perConnKb * 100) / 100,
+        ...(Number.isNaN(heapBefore) ? {} : { heapUsedBeforeMb: round1(heapBefore), heapUsedAfterMb: round1(heapAfter), heapPerConnectionKb: Math.round(((heapAfter - heapBefore) * 1024) / o.clients * 100) / 100 }), connectSeconds: round1(connectS) },
     };
     return res;
   },
