@@ -20,6 +20,7 @@ flags: --url ws://127.0.0.1:PORT/ws[,ws://127.0.0.1:PORT2/ws] (target running se
        --nodes N (engine: spawn N nodes on a fresh MariaDB database, N >= 2 in cluster mode over Redis; --nodes 1 = one node on MariaDB, the baseline)
        --mysql-url mysql://root@127.0.0.1:3306 (server for --nodes' scratch database)  --redis-url redis://127.0.0.1:6379 (for --nodes >= 2)
        --rate N  --duration S  --warmup S  --drain S  --clients N  --rooms N  --find-max  --p99-limit MS
+       --prefill N (engine on SQLite: every step starts on a store already holding N messages; the store is built once into /tmp)
        --json  --out DIR  --profile (server CPU profile into DIR)  --no-pin (let server and generator float)  --no-wait-quiet (do not wait for a quiet box)  --pid N[,N] (with --url: sample these pids, CPU and RSS summed)
        --sio-client lean|official (Socket.IO peer: our lean client speaking its wire format, default, or socket.io-client)
        --proto native|stomp (engine only, chat/direct/fanout/soak: drive the engine over STOMP 1.2 instead of its native protocol)`;
@@ -29,7 +30,7 @@ const { values, positionals } = parseArgs({
   options: {
     url: { type: 'string' }, server: { type: 'string', default: 'engine' },
     rate: { type: 'string' }, duration: { type: 'string' }, warmup: { type: 'string' }, drain: { type: 'string' },
-    clients: { type: 'string' }, rooms: { type: 'string' }, pid: { type: 'string' }, nodes: { type: 'string' },
+    clients: { type: 'string' }, rooms: { type: 'string' }, prefill: { type: 'string' }, pid: { type: 'string' }, nodes: { type: 'string' },
     'mysql-url': { type: 'string', default: 'mysql://root@127.0.0.1:3306' }, 'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379' }, 'p99-limit': { type: 'string' }, 'sio-client': { type: 'string', default: 'lean' }, proto: { type: 'string', default: 'native' },
     json: { type: 'boolean', default: false }, out: { type: 'string' }, 'no-pin': { type: 'boolean', default: false },
     'find-max': { type: 'boolean', default: false }, 'no-wait-quiet': { type: 'boolean', default: false }, profile: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
@@ -69,7 +70,7 @@ if (nodes !== undefined) {
 
 const { main } = await import('./lib/runner.ts'); // after the dependency check: the runner imports hdr-histogram-js
 const code = await main({
-  scenario, compare, crosscheck, urls, server: server as 'engine', nodes, mysqlUrl: values['mysql-url'] as string, redisUrl: values['redis-url'] as string,
+  scenario, compare, crosscheck, prefill: num('prefill', values.prefill) ?? 0, urls, server: server as 'engine', nodes, mysqlUrl: values['mysql-url'] as string, redisUrl: values['redis-url'] as string,
   rate: num('rate', values.rate), durationS: num('duration', values.duration), warmupS: num('warmup', values.warmup),
   drainS: num('drain', values.drain), clients: num('clients', values.clients), rooms: num('rooms', values.rooms),
   pids, p99LimitMs: num('p99-limit', values['p99-limit']) ?? 100,

@@ -5,6 +5,7 @@ import { startNodes, counterDelta, type NodeCounters } from './cluster.ts';
 import { Teardown } from './teardown.ts';
 import { profileReport } from './profile.ts';
 import { wsGenerate } from './ws-generator.ts';
+import { prefillTemplate } from './prefill.ts';
 import { parseWsUrl } from './wsclient.ts';
 import type { RunEnv } from './roomload.ts';
 import type { RunResult } from './stats.ts';
@@ -26,6 +27,8 @@ export interface CliOptions {
   /** --pid: the server's processes (summed), with --url. */
   pids: number[]; p99LimitMs: number;
   compare: boolean;
+  /** --prefill N: every spawned engine starts on a SQLite store holding N messages (0 = empty). */
+  prefill: number;
   /** crosscheck: the same load from the harness and from the independent `ws` generator, each on a fresh server. */
   crosscheck: boolean;
   /** Socket.IO peer: lean = our raw client speaking its wire format; official = socket.io-client. */
@@ -147,10 +150,12 @@ const protoEnv = (o: CliOptions): Record<string, string> | undefined => (o.proto
 async function runServer(kind: ServerKind, sc: Scenario, o: CliOptions, base: RunOptions, teardown: Teardown): Promise<ServerOutcome> {
   const profileDir = o.profile ? (o.out ?? 'bench/results') + '/profile-' + kind : undefined;
   const label = o.proto === 'stomp' ? `${kind}/stomp` : kind;
+  if (o.prefill > 0 && kind !== 'engine') throw new Error(`--prefill fills the engine's SQLite store, not ${kind}'s`);
+  const prefillFrom = o.prefill > 0 ? prefillTemplate(o.prefill, log) : undefined;
   // one server per step (a single run is one step), each on a fresh store
   const fresh = async (): Promise<StepServer> => {
-    const srv: RunningServer = await startServer({ kind, pin: o.pin, env: { ...sc.serverEnv, ...protoEnv(o) }, teardown, profileDir });
-    log(`[bench] started ${kind} pid ${srv.pid} at ${srv.url} on a fresh store${o.pin ? ' (server on core 0, generator on core 1)' : ''}${o.proto === 'stomp' ? ', STOMP 1.2 (CHAT_ENTER_QUIT=off)' : ''}`);
+    const srv: RunningServer = await startServer({ kind, pin: o.pin, env: { ...sc.serverEnv, ...protoEnv(o) }, teardown, profileDir, prefillFrom });
+    log(`[bench] started ${kind} pid ${srv.pid} at ${srv.url} on a fresh store${prefillFrom ? ` of ${o.prefill.toLocaleString('en-US')} messages` : ''}${o.pin ? ' (server on core 0, generator on core 1)' : ''}${o.proto === 'stomp' ? ', STOMP 1.2 (CHAT_ENTER_QUIT=off)' : ''}`);
     return {
       urls: [srv.url], pids: [srv.pid],
       async done(r) {
@@ -245,6 +250,7 @@ async function mainWith(o: CliOptions, teardown: Teardown): Promise<number> {
   };
   if (o.pin && !pinSelf(1)) log('[bench] taskset not available: server and generator float');
   const outcomes: ServerOutcome[] = [];
+  if (o.prefill > 0 && (o.urls || o.nodes !== undefined || o.crosscheck)) { log('--prefill fills the store of an engine the bench spawns on SQLite (not --url, --nodes or crosscheck)'); return 2; }
   if (o.crosscheck) return crosscheck(sc, o, base, teardown);
   if (o.compare) {
     for (const kind of SERVER_KINDS) {
