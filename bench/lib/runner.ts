@@ -178,7 +178,7 @@ function reportProfile(dir: string, pid: number, server: string, runs: RunResult
 
 /** --nodes N: N engine nodes on a fresh MariaDB database (N >= 2 over Redis), all stopped and the database dropped at the end. */
 async function runNodes(n: number, sc: Scenario, o: CliOptions, base: RunOptions, teardown: Teardown): Promise<ServerOutcome> {
-  const nodes = await startNodes({ nodes: n, pin: o.pin, env: protoEnv(o), teardown, mysqlUrl: o.mysqlUrl, redisUrl: o.redisUrl, profileDir: o.profile ? (o.out ?? 'bench/results') + '/profile-engine' : undefined });
+  const nodes = await startNodes({ nodes: n, pin: o.pin, env: protoEnv(o), teardown, mysqlUrl: o.mysqlUrl, redisUrl: o.redisUrl, profileDir: o.profile ? (o.out ?? 'bench/results') + '/profile-engine' : undefined, prefill: o.prefill });
   try {
     log(`[bench] started ${nodes.label}: ${nodes.urls.map((u, i) => `node ${i + 1} pid ${nodes.pids[i]} at ${u}`).join(', ')}; database ${nodes.database}` +
       `${nodes.redisPrefix ? `, Redis prefix ${nodes.redisPrefix}` : ''}${o.pin ? `; ${n > 1 ? 'every node' : 'the node'} on core 0, generator on core 1` : ''}${o.proto === 'stomp' ? ', STOMP 1.2 (CHAT_ENTER_QUIT=off)' : ''}` +
@@ -250,7 +250,7 @@ async function mainWith(o: CliOptions, teardown: Teardown): Promise<number> {
   };
   if (o.pin && !pinSelf(1)) log('[bench] taskset not available: server and generator float');
   const outcomes: ServerOutcome[] = [];
-  if (o.prefill > 0 && (o.urls || o.nodes !== undefined || o.crosscheck)) { log('--prefill fills the store of an engine the bench spawns on SQLite (not --url, --nodes or crosscheck)'); return 2; }
+  if (o.prefill > 0 && (o.urls || o.crosscheck)) { log('--prefill fills the store of engines the bench spawns (not --url or crosscheck)'); return 2; }
   if (o.crosscheck) return crosscheck(sc, o, base, teardown);
   if (o.compare) {
     for (const kind of SERVER_KINDS) {
