@@ -22,11 +22,12 @@ function tsidChars(t: string): string[] {
 
 /**
  * The SELECT list of prefilled message x (an integer column): 1,000 per ms from baseMs, room
- * x % 1000 (seq x / 1000 + 1), sender x % 2000, cid pf.x. `concat` joins strings in the dialect.
+ * x % 1000 (seq x / 1000 + 1), sender x % 2000, cid pf.x. `concat` joins strings in the dialect
+ * (SQLite's || binds tighter than %: every arithmetic part is parenthesised).
  */
 function messageSelect(x: string, baseMs: number, div: string, concat: (parts: string[]) => string): string {
   const tsid = `((${baseMs - TSID_EPOCH_MS} + ${x} ${div} 1000) << 22) + (${x} % 1000)`;
-  return `${tsid}, ${concat(tsidChars(tsid))}, ${concat([`'pf'`, `${x} % ${ROOMS}`])}, ${x} ${div} ${ROOMS} + 1, 'CHAT', ${concat([`'pfu'`, `${x} % 2000`])}, 'prefill',
+  return `${tsid}, ${concat(tsidChars(tsid))}, ${concat([`'pf'`, `(${x} % ${ROOMS})`])}, ${x} ${div} ${ROOMS} + 1, 'CHAT', ${concat([`'pfu'`, `(${x} % 2000)`])}, 'prefill',
     'The quick brown fox jumps over the lazy dog; pack my box: 0123456', ${baseMs} + ${x} ${div} 1000, ${concat([`'pf.'`, x])}`;
 }
 
