@@ -13,12 +13,14 @@ if (!existsSync(path.join(here, 'node_modules', 'hdr-histogram-js'))) {
   process.exit(2);
 }
 
-const USAGE = `usage: npm run bench -- <scenario> [flags]      scenarios: chat fanout direct openchat storm history soak abuse
+const USAGE = `usage: npm run bench -- <scenario> [flags]      scenarios: chat fanout direct openchat storm history soak abuse idle
        npm run bench -- compare <scenario> [flags]  engine, ceiling, ws-sqlite, socketio one after another, as ratios of the ceiling
+       npm run bench -- crosscheck <chat|direct> --rate N [flags]  the same load from the harness and from an independent ws-package generator, each on a fresh server
 flags: --url ws://127.0.0.1:PORT/ws[,ws://127.0.0.1:PORT2/ws] (target running server(s): clients spread round-robin over the URLs; else one is spawned: --server engine|ceiling|ws-sqlite|socketio, default engine)
        --nodes N (engine: spawn N nodes on a fresh MariaDB database, N >= 2 in cluster mode over Redis; --nodes 1 = one node on MariaDB, the baseline)
        --mysql-url mysql://root@127.0.0.1:3306 (server for --nodes' scratch database)  --redis-url redis://127.0.0.1:6379 (for --nodes >= 2)
        --rate N  --duration S  --warmup S  --drain S  --clients N  --rooms N  --find-max  --p99-limit MS
+       --prefill N (engine on SQLite: every step starts on a store already holding N messages; the store is built once into /tmp)
        --json  --out DIR  --profile (server CPU profile into DIR)  --no-pin (let server and generator float)  --no-wait-quiet (do not wait for a quiet box)  --pid N[,N] (with --url: sample these pids, CPU and RSS summed)
        --sio-client lean|official (Socket.IO peer: our lean client speaking its wire format, default, or socket.io-client)
        --proto native|stomp (engine only, chat/direct/fanout/soak: drive the engine over STOMP 1.2 instead of its native protocol)
@@ -29,7 +31,7 @@ const { values, positionals } = parseArgs({
   options: {
     url: { type: 'string' }, server: { type: 'string', default: 'engine' },
     rate: { type: 'string' }, duration: { type: 'string' }, warmup: { type: 'string' }, drain: { type: 'string' },
-    clients: { type: 'string' }, rooms: { type: 'string' }, pid: { type: 'string' }, nodes: { type: 'string' },
+    clients: { type: 'string' }, rooms: { type: 'string' }, prefill: { type: 'string' }, pid: { type: 'string' }, nodes: { type: 'string' },
     'mysql-url': { type: 'string', default: 'mysql://root@127.0.0.1:3306' }, 'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379' }, 'p99-limit': { type: 'string' }, 'sio-client': { type: 'string', default: 'lean' }, proto: { type: 'string', default: 'native' }, webhook: { type: 'string' },
     json: { type: 'boolean', default: false }, out: { type: 'string' }, 'no-pin': { type: 'boolean', default: false },
     'find-max': { type: 'boolean', default: false }, 'no-wait-quiet': { type: 'boolean', default: false }, profile: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
@@ -45,7 +47,8 @@ function num(name: string, v: string | undefined): number | undefined {
 
 if (values.help || positionals.length === 0) { process.stdout.write(USAGE + '\n'); process.exit(values.help ? 0 : 2); }
 const compare = positionals[0] === 'compare';
-const scenario = compare ? positionals[1] : positionals[0];
+const crosscheck = positionals[0] === 'crosscheck';
+const scenario = compare || crosscheck ? positionals[1] : positionals[0];
 if (!scenario) { process.stderr.write(USAGE + '\n'); process.exit(2); }
 const server = values.server as string;
 if (!['engine', 'ceiling', 'ws-sqlite', 'socketio'].includes(server)) { process.stderr.write(`bench: --server must be engine, ceiling, ws-sqlite or socketio\n`); process.exit(2); }
@@ -71,7 +74,7 @@ if (nodes !== undefined) {
 
 const { main } = await import('./lib/runner.ts'); // after the dependency check: the runner imports hdr-histogram-js
 const code = await main({
-  scenario, compare, urls, server: server as 'engine', nodes, mysqlUrl: values['mysql-url'] as string, redisUrl: values['redis-url'] as string,
+  scenario, compare, crosscheck, prefill: num('prefill', values.prefill) ?? 0, urls, server: server as 'engine', nodes, mysqlUrl: values['mysql-url'] as string, redisUrl: values['redis-url'] as string,
   rate: num('rate', values.rate), durationS: num('duration', values.duration), warmupS: num('warmup', values.warmup),
   drainS: num('drain', values.drain), clients: num('clients', values.clients), rooms: num('rooms', values.rooms),
   pids, p99LimitMs: num('p99-limit', values['p99-limit']) ?? 100,

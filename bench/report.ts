@@ -39,7 +39,7 @@ export function textReport(r: RunResult): string {
     `  correct   ${r.correctness.ok ? 'OK' : 'FAILED'}: ${correctnessLine(r)}`,
     ...(r.correctness.examples ?? []).map((e) => `            ${e}`),
   ];
-  const extra = Object.entries(r.extra ?? {}).filter(([k]) => k !== 'tcp'); // tcp: its own line above
+  const extra = Object.entries(r.extra ?? {}).filter(([k]) => k !== 'tcp' && k !== 'loadWindowUs'); // tcp: its own line above; loadWindowUs: for --profile only
   if (extra.length) lines.push(`  extra     ${extra.map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' ')}`);
   lines.push(`  verdict   ${r.sustainable ? 'SUSTAINED' : 'NOT SUSTAINED'}: ${r.verdict}${x.genCpuAvg >= 90 ? '  [generator core saturated: the client, not the server, may be the limit]' : ''}${x.otherCpuMax >= 25 ? `  [WARNING: other processes used up to ${f0(x.otherCpuMax)}% of a core during this run: figures are unreliable]` : ''}${x.stealCpuMax >= 25 ? `  [WARNING: the hypervisor took up to ${f0(x.stealCpuMax)}% of a core (steal) during this run: figures are unreliable]` : ''}`);
   return lines.join('\n');

@@ -41,6 +41,7 @@ export interface Config {
   /** Messages of each active room held on the front thread. */
   window: number;
   bufferMaxMessages: number;
+  commitPaceMs: number;
   bufferMaxBytes: number;
   maxBackpressure: number;
   idleTimeout: number;
@@ -398,6 +399,7 @@ const SETTINGS: Setting<keyof Config>[] = [
   { key: 'gapWaitMs', env: 'CHAT_GAP_WAIT', flag: '--gap-wait', def: '200ms', help: 'how long a seq gap waits for the bus before it is filled from the store', parse: (raw, name) => { const ms = parseDuration(raw, name); if (ms < 1 || ms > 60_000) throw new ConfigError(`${name} must be between 1ms and 60s, got "${raw}"`); return ms; } },
   { key: 'window', env: 'CHAT_WINDOW', flag: '--window', def: '200', help: 'messages of each active room kept hot on the front thread', parse: int(100, 100_000) },
   { key: 'bufferMaxMessages', env: 'CHAT_BUFFER_MAX_MESSAGES', flag: '--buffer-max-messages', def: '50000', help: 'write buffer cap in messages; past it sends get overloaded', parse: int(1, 10_000_000) },
+  { key: 'commitPaceMs', env: 'CHAT_COMMIT_PACE_MS', flag: '--commit-pace-ms', def: '0', help: 'under load (the previous group commit held 32 messages or more), start the next one no sooner than this many ms after it: fewer, larger commits write fewer pages per message; 0 = back to back', parse: int(0, 1000) },
   { key: 'bufferMaxBytes', env: 'CHAT_BUFFER_MAX_BYTES', flag: '--buffer-max-bytes', def: '64m', help: 'write buffer cap in bytes of message text; past it sends get overloaded', parse: bytes(1024, 4096 * 1024 * 1024) },
   { key: 'maxBackpressure', env: 'CHAT_MAX_BACKPRESSURE', flag: '--max-backpressure', def: '1m', help: 'per-connection send buffer; a connection past it is closed as a slow consumer', parse: bytes(1024, 1024 << 20) },
   { key: 'idleTimeout', env: 'CHAT_IDLE_TIMEOUT', flag: '--idle-timeout', def: '120', help: 'seconds without traffic before a connection is closed (pings are sent automatically); 0 = never', parse: (raw, name) => { const n = int(0, 960)(raw, name); if (n !== 0 && (n < 8 || n % 4 !== 0)) throw new ConfigError(`${name} must be 0 or a multiple of 4 of at least 8 (a uWebSockets.js rule), got ${n}`); return n; } },

@@ -203,6 +203,11 @@ describe.each(subjects)('store contract: %s', (subjectName, make) => {
     msgs.push(...more);
     await store.commit(more, new Map([['r1', 1203]]), []);
     expect((await store.getRoom('r1'))?.lastSeq).toBe(1203);
+    // a batch of 87 lookups (more than any one statement takes), every third one a miss
+    const keys = Array.from({ length: 87 }, (_, i): [string, string] => (i % 3 === 2 ? ['u1', `nope${i}`] : [i % 3 === 1 ? 'u2' : 'u1', `m${i * 13}`]));
+    const found = await store.findByCids(keys);
+    expect([...found.keys()].sort()).toEqual(keys.filter(([u, c]) => u === 'u1' && c.startsWith('m')).map(([u, c]) => `${u}\u0000${c}`).sort());
+    expect(found.get('u1\u0000m39')).toEqual({ room: 'r1', seq: 4 + 39, id: more[39].id, at: more[39].at });
   });
 
   it('refuses a second message with the same (sender, cid) at the store level', async () => {

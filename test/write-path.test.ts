@@ -148,3 +148,22 @@ describe('SQLite checkpoints on a reader thread', () => {
     }
   });
 });
+
+describe('commit pacing (CHAT_COMMIT_PACE_MS)', () => {
+  let eng: EngineProc;
+  beforeAll(async () => { eng = await startEngine({ ...CORE, CHAT_COMMIT_PACE_MS: '100' }); });
+  afterAll(async () => { expect(await eng.stop()).toBe(0); });
+
+  it('a paced commit still takes every buffered send: all acked once, seqs consecutive, then a lone send too', async () => {
+    const c = await Client.connect(eng.url, { user: 'pc', name: 'Pc' });
+    const start = (await c.request({ op: 'join', room: 'pace' })).seq as number;
+    // pipelined: batches of 32 or more, so the commits after them are paced
+    for (let i = 0; i < 300; i++) c.send({ op: 'send', room: 'pace', text: `m${i}`, cid: `p${i}` });
+    const seqs: number[] = [];
+    for (let i = 0; i < 300; i++) seqs.push((await c.op('ack', (f) => f.cid === `p${i}`)).seq as number);
+    expect(seqs).toEqual(Array.from({ length: 300 }, (_, i) => start + 1 + i));
+    c.send({ op: 'send', room: 'pace', text: 'last', cid: 'lone' });
+    expect((await c.op('ack', (f) => f.cid === 'lone')).seq).toBe(start + 301);
+    await c.close();
+  });
+});

@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { startServer, pidsNamed, ServerStartError, type RunningServer } from './proc.ts';
+import { prefillMysql } from './prefill.ts';
 import type { Teardown } from './teardown.ts';
 
 export interface NodesOptions {
@@ -14,6 +15,8 @@ export interface NodesOptions {
   env?: Record<string, string | undefined>;
   /** Each node profiles into <profileDir>/node-<i>. */
   profileDir?: string;
+  /** --prefill: messages written into the fresh database before the nodes start. */
+  prefill?: number;
   /** Server URL without a database: mysql://user[:pass]@host:port. */
   mysqlUrl: string;
   redisUrl: string;
@@ -124,6 +127,7 @@ export async function startNodes(o: NodesOptions): Promise<RunningNodes> {
     mysqlExec(o.mysqlUrl, `DROP DATABASE IF EXISTS \`${database}\``);
     if (cluster) await redisCommand(o.redisUrl, ['EVAL', DEL_PREFIX, '0', `${redisPrefix}*`]);
   });
+  if (o.prefill) await prefillMysql(storeUrl, o.prefill, (m) => process.stderr.write(m + '\n'));
 
   const servers: RunningServer[] = [];
   try {

@@ -1,7 +1,7 @@
 // Server processes for a run: spawn (pinned with taskset), wait for `listening on host:port`,
 // sample CPU and RSS from /proc once per second, stop with SIGTERM (SIGKILL after a grace).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync, readdirSync, mkdtempSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync, mkdtempSync, existsSync, rmSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +21,8 @@ export interface ServerOptions {
   teardown: Teardown;
   /** Names the process in messages (default: kind). */
   label?: string;
+  /** A SQLite file copied in as the engine's store before it starts (--prefill). */
+  prefillFrom?: string;
 }
 
 /** A server that exited before printing its `listening on` line (exitCode null: it hung, or died by a signal). */
@@ -64,6 +66,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const entry = ENTRY[o.kind];
   if (!existsSync(path.join(REPO_DIR, entry))) throw new Error(`${o.kind}: ${entry} does not exist yet`);
   const dataDir = mkdtempSync(path.join(tmpdir(), `bench-${o.kind}-`));
+  if (o.prefillFrom) copyFileSync(o.prefillFrom, path.join(dataDir, 'bench.db'));
   const nodeArgs = ['--import', 'tsx'];
   if (o.profileDir) nodeArgs.push('--cpu-prof', '--cpu-prof-dir', o.profileDir);
   nodeArgs.push(entry);
@@ -108,7 +111,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   return {
     kind: o.kind, pid: child.pid!, host, port: addr.port, dataDir,
     url: o.kind === 'socketio' ? `http://${host}:${addr.port}` : `ws://${host}:${addr.port}/ws`,
-    async stop() { await stop(); return child.exitCode; },
+    // the store goes with the server: a find-max run starts one per step
+    async stop() { await stop(); rmSync(dataDir, { recursive: true, force: true }); return child.exitCode; },
   };
 }
 

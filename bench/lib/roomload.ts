@@ -234,6 +234,7 @@ export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunR
 
   // 3. open-loop sending: every tick sends whatever is due by now, each with its intended time
   const t0 = nowUs() + 2000;
+  const loadFromUs = monoUs();
   meter.from = t0 + spec.warmupS * 1e6;
   meter.to = meter.from + spec.durationS * 1e6;
   meter.start();
@@ -255,6 +256,7 @@ export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunR
   const drainEnd = performance.now() + spec.drainS * 1000;
   while (!caughtUp() && performance.now() < drainEnd) await sleep(50);
   meter.stop();
+  const loadToUs = monoUs();
   // 4b. acks without a seq (STOMP RECEIPTs): the rooms' true last seqs, so a message committed but
   // delivered to nobody still counts as missing
   if (startsUnknown) {
@@ -308,6 +310,10 @@ export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunR
     resources: meter.resources(), correctness: c0, timeline: meter.timeline,
     sustainable: false, verdict: '',
     extra: {
+      // every ack over the run, warm-up and drain included (the denominator of --profile's us/message)
+      messagesAcked: acked,
+      // CLOCK_MONOTONIC in us, the clock of V8's .cpuprofile timestamps: --profile counts only samples between these
+      loadWindowUs: [loadFromUs, loadToUs],
       connectSeconds: round1(connectS), expectedDeliveriesPerS: round1((meter.wAcks / spec.durationS) * membersPerRoom),
       ...(multi ? { deliverySameNode: brief(sameNode), deliveryCrossNode: brief(crossNode) } : {}),
     },
@@ -315,6 +321,9 @@ export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunR
   Object.assign(res, verdict(res, spec.p99LimitMs));
   return res;
 }
+
+/** CLOCK_MONOTONIC in us (process.hrtime), the clock V8 stamps .cpuprofile samples with. */
+const monoUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
 export const round1 = (v: number): number => Math.round(v * 10) / 10;
 const brief = (h: ReturnType<typeof newHist>): { n: number; p50: number; p99: number; max: number } => { const x = summarize(h); return { n: x.count, p50: x.p50, p99: x.p99, max: x.max }; };

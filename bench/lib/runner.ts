@@ -3,6 +3,9 @@ import { startServer, pinSelf, waitQuiet, ProcSampler, SERVER_KINDS, tcpCounters
 import { RawTransport, SocketIoTransport, SioLeanTransport, StompTransport, SpreadTransport, type Transport } from './transport.ts';
 import { startNodes, counterDelta, type NodeCounters } from './cluster.ts';
 import { Teardown } from './teardown.ts';
+import { profileReport } from './profile.ts';
+import { wsGenerate } from './ws-generator.ts';
+import { prefillTemplate } from './prefill.ts';
 import { parseWsUrl } from './wsclient.ts';
 import { SLOW_MS, webhookTarget, type WebhookVariant } from './webhook.ts';
 import type { RunEnv } from './roomload.ts';
@@ -25,6 +28,10 @@ export interface CliOptions {
   /** --pid: the server's processes (summed), with --url. */
   pids: number[]; p99LimitMs: number;
   compare: boolean;
+  /** --prefill N: every spawned engine starts on a SQLite store holding N messages (0 = empty). */
+  prefill: number;
+  /** crosscheck: the same load from the harness and from the independent `ws` generator, each on a fresh server. */
+  crosscheck: boolean;
   /** Socket.IO peer: lean = our raw client speaking its wire format; official = socket.io-client. */
   sioClient: 'lean' | 'official';
   /** Before each run, wait (up to 60 s) until other processes use < 20% of a core. */
@@ -73,18 +80,29 @@ function fatalOf(r: RunResult, searching: boolean, p99Limit: number): string | u
   return `${r.server} ${r.scenario} @${r.offeredRate}/s: ${correctnessLine(r)}`;
 }
 
+/** A server started for one step (a fresh process and store), stopped with `done` after it. */
+interface StepServer { urls: string[]; pids: number[]; done(r: RunResult): Promise<void> }
+
 async function runAgainst(kind: string, urls: string[], pids: number[], backendPids: number[], sc: Scenario, o: CliOptions, base: RunOptions,
-  counters?: () => Promise<NodeCounters>): Promise<ServerOutcome> {
-  const sampler = new ProcSampler(pids, backendPids);
+  counters?: () => Promise<NodeCounters>, fresh?: () => Promise<StepServer>): Promise<ServerOutcome> {
+  const shared = new ProcSampler(pids, backendPids);
   const out: ServerOutcome = { server: kind, runs: [], fatal: [] };
   let step = 0;
   const one = async (rate: number, searching: boolean): Promise<RunResult> => {
     let r: RunResult;
     for (let attempt = 0; ; attempt++) {
       if (o.waitQuiet) await waitQuiet();
+      // every step on a fresh server and store when we spawn it: a step never inherits the previous
+      // steps' database (grown, its cache warm) nor a server still digesting their backlog
+      const srv = fresh ? await fresh() : undefined;
+      const sampler = srv ? new ProcSampler(srv.pids, backendPids) : shared;
       const before = counters ? await counters() : undefined;
       const tcp0 = tcpCounters();
-      r = await sc.run({ ...base, rate }, makeEnv(kind, urls, sampler, step++, o.sioClient, o.proto));
+      try {
+        r = await sc.run({ ...base, rate }, makeEnv(kind, srv ? srv.urls : urls, sampler, step++, o.sioClient, o.proto));
+      } finally {
+        if (srv) await srv.done(r!);
+      }
       const tcp1 = tcpCounters();
       if (tcp0 !== null && tcp1 !== null) {
         r.extra = { ...r.extra, tcp: { retransSegs: tcp1.retransSegs - tcp0.retransSegs, lossProbes: tcp1.lossProbes - tcp0.lossProbes, dsackRecv: tcp1.dsackRecv - tcp0.dsackRecv } };
@@ -136,21 +154,38 @@ const serverEnv = (o: CliOptions, sc: Scenario): Record<string, string | undefin
   (sc.serverEnv || o.proto === 'stomp' ? { ...protoEnv(o), ...sc.serverEnv } : undefined);
 
 async function runServer(kind: ServerKind, sc: Scenario, o: CliOptions, base: RunOptions, teardown: Teardown, extra: { env: Record<string, string>; label: string } = { env: {}, label: kind }): Promise<ServerOutcome> {
-  let srv: RunningServer | undefined;
-  try {
-    srv = await startServer({ kind, pin: o.pin, env: { ...(kind === 'engine' ? serverEnv(o, sc) : protoEnv(o)), ...extra.env }, teardown, profileDir: o.profile ? (o.out ?? 'bench/results') + '/profile-' + kind : undefined });
-    log(`[bench] started ${extra.label} pid ${srv.pid} at ${srv.url}${o.pin ? ' (server on core 0, generator on core 1)' : ''}${o.proto === 'stomp' ? ', STOMP 1.2 (CHAT_ENTER_QUIT=off)' : ''}`);
-    const out = await runAgainst(o.proto === 'stomp' ? `${extra.label}/stomp` : extra.label, [srv.url], [srv.pid], [], sc, o, base);
-    if (extra.env.CHAT_WEBHOOK_URL !== undefined) log(`[bench] ${extra.label}: ${await webhookFigures(srv.url)}`);
-    return out;
-  } finally {
-    if (srv) await srv.stop();
-  }
+  const profileDir = o.profile ? (o.out ?? 'bench/results') + '/profile-' + kind : undefined;
+  const label = o.proto === 'stomp' ? `${extra.label}/stomp` : extra.label;
+  if (o.prefill > 0 && kind !== 'engine') throw new Error(`--prefill fills the engine's SQLite store, not ${kind}'s`);
+  const prefillFrom = o.prefill > 0 ? prefillTemplate(o.prefill, log) : undefined;
+  // one server per step (a single run is one step), each on a fresh store
+  const fresh = async (): Promise<StepServer> => {
+    const srv: RunningServer = await startServer({ kind, pin: o.pin, env: { ...(kind === 'engine' ? serverEnv(o, sc) : protoEnv(o)), ...extra.env }, teardown, profileDir, prefillFrom });
+    log(`[bench] started ${extra.label} pid ${srv.pid} at ${srv.url} on a fresh store${prefillFrom ? ` of ${o.prefill.toLocaleString('en-US')} messages` : ''}${o.pin ? ' (server on core 0, generator on core 1)' : ''}${o.proto === 'stomp' ? ', STOMP 1.2 (CHAT_ENTER_QUIT=off)' : ''}`);
+    return {
+      urls: [srv.url], pids: [srv.pid],
+      async done(r) {
+        if (extra.env.CHAT_WEBHOOK_URL !== undefined) log(`[bench] ${extra.label}: ${await webhookFigures(srv.url)}`);
+        await srv.stop();
+        if (profileDir && r) reportProfile(profileDir, srv.pid, label, [r], o);
+      },
+    };
+  };
+  return runAgainst(label, [], [], [], sc, o, base, undefined, fresh);
+}
+
+/** --profile: name the server's .cpuprofile files by thread and print each thread's top functions. */
+function reportProfile(dir: string, pid: number, server: string, runs: RunResult[], o: CliOptions): void {
+  const messages = runs.reduce((n, r) => n + (typeof r.extra?.messagesAcked === 'number' ? r.extra.messagesAcked : 0), 0);
+  const windows = runs.map((r) => r.extra?.loadWindowUs).filter((w): w is [number, number] => Array.isArray(w) && w.length === 2);
+  const { text } = profileReport(dir, pid, messages, `${server} ${runs[0]?.scenario ?? ''} @${runs[0]?.offeredRate ?? '?'}/s`, windows);
+  (o.json ? process.stderr : process.stdout).write('\n' + text);
+  log(`[bench] profiles named by thread in ${dir} (report: ${dir}/profile-${pid}.md)`);
 }
 
 /** --nodes N: N engine nodes on a fresh MariaDB database (N >= 2 over Redis), all stopped and the database dropped at the end. */
 async function runNodes(n: number, sc: Scenario, o: CliOptions, base: RunOptions, teardown: Teardown): Promise<ServerOutcome> {
-  const nodes = await startNodes({ nodes: n, pin: o.pin, env: serverEnv(o, sc), teardown, mysqlUrl: o.mysqlUrl, redisUrl: o.redisUrl, profileDir: o.profile ? (o.out ?? 'bench/results') + '/profile-engine' : undefined });
+  const nodes = await startNodes({ nodes: n, pin: o.pin, env: serverEnv(o, sc), teardown, mysqlUrl: o.mysqlUrl, redisUrl: o.redisUrl, profileDir: o.profile ? (o.out ?? 'bench/results') + '/profile-engine' : undefined, prefill: o.prefill });
   try {
     log(`[bench] started ${nodes.label}: ${nodes.urls.map((u, i) => `node ${i + 1} pid ${nodes.pids[i]} at ${u}`).join(', ')}; database ${nodes.database}` +
       `${nodes.redisPrefix ? `, Redis prefix ${nodes.redisPrefix}` : ''}${o.pin ? `; ${n > 1 ? 'every node' : 'the node'} on core 0, generator on core 1` : ''}${o.proto === 'stomp' ? ', STOMP 1.2 (CHAT_ENTER_QUIT=off)' : ''}` +
@@ -171,6 +206,41 @@ async function webhookFigures(wsUrl: string): Promise<string> {
   } catch (e) {
     return `webhook counters unavailable (${(e as Error).message})`;
   }
+}
+
+/**
+ * crosscheck <chat|direct>: the same load at the same rate from two independently written
+ * generators (the harness's lean client, then bench/lib/ws-generator.ts on the `ws` package), each
+ * against a freshly started server and store; their achieved rates and latencies side by side.
+ */
+async function crosscheck(sc: Scenario, o: CliOptions, base: RunOptions, teardown: Teardown): Promise<number> {
+  if (sc.name !== 'chat' && sc.name !== 'direct') { log('crosscheck: scenarios chat and direct'); return 2; }
+  if (o.urls || o.nodes !== undefined) { log('crosscheck spawns its servers: drop --url / --nodes'); return 2; }
+  const harness = await runServer(o.server, sc, { ...o, findMax: false }, base, teardown);
+  const r = harness.best;
+  if (o.waitQuiet) await waitQuiet();
+  const srv = await startServer({ kind: o.server, pin: o.pin, teardown });
+  log(`[crosscheck] ws generator: ${o.server} pid ${srv.pid} at ${srv.url} on a fresh store; ${base.clients} clients, ${base.rooms} rooms, ${base.rate}/s for ${base.warmupS}+${base.durationS} s`);
+  const sampler = new ProcSampler([srv.pid]);
+  sampler.sample();
+  let w;
+  try {
+    w = await wsGenerate({ url: srv.url, clients: base.clients, rooms: base.rooms, rate: base.rate, warmupS: base.warmupS, durationS: base.durationS, drainS: base.drainS, prefix: `x${Date.now().toString(36)}.` });
+  } finally {
+    await srv.stop();
+  }
+  const line = (name: string, achieved: number, p50: number, p99: number, dp99: number, gen: number, extra: string): string =>
+    `| ${name} | ${base.rate.toLocaleString('en-US')} | ${achieved.toLocaleString('en-US')} | ${p50} | ${p99} | ${dp99} | ${gen}% | ${extra} |`;
+  const out = [
+    `\ncrosscheck ${sc.name} on ${o.server} (a fresh server and store for each generator; ${base.warmupS} s warm-up + ${base.durationS} s):`,
+    '| generator | offered/s | achieved/s | ack p50 ms | ack p99 ms | delivery p99 ms | generator CPU | notes |', '|---|---|---|---|---|---|---|---|',
+    r ? line('harness (lean client)', r.achievedRate, r.latency.ack.p50, r.latency.ack.p99, r.latency.delivery.p99, r.resources.genCpuAvg, r.correctness.ok ? 'correct' : correctnessLine(r)) : '| harness | - | not run | | | | | |',
+    line('ws package', w.achieved, w.ackP50, w.ackP99, w.deliveryP99, w.genCpu,
+      `acked ${w.acked}/${w.sent}, delivered ${w.delivered}/${w.expectedDeliveries}${w.errors.length ? '; ' + w.errors.join('; ') : ''}`),
+  ];
+  (o.json ? process.stderr : process.stdout).write(out.join('\n') + '\n');
+  if (o.json) process.stdout.write(JSON.stringify({ scenario: sc.name, harness: r ?? null, ws: w }, null, 2) + '\n');
+  return harness.fatal.length || w.acked < w.sent || w.delivered < w.expectedDeliveries ? 1 : 0;
 }
 
 export async function main(o: CliOptions): Promise<number> {
@@ -199,6 +269,8 @@ async function mainWith(o: CliOptions, teardown: Teardown): Promise<number> {
   };
   if (o.pin && !pinSelf(1)) log('[bench] taskset not available: server and generator float');
   const outcomes: ServerOutcome[] = [];
+  if (o.prefill > 0 && (o.urls || o.crosscheck)) { log('--prefill fills the store of engines the bench spawns (not --url or crosscheck)'); return 2; }
+  if (o.crosscheck) return crosscheck(sc, o, base, teardown);
   if (o.compare) {
     for (const kind of SERVER_KINDS) {
       try { outcomes.push(await runServer(kind, sc, { ...o, findMax: sc.rated }, base, teardown)); }

@@ -7,5 +7,6 @@ import { openchat } from './openchat.ts';
 import { history } from './history.ts';
 import { storm } from './storm.ts';
 import { abuse } from './abuse.ts';
+import { idle } from './idle.ts';
 
-export const SCENARIOS: Record<string, Scenario> = { chat, fanout, direct, openchat, storm, history, soak, abuse };
+export const SCENARIOS: Record<string, Scenario> = { chat, fanout, direct, openchat, storm, history, soak, abuse, idle };

@@ -9,25 +9,31 @@ import type { Session } from './session.ts';
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class Connections {
-  /** Open connections per user id (limits, and re-attaching when blocks change). */
-  private readonly byUser = new Map<string, Set<Session>>();
+  /**
+   * Open connections per user id (limits, and re-attaching when blocks change): the session itself
+   * while the user has one (most users; a Set costs ~160 bytes), a Set from the second on.
+   */
+  private readonly byUser = new Map<string, Session | Set<Session>>();
 
   constructor(private readonly maxPerUser: number) {}
 
   /** May this user open one more connection? */
   mayConnect(userId: string): boolean {
-    return (this.byUser.get(userId)?.size ?? 0) < this.maxPerUser;
+    const e = this.byUser.get(userId);
+    return (e === undefined ? 0 : e instanceof Set ? e.size : 1) < this.maxPerUser;
   }
 
   of(userId: string): Iterable<Session> {
-    return this.byUser.get(userId) ?? [];
+    const e = this.byUser.get(userId);
+    return e === undefined ? [] : e instanceof Set ? e : [e];
   }
 
   /** The connection's identity is known (at open, or at a STOMP CONNECT). */
   opened(s: Session): void {
-    let set = this.byUser.get(s.userId);
-    if (set === undefined) this.byUser.set(s.userId, (set = new Set()));
-    set.add(s);
+    const e = this.byUser.get(s.userId);
+    if (e === undefined) this.byUser.set(s.userId, s);
+    else if (e instanceof Set) e.add(s);
+    else if (e !== s) this.byUser.set(s.userId, new Set([e, s]));
     if (s.expiresAt > 0 && s.expiry === null) this.armExpiry(s);
   }
 
@@ -47,10 +53,15 @@ export class Connections {
   }
 
   private forget(s: Session): void {
-    const set = this.byUser.get(s.userId);
-    if (set === undefined) return;
-    set.delete(s);
-    if (set.size === 0) this.byUser.delete(s.userId);
+    const e = this.byUser.get(s.userId);
+    if (e === undefined) return;
+    if (!(e instanceof Set)) {
+      if (e === s) this.byUser.delete(s.userId);
+      return;
+    }
+    e.delete(s);
+    if (e.size === 1) this.byUser.set(s.userId, e.values().next().value!);
+    else if (e.size === 0) this.byUser.delete(s.userId);
   }
 
   /**

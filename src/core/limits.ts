@@ -2,8 +2,9 @@
 // connections together get CHAT_USER_RATE_FACTOR times a connection's rate and burst), per op.
 // Sends are also limited in bytes (per connection, per user, and per client address), so a few
 // large texts cannot take the write path that many small ones would need.
-// Each holder keeps its buckets in one Float64Array (tokens, last refill), so a connection costs
-// one small allocation for all of them.
+// Each holder keeps its buckets in one array of doubles (tokens, last refill), so a connection
+// costs one small allocation for all of them: a plain array (~140 bytes for five ops), not a
+// Float64Array, which costs twice that (the typed array, its ArrayBuffer and a separate backing store).
 
 import type { Config } from '../config.ts';
 
@@ -11,6 +12,9 @@ import type { Config } from '../config.ts';
 export const Op = { send: 0, join: 1, history: 2, typing: 3, http: 4, bytes: 5 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 const OPS = 6;
+
+/** A holder's buckets: [tokens, last refill ms] per op (doubles only, so V8 keeps them unboxed). */
+export type Buckets = number[];
 
 /** What each op's refusal says ("more than N <what> per second"). */
 const WHAT: Record<Op, string> = { 0: 'sends', 1: 'joins and leaves', 2: 'history and read requests', 3: 'typing events', 4: 'API requests', 5: 'bytes of messages' };
@@ -44,8 +48,8 @@ export class RateLimits {
   }
 
   /** Buckets for a new holder: every bucket full. */
-  fresh(now = Date.now()): Float64Array {
-    const b = new Float64Array(OPS * 2);
+  fresh(now = Date.now()): Buckets {
+    const b: Buckets = new Array<number>(OPS * 2).fill(0.5); // a double from the start: PACKED_DOUBLE_ELEMENTS
     for (let op = 0; op < OPS; op++) {
       b[op * 2] = this.burst[op];
       b[op * 2 + 1] = now;
@@ -54,7 +58,7 @@ export class RateLimits {
   }
 
   /** Take `cost` tokens of `op` from `b`; false: over the limit (nothing taken). Rate 0 = no limit. */
-  take(b: Float64Array, op: Op, now = Date.now(), cost = 1): boolean {
+  take(b: Buckets, op: Op, now = Date.now(), cost = 1): boolean {
     const rate = this.rate[op];
     if (rate === 0) return true;
     const i = op * 2;
@@ -69,7 +73,7 @@ export class RateLimits {
   }
 
   /** Every bucket of `b` is full again (the holder can be forgotten without losing anything). */
-  idle(b: Float64Array, now = Date.now()): boolean {
+  idle(b: Buckets, now = Date.now()): boolean {
     for (let op = 0; op < OPS; op++) {
       const rate = this.rate[op];
       if (rate !== 0 && b[op * 2] + ((now - b[op * 2 + 1]) * rate) / 1000 < this.burst[op]) return false;
@@ -102,7 +106,7 @@ const MAX_KEYS = 100_000;
  * buckets are all full again is forgotten by a sweep, so the map holds only recent users.
  */
 export class KeyedLimits {
-  private readonly buckets = new Map<string, Float64Array>();
+  private readonly buckets = new Map<string, Buckets>();
   private readonly timer: NodeJS.Timeout;
 
   /** `scope` names the holders in refusals: "for this user", "from this address". */

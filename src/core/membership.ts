@@ -51,14 +51,14 @@ export class Membership {
 
   /** Join a room (native `join`, STOMP SUBSCRIBE): authorize, ENTER if first, reply, subscribe. */
   join(s: Session, roomId: string, since: string | undefined, limit: number, ref: string | undefined): void {
-    const inFlight = s.joining.get(roomId);
+    const inFlight = s.joining?.get(roomId);
     if (inFlight !== undefined) return this.queueBehindJoin(s, inFlight, () => this.join(s, roomId, since, limit, ref), ref);
     // Joins still in flight count: a client may not pass the cap by not waiting for replies.
     if (!s.rooms.has(roomId) && this.roomsHeld(s) >= this.cfg.maxRoomsPerConn) {
       return this.replies.error(s, 'forbidden', `a connection may join at most ${this.cfg.maxRoomsPerConn} rooms`, ref);
     }
     const entry: JoinInFlight = { room: null, after: [] };
-    s.joining.set(roomId, entry);
+    (s.joining ??= new Map()).set(roomId, entry);
     const topology = this.topology!;
     this.gate.enter(roomId, this.gate.canCreate, s, (room) => {
       if (s.closed) return;
@@ -167,7 +167,7 @@ export class Membership {
   /** Rooms a connection is in or is joining. */
   private roomsHeld(s: Session): number {
     let n = s.rooms.size;
-    for (const id of s.joining.keys()) if (!s.rooms.has(id)) n++;
+    if (s.joining !== null) for (const id of s.joining.keys()) if (!s.rooms.has(id)) n++;
     return n;
   }
 
@@ -180,15 +180,16 @@ export class Membership {
 
   /** The join of `roomId` has answered: run what waited for it, in order (stopping at another join). */
   private settleJoin(s: Session, roomId: string): void {
-    const entry = s.joining.get(roomId);
+    const entry = s.joining?.get(roomId);
     if (entry === undefined) return;
-    s.joining.delete(roomId);
+    s.joining!.delete(roomId);
+    if (s.joining!.size === 0) s.joining = null; // an idle connection holds no Map
     if (entry.room !== null) entry.room.joinsInFlight--;
     const after = entry.after;
     for (let i = 0; i < after.length; i++) {
       if (s.closed) return;
       after[i]();
-      const next = s.joining.get(roomId);
+      const next = s.joining?.get(roomId);
       if (next !== undefined) {
         next.after = next.after.concat(after.slice(i + 1));
         return;
@@ -245,7 +246,7 @@ export class Membership {
 
   leave(s: Session, roomId: string, ref: string | undefined): void {
     // After a join in flight has answered: `joined`, then `left`.
-    const inFlight = s.joining.get(roomId);
+    const inFlight = s.joining?.get(roomId);
     if (inFlight !== undefined) return this.queueBehindJoin(s, inFlight, () => this.leave(s, roomId, ref), ref);
     const room = this.rooms.ready(roomId);
     if (room !== undefined && s.rooms.has(roomId)) this.detach(s, room);
@@ -254,8 +255,8 @@ export class Membership {
 
   /** The connection closed: its joins in flight are void, and it leaves every room. */
   onClose(s: Session): void {
-    for (const j of s.joining.values()) if (j.room !== null) j.room.joinsInFlight--;
-    s.joining.clear();
+    if (s.joining !== null) for (const j of s.joining.values()) if (j.room !== null) j.room.joinsInFlight--;
+    s.joining = null;
     for (const roomId of [...s.rooms]) {
       const room = this.rooms.ready(roomId);
       if (room !== undefined) this.detach(s, room);

@@ -9,6 +9,7 @@ import { MSGPACK_WIRE } from '../protocol/msgpack.ts';
 import type { StompState } from '../protocol/stomp/state.ts';
 import { StompWire, type StompTopics } from '../protocol/stomp/wire.ts';
 import type { Sink, Wire } from '../protocol/wire.ts';
+import type { Buckets } from './limits.ts';
 import type { Room } from './rooms.ts';
 
 /** A join that has not answered yet, and the room frames of its connection that wait for it. */
@@ -33,9 +34,10 @@ export class Session implements Sink {
   readonly rooms = new Set<string>();
   /**
    * Joins in flight, by room, with what arrived for the room meanwhile (a leave, another join): run
-   * in order once the join has answered, so join-then-leave sent together ends up left.
+   * in order once the join has answered, so join-then-leave sent together ends up left. Null while
+   * none is (most of a connection's life): an idle connection holds no Map.
    */
-  readonly joining = new Map<string, JoinInFlight>();
+  joining: Map<string, JoinInFlight> | null = null;
   ws: WebSocket<SocketData> | null = null;
   closed = false;
   /** JWT expiry timer (auth jwt), cleared on close. */
@@ -43,7 +45,7 @@ export class Session implements Sink {
   /** When the identity's token expires (ms since the epoch); 0 = never. */
   expiresAt: number;
   /** This connection's rate-limit buckets, one per limited op (core/limits.ts). */
-  readonly buckets: Float64Array;
+  readonly buckets: Buckets;
   /** Seen over the backpressure limit: uWS is dropping its frames, so it is cut off and counted. */
   slow = false;
   /** Bytes waiting in its send buffer at the last sample. */
@@ -60,7 +62,7 @@ export class Session implements Sink {
     readonly codec: Codec,
     /** The client's address (its connection counts against CHAT_MAX_CONNS_PER_IP until it closes). */
     readonly address: string,
-    buckets: Float64Array,
+    buckets: Buckets,
     /** STOMP connections only: subscriptions, parser, heart-beats (the STOMP gateway's). */
     readonly stomp: StompState | null,
     stompTopics: StompTopics,

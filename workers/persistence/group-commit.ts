@@ -15,7 +15,10 @@ import type { RoomCache } from './room-cache.ts';
 import type { Sequencing } from './sequencing.ts';
 import type { Webhooks } from './webhooks.ts';
 
-type Settings = Pick<ActorInit['config'], 'delivery' | 'testCommitDelayMs'>;
+type Settings = Pick<ActorInit['config'], 'delivery' | 'testCommitDelayMs' | 'commitPaceMs'>;
+
+/** Pacing (CHAT_COMMIT_PACE_MS) applies after a commit of at least this many messages: under load, never to a trickle. */
+export const PACE_MIN_BATCH = 32;
 
 export class GroupCommit {
   private buffer: Pending[] = [];
@@ -28,6 +31,9 @@ export class GroupCommit {
   /** The batch being written right now (immediate mode's room loads need to see it). */
   private committingBatch: Pending[] = [];
   private scheduled = false;
+  /** When the last commit with messages started (performance.now()) and how many it held: the pacing rule's inputs. */
+  private lastStart = 0;
+  private lastBatch = 0;
   private committing = false;
   private retryTimer: NodeJS.Timeout | null = null;
   private closing = false;
@@ -79,11 +85,17 @@ export class GroupCommit {
     if (this.scheduled || this.committing || this.retryTimer !== null || this.closing) return;
     if (this.buffer.length === 0 && this.readyDups.length === 0 && this.marks.length === 0) return;
     this.scheduled = true;
-    // setImmediate runs after the poll phase: every message already queued on the port is in.
-    setImmediate(() => {
+    const run = (): void => {
       this.scheduled = false;
       void this.commit();
-    });
+    };
+    // Pacing, like MySQL's binlog_group_commit_sync_delay: after a large commit, the next starts no
+    // sooner than commitPaceMs after it did, so it takes more messages: the hot index pages each
+    // commit rewrites are then shared by more messages (fewer WAL pages and less CPU per message).
+    const wait = this.lastBatch >= PACE_MIN_BATCH ? this.lastStart + this.settings.commitPaceMs - performance.now() : 0;
+    // setImmediate runs after the poll phase: every message already queued on the port is in.
+    if (wait >= 1) setTimeout(run, wait);
+    else setImmediate(run);
   }
 
   /** Commit what is buffered for `room` now (a room about to be deleted); false if the store refused. */
@@ -126,6 +138,8 @@ export class GroupCommit {
         if (this.holding) await this.held();
         if (this.settings.testCommitDelayMs > 0) Atomics.wait(this.sleeper, 0, 0, this.settings.testCommitDelayMs);
         const t0 = performance.now();
+        this.lastStart = t0;
+        this.lastBatch = batch.length;
         missing = await this.seq.write(batch, marks);
         commitMs = performance.now() - t0;
       }

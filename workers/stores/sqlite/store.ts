@@ -15,6 +15,8 @@ import { SqliteEvents } from './events.ts';
 import { migrate } from './migrations.ts';
 
 const SQLITE_SQL = dialectSql(SQLITE);
+/** (sender, cid) pairs per lookup statement, largest first; a remainder below 4 is looked up one by one. */
+const CID_CHUNKS = [64, 16, 4];
 
 /** How often an erasing checkpoint kept from finishing by a reader is tried again, and how long apart. */
 const SCRUB_TRIES = 50;
@@ -32,6 +34,8 @@ export class SqliteStore implements MessageStore, DirectoryStore {
   private readonly purgeTx;
   /** The host app's event outbox: its rows are written by this store's transactions. */
   readonly events: SqliteEvents;
+  /** One lookup statement per size in CID_CHUNKS. */
+  private readonly findCidChunk = new Map<number, Database.Statement<string[], CidHit & { from_id: string; cid: string }>>();
 
   constructor(path: string, sync: 'normal' | 'full') {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -93,6 +97,13 @@ export class SqliteStore implements MessageStore, DirectoryStore {
       this.st.eraseExpiredEdits.run(tsidToString(cutoff));
       return n;
     });
+    for (const n of CID_CHUNKS) {
+      // a probe of the (from_id, cid) index per pair, as the one-pair statement, in one statement call
+      this.findCidChunk.set(n, this.db.prepare<string[], CidHit & { from_id: string; cid: string }>(
+        `SELECT v.column1 AS from_id, v.column2 AS cid, m.room, m.seq, m.id, m.at FROM (VALUES ${new Array<string>(n).fill('(?, ?)').join(', ')}) v ` +
+          'JOIN messages m ON m.from_id = v.column1 AND m.cid = v.column2',
+      ));
+    }
     this.commitTx = this.db.transaction((msgs: NewMessage[], lastSeqs: Map<string, number>, marks: MarkerWrite[]) => {
       const ins = this.st.insert;
       for (const m of msgs) {
@@ -185,7 +196,17 @@ export class SqliteStore implements MessageStore, DirectoryStore {
 
   findByCids(keys: [string, string][]): Map<string, CidHit> {
     const out = new Map<string, CidHit>();
-    for (const [fromId, cid] of keys) {
+    let i = 0;
+    for (const n of CID_CHUNKS) {
+      const st = this.findCidChunk.get(n)!;
+      for (; i + n <= keys.length; i += n) {
+        const args: string[] = [];
+        for (let j = i; j < i + n; j++) args.push(keys[j][0], keys[j][1]);
+        for (const h of st.all(...args)) out.set(cidKey(h.from_id, h.cid), { room: h.room, seq: h.seq, id: h.id, at: h.at });
+      }
+    }
+    for (; i < keys.length; i++) {
+      const [fromId, cid] = keys[i];
       const hit = this.st.findByCid.get(fromId, cid);
       if (hit) out.set(cidKey(fromId, cid), hit);
     }
