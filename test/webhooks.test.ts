@@ -178,6 +178,34 @@ describe('webhooks', () => {
     expect(await metric(eng, 'chat_webhook_dead_lettered_total')).toBe(0);
   }, 90_000);
 
+  it('a delete and an edit are events too, and erase the old text from every event not yet delivered', async () => {
+    eng = await startEngine(env(receiver));
+    await group(eng, 'g', ['ann', 'ben']);
+    await receiver.waitFor('room.created', () => receiver.deliveredById().size === 1);
+    receiver.answer = () => 503; // everything stays pending
+    const ann = await Client.connect(eng.url, { user: 'ann', name: 'Ann' });
+    clients.push(ann);
+    await ann.request({ op: 'join', room: 'g' });
+    const sent = await ann.request({ op: 'send', room: 'g', text: 'call me at 010-1234', cid: 'p1' });
+    expect(sent.op).toBe('ack');
+    expect((await ann.request({ op: 'edit', room: 'g', id: sent.id, text: 'call me at 010-9999', cid: 'e1' })).op).toBe('ack');
+    const pending = async (): Promise<string> => JSON.stringify((await api(eng!, 'GET', '/api/webhooks/events?from=0&limit=100')).body.events);
+    // The edit erased the first text from the message.created row; the edited text is in message.edited.
+    expect(await pending()).not.toContain('010-1234');
+    expect(await pending()).toContain('010-9999');
+    expect((await ann.request({ op: 'delete', room: 'g', id: sent.id, cid: 'd1' })).op).toBe('ack');
+    expect(await pending()).not.toContain('010-9999');
+    receiver.answer = () => 200;
+    await receiver.waitFor('message.deleted', () => [...receiver.deliveredById().values()].some((e) => e.type === 'message.deleted'));
+    const evts = [...receiver.deliveredById().values()].filter((e) => e.room === 'g' && e.type.startsWith('message.'));
+    expect(evts.map((e) => e.type)).toEqual(['message.created', 'message.edited', 'message.deleted']);
+    expect(evts[0].message).toMatchObject({ id: sent.id, text: '' });
+    expect(evts[1]).toMatchObject({ message: { id: sent.id, text: '' }, by: 'ann' });
+    expect(evts[2]).toMatchObject({ message: { id: sent.id }, by: 'ann' });
+    // (attempts refused with 503 before the edit did carry the text: the receiver saw it, and refused)
+    expect(JSON.stringify(receiver.delivered())).not.toMatch(/010-(1234|9999)/);
+  });
+
   it('dead-letters the one event a receiver refuses with a 4xx, and its room keeps flowing; it can be listed and replayed', async () => {
     eng = await startEngine(env(receiver));
     await group(eng, 'g', ['ann', 'ben']);

@@ -187,6 +187,8 @@ export interface HoldCmd {
 
 export type EventType =
   | 'message.created'
+  | 'message.deleted'
+  | 'message.edited'
   | 'room.created'
   | 'room.deleted'
   | 'member.added'

@@ -49,11 +49,26 @@ export function jsonOf(m: NewMessage): string {
   return messageJson(msg);
 }
 
-/** The message.created events of a batch whose messages have their ids and seqs. */
+/**
+ * The message events of a batch whose messages have their ids and seqs: message.created for a
+ * message, message.deleted or message.edited for a DELETE or EDIT (keyed by the message it changes,
+ * so erasing that message's text reaches these rows too).
+ */
 export function messageEvents(msgs: NewMessage[]): NewEvent[] {
   const out: NewEvent[] = [];
-  for (const m of msgs) if (m.event) out.push(messageCreated(m.room, m.at, m.id, jsonOf(m), m.event));
+  for (const m of msgs) {
+    if (!m.event) continue;
+    if (m.target === null) out.push(messageCreated(m.room, m.at, m.id, jsonOf(m), m.event));
+    else out.push(messageRetracted(m, m.target, m.event));
+  }
   return out;
+}
+
+/** message.deleted `{message: {id}, by}` / message.edited `{message: {id, text, editedAt}, by}`. */
+export function messageRetracted(m: NewMessage, target: string, spec: MessageEventSpec): NewEvent {
+  const deleted = m.type === 'DELETE';
+  const message = deleted ? `{"id":"${target}"}` : `{"id":"${target}","text":${Q(m.text)},"editedAt":${m.at}}`;
+  return { room: m.room, type: deleted ? 'message.deleted' : 'message.edited', at: m.at, messageId: target, body: `{"message":${message},"by":${Q(m.fromId)}}`, dead: spec.dead };
 }
 
 /** message.created: the message as the protocol shows it, and who had no connection in the room. */

@@ -6,7 +6,7 @@
 
 import mysql from 'mysql2/promise';
 import { EVENT_COLS, OVERFLOW_ERROR, STATE_CODE, toStoredEvent, type DueRooms, type EventDbRow, type EventQuery, type EventStore, type NewEvent, type StoredEvent } from '../events.ts';
-import { INSERT_CHUNK } from './statements.ts';
+import { eraseTextSql, INSERT_CHUNK } from './statements.ts';
 
 type Rows<T> = (mysql.RowDataPacket & T)[];
 
@@ -18,11 +18,6 @@ export function insertEvents(events: NewEvent[], now: number): string[] {
     parts.push(mysql.format('INSERT INTO webhook_events (room, type, at, message_id, body, state, done_at, error) VALUES ?', [rows]));
   }
   return parts;
-}
-
-/** Erase a message's text from its outbox rows not yet delivered (a statement for the caller's transaction). */
-export function eraseTextSql(messageId: string): string {
-  return mysql.format("UPDATE webhook_events SET body = JSON_SET(body, '$.message.text', '') WHERE message_id = ? AND state <> 1", [messageId]);
 }
 
 /**

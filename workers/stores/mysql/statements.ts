@@ -67,6 +67,8 @@ export function retractions(msgs: NewMessage[]): string[] {
   for (const m of msgs) {
     if (m.target === null) continue;
     const target = tsidToBigInt(m.target);
+    // Undelivered events that carry the old text lose it too (the commit's own events come later).
+    parts.push(eraseTextSql(m.target));
     if (m.type === 'DELETE') {
       parts.push(mysql.format(RETRACTION.erase, [target, m.room]), mysql.format(RETRACTION.eraseEdits, [m.target, 0]));
     } else {
@@ -74,6 +76,11 @@ export function retractions(msgs: NewMessage[]): string[] {
     }
   }
   return parts;
+}
+
+/** Erase a message's text from its events not yet delivered (pending or dead-lettered). */
+export function eraseTextSql(messageId: string): string {
+  return mysql.format("UPDATE webhook_events SET body = JSON_SET(body, '$.message.text', '') WHERE message_id = ? AND state <> 1", [messageId]);
 }
 
 /** Marker moves as multi-row INSERTs: the forward moves, then the first markers. */

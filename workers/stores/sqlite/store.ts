@@ -226,6 +226,8 @@ export class SqliteStore implements MessageStore, DirectoryStore {
    */
   private retract(m: NewMessage): void {
     const target = tsidToBigInt(m.target!);
+    // Undelivered events that carry the old text lose it too (this commit's own events come later).
+    this.events.eraseText(m.target!);
     if (m.type === 'DELETE') {
       this.st.erase.run(target, m.room);
       this.st.eraseEdits.run(m.target, 0n);
