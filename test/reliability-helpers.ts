@@ -89,6 +89,8 @@ export interface CrashOptions {
   killAfterAcks: number;
   env?: Record<string, string>;
   log?: (line: string) => void;
+  /** Draws the extra 0..200 ms before each kill; seeded by the caller so a run replays. */
+  random?: () => number;
 }
 
 interface SendRec { user: string; room: string; cid: string; text: string }
@@ -163,7 +165,7 @@ export class CrashRun {
         }
       }, tickMs);
       await until(`${this.o.killAfterAcks} acks in cycle ${n}`, () => (cycleAcks >= this.o.killAfterAcks ? true : undefined), 60_000, 5);
-      await sleep(Math.floor(Math.random() * 200));
+      await sleep(Math.floor((this.o.random ?? Math.random)() * 200));
       eng.proc.kill('SIGKILL');
       this.kills++;
       await eng.exited;
