@@ -241,6 +241,8 @@ export class Engine implements StompCore<Session> {
 
   /** What the metrics read. */
   get metricsSource(): MetricsSource {
+    // The getters below read live values; an object literal's getter has its own `this`.
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
     return {
       stats: this.stats,

@@ -84,7 +84,7 @@ export function startEngine(env: Record<string, string> = {}, dir = tempDir(), a
         });
       }
     });
-    exited.then((code) => reject(new Error(`engine exited (${code}) before listening: ${stderr.join('')}`)));
+    void exited.then((code) => reject(new Error(`engine exited (${code}) before listening: ${stderr.join('')}`)));
   });
 }
 
