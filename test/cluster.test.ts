@@ -1,8 +1,10 @@
-// Cluster mode (CHAT_REDIS_URL): real engine processes on one MariaDB database and the local Redis,
-// each test's cluster under its own CHAT_REDIS_PREFIX and node ids. Cross-node delivery, ordering
+// Cluster mode (CHAT_REDIS_URL): real engine processes on one MariaDB database and a private
+// redis-server this file starts on a port of its own (it stops Redis under traffic: a shared one
+// would vanish from under the suites running beside it), each test's cluster under its own
+// CHAT_REDIS_PREFIX and node ids. Cross-node delivery, ordering
 // under concurrent load (audited in the database), cluster-wide presence, a node killed with
 // SIGKILL, Redis shut down and started again under traffic, and the start-up refusals.
-// Needs Redis at 127.0.0.1:6379 (CHAT_TEST_REDIS_PORT) and MariaDB (CHAT_TEST_MYSQL_URL): under CI=true a missing one
+// Needs redis-server (the binary) and MariaDB (CHAT_TEST_MYSQL_URL): under CI=true a missing one
 // fails the file; elsewhere the file skips with a loud warning.
 
 import { execFile } from 'node:child_process';
@@ -12,15 +14,18 @@ import { getJson, tempDir, type Client, type Frame } from './helpers.ts';
 import { freshDatabase, mysqlAvailable } from './mysql-helpers.ts';
 import { metric } from './reliability-helpers.ts';
 import {
-  awaitAcks, awaitBus, awaitSeq, Cluster, ensureRedis, health, lastSeq, nodeEnv, nodeOf, NODE_TIMEOUT_MS, online, redisAvailable, REDIS_HOST, REDIS_PORT,
-  runBounded, seqProblem, startRedis, stopRedis, storedMessages, streamOf, tsidOf, until, type ClusterNode,
+  awaitAcks, awaitBus, awaitSeq, Cluster, health, lastSeq, nodeEnv, nodeOf, NODE_TIMEOUT_MS, online, PrivateRedis, REDIS_HOST,
+  runBounded, seqProblem, storedMessages, streamOf, tsidOf, until, type ClusterNode,
 } from './cluster-helpers.ts';
 
-const HAVE_SERVICES = (await redisAvailable()) && (await mysqlAvailable());
+const REDIS = await PrivateRedis.open();
+const HAVE_SERVICES = REDIS !== null && (await mysqlAvailable());
+/** This file's Redis (only used when HAVE_SERVICES). */
+const redis = REDIS!;
 
 function runRedis(args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile('redis-cli', ['-h', REDIS_HOST, '-p', String(REDIS_PORT), ...args], (err, stdout) => (err ? reject(err) : resolve(stdout)));
+    execFile('redis-cli', ['-h', REDIS_HOST, '-p', String(redis.port), ...args], (err, stdout) => (err ? reject(err) : resolve(stdout)));
   });
 }
 
@@ -59,7 +64,7 @@ describe.runIf(HAVE_SERVICES)('cluster mode (3 nodes, MariaDB, Redis)', () => {
   let db: Awaited<ReturnType<typeof freshDatabase>>;
   const clusters: Cluster[] = [];
   const cluster = (env: Record<string, string> = {}): Cluster => {
-    const c = new Cluster(db.url, env);
+    const c = new Cluster(db.url, env, redis);
     clusters.push(c);
     return c;
   };
@@ -82,7 +87,6 @@ describe.runIf(HAVE_SERVICES)('cluster mode (3 nodes, MariaDB, Redis)', () => {
     await Promise.all(clusters.splice(0).map((c) => c.stop()));
   });
   afterAll(async () => {
-    await ensureRedis(); // a failed Redis-restart test must not leave the box without Redis
     await db?.drop();
   });
 
@@ -336,7 +340,7 @@ describe.runIf(HAVE_SERVICES)('cluster mode (3 nodes, MariaDB, Redis)', () => {
 
     let seqB = 0;
     try {
-      await stopRedis();
+      await redis.stop();
       const downAt = Date.now();
       const b = await phase('b', 10);
       seqB = b.max;
@@ -354,7 +358,7 @@ describe.runIf(HAVE_SERVICES)('cluster mode (3 nodes, MariaDB, Redis)', () => {
       const rest = downAt + NODE_TIMEOUT_MS + 500 - Date.now();
       if (rest > 0) await new Promise((r) => setTimeout(r, rest));
     } finally {
-      await startRedis().catch(() => ensureRedis());
+      await redis.ensure();
     }
 
     for (const n of nodes) {
@@ -388,7 +392,7 @@ describe.runIf(HAVE_SERVICES)('cluster mode (3 nodes, MariaDB, Redis)', () => {
     await awaitAcks(a, sendMany(a, room, 'pre', 2), 5_000, 'ga');
     await awaitSeq(b, room, 2, 5_000, 'gb before the outage');
     try {
-      await stopRedis();
+      await redis.stop();
       await awaitBus(n2, 'down', 5_000);
       // Seqs 3..5 were committed and are gone (retention, or a host-app purge) before node 72 read
       // them: the room's last seq says 5, the store has nothing after 2.
@@ -399,7 +403,7 @@ describe.runIf(HAVE_SERVICES)('cluster mode (3 nodes, MariaDB, Redis)', () => {
       const reset = await b.waitFor((f) => f.op === 'joined' && f.room === room && f.recovered === false, 6_000, 'unsolicited joined recovered:false');
       expect(reset.seq).toBe(5);
     } finally {
-      await startRedis();
+      await redis.start();
     }
     await awaitBus(n1, 'up', 5_000);
     await awaitAcks(a, sendMany(a, room, 'post', 1), 5_000, 'ga after the outage');
@@ -430,12 +434,12 @@ describe.runIf(HAVE_SERVICES)('cluster mode (3 nodes, MariaDB, Redis)', () => {
     const room = 'down-recv';
     const { n2, a, b } = await pair([83, 84], room, ['da', 'db']);
     try {
-      await stopRedis();
+      await redis.stop();
       await awaitBus(n2, 'down', 5_000);
       await awaitAcks(a, sendMany(a, room, 'while-down', 2), 5_000, 'da');
       await awaitSeq(b, room, 2, 4_000, 'db on node 84 while Redis is down');
     } finally {
-      await startRedis();
+      await redis.start();
     }
   });
 
@@ -481,12 +485,12 @@ describe.runIf(HAVE_SERVICES)('cluster mode (3 nodes, MariaDB, Redis)', () => {
     const carol = await cl.member(n1, 'pc', room);
     await until('pc online', async () => ((await online(n2, room)).includes('pc') ? true : undefined), 5_000);
     try {
-      await stopRedis();
+      await redis.stop();
       await awaitBus(n1, 'down', 5_000);
       await carol.close();
       await new Promise((r) => setTimeout(r, 300));
     } finally {
-      await startRedis();
+      await redis.start();
     }
     await until('pc offline after Redis is back', async () => {
       try {
@@ -535,7 +539,7 @@ describe.runIf(HAVE_SERVICES)('cluster mode (3 nodes, MariaDB, Redis)', () => {
 
   it('refuses to start: sqlite store, no CHAT_NODE_ID, immediate delivery, a node id held by a live node', async () => {
     const cl = cluster();
-    const base = nodeEnv(db.url, cl.prefix, 61);
+    const base = nodeEnv(db.url, cl.prefix, 61, {}, redis);
     const [sqlite, noId, immediate] = await Promise.all([
       runBounded({ ...base, CHAT_STORE: `sqlite:${tempDir()}/c.db` }, 15_000),
       runBounded({ ...base, CHAT_NODE_ID: '' }, 15_000), // empty = unset
@@ -548,7 +552,7 @@ describe.runIf(HAVE_SERVICES)('cluster mode (3 nodes, MariaDB, Redis)', () => {
     // The same settings with a MySQL store and a node id start (the refusals are about what they name).
     const live = await cl.startNode(61);
     expect(await health(live)).toMatchObject({ ok: true, cluster: { node: 61, bus: 'up' } });
-    const dup = await runBounded(nodeEnv(db.url, cl.prefix, 61), NODE_TIMEOUT_MS + 8_000);
+    const dup = await runBounded(nodeEnv(db.url, cl.prefix, 61, {}, redis), NODE_TIMEOUT_MS + 8_000);
     expect(dup.timedOut, `a second node 61 on the same prefix was still running after ${dup.ms} ms: ${dup.stdout.slice(-300)} ${dup.stderr.slice(-300)}`).toBe(false);
     expect(dup.code, `second node 61: stderr ${dup.stderr.slice(-500)}`).toBe(2);
     expect(dup.ms, 'second node 61 exits within CHAT_NODE_TIMEOUT plus a few seconds').toBeLessThan(NODE_TIMEOUT_MS + 5_000);
@@ -562,3 +566,5 @@ describe.runIf(HAVE_SERVICES)('cluster mode (3 nodes, MariaDB, Redis)', () => {
     expect(await health(same)).toMatchObject({ cluster: { node: 61, bus: 'up' } });
   }, 45_000);
 });
+
+afterAll(async () => { await REDIS?.close(); });

@@ -3,7 +3,8 @@
 
 import { Packr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, getJson, startEngine, type EngineProc, type Frame } from './helpers.ts';
+import { Client, getJson, KeepAlive, startEngine, type EngineProc, type Frame } from './helpers.ts';
+import { until } from './reliability-helpers.ts';
 
 const ID_RE = /^[0-9A-F][0-9A-HJKMNP-TV-Z]{12}$/;
 // The pipeline in isolation: no ENTER/QUIT messages and no send rate limit (test/domain.test.ts covers them).
@@ -299,21 +300,38 @@ describe('durability', () => {
     expect(await eng.stop()).toBe(0);
   });
 
-  it('SIGTERM under load commits and acks what it holds, exits 0, and loses no acked message', async () => {
-    let eng = await startEngine({ ...CORE, CHAT_TEST_COMMIT_DELAY_MS: '20' });
+  it('SIGTERM under load: /healthz 503 while it commits what it holds, every send gets ack or overloaded, connections close 1001, exit 0, no acked message lost', async () => {
+    let eng = await startEngine({ ...CORE, CHAT_HTTP_RATE: '0', CHAT_TEST_HOOKS: '1' });
+    // Opened before the signal: the listen socket closes at once, this connection stays.
+    const ops = await KeepAlive.open(eng.port);
+    expect((await ops.request('GET', '/healthz')).status).toBe(200);
     const a = await Client.connect(eng.url, { user: 'term' });
     let sent = 0;
-    const pump = setInterval(() => { for (let i = 0; i < 20; i++) a.send({ op: 'send', room: 'term', text: 't', cid: `t${sent++}` }); }, 2);
-    await a.op('ack');
+    const send = (n: number): void => { for (let i = 0; i < n; i++) a.send({ op: 'send', room: 'term', text: 't', cid: `t${sent++}` }); };
+    send(50);
+    await a.op('ack', (f) => f.cid === 't49');
+    // Hold the commits: what is sent now stays in the actor, and the engine cannot finish stopping.
+    expect((await ops.request('POST', '/_test/hold/commit')).status).toBe(200);
+    send(50);
+    expect((await ops.request('GET', '/_test/waiting/commit?n=1')).body.waiting).toBe(1);
     const code = eng.stop('SIGTERM');
-    await new Promise((r) => setTimeout(r, 30));
-    clearInterval(pump);
+    await until('GET /healthz 503 once stopping', async () => ((await ops.request('GET', '/healthz')).status === 503 ? true : undefined), 15_000, 20);
+    expect(eng.proc.exitCode, 'the engine waits for the held commit').toBeNull();
+    send(50); // after the signal: refused, never silently dropped
+    await a.op('error', (f) => f.cid === `t${sent - 1}`);
+    expect(a.frames.some((f) => f.op === 'ack' && f.cid === 't99'), 'no ack while its commit is held').toBe(false);
+    expect((await ops.request('POST', '/_test/release/commit')).status).toBe(200);
     expect(await code).toBe(0);
-    await a.closed;
+    expect(await a.closed).toBe(1001);
+    ops.close();
     const acked = a.frames.filter((f) => f.op === 'ack');
     const refused = a.frames.filter((f) => f.op === 'error');
-    expect(acked.length).toBeGreaterThan(0);
     for (const e of refused) expect(e.code).toBe('overloaded');
+    // every send has exactly one outcome
+    const outcomes = [...acked, ...refused].map((f) => f.cid as string).sort();
+    expect(outcomes).toEqual(Array.from({ length: sent }, (_, i) => `t${i}`).sort());
+    expect(acked.map((f) => f.cid)).toContain('t99'); // held, then committed and acked while stopping
+    expect(refused.map((f) => f.cid)).toContain('t149');
     eng = await startEngine(CORE, eng.dir);
     const cids = new Set<string>();
     let before: string | undefined;
@@ -326,6 +344,21 @@ describe('durability', () => {
     for (const ack of acked) expect(cids.has(ack.cid)).toBe(true);
     for (const e of refused) expect(cids.has(e.cid)).toBe(false);
     expect(await eng.stop()).toBe(0);
+  });
+
+  it('a second signal while stopping exits 130 at once, without waiting for what is held', async () => {
+    const eng = await startEngine({ ...CORE, CHAT_HTTP_RATE: '0', CHAT_TEST_HOOKS: '1' });
+    const ops = await KeepAlive.open(eng.port);
+    const a = await Client.connect(eng.url, { user: 'twice' });
+    expect((await ops.request('POST', '/_test/hold/commit')).status).toBe(200);
+    a.send({ op: 'send', room: 'twice', text: 'held', cid: 'h1' });
+    expect((await ops.request('GET', '/_test/waiting/commit?n=1')).body.waiting).toBe(1);
+    eng.proc.kill('SIGTERM');
+    await until('GET /healthz 503 once stopping', async () => ((await ops.request('GET', '/healthz')).status === 503 ? true : undefined), 15_000, 20);
+    expect(eng.proc.exitCode, 'still stopping: the commit is held').toBeNull();
+    expect(await eng.stop('SIGTERM')).toBe(130);
+    expect(a.frames.some((f) => f.op === 'ack')).toBe(false);
+    ops.close();
   });
 });
 
