@@ -4,7 +4,6 @@
 // RELIABILITY.md lists each guarantee with its test and its last figures. The 2-minute soak is
 // test/soak.solo.test.ts: it runs alone, after every other suite.
 
-import type net from 'node:net';
 import WebSocket from 'ws';
 import { describe, expect, it, onTestFailed } from 'vitest';
 import { Client, getJson, startEngine, tempDir, type Frame } from './helpers.ts';
