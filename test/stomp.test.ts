@@ -289,8 +289,10 @@ describe('STOMP over WebSocket with @stomp/stompjs', () => {
 
   it('reconnects after the engine restarts and keeps receiving', async () => {
     const dir = tempDir();
-    let e4 = await startEngine({}, dir);
-    const port = e4.port; // the restart listens on the same port, as a restarted server does
+    // A fixed port for both lives, below the kernel's ephemeral range: while the engine is down the
+    // client's reconnects take ephemeral ports, and one of them could be the engine's own.
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    let e4 = await startEngine({ CHAT_PORT: String(port) }, dir);
     const h = stomp(`ws://127.0.0.1:${port}/ws?user=re`, { reconnectDelay: 200 });
     await h.connected;
     const got: IMessage[] = [];
