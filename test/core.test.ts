@@ -22,7 +22,7 @@ describe('protocol v1 over one engine', () => {
     for (const x of [a, b, c]) {
       const j = await x.request({ op: 'join', room: 'trio' });
       expect(j).toMatchObject({ op: 'joined', room: 'trio', seq: 0, messages: [] });
-      expect(typeof j.epoch).toBe('string');
+      expect(j.epoch).toMatch(ID_RE);
     }
     const senders = [a, b, c];
     for (let i = 0; i < 30; i++) senders[i % 3].send({ op: 'send', room: 'trio', text: `m${i}`, cid: `cid-${i}` });
@@ -31,7 +31,7 @@ describe('protocol v1 over one engine', () => {
     for (const ack of acks.flat()) {
       expect(ack.id).toMatch(ID_RE);
       expect(ack.room).toBe('trio');
-      expect(typeof ack.at).toBe('number');
+      expect(Number.isSafeInteger(ack.at) && ack.at > Date.parse('2024-01-01'), `ack.at ${ack.at} is a time in ms`).toBe(true);
     }
     const views = await Promise.all([a, b, c].map((x) => x.msgs('trio', 30)));
     for (const v of views) {
@@ -405,7 +405,7 @@ describe('frames of a room whose join is in flight (slow commits)', () => {
   const ADMIN = 'core-admin-token-0123456789';
   let eng: EngineProc;
   // ENTER/QUIT on (public rooms): a join waits for its ENTER's commit, which takes 400 ms here.
-  beforeAll(async () => { eng = await startEngine({ CHAT_SEND_RATE: '0', CHAT_TEST_COMMIT_DELAY_MS: '400', CHAT_ADMIN_TOKEN: ADMIN }); });
+  beforeAll(async () => { eng = await startEngine({ CHAT_SEND_RATE: '0', CHAT_HTTP_RATE: '0', CHAT_TEST_COMMIT_DELAY_MS: '400', CHAT_TEST_HOOKS: '1', CHAT_ADMIN_TOKEN: ADMIN }); });
   afterAll(async () => { expect(await eng.stop()).toBe(0); });
 
   it('queue behind the join, at most 64 per room: the rest are rate_limited, and all are answered', async () => {
@@ -441,13 +441,20 @@ describe('frames of a room whose join is in flight (slow commits)', () => {
       const h = await getJson(`${eng.http}/api/rooms/${room}/messages?limit=100`);
       return (h.body.messages as Frame[]).filter((m) => m.from.id === user && m.type !== 'CHAT').map((m) => m.type);
     };
-    // Two connections of one user: the second joins and leaves while the first one's ENTER commits.
+    const hold = async (point: 'hold' | 'release'): Promise<void> => { expect((await fetch(`${eng.http}/_test/${point}/commit`, { method: 'POST' })).status).toBe(200); };
+    const heldCommits = async (): Promise<number> => (await getJson(`${eng.http}/_test/waiting/commit?n=1`)).body.waiting as number;
+    // Two connections of one user: the second joins and leaves while the first one's ENTER is
+    // held in its commit (a ping answered after them shows the engine took both).
     const a = await Client.connect(eng.url, { user: 'twice' });
     const b = await Client.connect(eng.url, { user: 'twice' });
+    await hold('hold');
     a.send({ op: 'join', room: 'alt-1', ref: 'ja' });
-    await new Promise((r) => setTimeout(r, 5));
+    expect(await heldCommits()).toBe(1);
     b.send({ op: 'join', room: 'alt-1', ref: 'jb' });
     b.send({ op: 'leave', room: 'alt-1', ref: 'lb' });
+    expect(await b.request({ op: 'ping' })).toMatchObject({ op: 'pong' });
+    expect(a.frames.some((f) => f.ref === 'ja'), 'a\'s join waits for its ENTER').toBe(false);
+    await hold('release');
     await b.waitFor((f) => f.ref === 'lb');
     expect((await a.waitFor((f) => f.ref === 'ja')).op).toBe('joined');
     const marker = await a.request({ op: 'send', room: 'alt-1', text: 'marker', cid: 'mk1' });
@@ -459,10 +466,14 @@ describe('frames of a room whose join is in flight (slow commits)', () => {
     const keeper = await Client.connect(eng.url, { user: 'keeper' });
     await keeper.request({ op: 'join', room: 'alt-2' });
     const gone = await Client.connect(eng.url, { user: 'dropper' });
+    await hold('hold');
     gone.send({ op: 'join', room: 'alt-2' });
-    await new Promise((r) => setTimeout(r, 100)); // the join is in, its ENTER in a 400 ms commit
+    expect(await heldCommits()).toBe(1); // the join is in, its ENTER held in its commit
+    const open = (await getJson(`${eng.http}/api/stats`)).body.connections as number;
     gone.ws.terminate();
-    await new Promise((r) => setTimeout(r, 1000)); // its ENTER is committed meanwhile
+    await until('the engine to see the dropped connection', async () => ((await getJson(`${eng.http}/api/stats`)).body.connections === open - 1 ? true : undefined), 10_000, 20);
+    await hold('release');
+    await until('the ENTER, then the QUIT of the dropped connection, stored', async () => (JSON.stringify(await types('alt-2', 'dropper')) === '["ENTER","QUIT"]' ? true : undefined), 10_000, 20);
     const back = await Client.connect(eng.url, { user: 'dropper' });
     await back.request({ op: 'join', room: 'alt-2' });
     await keeper.request({ op: 'send', room: 'alt-2', text: 'marker', cid: 'mk3' });
