@@ -104,7 +104,7 @@ export class Engine implements StompCore<Session> {
     this.history = new History(cfg, gate, access, readers, actor, this.replies, log);
     this.membership = new Membership(cfg, this.rooms, gate, access, this.history, this.writes, actor, this.replies, hooks);
     this.typing = new Typing(this.rooms, fanout, this.replies);
-    this.admin = new Admin(cfg, actor, this.rooms, gate, access, this.connections, this.membership, this.history, this.writes);
+    this.admin = new Admin(cfg, actor, this.rooms, gate, access, this.connections, this.membership, this.history, this.writes, hooks);
     const node = bus === null ? null : new ClusterNode(bus, actor, this.rooms, new Sequencer(cfg, this.rooms, fanout, this.history, this.replies, stats, log),
       new DirectorySync(actor.initialDirVersion, (task) => this.history.read(task), this.rooms, log, () => hooks?.gate('sweep') ?? null), hooks);
     this.topology = node ?? new LocalNode(actor, this.rooms, fanout, this.writes);

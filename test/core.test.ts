@@ -424,13 +424,18 @@ describe('frames of a room whose join is in flight (slow commits)', () => {
     const admin = { authorization: `Bearer ${ADMIN}` };
     const a = await Client.connect(eng.url, { user: 'deleter' });
     await a.request({ op: 'join', room: 'busy-del' });
+    const post = async (path: string): Promise<void> => { expect((await fetch(`${eng.http}/_test/${path}`, { method: 'POST' })).status).toBe(200); };
+    // The room's sends are held in their commit; the delete is held before the actor until then.
+    await post('hold/commit');
+    await post('hold/admin');
     for (let i = 0; i < 30; i++) a.send({ op: 'send', room: 'busy-del', text: `b${i}`, cid: `bd${i}` });
-    await new Promise((r) => setTimeout(r, 100)); // a commit is running; more sends are buffered behind it
-    const res = await Promise.race([
-      fetch(`${eng.http}/api/rooms/busy-del`, { method: 'DELETE', headers: admin }).then((r) => r.status),
-      new Promise((r) => setTimeout(() => r('no answer in 10 s'), 10_000)),
-    ]);
-    expect(res).toBe(200);
+    expect((await getJson(`${eng.http}/_test/waiting/commit?n=1`)).body.waiting).toBe(1);
+    const res = fetch(`${eng.http}/api/rooms/busy-del`, { method: 'DELETE', headers: admin }).then((r) => r.status);
+    expect((await getJson(`${eng.http}/_test/waiting/admin?n=1`)).body.waiting).toBe(1);
+    // The delete goes to the actor first, then the commit is let go (one port, in order).
+    await post('release/admin');
+    await post('release/commit');
+    expect(await res).toBe(200);
     expect(await a.op('left')).toMatchObject({ room: 'busy-del', reason: 'deleted' });
     expect((await fetch(`${eng.http}/api/rooms/busy-del/messages`, { headers: admin })).status).toBe(404);
     await a.close();
