@@ -55,7 +55,7 @@ describe.runIf(REDIS !== null)('cluster mode (3 nodes, MariaDB, Redis)', () => {
       expect(await metric(n.http, 'chat_bus_published_total'), `chat_bus_published_total of node ${n.id}`).toBeGreaterThan(0);
       expect(await metric(n.http, 'chat_bus_received_total'), `chat_bus_received_total of node ${n.id}`).toBeGreaterThan(0);
     }
-  }, 40_000);
+  }, 90_000);
 
   it('orders concurrent sends from 18 clients on 3 nodes over 4 rooms: gapless streams, seq 1..N in the database, node bits of each id', async () => {
     const cl = cluster({ CHAT_ENTER_QUIT: 'off' });
@@ -90,7 +90,7 @@ describe.runIf(REDIS !== null)('cluster mode (3 nodes, MariaDB, Redis)', () => {
     for (const s of senders) {
       for (const room of rooms) {
         const n = perRoom.get(room)!.length;
-        await awaitSeq(s.c, room, n, 5_000, `${s.user} (node ${s.node.id})`);
+        await awaitSeq(s.c, room, n, 20_000, `${s.user} (node ${s.node.id})`);
         const live = expectGapless(s.c, room, n, `${s.user} (node ${s.node.id})`);
         expect(live.map((m) => m.id)).toEqual(perRoom.get(room)!.sort((x, y) => x.seq - y.seq).map((a) => a.id));
       }
@@ -113,7 +113,7 @@ describe.runIf(REDIS !== null)('cluster mode (3 nodes, MariaDB, Redis)', () => {
         if (i > 0) expect(BigInt(r.tsid) > BigInt(rr[i - 1].tsid), `${room}: id of seq ${r.seq} (${r.id}) after id of seq ${rr[i - 1].seq} (${rr[i - 1].id})`).toBe(true);
       }
     }
-  }, 50_000);
+  }, 90_000);
 
   it('presence is cluster-wide: one ENTER for a user joined on two nodes, no QUIT until the last connection leaves, then exactly one', async () => {
     const cl = cluster(); // CHAT_ENTER_QUIT default: ENTER/QUIT in public rooms
@@ -127,60 +127,60 @@ describe.runIf(REDIS !== null)('cluster mode (3 nodes, MariaDB, Redis)', () => {
       await until(`online of ${room} on node ${n.id} to be [pu, pw]`, async () => {
         const list = await online(n, room);
         return JSON.stringify(list) === JSON.stringify(['pu', 'pw']) ? list : undefined;
-      }, 5_000);
+      }, 20_000);
     }
     // A marker from the watcher: whatever the two joins posted is before it in the room.
     const m1 = await watcher.request({ op: 'send', room, text: 'marker 1', cid: 'pm1' });
     expect(m1.op).toBe('ack');
-    await awaitSeq(watcher, room, m1.seq, 5_000, 'watcher');
+    await awaitSeq(watcher, room, m1.seq, 20_000, 'watcher');
     expect(countOf(everything(watcher, room), 'ENTER', 'pu'), 'ENTERs of pu seen by the watcher on node 3').toBe(1);
 
     expect(await a1.request({ op: 'leave', room })).toMatchObject({ op: 'left', room });
     const m2 = await a1.request({ op: 'send', room, text: 'marker 2', cid: 'pm2' });
     expect(m2.op).toBe('ack');
-    await awaitSeq(watcher, room, m2.seq, 5_000, 'watcher');
+    await awaitSeq(watcher, room, m2.seq, 20_000, 'watcher');
     expect(countOf(everything(watcher, room), 'QUIT', 'pu'), 'QUIT of pu after leaving on node 1 only').toBe(0);
     for (const n of [n1, n2, n3]) expect(await online(n, room), `online on node ${n.id} with pu still on node 2`).toEqual(['pu', 'pw']);
 
     expect(await a2.request({ op: 'leave', room })).toMatchObject({ op: 'left', room });
-    await watcher.waitFor((f) => f.op === 'msg' && f.room === room && f.type === 'QUIT' && f.from?.id === 'pu', 5_000, 'QUIT of pu');
+    await watcher.waitFor((f) => f.op === 'msg' && f.room === room && f.type === 'QUIT' && f.from?.id === 'pu', 20_000, 'QUIT of pu');
     for (const n of [n1, n2, n3]) {
       await until(`online of ${room} on node ${n.id} to be [pw]`, async () => {
         const list = await online(n, room);
         return JSON.stringify(list) === JSON.stringify(['pw']) ? list : undefined;
-      }, 5_000);
+      }, 20_000);
     }
     const m3 = await watcher.request({ op: 'send', room, text: 'marker 3', cid: 'pm3' });
-    await awaitSeq(watcher, room, m3.seq, 5_000, 'watcher');
+    await awaitSeq(watcher, room, m3.seq, 20_000, 'watcher');
     const seen = everything(watcher, room);
     expectGapless(watcher, room, m3.seq, 'watcher');
     expect({ enter: countOf(seen, 'ENTER', 'pu'), quit: countOf(seen, 'QUIT', 'pu') }, 'ENTER/QUIT of pu seen by the watcher').toEqual({ enter: 1, quit: 1 });
     const rows = await storedMessages(suite.dbUrl, [room]);
     expect(rows.map((r) => r.seq)).toEqual(Array.from({ length: m3.seq }, (_, i) => i + 1));
     expect(rows.filter((r) => r.from_id === 'pu' && r.type !== 'CHAT').map((r) => r.type), 'stored ENTER/QUIT of pu').toEqual(['ENTER', 'QUIT']);
-  }, 40_000);
+  }, 90_000);
 
   it('a gap the store cannot fill (seqs committed, then gone from the store) tells the members to reload: joined with recovered false, then the live stream goes on', async () => {
     const room = 'lost';
     const { n1, n2, a, b } = await pair([71, 72], room, ['ga', 'gb']);
-    await awaitAcks(a, sendMany(a, room, 'pre', 2), 5_000, 'ga');
-    await awaitSeq(b, room, 2, 5_000, 'gb before the outage');
+    await awaitAcks(a, sendMany(a, room, 'pre', 2), 20_000, 'ga');
+    await awaitSeq(b, room, 2, 20_000, 'gb before the outage');
     try {
       await redis.stop();
-      await awaitBus(n2, 'down', 5_000);
+      await awaitBus(n2, 'down', 20_000);
       // Seqs 3..5 were committed and are gone (retention, or a host-app purge) before node 72 read
       // them: the room's last seq says 5, the store has nothing after 2.
       const c = await mysql.createConnection({ uri: suite.dbUrl });
       await c.query('UPDATE rooms SET last_seq = last_seq + 3 WHERE id = ?', [room]);
       await c.end();
       // While the bus is down, node 72 compares its rooms with the store every second.
-      const reset = await b.waitFor((f) => f.op === 'joined' && f.room === room && f.recovered === false, 6_000, 'unsolicited joined recovered:false');
+      const reset = await b.waitFor((f) => f.op === 'joined' && f.room === room && f.recovered === false, 20_000, 'unsolicited joined recovered:false');
       expect(reset.seq).toBe(5);
     } finally {
       await redis.start();
     }
-    await awaitBus(n1, 'up', 5_000);
-    await awaitAcks(a, sendMany(a, room, 'post', 1), 5_000, 'ga after the outage');
+    await awaitBus(n1, 'up', 20_000);
+    await awaitAcks(a, sendMany(a, room, 'post', 1), 20_000, 'ga after the outage');
     const after = await b.waitFor((f) => f.op === 'msg' && f.room === room && f.seq === 6, 10_000, 'seq 6 on node 72');
     expect(after.text).toBe('post #0');
     // Nothing of seqs 3..5 reached gb, and nothing was repeated.
@@ -209,7 +209,7 @@ describe.runIf(REDIS !== null)('cluster mode (3 nodes, MariaDB, Redis)', () => {
       const everyone = await runRedis(redis, ['HGETALL', `${cl.prefix}:pres:${room}`]);
       const node = await runRedis(redis, ['HGETALL', `${cl.prefix}:presn:91`]);
       return everyone.trim() === '' && !node.includes(room) ? true : undefined;
-    }, 5_000);
+    }, 20_000);
     expect(c.frames.some((f) => f.op === 'joined')).toBe(false);
   });
 
@@ -225,15 +225,15 @@ describe.runIf(REDIS !== null)('cluster mode (3 nodes, MariaDB, Redis)', () => {
     await alice.close();
     await bob.close();
     await watcher.waitFor((f) => f.op === 'msg' && f.type === 'QUIT' && f.from?.id === 'pu', 5_000, 'QUIT of pu');
-    await until('pu offline', async () => (JSON.stringify(await online(n2, room)) === '["w"]' ? true : undefined), 5_000);
+    await until('pu offline', async () => (JSON.stringify(await online(n2, room)) === '["w"]' ? true : undefined), 20_000);
     // A leave while Redis is down: reconciled when it is back (QUIT posted, not online).
     const carol = await cl.member(n1, 'pc', room);
-    await until('pc online', async () => ((await online(n2, room)).includes('pc') ? true : undefined), 5_000);
+    await until('pc online', async () => ((await online(n2, room)).includes('pc') ? true : undefined), 20_000);
     try {
       await redis.stop();
-      await awaitBus(n1, 'down', 5_000);
+      await awaitBus(n1, 'down', 20_000);
       await carol.close();
-      await until('node 85 to see the close', async () => ((await metric(n1.http, 'chat_connections')) === 0 ? true : undefined), 5_000);
+      await until('node 85 to see the close', async () => ((await metric(n1.http, 'chat_connections')) === 0 ? true : undefined), 20_000);
     } finally {
       await redis.start();
     }
@@ -243,11 +243,11 @@ describe.runIf(REDIS !== null)('cluster mode (3 nodes, MariaDB, Redis)', () => {
       } catch {
         return undefined;
       }
-    }, 8_000);
+    }, 20_000);
     await watcher.waitFor((f) => f.op === 'msg' && f.type === 'QUIT' && f.from?.id === 'pc', 8_000, 'QUIT of pc');
     // A node killed and restarted with its id before anyone reaped it posts its users' QUITs itself.
     await cl.member(n1, 'pd', room);
-    await until('pd online', async () => ((await online(n2, room)).includes('pd') ? true : undefined), 5_000);
+    await until('pd online', async () => ((await online(n2, room)).includes('pd') ? true : undefined), 20_000);
     await n2.stop('SIGTERM'); // no survivor to reap node 85
     const rows0 = await storedMessages(suite.dbUrl, [room]);
     expect(rows0.filter((r) => r.type === 'QUIT' && r.from_id === 'pd')).toHaveLength(0);
@@ -256,7 +256,7 @@ describe.runIf(REDIS !== null)('cluster mode (3 nodes, MariaDB, Redis)', () => {
     await until('QUIT of pd stored by the restarted node 85', async () => {
       const rows = await storedMessages(suite.dbUrl, [room]);
       return rows.some((r) => r.type === 'QUIT' && r.from_id === 'pd') ? true : undefined;
-    }, 8_000);
+    }, 20_000);
   });
 
   it('refuses to start: sqlite store, no CHAT_NODE_ID, immediate delivery, a node id held by a live node', async () => {
@@ -285,5 +285,5 @@ describe.runIf(REDIS !== null)('cluster mode (3 nodes, MariaDB, Redis)', () => {
     const elsewhere = cluster();
     const same = await elsewhere.startNode(61);
     expect(await health(same)).toMatchObject({ cluster: { node: 61, bus: 'up' } });
-  }, 45_000);
+  }, 90_000);
 });
