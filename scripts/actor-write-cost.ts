@@ -35,7 +35,7 @@ function make(): NewMessage {
   const from = `u${2 * r + (k & 1)}`;
   const { tsid, id } = ids.next();
   k++;
-  return { tsid, id, room: `r${r}`, seq: ++seqs[r], type: 'CHAT', fromId: from, fromName: 'nick', text, at: Date.now(), cid: `${k}.${Date.now() * 1000 + k}` };
+  return { tsid, id, room: `r${r}`, seq: ++seqs[r], type: 'CHAT', fromId: from, fromName: 'nick', text, at: Date.now(), cid: `${k}.${Date.now() * 1000 + k}`, target: null };
 }
 // CPU time (user + system), not wall time: on a shared box a preempted thread's wait is not its cost
 const cpuUs = (): number => { const u = process.cpuUsage(); return u.user + u.system; };

@@ -1,16 +1,19 @@
 // The long reliability runs that do not fit in CI (see RELIABILITY.md):
 //
-//   node --import tsx scripts/crash-cycles.ts --cycles 50          # kill -9 under load, 50 times
+//   npm run crash -- --cycles 50 --store sqlite                    # kill -9 under load, 50 times
+//   npm run crash -- --cycles 50 --store mysql                     # the same on MariaDB/MySQL
 //   node --import tsx scripts/crash-cycles.ts --fuzz 100000        # 100,000 hostile frames + HTTP
 //   node --import tsx scripts/crash-cycles.ts --idle 10000         # 10,000 idle connections
 //
 // Options: --clients 50 --rooms 10 --rate 2000 (sends/s) --kill-after 1500 (acks per cycle before
-// the kill) --seed N. Prints a JSON summary on stdout; exits 1 when a guarantee is broken.
+// the kill) --seed N (the kill delays; printed in the summary, so a run replays) --store
+// sqlite|mysql (mysql: a fresh database next to CHAT_TEST_MYSQL_URL's, dropped at the end). Prints a JSON summary on stdout; exits 1 when a guarantee is broken.
 
 import { parseArgs } from 'node:util';
 import { startEngine, tempDir } from '../test/helpers.ts';
+import { freshDatabase } from '../test/mysql-helpers.ts';
 import {
-  CORE, CrashRun, fdCount, fuzzConnection, fuzzHttp, metric, newFuzzStats, openMany, rssMb, socketFdCount, until, type AuditResult,
+  CORE, CrashRun, rng, fdCount, fuzzConnection, fuzzHttp, metric, newFuzzStats, openMany, rssMb, socketFdCount, until, type AuditResult,
 } from '../test/reliability-helpers.ts';
 
 const { values: a } = parseArgs({
@@ -23,15 +26,29 @@ const { values: a } = parseArgs({
     fuzz: { type: 'string', default: '0' },
     idle: { type: 'string', default: '0' },
     seed: { type: 'string', default: String(Date.now() % 1e9) },
+    store: { type: 'string', default: 'sqlite' },
   },
 });
+if (a.store !== 'sqlite' && a.store !== 'mysql') {
+  process.stderr.write(`--store must be sqlite or mysql, not ${a.store}\n`);
+  process.exit(2);
+}
 const num = (k: keyof typeof a): number => Number(a[k]);
 const log = (line: string): void => { process.stderr.write(`${new Date().toISOString()} ${line}\n`); };
 let failed = false;
 const summary: Record<string, unknown> = { date: new Date().toISOString(), node: process.version, seed: num('seed') };
 
 async function crash(cycles: number): Promise<void> {
-  const run = new CrashRun(tempDir(), { clients: num('clients'), rooms: num('rooms'), rate: num('rate'), killAfterAcks: num('kill-after'), log });
+  const db = a.store === 'mysql' ? await freshDatabase() : null;
+  try {
+    await crashOn(cycles, db ? { CHAT_STORE: db.url } : {});
+  } finally {
+    await db?.drop();
+  }
+}
+
+async function crashOn(cycles: number, env: Record<string, string>): Promise<void> {
+  const run = new CrashRun(tempDir(), { clients: num('clients'), rooms: num('rooms'), rate: num('rate'), killAfterAcks: num('kill-after'), env, log, random: rng(num('seed')) });
   const t0 = Date.now();
   const audits: AuditResult[] = [];
   for (let n = 1; n <= cycles; n++) {
@@ -43,7 +60,7 @@ async function crash(cycles: number): Promise<void> {
   audits.push(before);
   const bad = audits.concat(after).filter((x) => x.lost || x.duplicates || x.gaps || x.phantom || x.mismatched || x.epochChanged);
   summary.crash = {
-    cycles, clients: num('clients'), rooms: num('rooms'), offeredRate: num('rate'), killAfterAcks: num('kill-after'),
+    store: a.store, cycles, clients: num('clients'), rooms: num('rooms'), offeredRate: num('rate'), killAfterAcks: num('kill-after'),
     sent: run.sent, retriedAfterRestart: run.retried, kills: run.kills,
     acked: before.acked, stored: before.stored, lost: before.lost, duplicates: before.duplicates, seqGaps: before.gaps,
     receivedNotStored: before.phantom, ackIdMismatch: before.mismatched,

@@ -30,7 +30,7 @@ const GEN = 50_000; const CHUNKS = 20;
 let active = new Map<string, bigint>(); let frozen: [string, string, bigint][] = []; let chunk = 0;
 const setSeq = db.prepare('UPDATE rooms SET last_seq = ? WHERE id = ?');
 const seqs = new Array(100).fill(0); let tsid = 1n << 40n; const text = 'x'.repeat(64);
-const tx = db.transaction((ms: any[]) => { const last = new Map(); for (const m of ms) { ins.run(...m); last.set(m[2], m[3]); } for (const [r, s] of last) setSeq.run(s, r);
+const tx = db.transaction((ms: (string | number | bigint)[][]) => { const last = new Map(); for (const m of ms) { ins.run(...m); last.set(m[2], m[3]); } for (const [r, s] of last) setSeq.run(s, r);
   if (lsm && frozen.length > 0) { const per = Math.ceil(frozen.length / CHUNKS); for (const [f, c, t] of frozen.slice(chunk * per, (chunk + 1) * per)) putSend!.run(f, c, t); if (++chunk === CHUNKS) { frozen = []; chunk = 0; } } });
 const doSel = variant.includes('sel');
 const t0 = process.hrtime.bigint();

@@ -112,7 +112,7 @@ export class Engine implements StompCore<Session> {
     this.history = new History(cfg, gate, access, readers, actor, this.replies, this.receipts, log);
     this.membership = new Membership(cfg, this.rooms, gate, access, this.history, this.writes, actor, this.replies, this.receipts, hooks);
     this.typing = new Typing(this.rooms, fanout, this.replies);
-    this.admin = new Admin(cfg, actor, this.rooms, gate, access, this.connections, this.membership, this.history, this.writes, this.receipts);
+    this.admin = new Admin(cfg, actor, this.rooms, gate, access, this.connections, this.membership, this.history, this.writes, this.receipts, hooks);
     const node = bus === null ? null : new ClusterNode(bus, actor, this.rooms, new Sequencer(cfg, this.rooms, fanout, this.history, this.replies, stats, log),
       new DirectorySync(actor.initialDirVersion, (task) => this.history.read(task), this.rooms, log, () => hooks?.gate('sweep') ?? null), hooks);
     this.topology = node ?? new LocalNode(actor, this.rooms, fanout, this.writes);
@@ -268,6 +268,8 @@ export class Engine implements StompCore<Session> {
 
   /** What the metrics read. */
   get metricsSource(): MetricsSource {
+    // The getters below read live values; an object literal's getter has its own `this`.
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
     return {
       stats: this.stats,

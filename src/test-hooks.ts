@@ -1,5 +1,5 @@
-// Test hooks (CHAT_TEST_HOOKS=1, never in production): hold every commit, store read or join at a
-// known point, so a test of "X only after Y" can hold Y, see that it waits there, prove X has not
+// Test hooks (CHAT_TEST_HOOKS=1, never in production): hold every commit, store read, join,
+// directory sweep or host-app operation (create/delete a room, members, blocks) at a known point, so a test of "X only after Y" can hold Y, see that it waits there, prove X has not
 // happened, and release it; and (cluster) drop the directory events other nodes send, as a lost
 // subscription would. Off by default: nothing here exists then, and each point costs one null
 // check.
@@ -7,7 +7,7 @@
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import { sendError, sendJson } from './http/respond.ts';
 
-export const HOLD_POINTS = ['commit', 'read', 'join', 'sweep'] as const;
+export const HOLD_POINTS = ['commit', 'read', 'join', 'sweep', 'admin'] as const;
 export type HoldPoint = (typeof HOLD_POINTS)[number];
 
 /** How long `GET /_test/waiting/<point>` waits for enough operations before it answers 408. */
@@ -22,7 +22,7 @@ interface Watcher {
 export class TestHooks {
   private readonly holding = new Set<HoldPoint>();
   /** Operations waiting at the read and join points, in arrival order. */
-  private readonly queued = new Map<HoldPoint, (() => void)[]>([['read', []], ['join', []], ['sweep', []]]);
+  private readonly queued = new Map<HoldPoint, (() => void)[]>([['read', []], ['join', []], ['sweep', []], ['admin', []]]);
   /** Commits waiting in the actor (it reports 0 or 1). */
   private commitsWaiting = 0;
   private watchers: Watcher[] = [];

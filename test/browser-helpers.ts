@@ -181,3 +181,38 @@ export function messageTexts(page: Page): Promise<string[]> {
 export function badge(page: Page, room: string): Promise<string | null> {
   return page.locator(`[data-testid=room-item][data-room="${room}"] [data-testid=unread-badge]`).getAttribute('data-count');
 }
+
+/** The dashboard's rates and the engine's own (its counters' growth around two of the page's polls). */
+export interface DashboardRates { rateIn: number; rateOut: number; engineIn: number; engineOut: number; offered: number; s1: Frame }
+
+/**
+ * Load for the dashboard: 4 connections in one room, each sending every 50 ms (80 messages/s
+ * offered); `measure()` waits for the page to show it, then reads the page's rates and the
+ * engine's around two polls. The caller stops `timers`.
+ */
+export async function dashboardLoad(eng: EngineProc, page: Page): Promise<{ clients: Client[]; sentBy: number[]; timers: NodeJS.Timeout[]; measure: () => Promise<DashboardRates> }> {
+  const room = 'dash-room';
+  const clients = await Promise.all([0, 1, 2, 3].map((i) => Client.connect(eng.url, { user: `dash-${i}`, name: `Dash ${i}` })));
+  for (const c of clients) await c.request({ op: 'join', room });
+  const every = 50;
+  const offered = (clients.length * 1000) / every;
+  const sentBy = clients.map(() => 0);
+  const timers = clients.map((c, i) => setInterval(() => c.send({ op: 'send', room, text: 'load', cid: `d${i}-${sentBy[i]++}` }), every));
+  const num = async (id: string): Promise<number> => Number((await page.getByTestId(id).innerText()).replace(/,/g, ''));
+  const measure = async (): Promise<DashboardRates> => {
+    // The page's numbers become non-zero: 4 connections, messages flowing in and out.
+    await page.waitForFunction(() => {
+      const n = (id: string): number => Number(document.querySelector(`[data-testid="${id}"]`)!.textContent!.replace(/,/g, ''));
+      return n('connections') === 4 && n('rate-in') > 0 && n('rate-out') > 0;
+    }, undefined, { timeout: 15_000 });
+    const polls = async (): Promise<number> => Number(await page.getByTestId('poll-status').getAttribute('data-polls'));
+    const s0 = (await (await fetch(`${eng.http}/api/stats`)).json()) as Frame;
+    const p0 = await polls();
+    await page.waitForFunction((p) => Number(document.querySelector('[data-testid="poll-status"]')!.getAttribute('data-polls')) >= p + 2, p0, { timeout: 10_000 });
+    const [rateIn, rateOut] = [await num('rate-in'), await num('rate-out')];
+    const s1 = (await (await fetch(`${eng.http}/api/stats`)).json()) as Frame;
+    const dt = (s1.uptimeMs - s0.uptimeMs) / 1000;
+    return { rateIn, rateOut, engineIn: (s1.accepted - s0.accepted) / dt, engineOut: (s1.delivered - s0.delivered) / dt, offered, s1 };
+  };
+  return { clients, sentBy, timers, measure };
+}

@@ -110,7 +110,7 @@ export class TappedSocket implements WebSocketLike {
     this.ws.onerror = (e) => this.onerror?.(e);
     this.ws.onclose = (e) => { this.onclose?.({ code: e.code, reason: e.reason }); tap.event(); };
     this.ws.onmessage = (e) => {
-      let f = JSON.parse(String(e.data)) as Frame; // eslint-disable-line prefer-const
+      let f = JSON.parse(String(e.data)) as Frame;
       tap.received.push({ conn: this.conn, f });
       if (tap.hold?.(f)) {
         tap.held.push(f);

@@ -1,9 +1,10 @@
-// Cluster-mode test helpers: several real engine processes sharing one MariaDB database and the
-// local Redis (127.0.0.1:6379, or the port in CHAT_TEST_REDIS_PORT: a private redis-server for a
-// run that must not disturb a shared one), each cluster under its own CHAT_REDIS_PREFIX; Redis stopped and
-// started for real; per-member stream audits (gapless, in seq order, after `joined`).
+// Cluster-mode test helpers: several real engine processes sharing one MariaDB database and a
+// Redis: the local one (127.0.0.1:6379, or the port in CHAT_TEST_REDIS_PORT), or a private
+// redis-server a suite starts on a port of its own (`PrivateRedis`: a suite that stops or pauses
+// Redis must own it, or it would pull Redis from under the suites running beside it); each cluster
+// under its own CHAT_REDIS_PREFIX; per-member stream audits (gapless, in seq order, after `joined`).
 
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
@@ -17,6 +18,16 @@ const IN_CI = process.env.CI === 'true';
 export const REDIS_HOST = '127.0.0.1';
 export const REDIS_PORT = Number(process.env.CHAT_TEST_REDIS_PORT ?? 6379);
 export const REDIS_URL = `redis://${REDIS_HOST}:${REDIS_PORT}`;
+
+/** Where a Redis listens (on REDIS_HOST). */
+export interface RedisAt {
+  port: number;
+}
+
+/** The local Redis every suite may share (never stopped or paused by a suite). */
+export const SHARED_REDIS: RedisAt = { port: REDIS_PORT };
+
+export const redisUrl = (at: RedisAt): string => `redis://${REDIS_HOST}:${at.port}`;
 /** CHAT_NODE_TIMEOUT of every test cluster. */
 export const NODE_TIMEOUT_MS = 2000;
 
@@ -25,9 +36,9 @@ export { until };
 // ---- Redis, the real server ---------------------------------------------------------------------
 
 /** One PING over a raw socket: true on +PONG, false on refusal, error or timeout. */
-export function redisPing(timeoutMs = 1000): Promise<boolean> {
+export function redisPing(timeoutMs = 1000, at: RedisAt = SHARED_REDIS): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = net.connect(REDIS_PORT, REDIS_HOST);
+    const s = net.connect(at.port, REDIS_HOST);
     let buf = '';
     const done = (ok: boolean): void => { clearTimeout(t); s.destroy(); resolve(ok); };
     const t = setTimeout(() => done(false), timeoutMs);
@@ -53,10 +64,10 @@ export async function redisAvailable(): Promise<boolean> {
 }
 
 /** `redis-cli -p <port> shutdown nosave`, then wait until the port no longer answers. */
-export async function stopRedis(): Promise<void> {
+export async function stopRedis(at: RedisAt = SHARED_REDIS): Promise<void> {
   // redis-cli exits non-zero when the server drops the connection mid-reply; the port check decides.
-  await run('redis-cli', ['-h', REDIS_HOST, '-p', String(REDIS_PORT), 'shutdown', 'nosave']).catch(() => undefined);
-  await until('Redis to stop answering', async () => ((await redisPing(300)) ? undefined : true), 10_000, 50);
+  await run('redis-cli', ['-h', REDIS_HOST, '-p', String(at.port), 'shutdown', 'nosave']).catch(() => undefined);
+  await until('Redis to stop answering', async () => ((await redisPing(300, at)) ? undefined : true), 10_000, 50);
 }
 
 /** Start the local Redis as the contract says, and wait until it answers PING. */
@@ -71,9 +82,9 @@ export async function ensureRedis(): Promise<void> {
 }
 
 /** Delete every key a cluster left under its prefix (best effort; Redis may be down). */
-export async function dropRedisKeys(prefix: string): Promise<void> {
-  if (!(await redisPing(500))) return;
-  const r = new Redis({ host: REDIS_HOST, port: REDIS_PORT, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+export async function dropRedisKeys(prefix: string, at: RedisAt = SHARED_REDIS): Promise<void> {
+  if (!(await redisPing(500, at))) return;
+  const r = new Redis({ host: REDIS_HOST, port: at.port, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
   try {
     await r.connect();
     let cursor = '0';
@@ -84,6 +95,86 @@ export async function dropRedisKeys(prefix: string): Promise<void> {
     } while (cursor !== '0');
   } finally {
     r.disconnect();
+  }
+}
+
+/** A port free right now on REDIS_HOST (the kernel picks it). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, REDIS_HOST, () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Private redis-servers still running when the test process exits are killed with it. */
+const privateServers = new Set<ChildProcess>();
+process.once('exit', () => { for (const p of privateServers) if (p.exitCode === null) p.kill('SIGKILL'); });
+
+/**
+ * A redis-server of this suite's own, on a port of its own, run as a child process (no
+ * persistence, loopback only). `stop()` shuts it down, `start()` starts it again on the same port,
+ * `close()` at the end of the suite.
+ */
+export class PrivateRedis implements RedisAt {
+  private proc: ChildProcess | null = null;
+
+  private constructor(readonly port: number) {}
+
+  get url(): string {
+    return redisUrl(this);
+  }
+
+  /** A running private Redis; null (after a loud warning) when redis-server is missing, except under CI=true (throws). */
+  static async open(): Promise<PrivateRedis | null> {
+    const r = new PrivateRedis(await freePort());
+    try {
+      await r.start();
+      return r;
+    } catch (err) {
+      if (IN_CI) throw new Error(`a private redis-server is required under CI=true: ${(err as Error).message}`);
+      console.warn(`\n*** suite SKIPPED: could not start a private redis-server (${(err as Error).message}). Install redis-server. Under CI=true this fails. ***\n`);
+      return null;
+    }
+  }
+
+  async start(): Promise<void> {
+    if (this.proc !== null && this.proc.exitCode === null && this.proc.signalCode === null) return;
+    const proc = spawn('redis-server', ['--bind', REDIS_HOST, '--port', String(this.port), '--save', '', '--appendonly', 'no', '--daemonize', 'no'], { stdio: 'ignore' });
+    privateServers.add(proc);
+    proc.once('exit', () => privateServers.delete(proc));
+    const failed = new Promise<never>((_, reject) => {
+      proc.once('error', reject);
+      proc.once('exit', (code) => reject(new Error(`redis-server on port ${this.port} exited (${code})`)));
+    });
+    failed.catch(() => undefined);
+    this.proc = proc;
+    await Promise.race([until(`Redis on port ${this.port} to answer PING`, async () => ((await redisPing(300, this)) ? true : undefined), 10_000, 50), failed]);
+  }
+
+  /** Shut it down (as an operator would: SHUTDOWN NOSAVE) and wait for the process to exit. */
+  async stop(): Promise<void> {
+    const proc = this.proc;
+    if (proc === null || proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    await stopRedis(this);
+    await exited;
+  }
+
+  /** Running again if a failed test left it stopped. */
+  async ensure(): Promise<void> {
+    if (!(await redisPing(500, this))) await this.start();
+  }
+
+  async close(): Promise<void> {
+    const proc = this.proc;
+    if (proc === null || proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    proc.kill('SIGTERM');
+    await exited;
   }
 }
 
@@ -102,10 +193,10 @@ export interface ClusterNode extends EngineProc {
 /** The pipeline in isolation: no per-connection send rate limit (ENTER/QUIT chosen per test). */
 export const NO_RATE = { CHAT_SEND_RATE: '0' };
 
-export function nodeEnv(dbUrl: string, prefix: string, id: number, extra: Record<string, string> = {}): Record<string, string> {
+export function nodeEnv(dbUrl: string, prefix: string, id: number, extra: Record<string, string> = {}, redis: RedisAt = SHARED_REDIS): Record<string, string> {
   return {
     CHAT_STORE: dbUrl,
-    CHAT_REDIS_URL: REDIS_URL,
+    CHAT_REDIS_URL: redisUrl(redis),
     CHAT_REDIS_PREFIX: prefix,
     CHAT_NODE_ID: String(id),
     CHAT_NODE_TIMEOUT: `${NODE_TIMEOUT_MS / 1000}s`,
@@ -123,10 +214,10 @@ export class Cluster {
   readonly nodes: ClusterNode[] = [];
   readonly clients: Client[] = [];
 
-  constructor(readonly dbUrl: string, readonly env: Record<string, string> = {}) {}
+  constructor(readonly dbUrl: string, readonly env: Record<string, string> = {}, readonly redis: RedisAt = SHARED_REDIS) {}
 
   async startNode(id: number, extra: Record<string, string> = {}): Promise<ClusterNode> {
-    const eng = await startEngine(nodeEnv(this.dbUrl, this.prefix, id, { ...this.env, ...extra }));
+    const eng = await startEngine(nodeEnv(this.dbUrl, this.prefix, id, { ...this.env, ...extra }, this.redis));
     const node = Object.assign(eng, { id });
     this.nodes.push(node);
     return node;
@@ -163,7 +254,7 @@ export class Cluster {
       await n.exited;
       clearTimeout(t);
     }));
-    await dropRedisKeys(this.prefix);
+    await dropRedisKeys(this.prefix, this.redis);
   }
 }
 

@@ -2,6 +2,7 @@
 // the room's lock, gapless for two writers at once, cid conflicts between nodes, repeats after an
 // unknown outcome, deleted rooms; and the two reads a node uses to fill gaps.
 
+import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IdGenerator } from '../workers/ids.ts';
 import { Assigner } from '../workers/persistence/assign.ts';
@@ -87,25 +88,47 @@ describe.runIf(HAVE_MYSQL)('cluster commit (MySQL)', () => {
   it('a node that freezes between the two round trips of its commit holds the room\'s lock only for the idle-transaction timeout, then its commit fails and a retry goes through', async () => {
     const frozen = await MysqlStore.open(db.url, 1); // idle_transaction_timeout = 1 s
     const other = await MysqlStore.open(db.url, 1);
+    const watch = await mysql.createConnection({ uri: db.url });
+    let thaw = (): void => {};
     try {
       await frozen.createRoom(room('fz'), []);
-      // The frozen node's write connection: its second round trip (insert + COMMIT) starts 4 s late.
+      // The frozen node's write connection: its second round trip (insert + COMMIT) waits until
+      // the test thaws it; the first (the room's row lock) has then been answered.
       const conn = (frozen as unknown as { writer: { conn: { query: (...a: unknown[]) => Promise<unknown> } } }).writer.conn;
       const query = conn.query.bind(conn);
       let calls = 0;
+      let froze = (): void => {};
+      const frozenNow = new Promise<void>((r) => { froze = r; });
+      const thawed = new Promise<void>((r) => { thaw = r; });
       conn.query = async (...args: unknown[]) => {
-        if (++calls === 2) await new Promise((r) => setTimeout(r, 4000));
+        if (++calls === 2) { froze(); await thawed; }
         return query(...args);
       };
       const stuck = msg('fz', 'u1', 'frozen-1');
       const frozenCommit = frozen.commitAssign([stuck], [], next1).then(() => 'committed', (err: Error) => `failed: ${err.message}`);
-      await new Promise((r) => setTimeout(r, 200)); // the frozen node now holds fz's row lock
-      const t0 = Date.now();
+      await frozenNow; // the frozen node holds fz's row lock
       const mine = msg('fz', 'u2', 'other-1');
-      await other.commitAssign([mine], [], next2);
-      const waited = Date.now() - t0;
+      let done = false;
+      const otherCommit = other.commitAssign([mine], [], next2).then(() => { done = true; });
+      // The other node really waits on that lock: in one look at the server, the frozen node's
+      // transaction is open and the other node's SELECT ... FOR UPDATE of the room is running.
+      let holder = 0;
+      for (;;) {
+        const [rows] = await watch.query<mysql.RowDataPacket[]>(
+          'SELECT p.ID AS id, p.INFO AS info, t.trx_state AS trx FROM information_schema.processlist p LEFT JOIN information_schema.innodb_trx t ON t.trx_mysql_thread_id = p.ID WHERE p.DB = DATABASE()');
+        const open = rows.find((r) => r.trx === 'RUNNING' && r.info === null);
+        if (open && rows.some((r) => r.id !== open.id && /FOR UPDATE/.test(String(r.info)))) { holder = Number(open.id); break; }
+        expect(done, 'the other node committed without waiting: the frozen node held no lock').toBe(false);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      // ...and gets it while the frozen node is still frozen: the server ended the idle
+      // transaction (its connection is gone), not innodb_lock_wait_timeout (50 s, which would
+      // fail this commit).
+      await otherCommit;
       expect(mine.seq).toBe(1);
-      expect(waited, 'the other node waited about the idle timeout, not innodb_lock_wait_timeout (50 s)').toBeLessThan(3900);
+      const [still] = await watch.query<mysql.RowDataPacket[]>('SELECT ID FROM information_schema.processlist WHERE ID = ?', [holder]);
+      expect(still, 'the frozen node\'s connection was closed by the server').toEqual([]);
+      thaw();
       expect(await frozenCommit).toMatch(/^failed/);
       // The actor retries on a new connection: the message lands after the other node's.
       conn.query = query;
@@ -113,6 +136,8 @@ describe.runIf(HAVE_MYSQL)('cluster commit (MySQL)', () => {
       expect(stuck.seq).toBe(2);
       expect((await reader.range('fz', 1, 10)).map((m) => m.cid)).toEqual(['other-1', 'frozen-1']);
     } finally {
+      thaw();
+      await watch.end();
       await frozen.close();
       await other.close();
     }

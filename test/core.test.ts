@@ -3,7 +3,8 @@
 
 import { Packr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, getJson, startEngine, type EngineProc, type Frame } from './helpers.ts';
+import { Client, getJson, KeepAlive, startEngine, type EngineProc, type Frame } from './helpers.ts';
+import { until } from './reliability-helpers.ts';
 
 const ID_RE = /^[0-9A-F][0-9A-HJKMNP-TV-Z]{12}$/;
 // The pipeline in isolation: no ENTER/QUIT messages and no send rate limit (test/domain.test.ts covers them).
@@ -21,7 +22,7 @@ describe('protocol v1 over one engine', () => {
     for (const x of [a, b, c]) {
       const j = await x.request({ op: 'join', room: 'trio' });
       expect(j).toMatchObject({ op: 'joined', room: 'trio', seq: 0, messages: [] });
-      expect(typeof j.epoch).toBe('string');
+      expect(j.epoch).toMatch(ID_RE);
     }
     const senders = [a, b, c];
     for (let i = 0; i < 30; i++) senders[i % 3].send({ op: 'send', room: 'trio', text: `m${i}`, cid: `cid-${i}` });
@@ -30,7 +31,7 @@ describe('protocol v1 over one engine', () => {
     for (const ack of acks.flat()) {
       expect(ack.id).toMatch(ID_RE);
       expect(ack.room).toBe('trio');
-      expect(typeof ack.at).toBe('number');
+      expect(Number.isSafeInteger(ack.at) && ack.at > Date.parse('2024-01-01'), `ack.at ${ack.at} is a time in ms`).toBe(true);
     }
     const views = await Promise.all([a, b, c].map((x) => x.msgs('trio', 30)));
     for (const v of views) {
@@ -299,21 +300,38 @@ describe('durability', () => {
     expect(await eng.stop()).toBe(0);
   });
 
-  it('SIGTERM under load commits and acks what it holds, exits 0, and loses no acked message', async () => {
-    let eng = await startEngine({ ...CORE, CHAT_TEST_COMMIT_DELAY_MS: '20' });
+  it('SIGTERM under load: /healthz 503 while it commits what it holds, every send gets ack or overloaded, connections close 1001, exit 0, no acked message lost', async () => {
+    let eng = await startEngine({ ...CORE, CHAT_HTTP_RATE: '0', CHAT_TEST_HOOKS: '1' });
+    // Opened before the signal: the listen socket closes at once, this connection stays.
+    const ops = await KeepAlive.open(eng.port);
+    expect((await ops.request('GET', '/healthz')).status).toBe(200);
     const a = await Client.connect(eng.url, { user: 'term' });
     let sent = 0;
-    const pump = setInterval(() => { for (let i = 0; i < 20; i++) a.send({ op: 'send', room: 'term', text: 't', cid: `t${sent++}` }); }, 2);
-    await a.op('ack');
+    const send = (n: number): void => { for (let i = 0; i < n; i++) a.send({ op: 'send', room: 'term', text: 't', cid: `t${sent++}` }); };
+    send(50);
+    await a.op('ack', (f) => f.cid === 't49');
+    // Hold the commits: what is sent now stays in the actor, and the engine cannot finish stopping.
+    expect((await ops.request('POST', '/_test/hold/commit')).status).toBe(200);
+    send(50);
+    expect((await ops.request('GET', '/_test/waiting/commit?n=1')).body.waiting).toBe(1);
     const code = eng.stop('SIGTERM');
-    await new Promise((r) => setTimeout(r, 30));
-    clearInterval(pump);
+    await until('GET /healthz 503 once stopping', async () => ((await ops.request('GET', '/healthz')).status === 503 ? true : undefined), 15_000, 20);
+    expect(eng.proc.exitCode, 'the engine waits for the held commit').toBeNull();
+    send(50); // after the signal: refused, never silently dropped
+    await a.op('error', (f) => f.cid === `t${sent - 1}`);
+    expect(a.frames.some((f) => f.op === 'ack' && f.cid === 't99'), 'no ack while its commit is held').toBe(false);
+    expect((await ops.request('POST', '/_test/release/commit')).status).toBe(200);
     expect(await code).toBe(0);
-    await a.closed;
+    expect(await a.closed).toBe(1001);
+    ops.close();
     const acked = a.frames.filter((f) => f.op === 'ack');
     const refused = a.frames.filter((f) => f.op === 'error');
-    expect(acked.length).toBeGreaterThan(0);
     for (const e of refused) expect(e.code).toBe('overloaded');
+    // every send has exactly one outcome
+    const outcomes = [...acked, ...refused].map((f) => f.cid as string).sort();
+    expect(outcomes).toEqual(Array.from({ length: sent }, (_, i) => `t${i}`).sort());
+    expect(acked.map((f) => f.cid)).toContain('t99'); // held, then committed and acked while stopping
+    expect(refused.map((f) => f.cid)).toContain('t149');
     eng = await startEngine(CORE, eng.dir);
     const cids = new Set<string>();
     let before: string | undefined;
@@ -326,6 +344,21 @@ describe('durability', () => {
     for (const ack of acked) expect(cids.has(ack.cid)).toBe(true);
     for (const e of refused) expect(cids.has(e.cid)).toBe(false);
     expect(await eng.stop()).toBe(0);
+  });
+
+  it('a second signal while stopping exits 130 at once, without waiting for what is held', async () => {
+    const eng = await startEngine({ ...CORE, CHAT_HTTP_RATE: '0', CHAT_TEST_HOOKS: '1' });
+    const ops = await KeepAlive.open(eng.port);
+    const a = await Client.connect(eng.url, { user: 'twice' });
+    expect((await ops.request('POST', '/_test/hold/commit')).status).toBe(200);
+    a.send({ op: 'send', room: 'twice', text: 'held', cid: 'h1' });
+    expect((await ops.request('GET', '/_test/waiting/commit?n=1')).body.waiting).toBe(1);
+    eng.proc.kill('SIGTERM');
+    await until('GET /healthz 503 once stopping', async () => ((await ops.request('GET', '/healthz')).status === 503 ? true : undefined), 15_000, 20);
+    expect(eng.proc.exitCode, 'still stopping: the commit is held').toBeNull();
+    expect(await eng.stop('SIGTERM')).toBe(130);
+    expect(a.frames.some((f) => f.op === 'ack')).toBe(false);
+    ops.close();
   });
 });
 
@@ -372,7 +405,7 @@ describe('frames of a room whose join is in flight (slow commits)', () => {
   const ADMIN = 'core-admin-token-0123456789';
   let eng: EngineProc;
   // ENTER/QUIT on (public rooms): a join waits for its ENTER's commit, which takes 400 ms here.
-  beforeAll(async () => { eng = await startEngine({ CHAT_SEND_RATE: '0', CHAT_TEST_COMMIT_DELAY_MS: '400', CHAT_ADMIN_TOKEN: ADMIN }); });
+  beforeAll(async () => { eng = await startEngine({ CHAT_SEND_RATE: '0', CHAT_HTTP_RATE: '0', CHAT_TEST_COMMIT_DELAY_MS: '400', CHAT_TEST_HOOKS: '1', CHAT_ADMIN_TOKEN: ADMIN }); });
   afterAll(async () => { expect(await eng.stop()).toBe(0); });
 
   it('queue behind the join, at most 64 per room: the rest are rate_limited, and all are answered', async () => {
@@ -391,13 +424,18 @@ describe('frames of a room whose join is in flight (slow commits)', () => {
     const admin = { authorization: `Bearer ${ADMIN}` };
     const a = await Client.connect(eng.url, { user: 'deleter' });
     await a.request({ op: 'join', room: 'busy-del' });
+    const post = async (path: string): Promise<void> => { expect((await fetch(`${eng.http}/_test/${path}`, { method: 'POST' })).status).toBe(200); };
+    // The room's sends are held in their commit; the delete is held before the actor until then.
+    await post('hold/commit');
+    await post('hold/admin');
     for (let i = 0; i < 30; i++) a.send({ op: 'send', room: 'busy-del', text: `b${i}`, cid: `bd${i}` });
-    await new Promise((r) => setTimeout(r, 100)); // a commit is running; more sends are buffered behind it
-    const res = await Promise.race([
-      fetch(`${eng.http}/api/rooms/busy-del`, { method: 'DELETE', headers: admin }).then((r) => r.status),
-      new Promise((r) => setTimeout(() => r('no answer in 10 s'), 10_000)),
-    ]);
-    expect(res).toBe(200);
+    expect((await getJson(`${eng.http}/_test/waiting/commit?n=1`)).body.waiting).toBe(1);
+    const res = fetch(`${eng.http}/api/rooms/busy-del`, { method: 'DELETE', headers: admin }).then((r) => r.status);
+    expect((await getJson(`${eng.http}/_test/waiting/admin?n=1`)).body.waiting).toBe(1);
+    // The delete goes to the actor first, then the commit is let go (one port, in order).
+    await post('release/admin');
+    await post('release/commit');
+    expect(await res).toBe(200);
     expect(await a.op('left')).toMatchObject({ room: 'busy-del', reason: 'deleted' });
     expect((await fetch(`${eng.http}/api/rooms/busy-del/messages`, { headers: admin })).status).toBe(404);
     await a.close();
@@ -408,13 +446,20 @@ describe('frames of a room whose join is in flight (slow commits)', () => {
       const h = await getJson(`${eng.http}/api/rooms/${room}/messages?limit=100`);
       return (h.body.messages as Frame[]).filter((m) => m.from.id === user && m.type !== 'CHAT').map((m) => m.type);
     };
-    // Two connections of one user: the second joins and leaves while the first one's ENTER commits.
+    const hold = async (point: 'hold' | 'release'): Promise<void> => { expect((await fetch(`${eng.http}/_test/${point}/commit`, { method: 'POST' })).status).toBe(200); };
+    const heldCommits = async (): Promise<number> => (await getJson(`${eng.http}/_test/waiting/commit?n=1`)).body.waiting as number;
+    // Two connections of one user: the second joins and leaves while the first one's ENTER is
+    // held in its commit (a ping answered after them shows the engine took both).
     const a = await Client.connect(eng.url, { user: 'twice' });
     const b = await Client.connect(eng.url, { user: 'twice' });
+    await hold('hold');
     a.send({ op: 'join', room: 'alt-1', ref: 'ja' });
-    await new Promise((r) => setTimeout(r, 5));
+    expect(await heldCommits()).toBe(1);
     b.send({ op: 'join', room: 'alt-1', ref: 'jb' });
     b.send({ op: 'leave', room: 'alt-1', ref: 'lb' });
+    expect(await b.request({ op: 'ping' })).toMatchObject({ op: 'pong' });
+    expect(a.frames.some((f) => f.ref === 'ja'), 'a\'s join waits for its ENTER').toBe(false);
+    await hold('release');
     await b.waitFor((f) => f.ref === 'lb');
     expect((await a.waitFor((f) => f.ref === 'ja')).op).toBe('joined');
     const marker = await a.request({ op: 'send', room: 'alt-1', text: 'marker', cid: 'mk1' });
@@ -426,10 +471,14 @@ describe('frames of a room whose join is in flight (slow commits)', () => {
     const keeper = await Client.connect(eng.url, { user: 'keeper' });
     await keeper.request({ op: 'join', room: 'alt-2' });
     const gone = await Client.connect(eng.url, { user: 'dropper' });
+    await hold('hold');
     gone.send({ op: 'join', room: 'alt-2' });
-    await new Promise((r) => setTimeout(r, 100)); // the join is in, its ENTER in a 400 ms commit
+    expect(await heldCommits()).toBe(1); // the join is in, its ENTER held in its commit
+    const open = (await getJson(`${eng.http}/api/stats`)).body.connections as number;
     gone.ws.terminate();
-    await new Promise((r) => setTimeout(r, 1000)); // its ENTER is committed meanwhile
+    await until('the engine to see the dropped connection', async () => ((await getJson(`${eng.http}/api/stats`)).body.connections === open - 1 ? true : undefined), 10_000, 20);
+    await hold('release');
+    await until('the ENTER, then the QUIT of the dropped connection, stored', async () => (JSON.stringify(await types('alt-2', 'dropper')) === '["ENTER","QUIT"]' ? true : undefined), 10_000, 20);
     const back = await Client.connect(eng.url, { user: 'dropper' });
     await back.request({ op: 'join', room: 'alt-2' });
     await keeper.request({ op: 'send', room: 'alt-2', text: 'marker', cid: 'mk3' });

@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import { Packr } from 'msgpackr';
 import WebSocket from 'ws';
@@ -86,7 +87,7 @@ export function startEngine(env: Record<string, string> = {}, dir = tempDir(), a
         });
       }
     });
-    exited.then((code) => reject(new Error(`engine exited (${code}) before listening: ${stderr.join('')}`)));
+    void exited.then((code) => reject(new Error(`engine exited (${code}) before listening: ${stderr.join('')}`)));
   });
 }
 
@@ -204,4 +205,52 @@ export class Client {
 export async function getJson(url: string): Promise<{ status: number; body: Frame }> {
   const r = await fetch(url);
   return { status: r.status, body: (await r.json()) as Frame };
+}
+
+/**
+ * One HTTP/1.1 keep-alive connection, requests in turn on it. It outlives the engine's listen
+ * socket: once a stopping engine stops accepting, a connection opened before still reaches it
+ * (`/healthz` while stopping, the test hooks).
+ */
+export class KeepAlive {
+  private buf = Buffer.alloc(0);
+  private waiter: (() => void) | null = null;
+  private closed = false;
+
+  private constructor(private readonly sock: Socket) {
+    sock.on('data', (d: Buffer) => { this.buf = Buffer.concat([this.buf, d]); this.waiter?.(); });
+    sock.on('close', () => { this.closed = true; this.waiter?.(); });
+    sock.on('error', () => {});
+  }
+
+  static open(port: number): Promise<KeepAlive> {
+    return new Promise((res, rej) => {
+      const s = connect({ host: '127.0.0.1', port }, () => res(new KeepAlive(s)));
+      s.once('error', rej);
+    });
+  }
+
+  async request(method: string, path: string, timeoutMs = 15_000): Promise<{ status: number; body: Frame }> {
+    this.sock.write(`${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n`);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const end = this.buf.indexOf('\r\n\r\n');
+      if (end >= 0) {
+        const head = this.buf.subarray(0, end).toString('latin1');
+        const len = Number(/content-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
+        if (this.buf.length >= end + 4 + len) {
+          const body = this.buf.subarray(end + 4, end + 4 + len).toString();
+          this.buf = this.buf.subarray(end + 4 + len);
+          return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]), body: (body ? JSON.parse(body) : {}) as Frame };
+        }
+      }
+      if (this.closed) throw new Error(`connection closed before the answer to ${method} ${path}`);
+      if (Date.now() > deadline) throw new Error(`no answer to ${method} ${path} within ${timeoutMs} ms`);
+      await new Promise<void>((r) => { const t = setTimeout(r, 100); this.waiter = () => { clearTimeout(t); r(); }; });
+    }
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
 }

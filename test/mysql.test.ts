@@ -22,6 +22,27 @@ async function allMessages(eng: EngineProc, room: string): Promise<Frame[]> {
   }
 }
 
+async function connectionId(c: mysql.Connection): Promise<number> {
+  const [[row]] = await c.query<mysql.RowDataPacket[]>('SELECT CONNECTION_ID() AS id');
+  return Number(row.id);
+}
+
+/**
+ * Polls the server's process list until connection `id`'s state passes `ok` (done: the connection
+ * runs no statement); returns that state. The ALTER's own state, as MariaDB reports it.
+ */
+async function untilState(via: mysql.Connection, id: number, ok: (state: string, done: boolean) => boolean, what: string): Promise<string> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const [rows] = await via.query<mysql.RowDataPacket[]>('SELECT STATE AS state, COMMAND AS command FROM information_schema.processlist WHERE ID = ?', [id]);
+    const state = String(rows[0]?.state ?? '');
+    const done = rows.length === 0 || rows[0].command === 'Sleep';
+    if (ok(state, done)) return state;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; connection ${id} is in state "${state}"`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 describe.runIf(HAVE_MYSQL)('engine on MariaDB', () => {
   let db: Awaited<ReturnType<typeof freshDatabase>>;
   beforeAll(async () => { db = await freshDatabase(); });
@@ -106,7 +127,7 @@ describe.runIf(HAVE_MYSQL)('engine on MariaDB', () => {
     await proxy.cut();
   });
 
-  it('upgrading a schema-3 database: migration 4 makes (sender, cid) compare exactly, online (a write during it is not held up), every row kept', async () => {
+  it('upgrading a schema-3 database: migration 4 makes (sender, cid) compare exactly, online (a write commits while the ALTER is unfinished), every row kept', async () => {
     const up = await freshDatabase();
     const c = await mysql.createConnection({ uri: up.url, charset: 'utf8mb4_bin' });
     const w = await mysql.createConnection({ uri: up.url, charset: 'utf8mb4_bin' });
@@ -123,18 +144,49 @@ describe.runIf(HAVE_MYSQL)('engine on MariaDB', () => {
       await expect(c.query("INSERT INTO messages (tsid, id, room, seq, type, from_id, from_name, text, at, cid) VALUES (999999999, 'X', 'big', 999999999, 'CHAT', 'u1', 'U', 't', 1, 'c1 ')"))
         .rejects.toMatchObject({ code: 'ER_DUP_ENTRY' }); // "c1 " collides with "c1" under PAD SPACE
 
-      let migrated = 0;
-      const migration = migrateMysql(c).then(() => { migrated = performance.now(); });
-      await new Promise((r) => setTimeout(r, 150));
-      await w.query("INSERT INTO messages (tsid, id, room, seq, type, from_id, from_name, text, at, cid) VALUES (999999998, 'Y', 'big', 999999998, 'CHAT', 'u2', 'U', 't', 1, 'during')");
-      const written = performance.now();
-      await migration;
-      expect(written, 'the write during the migration finished before it did').toBeLessThan(migrated);
+      // Online, proved with the ALTER's own state and a held table lock, never wall-clock order.
+      // MariaDB's INPLACE, LOCK=NONE rebuild takes an exclusive metadata lock briefly while it
+      // prepares and again to commit; in between ("altering table") writes go on. A transaction
+      // of `hold` reading the table keeps the ALTER from committing, so it is provably unfinished
+      // while the write runs.
+      const hold = await mysql.createConnection({ uri: up.url, charset: 'utf8mb4_bin' });
+      try {
+        const alterId = await connectionId(c);
+        const writeId = await connectionId(w);
+        let migrated = false;
+        const migration = migrateMysql(c).then(() => { migrated = true; });
+        await untilState(hold, alterId, (s) => s === 'altering table', 'the ALTER in its online phase');
+        await hold.query('START TRANSACTION');
+        await hold.query('SELECT tsid FROM messages WHERE tsid = 1');
+        const insert = (tsid: number, cid: string): Promise<unknown> =>
+          w.query(`INSERT INTO messages (tsid, id, room, seq, type, from_id, from_name, text, at, cid) VALUES (${tsid}, 'Y${tsid % 10}', 'big', ${tsid}, 'CHAT', 'u2', 'U', 't', 1, ?)`, [cid]);
+        let written = false;
+        const during = insert(999999998, 'during').then(() => { written = true; });
+        const seen = await untilState(hold, writeId, (s) => written || s === 'Waiting for table metadata lock', 'the write to finish or wait');
+        if (!written) {
+          await hold.query('COMMIT');
+          await during;
+          throw new Error(`the write waited (${seen}): either the ALTER is not online or it finished copying before the write began`);
+        }
+        expect(migrated, 'the ALTER cannot have finished: the held transaction keeps it from committing').toBe(false);
+        // Its end: the ALTER waits for the held transaction to commit, and a write that arrives
+        // meanwhile queues behind its exclusive lock (on a busy table, a long transaction holds up
+        // writes for as long as it runs once the ALTER is at its end).
+        await untilState(hold, alterId, (s) => s === 'Waiting for table metadata lock', 'the ALTER waiting for its exclusive lock');
+        let late = false;
+        const after = insert(999999997, 'at-the-end').then(() => { late = true; });
+        await untilState(hold, writeId, (s) => s === 'Waiting for table metadata lock', 'the second write to queue behind the ALTER');
+        expect(late).toBe(false);
+        await hold.query('COMMIT');
+        await Promise.all([migration, after]);
+      } finally {
+        await hold.end();
+      }
 
       const [cols] = await c.query<mysql.RowDataPacket[]>("SELECT COLLATION_NAME AS coll FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = 'messages' AND column_name IN ('from_id', 'cid')");
       expect(cols.map((r) => r.coll)).toEqual(['utf8mb4_nopad_bin', 'utf8mb4_nopad_bin']);
       const [[count]] = await c.query<mysql.RowDataPacket[]>('SELECT COUNT(*) AS n FROM messages');
-      expect(Number(count.n)).toBe(ROWS + 1);
+      expect(Number(count.n)).toBe(ROWS + 2);
       await c.query("INSERT INTO messages (tsid, id, room, seq, type, from_id, from_name, text, at, cid) VALUES (999999999, 'X', 'big', 999999999, 'CHAT', 'u1', 'U', 't', 1, 'c1 ')");
       const [[version]] = await c.query<mysql.RowDataPacket[]>('SELECT version FROM schema_version');
       expect(Number(version.version)).toBe(MYSQL_SCHEMA_VERSION);

@@ -7,7 +7,7 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import { Packr } from 'msgpackr';
 import WebSocket from 'ws';
-import { getJson, startEngine, type EngineProc, type Frame } from './helpers.ts';
+import { Client, getJson, startEngine, type EngineProc, type Frame } from './helpers.ts';
 
 /** The pipeline in isolation: no ENTER/QUIT messages, no send limits (count or bytes), and no
  *  HTTP rate limit (an audit pages through every room's history as fast as the engine answers). */
@@ -24,6 +24,18 @@ export async function until<T>(what: string, check: () => T | undefined | Promis
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(everyMs);
   }
+}
+
+/** A listener that counts frames without the O(n) scans of Client.waitFor (for long runs). */
+export function tap(c: Client, onFrame: (f: Frame) => void): void {
+  c.ws.on('message', (data: Buffer, isBinary: boolean) => {
+    if (!isBinary) onFrame(JSON.parse(data.toString()) as Frame);
+  });
+}
+
+/** The client's TCP socket (to pause reading, as a slow or half-open peer does). */
+export function socketOf(c: Client): net.Socket {
+  return (c.ws as unknown as { _socket: net.Socket })._socket;
 }
 
 // ---- /proc and /metrics ------------------------------------------------------------------------
@@ -89,6 +101,8 @@ export interface CrashOptions {
   killAfterAcks: number;
   env?: Record<string, string>;
   log?: (line: string) => void;
+  /** Draws the extra 0..200 ms before each kill; seeded by the caller so a run replays. */
+  random?: () => number;
 }
 
 interface SendRec { user: string; room: string; cid: string; text: string }
@@ -163,7 +177,7 @@ export class CrashRun {
         }
       }, tickMs);
       await until(`${this.o.killAfterAcks} acks in cycle ${n}`, () => (cycleAcks >= this.o.killAfterAcks ? true : undefined), 60_000, 5);
-      await sleep(Math.floor(Math.random() * 200));
+      await sleep(Math.floor((this.o.random ?? Math.random)() * 200));
       eng.proc.kill('SIGKILL');
       this.kills++;
       await eng.exited;
@@ -468,6 +482,13 @@ export function rng(seed: number): () => number {
   };
 }
 
+/** `n` bytes drawn from a seeded generator. */
+export function seededBytes(r: () => number, n: number): Buffer {
+  const out = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) out[i] = Math.floor(r() * 256);
+  return out;
+}
+
 export interface FuzzFrame {
   data: string | Buffer;
   binary: boolean;
@@ -497,6 +518,11 @@ export class Fuzzer {
     return xs[this.int(xs.length)];
   }
 
+  /** `n` bytes from the seeded generator (never the system's randomness: a run must replay). */
+  private bytes(n: number): Buffer {
+    return seededBytes(this.r, n);
+  }
+
   /** A wrong value of any type. */
   value(depth = 0): unknown {
     switch (this.int(depth > 2 ? 14 : 18)) {
@@ -510,10 +536,10 @@ export class Fuzzer {
       case 7: return this.pick(OPS);
       case 8: return '\ud800'; // a lone surrogate
       case 9: return '\u202e\u0000\uffff\ufeff';
-      case 10: return randomBytes(this.int(40)).toString('latin1');
+      case 10: return this.bytes(this.int(40)).toString('latin1');
       case 11: return [];
       case 12: return {};
-      case 13: return this.pick([-2147483649, 4294967296, 1e21, 123456789012345678901234567890]);
+      case 13: return this.pick([-2147483649, 4294967296, 1e21, 1.2345678901234568e29]);
       case 14: return [this.value(depth + 1), this.value(depth + 1)];
       case 15: return { [this.pick(FIELDS)]: this.value(depth + 1) };
       case 16: return { __proto__: { op: 'ping' } as unknown, op: this.value(depth + 1) };
@@ -562,7 +588,7 @@ export class Fuzzer {
       case 4: return t(`{"op":"send","room":"${this.pick(this.rooms)}","cid":"d${this.int(1e6)}","text":${this.deep(20_000, '[', ']')}}`, 'deep field');
       case 5: return t(`{"op":"join","room":"${this.pick(this.rooms)}","limit":${this.pick(['1e400', '-1e400', '99999999999999999999999', '1.0000000000000001', '0.5', '-0', '1E2', '0x10'])}}`, 'huge number');
       case 6: return { data: Buffer.from([0x7b, 0x22, 0x6f, 0x70, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0xc0, 0xaf, 0x22, 0x7d]), binary: false, kind: 'invalid utf-8' };
-      case 7: return { data: randomBytes(1 + this.int(200)), binary: true, kind: 'binary on json' };
+      case 7: return { data: this.bytes(1 + this.int(200)), binary: true, kind: 'binary on json' };
       case 8: { const s = Buffer.from(JSON.stringify(this.object())); s[this.int(s.length)] = this.int(256); return t(s.toString('latin1'), 'byte flip'); }
       case 9: return t(JSON.stringify({ op: this.pick(OPS), room: this.pick(this.rooms), [this.pick(FIELDS)]: this.value() }), 'one field wrong');
       case 10: return t(`{"op":"send","room":"${this.pick(this.rooms)}","cid":"dup","cid":${JSON.stringify(this.value())},"text":"t"}`, 'duplicate keys');
@@ -578,7 +604,7 @@ export class Fuzzer {
     const b = (data: Buffer, kind: string): FuzzFrame => ({ data, binary: true, kind });
     const k = this.int(16);
     switch (k) {
-      case 0: return b(randomBytes(1 + this.int(300)), 'garbage');
+      case 0: return b(this.bytes(1 + this.int(300)), 'garbage');
       case 1: return b(Buffer.from(this.pick([[0xc1], [0xdd, 0xff, 0xff, 0xff, 0xff], [0xdf, 0xff, 0xff, 0xff, 0xff], [0xdb, 0xff, 0xff, 0xff, 0xff, 0x41], [0xc6, 0x7f, 0xff, 0xff, 0xff], [0xd9], [0xcf], [0x81], [0x81, 0xa2, 0x6f, 0x70]])), 'bad length');
       case 2: return b(Buffer.from([...Array<number>(this.pick([1000, 30_000])).fill(0x91), 0xc0]), 'deep nesting');
       case 3: return b(Buffer.from([0xc7, 0x04, this.int(256) - 128, 1, 2, 3, 4]), 'ext type');
@@ -587,7 +613,7 @@ export class Fuzzer {
       case 6: { const p = this.packr.pack(this.object()); return b(p.subarray(0, this.int(p.length)), 'truncated'); }
       case 7: { const p = Buffer.from(this.packr.pack(this.object())); p[this.int(p.length)] = this.int(256); return b(p, 'byte flip'); }
       case 8: return b(Buffer.from(this.packr.pack({ op: 'join', room: this.pick(this.rooms), limit: this.pick([2 ** 63, -(2 ** 63), 1.5, 1e300]) })), 'huge number');
-      case 9: return b(Buffer.concat([Buffer.from([0x82, 0xa2, 0x6f, 0x70, 0xa4, 0x73, 0x65, 0x6e, 0x64, 0xa4, 0x74, 0x65, 0x78, 0x74, 0xd3]), randomBytes(8)]), 'int64 text');
+      case 9: return b(Buffer.concat([Buffer.from([0x82, 0xa2, 0x6f, 0x70, 0xa4, 0x73, 0x65, 0x6e, 0x64, 0xa4, 0x74, 0x65, 0x78, 0x74, 0xd3]), this.bytes(8)]), 'int64 text');
       case 10: return b(Buffer.from([0x81, 0xa2, 0x6f, 0x70, 0xa4, 0x70, 0xff, 0x6e, 0x67]), 'invalid utf-8 str');
       case 11: return { data: JSON.stringify(this.object()), binary: false, kind: 'text on msgpack' };
       default: return b(Buffer.from(this.packr.pack(this.object())), 'mutated op');
@@ -789,12 +815,14 @@ export async function fuzzHttp(port: number, adminToken: string, seed: number, c
     const framing = r() < 0.9 ? `content-length: ${bodyBuf.length}\r\n` : 'transfer-encoding: chunked\r\n';
     const payload = framing.startsWith('transfer') ? Buffer.concat([Buffer.from(pick(['5\r\nhello\r\n0\r\n\r\n', 'zz\r\n', 'ffffffffffffffff\r\nx\r\n', '0\r\n\r\n'])), Buffer.alloc(0)]) : bodyBuf;
     const req = Buffer.concat([Buffer.from(`${method} ${path}${query} HTTP/1.1\r\nHost: 127.0.0.1\r\n${auth}${ctype}${framing}connection: close\r\n\r\n`, 'latin1'), payload]);
-    const status = await rawHttp(port, req, 2000);
+    const wellFormed = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS'].includes(method) && framing.startsWith('content-length') && /^[\x21-\x7e]*$/.test(path + query);
+    // A well-formed request must be answered: its wait only guards against a hang, however busy
+    // the box. uWS may hold a malformed one until its own timeout, so that wait is short.
+    const status = await rawHttp(port, req, wellFormed ? 30_000 : 2000);
     statuses[String(status)] = (statuses[String(status)] ?? 0) + 1;
     const what = `${method} ${path.slice(0, 80)}${query.slice(0, 60)} [${auth ? 'auth' : 'anon'}] ${ctype.trim()} ${framing.trim()} body(${bodyBuf.length}) ${bodyBuf.subarray(0, 40).toString('latin1')}`;
     if (status >= 500) fiveHundreds.push(`${status} <- ${what}`);
     if (status <= 0 && unansweredSamples.length < 30) unansweredSamples.push(`${status} <- ${what}`);
-    const wellFormed = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS'].includes(method) && framing.startsWith('content-length') && /^[\x21-\x7e]*$/.test(path + query);
     if (status <= 0 && wellFormed) wellFormedUnanswered.push(`${status} <- ${what}`);
   };
   // Requests that are malformed at the HTTP/1.1 level itself.
@@ -810,4 +838,61 @@ export async function fuzzHttp(port: number, adminToken: string, seed: number, c
   let left = count;
   await Promise.all(Array.from({ length: 8 }, async () => { while (left-- > 0) await one(); }));
   return { statuses, fiveHundreds, unansweredSamples, wellFormedUnanswered };
+}
+
+export interface FuzzRun {
+  stats: FuzzStats;
+  http: Awaited<ReturnType<typeof fuzzHttp>>;
+  /** The well-behaved client's ack latencies (ms) and how many sends it made. */
+  goodLatencies: number[];
+  goodSent: number;
+  healthStatus: number;
+  alive: boolean;
+  errorLogs: string[];
+  figures: Record<string, unknown>;
+}
+
+/**
+ * `frames` fuzz frames over 5 connections (3 JSON, 2 msgpack) and ~`frames / 20` malformed HTTP
+ * requests, while a well-behaved client (`fz-good`) sends every 20 ms and times its acks.
+ */
+export async function fuzzEngine(eng: EngineProc, adminToken: string, frames: number, seed: number): Promise<FuzzRun> {
+  const rooms = ['fz-a', 'fz-b', 'fz-c'];
+  const good = await Client.connect(eng.url, { user: 'fz-good' });
+  await good.request({ op: 'join', room: 'fz-good', limit: 0 });
+  const sentAt = new Map<string, number>();
+  const lat: number[] = [];
+  tap(good, (f) => { if (f.op === 'ack') lat.push(performance.now() - sentAt.get(f.cid)!); });
+  let goodSent = 0;
+  const pump = setInterval(() => {
+    const cid = `g${goodSent++}`;
+    sentAt.set(cid, performance.now());
+    good.send({ op: 'send', room: 'fz-good', text: 'still here', cid });
+  }, 20);
+  const stats = newFuzzStats();
+  const t0 = Date.now();
+  const conns = 5;
+  let http: FuzzRun['http'];
+  try {
+    const fuzzing = Promise.all(Array.from({ length: conns }, (_, i) =>
+      fuzzConnection(eng.url, `fz-${i}`, i >= 3, Math.ceil(frames / conns), seed + i, rooms, stats)));
+    http = await fuzzHttp(eng.port, adminToken, seed, Math.max(500, Math.floor(frames / 20)));
+    await fuzzing;
+  } finally {
+    clearInterval(pump);
+  }
+  const fuzzMs = Date.now() - t0;
+  await until('the good client\'s last acks', () => (lat.length === goodSent ? true : undefined), 10_000);
+  const health = await getJson(`${eng.http}/healthz`);
+  await good.close();
+  const errorLogs = eng.stderr.join('').split('\n').filter((l) => /"level":(50|60)|unhandled|uncaught/i.test(l));
+  return {
+    stats, http, goodLatencies: lat, goodSent, healthStatus: health.status, alive: eng.proc.exitCode === null, errorLogs,
+    figures: {
+      frames: stats.sent, seed, fuzzMs, errors: stats.errors, otherReplies: stats.replies, closes: stats.closes, silentTyping: stats.silentTyping,
+      closeKinds: stats.closeKinds, unanswered: stats.unanswered, unansweredKinds: stats.unansweredKinds, unansweredSamples: stats.unansweredSamples,
+      extraReplies: stats.extraReplies, lateReplies: stats.lateReplies, http: http.statuses, httpUnansweredSamples: http.unansweredSamples.slice(0, 5), goodAcks: lat.length,
+      goodAckP99ms: +percentile(lat, 99).toFixed(1), goodAckMaxMs: +Math.max(...lat).toFixed(1),
+    },
+  };
 }

@@ -2,12 +2,12 @@
 // plus the frame parser fuzzed with random and truncated input.
 
 import { Client as StompClient, type IMessage, type StompHeaders } from '@stomp/stompjs';
-import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import WebSocket from 'ws';
 import { StompError, StompParser } from '../src/protocol/stomp/parser.ts';
 import { Client, getJson, startEngine, tempDir, type EngineProc, type Frame } from './helpers.ts';
+import { rng, seededBytes } from './reliability-helpers.ts';
 
 const ID_RE = /^[0-9A-F][0-9A-HJKMNP-TV-Z]{12}$/;
 
@@ -63,7 +63,7 @@ function until(pred: () => boolean, what: string, timeoutMs = 10_000): Promise<v
 
 describe('STOMP over WebSocket with @stomp/stompjs', () => {
   let eng: EngineProc;
-  beforeAll(async () => { eng = await startEngine({ CHAT_SEND_RATE: '0' }); });
+  beforeAll(async () => { eng = await startEngine({ CHAT_SEND_RATE: '0', CHAT_TEST_HOOKS: '1' }); });
   afterAll(async () => { expect(await eng.stop()).toBe(0); });
 
   it('connects, subscribes, sends with a receipt after the durable commit, and shares the room with native clients', async () => {
@@ -78,8 +78,20 @@ describe('STOMP over WebSocket with @stomp/stompjs', () => {
     const [enter] = await nextMessage(got, 1);
     expect(JSON.parse(enter.body)).toMatchObject({ type: 'ENTER', from: { id: 'stompy' } });
     got.length = 0;
-    const receipted = new Promise<void>((r) => h.client.watchForReceipt('rcpt-1', () => r()));
+    // The commit is held: the SEND reaches it, and no RECEIPT (nor delivery) goes out meanwhile.
+    expect((await fetch(`${eng.http}/_test/hold/commit`, { method: 'POST' })).status).toBe(200);
+    let receiptSeen = false;
+    const receipted = new Promise<void>((r) => h.client.watchForReceipt('rcpt-1', () => { receiptSeen = true; r(); }));
     h.client.publish({ destination: '/app/rooms/mixed', body: 'hello from stomp', headers: { receipt: 'rcpt-1', cid: 'st-1' } });
+    expect((await getJson(`${eng.http}/_test/waiting/commit?n=1`)).body.waiting).toBe(1);
+    // A frame the server answers at once, sent after the SEND reached the commit: its RECEIPT
+    // comes down the same ordered socket, so a RECEIPT sent on acceptance would be ahead of it.
+    const probed = new Promise<void>((r) => h.client.watchForReceipt('probe', () => r()));
+    h.client.subscribe('/topic/rooms/mixed', () => {}, { id: 'sub-probe', receipt: 'probe' });
+    await probed;
+    expect(receiptSeen, 'RECEIPT before the durable commit').toBe(false);
+    expect(native.frames.some((f) => f.op === 'msg' && f.cid === 'st-1')).toBe(false);
+    expect((await fetch(`${eng.http}/_test/release/commit`, { method: 'POST' })).status).toBe(200);
     await receipted;
     const fromStomp = await native.op('msg', (f) => f.cid === 'st-1');
     expect(fromStomp).toMatchObject({ text: 'hello from stomp', from: { id: 'stompy', name: 'Stompy' }, room: 'mixed' });
@@ -277,7 +289,9 @@ describe('STOMP over WebSocket with @stomp/stompjs', () => {
 
   it('reconnects after the engine restarts and keeps receiving', async () => {
     const dir = tempDir();
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    // A fixed port for both lives, below the kernel's ephemeral range: while the engine is down the
+    // client's reconnects take ephemeral ports, and one of them could be the engine's own.
+    const port = 20000 + Math.floor(Math.random() * 12000);
     let e4 = await startEngine({ CHAT_PORT: String(port) }, dir);
     const h = stomp(`ws://127.0.0.1:${port}/ws?user=re`, { reconnectDelay: 200 });
     await h.connected;
@@ -333,6 +347,9 @@ describe('STOMP parser', () => {
       'SUBSCRIBE\nid:0\ndestination:/topic/rooms/r\n\n\0',
       'SEND\ndestination:/app/rooms/r\ncontent-length:5\n\nhe\0lo\0',
     ];
+    const seed = Number(process.env.FUZZ_SEED ?? 2026);
+    onTestFailed(() => console.error(`STOMP parser fuzz seed: FUZZ_SEED=${seed}`));
+    const r = rng(seed);
     let errors = 0;
     let frames = 0;
     for (let i = 0; i < 20_000; i++) {
@@ -340,10 +357,10 @@ describe('STOMP parser', () => {
       const base = Buffer.from(valid[i % valid.length]);
       let input: Buffer;
       switch (i % 4) {
-        case 0: input = randomBytes(1 + (i % 300)); break;
+        case 0: input = seededBytes(r, 1 + (i % 300)); break;
         case 1: input = base.subarray(0, i % base.length); break;
         case 2: { input = Buffer.from(base); for (let k = 0; k < 3; k++) input[(i * 7 + k * 13) % input.length] = (i * 31 + k) & 0xff; break; }
-        default: input = Buffer.concat([base, randomBytes(i % 50), base]);
+        default: input = Buffer.concat([base, seededBytes(r, i % 50), base]);
       }
       try {
         frames += p.push(input).frames.length;

@@ -15,6 +15,7 @@ import type { Receipts } from './receipts.ts';
 import type { RoomGate } from './room-gate.ts';
 import type { RoomRegistry } from './rooms.ts';
 import type { Session } from './session.ts';
+import type { TestHooks } from '../test-hooks.ts';
 import type { Topology } from './topology.ts';
 import type { WritePath } from './write-path.ts';
 
@@ -54,7 +55,15 @@ export class Admin {
     private readonly history: History,
     private readonly writes: WritePath,
     private readonly receipts: Receipts,
+    /** Test hooks (CHAT_TEST_HOOKS): host-app operations wait before the actor while `admin` is held. */
+    private readonly hooks: TestHooks | null = null,
   ) {}
+
+  /** An operation for the persistence actor, after the test hook's `admin` point. */
+  private async request(op: Parameters<ActorLink['request']>[0]): Promise<ReplyEvt> {
+    await this.hooks?.gate('admin');
+    return this.actor.request(op);
+  }
 
   useTopology(t: Topology): void {
     this.topology = t;
@@ -70,20 +79,20 @@ export class Admin {
     }
     if (spec.kind === 'direct' && new Set(members).size !== 2) throw new ChatError('invalid', 'a direct room has exactly two members');
     // A user's room counts against their quota and may not include someone who blocks them.
-    const r = await this.actor.request({ op: 'createRoom', id: spec.id, kind: spec.kind, name: spec.name, subject: spec.subject, members, by: who.admin ? null : who.id });
+    const r = await this.request({ op: 'createRoom', id: spec.id, kind: spec.kind, name: spec.name, subject: spec.subject, members, by: who.admin ? null : who.id });
     if (r.error !== null) throw replyError(r);
     return { room: r.room!, created: r.created };
   }
 
   async deleteRoom(roomId: string): Promise<void> {
-    const r = await this.actor.request({ op: 'deleteRoom', room: roomId });
+    const r = await this.request({ op: 'deleteRoom', room: roomId });
     if (r.error !== null) throw replyError(r);
     this.membership.roomDeleted(roomId);
     this.topology!.broadcast({ t: 'deleted', room: roomId, v: r.version });
   }
 
   async setMembers(roomId: string, users: string[], present: boolean): Promise<RoomInfo> {
-    const r = await this.actor.request({ op: present ? 'addMembers' : 'removeMembers', room: roomId, users });
+    const r = await this.request({ op: present ? 'addMembers' : 'removeMembers', room: roomId, users });
     if (r.error !== null) throw replyError(r);
     this.membership.membersChanged(roomId, r.room!);
     this.topology!.broadcast({ t: 'members', room: roomId, info: r.room!, v: r.version });
@@ -91,7 +100,7 @@ export class Admin {
   }
 
   async setBlock(blocker: string, blocked: string, on: boolean): Promise<void> {
-    const r = await this.actor.request({ op: 'block', blocker, blocked, on });
+    const r = await this.request({ op: 'block', blocker, blocked, on });
     if (r.error !== null) throw replyError(r);
     this.applyBlock(blocker, blocked, on);
     this.topology!.broadcast({ t: 'block', blocker, blocked, on, v: r.version });
