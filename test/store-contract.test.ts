@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IdGenerator, tsidFloor, tsidToBigInt } from '../workers/ids.ts';
-import { migrateMysql } from '../workers/stores/mysql/migrations.ts';
+import { migrateMysql, MYSQL_SCHEMA_VERSION } from '../workers/stores/mysql/migrations.ts';
 import { migrate, SCHEMA_VERSION } from '../workers/stores/sqlite/migrations.ts';
 import { MysqlReader } from '../workers/stores/mysql/reader.ts';
 import { MysqlStore } from '../workers/stores/mysql/store.ts';
@@ -430,7 +430,7 @@ describe.each(subjects)('store contract: %s', (subjectName, make) => {
     const olds = [mk('rr', 1, 'o-1'), mk('rr', 2, null)];
     const prev = await subject.openBeforeRetraction(olds);
     try {
-      expect(await prev.version()).toBe(subjectName === 'sqlite' ? 4 : 6);
+      expect(await prev.version()).toBe(subjectName === 'sqlite' ? SCHEMA_VERSION : MYSQL_SCHEMA_VERSION);
       const page = await prev.reader.page({ room: 'rr', limit: 10, notBefore: 0 });
       expect(page.map((m) => m.text)).toEqual([olds[0].text, olds[1].text]);
       expect(page.every((m) => m.deleted === undefined && m.editedAt === undefined && m.target === undefined)).toBe(true);

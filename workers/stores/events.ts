@@ -44,8 +44,10 @@ const Q = JSON.stringify;
 
 /** A message's protocol JSON, encoded once: every copy the front thread publishes is these bytes. */
 export function jsonOf(m: NewMessage): string {
-  const msg: Message = { id: m.id, room: m.room, seq: m.seq, type: m.type, from: { id: m.fromId, name: m.fromName }, text: m.text, at: m.at };
+  const msg: Message = { id: m.id, room: m.room, seq: m.seq, type: m.type, from: { id: m.fromId, name: m.fromName }, at: m.at };
+  if (m.type !== 'DELETE') msg.text = m.text;
   if (m.cid !== null) msg.cid = m.cid;
+  if (m.target !== null) msg.target = m.target;
   return messageJson(msg);
 }
 
