@@ -298,28 +298,26 @@ function isLoopback(hostname: string): boolean {
   return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
 }
 
-/** A key set URL: https, or plain http only to this machine (keys must not cross a network in clear). */
-function jwksUrl(raw: string, name: string): string | null {
-  const v = raw.trim();
-  if (v === '') return null;
-  let u: URL | null = null;
-  try {
-    u = new URL(v);
-  } catch { /* refused below */ }
-  if (u !== null && (u.protocol === 'https:' || (u.protocol === 'http:' && isLoopback(u.hostname)))) return v;
-  throw new ConfigError(`${name} must be an https:// URL (http:// only to a loopback address such as 127.0.0.1), got "${redactUrl(v)}"`);
+/** A URL setting: empty = unset (null); else it must parse and pass `ok`, or `must` says why not. */
+function urlSetting(ok: (u: URL) => boolean, must: string) {
+  return (raw: string, name: string): string | null => {
+    const v = raw.trim();
+    if (v === '') return null;
+    let u: URL | null = null;
+    try {
+      u = new URL(v);
+    } catch { /* refused below */ }
+    if (u !== null && ok(u)) return v;
+    throw new ConfigError(`${name} must be ${must}, got "${redactUrl(v)}"`);
+  };
 }
 
-function webhookUrl(raw: string, name: string): string | null {
-  const v = raw.trim();
-  if (v === '') return null;
-  let u: URL | null = null;
-  try {
-    u = new URL(v);
-  } catch { /* refused below */ }
-  if (u !== null && (u.protocol === 'https:' || u.protocol === 'http:') && u.username === '' && u.password === '') return v;
-  throw new ConfigError(`${name} must be an http:// or https:// URL without credentials in it, got "${redactUrl(v)}"`);
-}
+/** A key set URL: https, or plain http only to this machine (keys must not cross a network in clear). */
+const jwksUrl = urlSetting((u) => u.protocol === 'https:' || (u.protocol === 'http:' && isLoopback(u.hostname)),
+  'an https:// URL (http:// only to a loopback address such as 127.0.0.1)');
+
+const webhookUrl = urlSetting((u) => (u.protocol === 'https:' || u.protocol === 'http:') && u.username === '' && u.password === '',
+  'an http:// or https:// URL without credentials in it');
 
 function claimText(raw: string, name: string): string {
   const v = raw.trim();

@@ -107,7 +107,7 @@ export class Engine implements StompCore<Session> {
     this.slow = new SlowConsumers(cfg.maxBackpressure);
     const fanout = new Fanout(app, access, this.stompTopics, stats, log);
     this.writes = new WritePath(cfg, actor, this.rooms, gate, access, fanout, this.replies, stats, log);
-    this.writes.useByteBudget((s, bytes, ref, cid) => this.allowBytes(s, bytes, ref, cid));
+    this.writes.useByteBudget((s, bytes, ref, cid) => this.allow(s, Op.bytes, ref, cid, bytes));
     this.receipts = new Receipts(cfg, this.rooms, gate, access, fanout);
     this.history = new History(cfg, gate, access, readers, actor, this.replies, this.receipts, log);
     this.membership = new Membership(cfg, this.rooms, gate, access, this.history, this.writes, actor, this.replies, this.receipts, hooks);
@@ -163,26 +163,16 @@ export class Engine implements StompCore<Session> {
   // ---- client frames ---------------------------------------------------------------------------
 
   /**
-   * Take a token of `op` for the connection and for its user; if either is out, the frame is
-   * refused `rate_limited` (a join or leave refused posts no ENTER or QUIT) and false returned.
+   * Take `cost` tokens of `op` for the connection and for its user (message bytes: for the client
+   * address too); if one is out, the frame is refused `rate_limited` (a join or leave refused
+   * posts no ENTER or QUIT) and false returned.
    */
-  private allow(s: Session, op: Op, ref: string | undefined, cid?: string): boolean {
+  private allow(s: Session, op: Op, ref: string | undefined, cid?: string, cost = 1): boolean {
     const now = Date.now();
     let refusal: string | null = null;
-    if (!this.connLimits.take(s.buckets, op, now)) refusal = this.connLimits.refusal(op, 'on this connection');
-    else if (!this.userLimits.take(s.userId, op, now)) refusal = this.userLimits.refusal(op);
-    if (refusal === null) return true;
-    this.replies.error(s, 'rate_limited', refusal, ref, cid);
-    return false;
-  }
-
-  /** A message's bytes against the connection's, the user's and the client address's budgets. */
-  private allowBytes(s: Session, bytes: number, ref: string | undefined, cid: string | undefined): boolean {
-    const now = Date.now();
-    let refusal: string | null = null;
-    if (!this.connLimits.take(s.buckets, Op.bytes, now, bytes)) refusal = this.connLimits.refusal(Op.bytes, 'on this connection');
-    else if (!this.userLimits.take(s.userId, Op.bytes, now, bytes)) refusal = this.userLimits.refusal(Op.bytes);
-    else if (!this.addressBytes.take(s.address, Op.bytes, now, bytes)) refusal = this.addressBytes.refusal(Op.bytes);
+    if (!this.connLimits.take(s.buckets, op, now, cost)) refusal = this.connLimits.refusal(op, 'on this connection');
+    else if (!this.userLimits.take(s.userId, op, now, cost)) refusal = this.userLimits.refusal(op);
+    else if (op === Op.bytes && !this.addressBytes.take(s.address, op, now, cost)) refusal = this.addressBytes.refusal(op);
     if (refusal === null) return true;
     this.replies.error(s, 'rate_limited', refusal, ref, cid);
     return false;

@@ -3,6 +3,7 @@ import { startServer, pinSelf, waitQuiet, ProcSampler, SERVER_KINDS, tcpCounters
 import { RawTransport, SocketIoTransport, SioLeanTransport, StompTransport, SpreadTransport, type Transport } from './transport.ts';
 import { startNodes, counterDelta, type NodeCounters } from './cluster.ts';
 import { Teardown } from './teardown.ts';
+import { fetchMetrics, metricValue } from './metrics.ts';
 import { profileReport } from './profile.ts';
 import { wsGenerate } from './ws-generator.ts';
 import { prefillTemplate } from './prefill.ts';
@@ -200,8 +201,8 @@ async function runNodes(n: number, sc: Scenario, o: CliOptions, base: RunOptions
 async function webhookFigures(wsUrl: string): Promise<string> {
   const u = new URL(wsUrl);
   try {
-    const text = await (await fetch(`http://${u.host}/metrics`)).text();
-    const v = (name: string): string => /^(\S+) (\S+)$/m.exec(text.split('\n').filter((l) => l.startsWith(name + ' ')).join('\n'))?.[2] ?? '?';
+    const text = await fetchMetrics(`http://${u.host}`);
+    const v = (name: string): string => String(metricValue(text, name)).replace('NaN', '?');
     return `webhook events pending ${v('chat_webhook_pending')}, delivered ${v('chat_webhook_delivered_total')}, retried ${v('chat_webhook_retried_total')}, dead-lettered ${v('chat_webhook_dead_lettered_total')} (overflow ${v('chat_webhook_overflow_total')})`;
   } catch (e) {
     return `webhook counters unavailable (${(e as Error).message})`;

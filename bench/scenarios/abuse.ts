@@ -10,17 +10,15 @@
 import { Worker } from 'node:worker_threads';
 import { runRoomLoad } from '../lib/roomload.ts';
 import { parseWsUrl } from '../lib/wsclient.ts';
+import { fetchMetrics, metricByLabel } from '../lib/metrics.ts';
 import type { FloodInput, FloodOutput } from '../lib/floods.ts';
 import type { Scenario } from './types.ts';
 
 const RSS_TARGET_MB = 1024;
 
-/** chat_frames_refused_total by code, from /metrics. */
+/** chat_frames_refused_total by code. */
 async function refusals(httpBase: string): Promise<Record<string, number>> {
-  const text = await (await fetch(`${httpBase}/metrics`)).text();
-  const out: Record<string, number> = {};
-  for (const m of text.matchAll(/^chat_frames_refused_total\{code="([a-z_]+)"\} (\d+)/gm)) out[m[1]] = Number(m[2]);
-  return out;
+  return metricByLabel(await fetchMetrics(httpBase), 'chat_frames_refused_total', 'code');
 }
 
 async function alive(httpBase: string): Promise<string> {

@@ -4,6 +4,7 @@
 // of up to 10,000 members would measure a fan-out storm, not idle connections.
 import { newHist, summarize } from '../lib/hist.ts';
 import { round1 } from '../lib/roomload.ts';
+import { fetchMetrics, metricValue } from '../lib/metrics.ts';
 import { Meter, nowUs, type Correctness, type RunResult } from '../lib/stats.ts';
 import type { Sink } from '../lib/transport.ts';
 import type { Scenario } from './types.ts';
@@ -13,9 +14,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** The engine's JS heap in use (its /metrics), to split RSS into heap and native; NaN for servers without it. */
 async function heapUsedMb(httpBase: string): Promise<number> {
   try {
-    const text = await (await fetch(`${httpBase}/metrics`)).text();
-    const m = /^nodejs_heap_size_used_bytes (\d+(?:\.\d+)?(?:e\+\d+)?)/m.exec(text);
-    return m ? Number(m[1]) / 1048576 : NaN;
+    return metricValue(await fetchMetrics(httpBase), 'nodejs_heap_size_used_bytes') / 1048576;
   } catch {
     return NaN;
   }
