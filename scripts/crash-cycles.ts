@@ -10,11 +10,11 @@
 // sqlite|mysql (mysql: a fresh database next to CHAT_TEST_MYSQL_URL's, dropped at the end). Prints a JSON summary on stdout; exits 1 when a guarantee is broken.
 
 import { parseArgs } from 'node:util';
-import { startEngine, tempDir } from '../test/helpers.ts';
+import { CORE, CrashRun, fdCount, fuzzConnection, fuzzHttp, metric, newFuzzStats, rng, rssMb, socketFdCount, type AuditResult } from '../test/reliability-helpers.ts';
+import { startEngine, tempDir } from '../test/support/engine.ts';
+import { openMany } from '../test/support/raw-ws.ts';
+import { until } from '../test/support/wait.ts';
 import { freshDatabase } from '../test/mysql-helpers.ts';
-import {
-  CORE, CrashRun, rng, fdCount, fuzzConnection, fuzzHttp, metric, newFuzzStats, openMany, rssMb, socketFdCount, until, type AuditResult,
-} from '../test/reliability-helpers.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -95,7 +95,7 @@ async function idle(n: number): Promise<void> {
   const base = fdCount(pid);
   const baseSockets = socketFdCount(pid);
   const t0 = Date.now();
-  const conns = await openMany(eng.port, n, { query: (i) => `user=idle-${i}` });
+  const conns = await openMany(eng.port, n, { query: (i) => `user=idle-${i}`, silent: true });
   const openedMs = Date.now() - t0;
   const peakFd = fdCount(pid);
   const peakConns = await metric(eng.http, 'chat_connections');

@@ -10,7 +10,8 @@ import WebSocket from 'ws';
 import { Authenticator } from '../src/auth.ts';
 import { describeConfig, loadConfig } from '../src/config.ts';
 import { ChatError } from '../src/protocol/errors.ts';
-import { runCli, startEngine, type EngineProc, type Frame } from './helpers.ts';
+import type { Frame } from './support/client.ts';
+import { runCli, startEngine, type EngineProc } from './support/engine.ts';
 
 const SECRET = 'auth-test-secret-that-is-long-enough-0123456789';
 const HS = new TextEncoder().encode(SECRET);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { profileReport, selfTimes, threadOf, type CpuProfile } from '../bench/lib/profile.ts';
 import { REPO_DIR } from '../bench/lib/proc.ts';
-import { tempDir } from './helpers.ts';
+import { tempDir } from './support/engine.ts';
 
 const frame = (functionName: string, url = '') => ({ functionName, url, lineNumber: 0 });
 

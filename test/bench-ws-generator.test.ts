@@ -3,7 +3,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { wsGenerate } from '../bench/lib/ws-generator.ts';
-import { startEngine, type EngineProc } from './helpers.ts';
+import { startEngine, type EngineProc } from './support/engine.ts';
 
 describe('bench: the ws-package generator', () => {
   let eng: EngineProc;

@@ -8,7 +8,8 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { Client, ROOT, type EngineProc, type Frame } from './helpers.ts';
+import { Client, type Frame } from './support/client.ts';
+import { ROOT, type EngineProc } from './support/engine.ts';
 
 export const CHROMIUM_PATH = '/usr/bin/chromium';
 export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',

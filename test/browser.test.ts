@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { badge, browserAvailable, joinAs, launch, messageTexts, PAGE_PATH, probe, sendText, StandIn, type Features } from './browser-helpers.ts';
-import { Client, getJson, ROOT, startEngine, type EngineProc, type Frame } from './helpers.ts';
+import { Client, getJson, type Frame } from './support/client.ts';
+import { ROOT, startEngine, type EngineProc } from './support/engine.ts';
 
 const XSS = '<img src=x onerror="window.__xss=1">';
 const XSS2 = '</script><script>window.__xss=2</script>';

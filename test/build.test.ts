@@ -7,7 +7,8 @@ import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, getJson, ROOT, startEngine, tempDir, type EngineProc, type Launch } from './helpers.ts';
+import { Client, getJson } from './support/client.ts';
+import { ROOT, startEngine, tempDir, type EngineProc, type Launch } from './support/engine.ts';
 
 function run(args: string[], cwd: string, env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const proc = spawn(process.execPath, args, { cwd, env: { ...process.env, ...env } });

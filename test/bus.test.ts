@@ -6,7 +6,7 @@ import { Bus } from '../src/cluster/bus.ts';
 import type { Reaped } from '../src/cluster/scripts.ts';
 import { loadConfig } from '../src/config.ts';
 import { createLogger } from '../src/log.ts';
-import { dropRedisKeys, redisAvailable, REDIS_URL, uniquePrefix } from './cluster-helpers.ts';
+import { dropRedisKeys, REDIS_URL, redisAvailable, uniquePrefix } from './support/cluster.ts';
 
 const HAVE_REDIS = await redisAvailable();
 

@@ -9,7 +9,8 @@ import { describe, expect, it } from 'vitest';
 import { redactUrl } from '../src/config.ts';
 import { parseEnvFile } from '../src/env-file.ts';
 import { MYSQL_SCHEMA_VERSION } from '../workers/stores/mysql/migrations.ts';
-import { Client, runCli, startEngine, tempDir } from './helpers.ts';
+import { Client } from './support/client.ts';
+import { runCli, startEngine, tempDir } from './support/engine.ts';
 import { freshDatabase, mysqlAvailable } from './mysql-helpers.ts';
 
 const HAVE_MYSQL = await mysqlAvailable();

@@ -6,8 +6,8 @@ import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { onTestFailed } from 'vitest';
 import WS from 'ws';
 import type { ChatClient, ClientState, IncomingMessage, JoinOptions, ResetInfo, StateDetail, WebSocketConstructor, WebSocketLike } from '../client/src/index.ts';
-import type { Frame } from './helpers.ts';
 import { rng } from './reliability-helpers.ts';
+import type { Frame } from './support/client.ts';
 
 /** A seeded jitter source for the client's backoff; the seed is printed if the test fails. */
 export function seededRandom(): () => number {

@@ -8,9 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WS from 'ws';
 import { ChatClient, ChatError, type ChatClientOptions, type SendAck, type StateDetail } from '../client/src/index.ts';
 import { nextState, outOfOrder, relay, seededRandom, Seen, Tap } from './client-helpers.ts';
-import { getJson, startEngine, type EngineProc } from './helpers.ts';
+import { CORE, fetchRoom } from './reliability-helpers.ts';
+import { getJson } from './support/client.ts';
+import { startEngine, type EngineProc } from './support/engine.ts';
+import { until } from './support/wait.ts';
 import { DbProxy } from './mysql-helpers.ts';
-import { CORE, fetchRoom, until } from './reliability-helpers.ts';
 
 /** Options every test client gets: `ws`, short seeded backoff. */
 function opts(url: string, user: string, extra: Partial<ChatClientOptions> = {}): ChatClientOptions {

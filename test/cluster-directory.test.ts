@@ -4,9 +4,9 @@
 // and the local Redis (this file's cluster under its own prefix; Redis itself is not disturbed).
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type Frame } from './helpers.ts';
+import type { Frame } from './support/client.ts';
+import { Cluster, redisAvailable } from './support/cluster.ts';
 import { freshDatabase, mysqlAvailable } from './mysql-helpers.ts';
-import { Cluster, redisAvailable } from './cluster-helpers.ts';
 
 const HAVE_SERVICES = (await redisAvailable()) && (await mysqlAvailable());
 const TOKEN = 'cluster-dir-admin-token-0123456789';

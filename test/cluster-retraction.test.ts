@@ -4,9 +4,9 @@
 // Needs Redis and MariaDB: under CI=true a missing one fails the file; elsewhere a loud skip.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Frame } from './helpers.ts';
+import type { Frame } from './support/client.ts';
+import { Cluster, redisAvailable } from './support/cluster.ts';
 import { freshDatabase, mysqlAvailable } from './mysql-helpers.ts';
-import { Cluster, redisAvailable } from './cluster-helpers.ts';
 
 const HAVE_SERVICES = (await redisAvailable()) && (await mysqlAvailable());
 const ADMIN = 'cluster-admin-token-0123456789';

@@ -4,9 +4,10 @@
 
 import { execFile } from 'node:child_process';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
-import type { Client, Frame } from './helpers.ts';
+import { seqProblem, streamOf } from './cluster-helpers.ts';
+import type { Client, Frame } from './support/client.ts';
+import { Cluster, PrivateRedis, REDIS_HOST, type ClusterNode } from './support/cluster.ts';
 import { freshDatabase, mysqlAvailable } from './mysql-helpers.ts';
-import { Cluster, PrivateRedis, REDIS_HOST, seqProblem, streamOf, type ClusterNode } from './cluster-helpers.ts';
 
 /**
  * A private Redis (the suites stop it under traffic) and MariaDB: null when one is missing (a loud

@@ -5,11 +5,10 @@
 // killed, and a room's channel is kept for its idle time. Same frame as test/cluster.test.ts.
 
 import { describe, expect, it } from 'vitest';
-import { getJson, type Client, type Frame } from './helpers.ts';
-import {
-  awaitAcks, awaitBus, awaitSeq, health, lastSeq, NODE_TIMEOUT_MS, online,
-  seqProblem, storedMessages, streamOf, until, type ClusterNode,
-} from './cluster-helpers.ts';
+import { awaitAcks, awaitBus, awaitSeq, health, lastSeq, online, seqProblem, storedMessages, streamOf } from './cluster-helpers.ts';
+import { getJson, type Client, type Frame } from './support/client.ts';
+import { NODE_TIMEOUT_MS, type ClusterNode } from './support/cluster.ts';
+import { until } from './support/wait.ts';
 import { clusterServices, countOf, everything, expectGapless, runRedis, sendMany, useClusterSuite } from './cluster-suite.ts';
 
 const REDIS = await clusterServices();

@@ -9,12 +9,12 @@
 
 import { describe, expect, it } from 'vitest';
 import mysql from 'mysql2/promise';
-import { tempDir, type Client, type Frame } from './helpers.ts';
+import { awaitAcks, awaitBus, awaitSeq, health, nodeOf, online, storedMessages, streamOf, tsidOf } from './cluster-helpers.ts';
 import { metric } from './reliability-helpers.ts';
-import {
-  awaitAcks, awaitBus, awaitSeq, health, nodeEnv, nodeOf, NODE_TIMEOUT_MS, online,
-  runBounded, storedMessages, streamOf, tsidOf, until, type ClusterNode,
-} from './cluster-helpers.ts';
+import type { Client, Frame } from './support/client.ts';
+import { NODE_TIMEOUT_MS, nodeEnv, type ClusterNode } from './support/cluster.ts';
+import { runBounded, tempDir } from './support/engine.ts';
+import { until } from './support/wait.ts';
 import { clusterServices, countOf, everything, expectGapless, runRedis, sendMany, useClusterSuite } from './cluster-suite.ts';
 
 const REDIS = await clusterServices();

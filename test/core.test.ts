@@ -3,8 +3,9 @@
 
 import { Packr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, getJson, KeepAlive, startEngine, type EngineProc, type Frame } from './helpers.ts';
-import { until } from './reliability-helpers.ts';
+import { Client, getJson, KeepAlive, type Frame } from './support/client.ts';
+import { startEngine, type EngineProc } from './support/engine.ts';
+import { until } from './support/wait.ts';
 
 const ID_RE = /^[0-9A-F][0-9A-HJKMNP-TV-Z]{12}$/;
 // The pipeline in isolation: no ENTER/QUIT messages and no send rate limit (test/domain.test.ts covers them).

@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ROOT, startEngine, tempDir } from './helpers.ts';
+import { ROOT, startEngine, tempDir } from './support/engine.ts';
 import { selfSigned } from './tls-helpers.ts';
 
 const dockerfile = readFileSync(join(ROOT, 'deploy', 'Dockerfile'), 'utf8');

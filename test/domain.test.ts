@@ -6,7 +6,8 @@ import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import { SignJWT, importPKCS8 } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, getJson, startEngine, type EngineProc, type Frame } from './helpers.ts';
+import { Client, getJson, type Frame } from './support/client.ts';
+import { startEngine, type EngineProc } from './support/engine.ts';
 
 const ADMIN = 'test-admin-token-0123456789';
 const admin = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' };

@@ -2,7 +2,8 @@
 // waiting, and lets it go on release; without the setting the routes do not exist.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, getJson, startEngine, type EngineProc, type Frame } from './helpers.ts';
+import { Client, getJson, type Frame } from './support/client.ts';
+import { startEngine, type EngineProc } from './support/engine.ts';
 
 const post = (url: string): Promise<Response> => fetch(url, { method: 'POST' });
 

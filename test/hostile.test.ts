@@ -4,7 +4,8 @@
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { Client, getJson, startEngine, type EngineProc, type Frame } from './helpers.ts';
+import { Client, getJson, type Frame } from './support/client.ts';
+import { startEngine, type EngineProc } from './support/engine.ts';
 
 const ADMIN = 'hostile-admin-token-0123456789';
 

@@ -12,7 +12,7 @@ import type { SessionSetup } from '../workers/stores/mysql/connection.ts';
 import { MysqlReader } from '../workers/stores/mysql/reader.ts';
 import { MysqlStore } from '../workers/stores/mysql/store.ts';
 import type { NewMessage, RoomRow } from '../workers/stores/store.ts';
-import { startEngine } from './helpers.ts';
+import { startEngine } from './support/engine.ts';
 import { freshDatabase, mysqlAvailable } from './mysql-helpers.ts';
 
 const HAVE_MYSQL = await mysqlAvailable();

@@ -4,7 +4,8 @@
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateMysql, MYSQL_SCHEMA_VERSION } from '../workers/stores/mysql/migrations.ts';
-import { Client, getJson, startEngine, type EngineProc, type Frame } from './helpers.ts';
+import { Client, getJson, type Frame } from './support/client.ts';
+import { startEngine, type EngineProc } from './support/engine.ts';
 import { DbProxy, freshDatabase, mysqlAvailable } from './mysql-helpers.ts';
 
 const HAVE_MYSQL = await mysqlAvailable();

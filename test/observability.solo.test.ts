@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { browserAvailable, dashboardLoad, launch } from './browser-helpers.ts';
-import { startEngine, type EngineProc } from './helpers.ts';
+import { startEngine, type EngineProc } from './support/engine.ts';
 
 describe.runIf(browserAvailable())('/dashboard rates in headless Chromium', () => {
   let eng: EngineProc;

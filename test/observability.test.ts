@@ -6,7 +6,8 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quantile } from '../src/metrics/stats.ts';
 import { browserAvailable, dashboardLoad, launch } from './browser-helpers.ts';
-import { Client, startEngine, type EngineProc, type Frame } from './helpers.ts';
+import { Client, type Frame } from './support/client.ts';
+import { startEngine, type EngineProc } from './support/engine.ts';
 
 /** Engine settings under which every count is exact: no ENTER/QUIT messages, no send rate limit. */
 const EXACT = { CHAT_ENTER_QUIT: 'off', CHAT_SEND_RATE: '0' };

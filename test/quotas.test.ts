@@ -3,7 +3,8 @@
 // (messages of users they block, expired messages). Real engines on SQLite and on MariaDB.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, getJson, startEngine, type EngineProc, type Frame } from './helpers.ts';
+import { Client, getJson, type Frame } from './support/client.ts';
+import { startEngine, type EngineProc } from './support/engine.ts';
 import { freshDatabase, mysqlAvailable } from './mysql-helpers.ts';
 
 const ADMIN = 'quota-admin-token-0123456789';

@@ -1,30 +1,18 @@
 // Reliability helpers shared by test/reliability.test.ts and scripts/crash-cycles.ts: the crash
-// cycle (load, kill -9, restart, audit of the store), a raw RFC 6455 client on `net` sockets (for
-// idle, half-open and malformed-framing connections), the frame fuzzer and /proc sampling.
+// cycle (load, kill -9, restart, audit of the store), the frame fuzzer and /proc sampling. The raw
+// RFC 6455 client (idle, half-open and malformed-framing connections) is test/support/raw-ws.ts.
 
-import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import { Packr } from 'msgpackr';
 import WebSocket from 'ws';
-import { Client, getJson, startEngine, type EngineProc, type Frame } from './helpers.ts';
+import { Client, getJson, type Frame } from './support/client.ts';
+import { startEngine, type EngineProc } from './support/engine.ts';
+import { sleep, until } from './support/wait.ts';
 
 /** The pipeline in isolation: no ENTER/QUIT messages, no send limits (count or bytes), and no
  *  HTTP rate limit (an audit pages through every room's history as fast as the engine answers). */
 export const CORE = { CHAT_ENTER_QUIT: 'off', CHAT_SEND_RATE: '0', CHAT_SEND_BYTES_RATE: '0', CHAT_ADDRESS_BYTES_RATE: '0', CHAT_HTTP_RATE: '0' };
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Poll `check` until it returns a value other than undefined, or throw after `timeoutMs`. */
-export async function until<T>(what: string, check: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
 
 /** A listener that counts frames without the O(n) scans of Client.waitFor (for long runs). */
 export function tap(c: Client, onFrame: (f: Frame) => void): void {
@@ -342,130 +330,6 @@ class LoadClient {
     this.ws.close();
     return this.closed;
   }
-}
-
-// ---- a raw RFC 6455 client on net ---------------------------------------------------------------
-
-export interface RawOpts {
-  localAddress?: string;
-  protocol?: string;
-  query?: string | ((i: number) => string);
-  /** Read and discard what the server sends (default); false = never read after the handshake. */
-  read?: boolean;
-}
-
-/**
- * The handshake over a bare socket, then raw frames. It never answers pings: to the server it is
- * an idle (silent) peer. `closed` resolves when the server ends or resets the connection.
- */
-export class RawWs {
-  readonly closed: Promise<void>;
-  isClosed = false;
-  /** Close code of the first close frame the server sent, if it sent one. */
-  closeCode: number | null = null;
-  bytesIn = 0;
-  private buf: Buffer = Buffer.alloc(0);
-
-  private constructor(readonly sock: net.Socket) {
-    this.closed = new Promise((res) => sock.once('close', () => { this.isClosed = true; res(); }));
-    sock.on('error', () => {});
-  }
-
-  static open(port: number, o: RawOpts = {}): Promise<RawWs> {
-    return new Promise((resolve, reject) => {
-      const sock = net.connect({ host: '127.0.0.1', port, localAddress: o.localAddress });
-      const key = randomBytes(16).toString('base64');
-      let head = '';
-      const onData = (d: Buffer): void => {
-        head += d.toString('latin1');
-        const end = head.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        sock.off('data', onData);
-        sock.off('error', reject);
-        if (!/^HTTP\/1\.1 101/.test(head)) {
-          sock.destroy();
-          return reject(new Error(`upgrade refused: ${head.split('\r\n')[0]}`));
-        }
-        const ws = new RawWs(sock);
-        const rest = Buffer.from(head.slice(end + 4), 'latin1');
-        if (o.read === false) sock.pause();
-        else {
-          sock.on('data', (chunk: Buffer) => ws.onData(chunk));
-          if (rest.length) ws.onData(rest);
-        }
-        resolve(ws);
-      };
-      sock.on('data', onData);
-      sock.once('error', reject);
-      sock.once('connect', () => {
-        sock.write(`GET /ws${typeof o.query === 'string' && o.query ? `?${o.query}` : ''} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${o.protocol ? `Sec-WebSocket-Protocol: ${o.protocol}\r\n` : ''}\r\n`);
-      });
-    });
-  }
-
-  /** Only looks for the server's close frame (opcode 8) to learn its code. */
-  private onData(chunk: Buffer): void {
-    this.bytesIn += chunk.length;
-    if (this.closeCode !== null) return;
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
-    while (this.buf.length >= 2) {
-      let len = this.buf[1] & 0x7f;
-      let off = 2;
-      if (len === 126) { if (this.buf.length < 4) return; len = this.buf.readUInt16BE(2); off = 4; }
-      else if (len === 127) { if (this.buf.length < 10) return; len = Number(this.buf.readBigUInt64BE(2)); off = 10; }
-      if (this.buf.length < off + len) return;
-      if ((this.buf[0] & 0x0f) === 8) {
-        this.closeCode = len >= 2 ? this.buf.readUInt16BE(off) : 1005;
-        this.buf = Buffer.alloc(0);
-        return;
-      }
-      this.buf = this.buf.subarray(off + len);
-    }
-  }
-
-  /** Write one frame; by default FIN, masked (as a client must). */
-  frame(opcode: number, payload: Buffer, o: { fin?: boolean; mask?: boolean; rsv?: number; declaredLength?: number } = {}): void {
-    const fin = o.fin ?? true;
-    const mask = o.mask ?? true;
-    const len = o.declaredLength ?? payload.length;
-    const head: number[] = [(fin ? 0x80 : 0) | ((o.rsv ?? 0) << 4) | (opcode & 0x0f)];
-    const m = mask ? 0x80 : 0;
-    let ext = Buffer.alloc(0);
-    if (len < 126) head.push(m | len);
-    else if (len < 65536) { head.push(m | 126); ext = Buffer.alloc(2); ext.writeUInt16BE(len); }
-    else { head.push(m | 127); ext = Buffer.alloc(8); ext.writeBigUInt64BE(BigInt(len)); }
-    let body = payload;
-    let key = Buffer.alloc(0);
-    if (mask) {
-      key = randomBytes(4);
-      body = Buffer.from(payload);
-      for (let i = 0; i < body.length; i++) body[i] ^= key[i & 3];
-    }
-    this.sock.write(Buffer.concat([Buffer.from(head), ext, key, body]));
-  }
-
-  destroy(): void {
-    this.sock.destroy();
-  }
-}
-
-/** 127.0.0.2 .. 127.0.0.254, round-robin: thousands of connections without exhausting ports. */
-export function sourceAddress(i: number): string {
-  return `127.0.0.${2 + (i % 253)}`;
-}
-
-/** Open `n` raw connections, `concurrency` handshakes at a time. */
-export async function openMany(port: number, n: number, o: RawOpts = {}, concurrency = 200): Promise<RawWs[]> {
-  const out: RawWs[] = new Array(n);
-  let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < n) {
-      const i = next++;
-      out[i] = await RawWs.open(port, { ...o, query: typeof o.query === 'function' ? o.query(i) : o.query, localAddress: sourceAddress(i) });
-    }
-  }));
-  return out;
 }
 
 // ---- the frame fuzzer --------------------------------------------------------------------------

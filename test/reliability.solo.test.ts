@@ -3,9 +3,11 @@
 // other suite (a neighbour's CPU would move the figures, not the engine).
 
 import { describe, expect, it, onTestFailed } from 'vitest';
-import { Client, startEngine, type Frame } from './helpers.ts';
+import { CORE, fuzzEngine, metric, percentile, rssMb, socketOf, tap } from './reliability-helpers.ts';
+import { Client, type Frame } from './support/client.ts';
+import { startEngine } from './support/engine.ts';
+import { sleep, until } from './support/wait.ts';
 import { expectFuzzAnswered } from './reliability-checks.ts';
-import { CORE, fuzzEngine, metric, percentile, rssMb, sleep, socketOf, tap, until } from './reliability-helpers.ts';
 
 function report(name: string, figures: Record<string, unknown>): void {
   process.stdout.write(`[reliability] ${name}: ${JSON.stringify(figures)}\n`);

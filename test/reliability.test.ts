@@ -6,11 +6,12 @@
 
 import WebSocket from 'ws';
 import { describe, expect, it, onTestFailed } from 'vitest';
-import { Client, getJson, startEngine, tempDir, type Frame } from './helpers.ts';
+import { CORE, CrashRun, fdCount, fuzzEngine, metric, rng, socketFdCount, socketOf, tap, type AuditResult } from './reliability-helpers.ts';
+import { Client, getJson, type Frame } from './support/client.ts';
+import { startEngine, tempDir } from './support/engine.ts';
+import { openMany } from './support/raw-ws.ts';
+import { sleep, until } from './support/wait.ts';
 import { expectFuzzAnswered } from './reliability-checks.ts';
-import {
-  CORE, CrashRun, fdCount, fuzzEngine, metric, openMany, rng, sleep, socketFdCount, socketOf, tap, until, type AuditResult,
-} from './reliability-helpers.ts';
 
 /** Figures each test reports, printed once at the end (RELIABILITY.md quotes them). */
 function report(name: string, figures: Record<string, unknown>): void {
@@ -269,7 +270,7 @@ describe('6. idle and half-open connections', () => {
     const baseSockets = socketFdCount(pid);
     const t0 = Date.now();
     // raw handshakes that read but never answer a ping (a peer gone quiet), spread over source addresses
-    const silent = await openMany(eng.port, N, { query: (i) => `user=idle-${i}` }, 200);
+    const silent = await openMany(eng.port, N, { query: (i) => `user=idle-${i}`, silent: true }, 200);
     // half-open: full clients that joined a room, then stopped reading (and so stop answering pings)
     const paused: Client[] = [];
     for (let i = 0; i < H; i++) {

@@ -5,7 +5,8 @@
 
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { ROOT, tempDir, type Frame } from './helpers.ts';
+import type { Frame } from './support/client.ts';
+import { ROOT, tempDir } from './support/engine.ts';
 
 describe('7. soak', () => {
   // Under CI (and with RELIABILITY_SOAK=1) the 2-minute soak runs; a newcomer's `npm test` skips it.

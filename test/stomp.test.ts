@@ -6,8 +6,9 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import WebSocket from 'ws';
 import { StompError, StompParser } from '../src/protocol/stomp/parser.ts';
-import { Client, getJson, startEngine, tempDir, type EngineProc, type Frame } from './helpers.ts';
 import { rng, seededBytes } from './reliability-helpers.ts';
+import { Client, getJson, type Frame } from './support/client.ts';
+import { startEngine, tempDir, type EngineProc } from './support/engine.ts';
 
 const ID_RE = /^[0-9A-F][0-9A-HJKMNP-TV-Z]{12}$/;
 

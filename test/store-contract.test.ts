@@ -12,7 +12,7 @@ import { MysqlStore } from '../workers/stores/mysql/store.ts';
 import { SqliteReader } from '../workers/stores/sqlite/reader.ts';
 import { SqliteStore } from '../workers/stores/sqlite/store.ts';
 import { cidKey, type DirectoryStore, type MessageReader, type MessageStore, type NewMessage, type RoomRow } from '../workers/stores/store.ts';
-import { tempDir } from './helpers.ts';
+import { tempDir } from './support/engine.ts';
 import { freshDatabase, mysqlAvailable } from './mysql-helpers.ts';
 
 type Store = MessageStore & DirectoryStore;

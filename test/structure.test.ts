@@ -1,20 +1,22 @@
 // The structure the docs promise: the README's "one file answers each question" table names files
 // that exist and that alone do what the row says; docs/protocol.md names every op, field, error
-// code and close code the code has; and no module imports itself back, type imports included.
+// code and close code the code has; no module imports itself back, type imports included; and the
+// bench and the tests start engines and speak raw WebSocket through one module each.
 
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLOSE, ERRORS } from '../src/protocol/errors.ts';
-import { ROOT } from './helpers.ts';
+import { ROOT } from './support/engine.ts';
 
 const read = (p: string): string => readFileSync(join(ROOT, p), 'utf8');
 
-/** Every .ts file under these folders (tests left out), relative to the root. */
+/** Every .ts file under these folders (tests and dependencies left out), relative to the root. */
 function sources(...dirs: string[]): string[] {
   const out: string[] = [];
   const walk = (d: string): void => {
     for (const name of readdirSync(join(ROOT, d))) {
+      if (name === 'node_modules') continue;
       const p = join(d, name);
       if (statSync(join(ROOT, p)).isDirectory()) walk(p);
       else if (p.endsWith('.ts') && !p.endsWith('.test.ts')) out.push(p);
@@ -126,9 +128,27 @@ describe('docs/protocol.md covers the protocol the code speaks', () => {
   });
 });
 
+describe('one engine spawner and one raw WebSocket client, for the bench and the tests', () => {
+  const harness = sources('bench', 'test', 'scripts');
+
+  it("only the bench's spawner waits for the `listening on` line; the tests' engines come from it", () => {
+    expect(filesMatching(harness, /\/listening on /)).toEqual(['bench/lib/proc.ts']);
+    expect(read('test/support/engine.ts')).toMatch(/import \{ spawnListening \} from '\.\.\/\.\.\/bench\/lib\/proc\.ts';/);
+  });
+
+  it("only the bench's client writes a WebSocket handshake; the tests' raw client is built on it", () => {
+    expect(filesMatching(harness, /Sec-WebSocket-Version: 13/)).toEqual(['bench/lib/wsclient.ts']);
+    expect(read('test/support/raw-ws.ts')).toMatch(/from '\.\.\/\.\.\/bench\/lib\/wsclient\.ts';/);
+  });
+
+  it('the bench is a package of its own: nothing in it imports the tests', () => {
+    expect(filesMatching(sources('bench'), /from '[./]*\/test\//)).toEqual([]);
+  });
+});
+
 describe('imports', () => {
   it('no module imports itself back, type imports included', () => {
-    const files = sources('src', 'workers', 'native');
+    const files = sources('src', 'workers', 'native', 'bench', 'test', 'scripts');
     const graph = new Map<string, string[]>();
     for (const f of files) {
       const deps: string[] = [];

@@ -7,7 +7,8 @@ import { get } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, runCli, startEngine, tempDir, type EngineProc } from './helpers.ts';
+import { Client } from './support/client.ts';
+import { runCli, startEngine, tempDir, type EngineProc } from './support/engine.ts';
 import { selfSigned } from './tls-helpers.ts';
 
 const dir = tempDir();

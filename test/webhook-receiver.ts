@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ROOT } from './helpers.ts';
+import { ROOT } from './support/engine.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Evt = Record<string, any> & { id: string; type: string; room: string | null };

@@ -16,7 +16,7 @@ import { MysqlStore } from '../workers/stores/mysql/store.ts';
 import { migrate, SCHEMA_VERSION } from '../workers/stores/sqlite/migrations.ts';
 import { SqliteStore } from '../workers/stores/sqlite/store.ts';
 import { DuplicateCidError, type DirectoryStore, type MessageStore, type NewMessage, type RoomRow } from '../workers/stores/store.ts';
-import { tempDir } from './helpers.ts';
+import { tempDir } from './support/engine.ts';
 import { freshDatabase, mysqlAvailable } from './mysql-helpers.ts';
 
 type Store = MessageStore & DirectoryStore & { events: EventStore };

@@ -3,7 +3,7 @@
 // members joined on the other node (presence is Redis's).
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, redisAvailable } from './cluster-helpers.ts';
+import { Cluster, redisAvailable } from './support/cluster.ts';
 import { freshDatabase, mysqlAvailable } from './mysql-helpers.ts';
 import { inRoomOrder, Receiver } from './webhook-receiver.ts';
 

@@ -3,8 +3,9 @@
 // switched by the test (503, 400, held requests), never waited out with sleeps.
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Client, startEngine, tempDir, type EngineProc } from './helpers.ts';
-import { until } from './reliability-helpers.ts';
+import { Client } from './support/client.ts';
+import { startEngine, tempDir, type EngineProc } from './support/engine.ts';
+import { until } from './support/wait.ts';
 import { docsVerify, inRoomOrder, Receiver, type Evt } from './webhook-receiver.ts';
 
 const ADMIN = 'test-admin-token-0123456789';

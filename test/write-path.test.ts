@@ -9,8 +9,9 @@ import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseWsUrl, WsConn } from '../bench/lib/wsclient.ts';
-import { Client, startEngine, tempDir, type EngineProc, type Frame } from './helpers.ts';
-import { until } from './reliability-helpers.ts';
+import { Client, type Frame } from './support/client.ts';
+import { startEngine, tempDir, type EngineProc } from './support/engine.ts';
+import { until } from './support/wait.ts';
 
 const CORE = { CHAT_ENTER_QUIT: 'off', CHAT_SEND_RATE: '0' };
 

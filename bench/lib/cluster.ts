@@ -1,6 +1,7 @@
 // --nodes N: engine nodes on a fresh MariaDB database (created before, dropped after), and with
 // N >= 2 in cluster mode over Redis (a unique key prefix, its keys deleted after). N = 1 is the
 // single-node baseline on the same store, without Redis. Every node is pinned like the single engine.
+// The tests' clusters (test/support/cluster.ts) use the same node settings and Redis clean-up.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
@@ -65,8 +66,16 @@ function mysqlExec(serverUrl: string, sql: string): void {
   if (r.status !== 0) throw new Error(`mysql -h ${u.hostname} -P ${u.port || 3306} -e "${sql}" failed (${r.status}): ${(r.stderr || r.stdout).trim()}`);
 }
 
+/** The settings that make an engine a node of a cluster; without Redis, a single node (and no cluster setting of the caller's shell). */
+export function nodeEnv(store: string, cluster: { redisUrl: string; prefix: string; id: number } | null): Record<string, string | undefined> {
+  return {
+    CHAT_STORE: store,
+    CHAT_REDIS_URL: cluster?.redisUrl, CHAT_REDIS_PREFIX: cluster?.prefix, CHAT_NODE_ID: cluster ? String(cluster.id) : undefined,
+  };
+}
+
 /** One Redis command over RESP (single-line replies only: +OK, :n, -ERR); AUTH/SELECT from the URL first. */
-async function redisCommand(url: string, cmd: string[]): Promise<string> {
+export async function redisCommand(url: string, cmd: string[], timeoutMs = 5000): Promise<string> {
   const u = new URL(url);
   const resp = (a: string[]): string => `*${a.length}\r\n` + a.map((x) => `$${Buffer.byteLength(x)}\r\n${x}\r\n`).join('');
   const pre: string[][] = [];
@@ -74,7 +83,7 @@ async function redisCommand(url: string, cmd: string[]): Promise<string> {
   const db = u.pathname.replace(/^\//, '');
   if (db) pre.push(['SELECT', db]);
   const sock = net.connect({ host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || 6379) });
-  sock.setTimeout(5000);
+  sock.setTimeout(timeoutMs);
   try {
     const replies = await new Promise<string[]>((resolve, reject) => {
       let buf = '';
@@ -84,7 +93,7 @@ async function redisCommand(url: string, cmd: string[]): Promise<string> {
         if (lines.length > pre.length + 1) resolve(lines.slice(0, pre.length + 1));
       });
       sock.on('error', reject);
-      sock.on('timeout', () => reject(new Error('no reply within 5 s')));
+      sock.on('timeout', () => reject(new Error(`no reply within ${timeoutMs} ms`)));
       sock.on('close', () => reject(new Error('connection closed')));
       sock.write([...pre, cmd].map(resp).join(''));
     });
@@ -96,6 +105,11 @@ async function redisCommand(url: string, cmd: string[]): Promise<string> {
 
 /** Deletes every key under prefix (KEYS in a script: fine at teardown on a test Redis). */
 const DEL_PREFIX = "local n = 0 for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) n = n + 1 end return n";
+
+/** Deletes every key of a cluster (its CHAT_REDIS_PREFIX). */
+export async function dropRedisPrefix(url: string, prefix: string): Promise<void> {
+  await redisCommand(url, ['EVAL', DEL_PREFIX, '0', `${prefix}*`]);
+}
 
 /** Why a node did not start, in words a person can act on. */
 function startFailure(e: unknown, i: number, o: NodesOptions): Error {
@@ -125,7 +139,7 @@ export async function startNodes(o: NodesOptions): Promise<RunningNodes> {
   catch (e) { throw new Error(`--nodes ${o.nodes}: cannot create the scratch database: ${(e as Error).message}`); }
   const dropStore = o.teardown.add(`drop database ${database}${cluster ? ` and Redis keys ${redisPrefix}*` : ''}`, async () => {
     mysqlExec(o.mysqlUrl, `DROP DATABASE IF EXISTS \`${database}\``);
-    if (cluster) await redisCommand(o.redisUrl, ['EVAL', DEL_PREFIX, '0', `${redisPrefix}*`]);
+    if (cluster) await dropRedisPrefix(o.redisUrl, redisPrefix!);
   });
   if (o.prefill) await prefillMysql(storeUrl, o.prefill, (m) => process.stderr.write(m + '\n'));
 
@@ -133,11 +147,7 @@ export async function startNodes(o: NodesOptions): Promise<RunningNodes> {
   try {
     // one after another: the first creates the schema, the next ones find it
     for (let i = 1; i <= o.nodes; i++) {
-      const env: Record<string, string | undefined> = {
-        ...o.env, CHAT_STORE: storeUrl,
-        // a single node must not inherit a cluster setting from the caller's shell
-        CHAT_REDIS_URL: cluster ? o.redisUrl : undefined, CHAT_REDIS_PREFIX: redisPrefix, CHAT_NODE_ID: cluster ? String(i) : undefined,
-      };
+      const env = { ...o.env, ...nodeEnv(storeUrl, cluster ? { redisUrl: o.redisUrl, prefix: redisPrefix!, id: i } : null) };
       try {
         servers.push(await startServer({ kind: 'engine', pin: o.pin, env, teardown: o.teardown, label: `engine node ${i}`, profileDir: o.profileDir ? `${o.profileDir}/node-${i}` : undefined }));
       } catch (e) { throw startFailure(e, i, o); }

@@ -1,5 +1,6 @@
-// Server processes for a run: spawn (pinned with taskset), wait for `listening on host:port`,
-// sample CPU and RSS from /proc once per second, stop with SIGTERM (SIGKILL after a grace).
+// Server processes: spawn (pinned with taskset), wait for `listening on host:port`, sample CPU
+// and RSS from /proc once per second, stop with SIGTERM (SIGKILL after a grace). spawnListening
+// is also how the tests start engines (test/support/engine.ts).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync, mkdtempSync, existsSync, rmSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -62,6 +63,100 @@ export function pinSelf(cpu: number): boolean {
   return spawnSync('taskset', ['-a', '-cp', String(cpu), String(process.pid)]).status === 0;
 }
 
+/** A spawned engine (or peer) and what it printed. */
+export interface SpawnedProcess {
+  proc: ChildProcess;
+  pid: number;
+  /** Where it listens, once it printed `listening on host:port` (0.0.0.0 and :: as 127.0.0.1); rejects with a ServerStartError if it exits or stays silent first. */
+  listening: Promise<{ host: string; port: number }>;
+  /** What it printed, chunk by chunk: everything, or the last `keep` chunks of each stream. */
+  stdout: string[];
+  stderr: string[];
+  /** The last 50 chunks of both streams, in order (for error messages). */
+  tail: string[];
+  exited: Promise<number | null>;
+  /** Sends `signal` (SIGKILL after graceMs, if given) unless it already exited; resolves with the exit code. */
+  stop(signal?: NodeJS.Signals, graceMs?: number): Promise<number | null>;
+}
+
+export interface SpawnOptions {
+  /** node's arguments: flags, then the entry script and its own arguments. */
+  nodeArgs: string[];
+  cwd: string;
+  /** The whole environment; an undefined value removes the variable. */
+  env: Record<string, string | undefined>;
+  /** Names the process in messages. */
+  label: string;
+  /** Pinned to CPU 0 with taskset (when taskset exists). */
+  pin?: boolean;
+  /** Chunks of each stream kept in stdout/stderr (default: all). */
+  keep?: number;
+  /** Gives up (and kills it) when no `listening on` line came within this time (default 60 s). */
+  startTimeoutMs?: number;
+}
+
+/** Every process spawnListening started: killed when this process exits, even after a failure. */
+const spawned = new Set<ChildProcess>();
+process.once('exit', () => { for (const p of spawned) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL'); });
+
+const LISTENING = /listening on (\[[^\]]+\]|[^\s:]+):(\d+)/;
+
+/**
+ * Spawns node with these arguments; `listening` says where it listens once it printed so. Its
+ * output is drained for as long as it runs, so a chatty process never blocks on a full pipe.
+ */
+export function spawnListening(o: SpawnOptions): SpawnedProcess {
+  const pin = o.pin === true && hasTaskset();
+  const cmd = pin ? 'taskset' : process.execPath;
+  const args = pin ? ['-c', '0', process.execPath, ...o.nodeArgs] : o.nodeArgs; // taskset execs node: same pid
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(o.env)) if (v !== undefined) env[k] = v;
+  const proc = spawn(cmd, args, { cwd: o.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  spawned.add(proc);
+  const exited = new Promise<number | null>((res) => proc.once('exit', (code) => { spawned.delete(proc); res(code); }));
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const tail: string[] = [];
+  const keep = o.keep ?? Infinity;
+  const capture = (into: string[]) => (d: Buffer): void => {
+    const s = d.toString();
+    into.push(s);
+    if (into.length > keep) into.shift();
+    tail.push(s);
+    if (tail.length > 50) tail.shift();
+  };
+  proc.stdout!.on('data', capture(stdout));
+  proc.stderr!.on('data', capture(stderr));
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM', graceMs?: number): Promise<number | null> => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+    proc.kill(signal);
+    const t = graceMs === undefined ? undefined : setTimeout(() => proc.kill('SIGKILL'), graceMs);
+    const code = await exited;
+    clearTimeout(t);
+    return code;
+  };
+  const startTimeoutMs = o.startTimeoutMs ?? 60_000;
+  const listening = new Promise<{ host: string; port: number }>((resolve, reject) => {
+    let seen = '';
+    const onData = (d: Buffer): void => {
+      seen += d.toString();
+      const m = LISTENING.exec(seen);
+      if (m === null) return;
+      clearTimeout(timer);
+      proc.stdout!.off('data', onData);
+      const host = m[1].replace(/^\[|\]$/g, '');
+      resolve({ host: host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host, port: Number(m[2]) });
+    };
+    const timer = setTimeout(() => {
+      reject(new ServerStartError(o.label, null, `(no "listening on" line within ${startTimeoutMs / 1000} s)\n${tail.join('')}`));
+      void stop('SIGKILL');
+    }, startTimeoutMs);
+    proc.stdout!.on('data', onData);
+    void exited.then((code) => { clearTimeout(timer); reject(new ServerStartError(o.label, code, tail.join(''))); });
+  });
+  return { proc, pid: proc.pid!, listening, stdout, stderr, tail, exited, stop };
+}
+
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const entry = ENTRY[o.kind];
   if (!existsSync(path.join(REPO_DIR, entry))) throw new Error(`${o.kind}: ${entry} does not exist yet`);
@@ -70,49 +165,21 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const nodeArgs = ['--import', 'tsx'];
   if (o.profileDir) nodeArgs.push('--cpu-prof', '--cpu-prof-dir', o.profileDir);
   nodeArgs.push(entry);
-  const pin = o.pin && hasTaskset();
-  const cmd = pin ? 'taskset' : process.execPath;
-  const args = pin ? ['-c', '0', process.execPath, ...nodeArgs] : nodeArgs; // taskset execs node: same pid
   const label = o.label ?? o.kind;
   // the generator sends far faster than a person: no per-connection send limit unless the caller's env sets one
   const env: Record<string, string | undefined> = { CHAT_SEND_RATE: '0', CHAT_SEND_BYTES_RATE: '0', CHAT_ADDRESS_BYTES_RATE: '0', ...process.env, CHAT_PORT: '0', CHAT_HOST: '127.0.0.1', CHAT_STORE: `sqlite:${dataDir}/bench.db`, ...o.env };
-  for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
-  const child: ChildProcess = spawn(cmd, args, { cwd: REPO_DIR, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: string[] = [];
-  const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
-  const tail: string[] = [];
-  const stop = o.teardown.add(`stop ${label} (pid ${child.pid})`, async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-    child.kill('SIGTERM');
-    const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    const code = await exited;
-    clearTimeout(t);
-    if (code !== 0 && code !== null) process.stderr.write(`[bench] ${label} exited ${code}; last output:\n${tail.join('')}\n`);
+  const server = spawnListening({ nodeArgs, cwd: REPO_DIR, env, label, pin: o.pin, keep: 50 });
+  const stop = o.teardown.add(`stop ${label} (pid ${server.pid})`, async () => {
+    const code = await server.stop('SIGTERM', 10_000);
+    if (code !== 0 && code !== null) process.stderr.write(`[bench] ${label} exited ${code}; last output:\n${server.tail.join('')}\n`);
     return code;
   });
-  const addr = await new Promise<{ host: string; port: number }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new ServerStartError(label, null, `(no "listening on" line within 60 s)\n${lines.join('')}`)), 60_000);
-    const onData = (d: Buffer): void => {
-      const s = d.toString();
-      lines.push(s);
-      const m = /listening on (\[[^\]]+\]|[^\s:]+):(\d+)/.exec(lines.join(''));
-      if (m) { clearTimeout(timer); resolve({ host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) }); }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (d: Buffer) => lines.push(d.toString()));
-    void exited.then((code) => { clearTimeout(timer); reject(new ServerStartError(label, code, lines.join(''))); });
-  }).catch(async (e: unknown) => { await stop(); throw e; });
-  // keep draining its output so a chatty server never blocks on a full pipe; keep the tail for errors
-  child.stdout!.removeAllListeners('data');
-  const keep = (d: Buffer): void => { tail.push(d.toString()); if (tail.length > 50) tail.shift(); };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  const host = addr.host === '0.0.0.0' || addr.host === '::' ? '127.0.0.1' : addr.host;
+  const { host, port } = await server.listening.catch(async (e: unknown) => { await stop(); throw e; });
   return {
-    kind: o.kind, pid: child.pid!, host, port: addr.port, dataDir,
-    url: o.kind === 'socketio' ? `http://${host}:${addr.port}` : `ws://${host}:${addr.port}/ws`,
+    kind: o.kind, pid: server.pid, host, port, dataDir,
+    url: o.kind === 'socketio' ? `http://${host}:${port}` : `ws://${host}:${port}/ws`,
     // the store goes with the server: a find-max run starts one per step
-    async stop() { await stop(); rmSync(dataDir, { recursive: true, force: true }); return child.exitCode; },
+    async stop() { await stop(); rmSync(dataDir, { recursive: true, force: true }); return server.proc.exitCode; },
   };
 }
 

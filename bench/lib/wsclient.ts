@@ -1,6 +1,7 @@
 // A minimal RFC 6455 client on raw net sockets, built to receive hundreds of thousands of small
 // frames per second on one core: no per-frame allocation beyond the payload string the caller
-// asks for, a shared read buffer (net's onread), and no JSON parsing here at all.
+// asks for, a shared read buffer (net's onread), and no JSON parsing here at all. The tests use
+// it too (test/support/raw-ws.ts): silent peers, and frames a well-behaved client never sends.
 import net from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 
@@ -43,7 +44,8 @@ export class WsConn {
   private closeCode: number | string = 1006;
   private readonly key: string;
 
-  constructor(readonly target: WsTarget, path: string, localAddress: string | undefined, private readonly h: WsHandlers, readonly tag: number) {
+  /** silent: never answers a ping (to the server, a peer gone quiet). */
+  constructor(readonly target: WsTarget, path: string, localAddress: string | undefined, private readonly h: WsHandlers, readonly tag: number, private readonly silent = false) {
     this.key = randomBytes(16).toString('base64');
     this.socket = net.connect({
       host: target.host, port: target.port, localAddress, noDelay: true,
@@ -77,6 +79,26 @@ export class WsConn {
     for (; i + 3 < end; i += 4) { f[i] ^= m0; f[i + 1] ^= m1; f[i + 2] ^= m2; f[i + 3] ^= m3; }
     for (let j = 0; i < end; i++, j++) f[i] ^= j === 0 ? m0 : j === 1 ? m1 : m2;
     return this.socket.write(f);
+  }
+
+  /** Writes one frame as given: FIN, masked and with its true length unless told otherwise. */
+  sendFrame(opcode: number, payload: Buffer, o: { fin?: boolean; mask?: boolean; rsv?: number; declaredLength?: number } = {}): void {
+    const mask = o.mask ?? true;
+    const len = o.declaredLength ?? payload.length;
+    const ext = len < 126 ? 0 : len < 65536 ? 2 : 8;
+    const f = Buffer.alloc(2 + ext + (mask ? 4 : 0) + payload.length);
+    f[0] = ((o.fin ?? true) ? 0x80 : 0) | ((o.rsv ?? 0) << 4) | (opcode & 15);
+    f[1] = (mask ? 0x80 : 0) | (ext === 0 ? len : ext === 2 ? 126 : 127);
+    if (ext === 2) f.writeUInt16BE(len, 2);
+    else if (ext === 8) f.writeBigUInt64BE(BigInt(len), 2);
+    const at = 2 + ext + (mask ? 4 : 0);
+    payload.copy(f, at);
+    if (mask) {
+      const key = randomBytes(4);
+      key.copy(f, 2 + ext);
+      for (let i = 0; i < payload.length; i++) f[at + i] ^= key[i & 3];
+    }
+    this.socket.write(f);
   }
 
   private sendControl(op: number, payload: Buffer): void {
@@ -140,7 +162,7 @@ export class WsConn {
         this.frags.push(Buffer.from(buf.subarray(ps, pe)));
         if (b0 & 0x80) { const whole = Buffer.concat(this.frags); this.frags = null; this.h.message(this, whole, 0, whole.length); }
       } else if (op === 9) {
-        this.sendControl(10, buf.subarray(ps, pe));
+        if (!this.silent) this.sendControl(10, buf.subarray(ps, pe));
       } else if (op === 8) {
         this.closeCode = len >= 2 ? (buf[ps] << 8) | buf[ps + 1] : 1005;
         if (!this.closeSent) { this.closeSent = true; this.sendControl(8, buf.subarray(ps, Math.min(pe, ps + 2))); }
