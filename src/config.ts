@@ -86,6 +86,9 @@ export interface Config {
   /** Joins and leaves per second per connection, and the burst. */
   joinRate: number;
   joinBurst: number;
+  /** Joins and leaves of one room per second per connection (after its first join), and the burst. */
+  roomJoinRate: number;
+  roomJoinBurst: number;
   /** History pages and read markers per second per connection, and the burst. */
   historyRate: number;
   historyBurst: number;
@@ -97,6 +100,8 @@ export interface Config {
   sendBytesBurst: number;
   /** Bytes of messages per second from one client address, all its connections together. */
   addressBytesRate: number;
+  /** Bytes of frames on the wire per second per connection, charged before decoding (0 = no limit). */
+  inboundBytesRate: number;
   /** A user's connections together get this many times one connection's rates and bursts. */
   userRateFactor: number;
   /** HTTP API requests per second per client address, and the burst. */
@@ -423,6 +428,8 @@ const SETTINGS: Setting<keyof Config>[] = [
   { key: 'windowsMaxBytes', env: 'CHAT_WINDOWS_MAX_BYTES', flag: '--windows-max-bytes', def: '128m', help: 'bytes of messages all rooms together keep hot; past it idle rooms go first, then the growing room trims its own', parse: bytes(64 << 10, 64 * 1024 * 1024 * 1024) },
   { key: 'joinRate', env: 'CHAT_JOIN_RATE', flag: '--join-rate', def: '5', help: 'joins and leaves per second per connection before rate_limited; 0 = no limit', parse: rate(1_000_000) },
   { key: 'joinBurst', env: 'CHAT_JOIN_BURST', flag: '--join-burst', def: '400', help: 'burst of the join/leave token bucket (a reconnect rejoins up to CHAT_MAX_ROOMS_PER_CONN rooms at once)', parse: int(1, 1_000_000) },
+  { key: 'roomJoinRate', env: 'CHAT_ROOM_JOIN_RATE', flag: '--room-join-rate', def: '1', help: 'joins and leaves of one room per second per connection, after its first join (a join/leave loop posts an ENTER and a QUIT each cycle); 0 = no limit', parse: rate(1_000_000) },
+  { key: 'roomJoinBurst', env: 'CHAT_ROOM_JOIN_BURST', flag: '--room-join-burst', def: '20', help: 'burst of the per-room join/leave token bucket', parse: int(1, 1_000_000) },
   { key: 'historyRate', env: 'CHAT_HISTORY_RATE', flag: '--history-rate', def: '20', help: 'history pages and read markers per second per connection; 0 = no limit', parse: rate(1_000_000) },
   { key: 'historyBurst', env: 'CHAT_HISTORY_BURST', flag: '--history-burst', def: '50', help: 'burst of the history/read token bucket', parse: int(1, 1_000_000) },
   { key: 'typingRate', env: 'CHAT_TYPING_RATE', flag: '--typing-rate', def: '1', help: 'typing events per second per connection; 0 = no limit', parse: rate(1_000_000) },
@@ -430,6 +437,7 @@ const SETTINGS: Setting<keyof Config>[] = [
   { key: 'sendBytesRate', env: 'CHAT_SEND_BYTES_RATE', flag: '--send-bytes-rate', def: '32k', help: 'bytes of messages per second per connection (text JSON-encoded plus about 200 bytes of fields each) before rate_limited; 0 = no limit', parse: bytes(0, 1 << 30) },
   { key: 'sendBytesBurst', env: 'CHAT_SEND_BYTES_BURST', flag: '--send-bytes-burst', def: '256k', help: 'burst of the send-bytes token bucket (at least CHAT_MAX_TEXT_BYTES)', parse: bytes(1024, 1 << 30) },
   { key: 'addressBytesRate', env: 'CHAT_ADDRESS_BYTES_RATE', flag: '--address-bytes-rate', def: '1m', help: 'bytes of messages per second from one client address, all its connections and users together (burst: 4 s of it); 0 = no limit', parse: bytes(0, 1 << 30) },
+  { key: 'inboundBytesRate', env: 'CHAT_INBOUND_BYTES_RATE', flag: '--inbound-bytes-rate', def: '', help: 'bytes of frames on the wire per second per connection, charged before a frame is decoded (burst: 4 s of it, at least CHAT_SEND_BYTES_BURST and 2 x CHAT_MAX_PAYLOAD); empty = 4 x CHAT_SEND_BYTES_RATE; 0 = no limit', parse: (raw, name) => (raw.trim() === '' ? -1 : bytes(0, 1 << 30)(raw, name)) },
   { key: 'userRateFactor', env: 'CHAT_USER_RATE_FACTOR', flag: '--user-rate-factor', def: '4', help: "a user's connections together get this many times one connection's rates and bursts", parse: int(1, 1000) },
   { key: 'httpRate', env: 'CHAT_HTTP_RATE', flag: '--http-rate', def: '20', help: 'HTTP API requests per second per client address (and per user, times CHAT_USER_RATE_FACTOR); 0 = no limit', parse: rate(1_000_000) },
   { key: 'httpBurst', env: 'CHAT_HTTP_BURST', flag: '--http-burst', def: '100', help: 'burst of the HTTP API token bucket', parse: int(1, 1_000_000) },
@@ -571,6 +579,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: string[] 
     if (c.delivery !== 'after-commit') throw new ConfigError('CHAT_REDIS_URL: a cluster assigns seq when it commits, so it needs CHAT_DELIVERY=after-commit');
   }
   if (c.nodeId < 0) c.nodeId = 0;
+  if (c.inboundBytesRate < 0) c.inboundBytesRate = 4 * c.sendBytesRate;
+  else if (c.inboundBytesRate !== 0 && c.inboundBytesRate < c.sendBytesRate) throw new ConfigError(`CHAT_INBOUND_BYTES_RATE (${c.inboundBytesRate}) must be 0 or at least CHAT_SEND_BYTES_RATE (${c.sendBytesRate}): a frame carries its text and more`);
   if (c.sendBytesBurst < c.maxTextBytes + 512) throw new ConfigError(`CHAT_SEND_BYTES_BURST (${c.sendBytesBurst}) must hold the largest message: CHAT_MAX_TEXT_BYTES + 512 = ${c.maxTextBytes + 512}`);
   if (c.webhookUrl !== null && c.webhookSecret === null) throw new ConfigError('CHAT_WEBHOOK_URL needs CHAT_WEBHOOK_SECRET (>= 16 characters): every request is signed with it');
   if (c.webhookRetryMaxMs < c.webhookRetryMs) throw new ConfigError('CHAT_WEBHOOK_RETRY_MAX must be at least CHAT_WEBHOOK_RETRY');

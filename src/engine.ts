@@ -21,6 +21,7 @@ import { LocalNode } from './core/local-node.ts';
 import { Membership } from './core/membership.ts';
 import { Receipts } from './core/receipts.ts';
 import { Replies } from './core/replies.ts';
+import { RoomChurn } from './core/room-churn.ts';
 import { RoomGate } from './core/room-gate.ts';
 import { RoomRegistry } from './core/rooms.ts';
 import type { Session } from './core/session.ts';
@@ -57,7 +58,7 @@ export interface Health {
 
 /** Which limit each client op takes a token from (null: not limited). */
 const LIMITED: Record<ClientFrame['op'], Op | null> = {
-  send: Op.send, delete: Op.send, edit: Op.send, join: Op.join, leave: Op.join, history: Op.history, read: Op.history, typing: Op.typing, ping: null,
+  send: Op.send, delete: Op.send, edit: Op.send, join: null, leave: null, history: Op.history, read: Op.history, typing: Op.typing, ping: null,
 };
 
 export class Engine implements StompCore<Session> {
@@ -78,6 +79,7 @@ export class Engine implements StompCore<Session> {
   readonly connLimits: RateLimits;
   readonly userLimits: KeyedLimits;
   private readonly addressBytes: KeyedLimits;
+  private readonly churn: RoomChurn;
   /** False while the store refuses commits (reported by the actor). */
   private storeOk = true;
   private storeReason: string | null = null;
@@ -100,6 +102,7 @@ export class Engine implements StompCore<Session> {
     this.connLimits = RateLimits.forConnections(cfg);
     this.userLimits = new KeyedLimits(RateLimits.forUsers(cfg), 'for this user');
     this.addressBytes = new KeyedLimits(RateLimits.forAddressBytes(cfg), 'from this address');
+    this.churn = new RoomChurn(cfg);
     const access = new Access(initialBlocks);
     const gate = new RoomGate(this.rooms, access, cfg.auth === 'none', guestsPublicOnly(cfg));
     this.replies = new Replies(stats);
@@ -178,6 +181,15 @@ export class Engine implements StompCore<Session> {
     return false;
   }
 
+  /** A join or leave: the connection's and user's join buckets, then the room's own on this connection. */
+  private mayChurn(s: Session, room: string, leaving: boolean, ref: string | undefined): boolean {
+    if (!this.churn.take(s, room, leaving)) {
+      this.replies.error(s, 'rate_limited', this.churn.refusal(), ref);
+      return false;
+    }
+    return this.allow(s, Op.join, ref);
+  }
+
   onFrame(s: Session, f: ClientFrame): void {
     const op = LIMITED[f.op];
     if (op !== null && !this.allow(s, op, f.ref, f.op === 'send' || f.op === 'edit' || f.op === 'delete' ? f.cid : undefined)) return;
@@ -185,8 +197,8 @@ export class Engine implements StompCore<Session> {
       case 'send': return this.writes.post(s, f.room, f.text, f.cid, f.ref);
       case 'delete': return this.writes.retract(s, f.room, 'DELETE', f.id, '', f.cid ?? null, f.ref);
       case 'edit': return this.writes.retract(s, f.room, 'EDIT', f.id, f.text, f.cid, f.ref);
-      case 'join': return this.membership.join(s, f.room, f.since, f.limit, f.ref);
-      case 'leave': return this.membership.leave(s, f.room, f.ref);
+      case 'join': return this.join(s, f.room, f.since, f.limit, f.ref);
+      case 'leave': return this.leave(s, f.room, f.ref);
       case 'history': return this.history.onHistory(s, f);
       case 'read': return this.history.onRead(s, f);
       case 'typing': return this.typing.onTyping(s, f);
@@ -208,11 +220,11 @@ export class Engine implements StompCore<Session> {
   }
 
   join(s: Session, room: string, since: string | undefined, limit: number, ref: string | undefined): void {
-    if (this.allow(s, Op.join, ref)) this.membership.join(s, room, since, limit, ref);
+    if (this.mayChurn(s, room, false, ref)) this.membership.join(s, room, since, limit, ref);
   }
 
   leave(s: Session, room: string, ref: string | undefined): void {
-    if (this.allow(s, Op.join, ref)) this.membership.leave(s, room, ref);
+    if (this.mayChurn(s, room, true, ref)) this.membership.leave(s, room, ref);
   }
 
   // ---- the persistence actor -------------------------------------------------------------------

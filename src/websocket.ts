@@ -1,6 +1,7 @@
 // Where a frame comes in: the uWS behavior of `/ws` and of the STOMP path. The upgrade checks the
-// connection caps, the origin, the subprotocol and the identity before any socket exists; each message is bounded, then
-// decoded by its connection's codec (validation: protocol/validate.ts) and handed to the engine.
+// connection caps, the origin, the subprotocol and the identity before any socket exists; each
+// message is charged to its connection's inbound byte budget and bounded, then decoded by its
+// connection's codec (validation: protocol/validate.ts) and handed to the engine.
 
 import type { HttpRequest, HttpResponse, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 import { uws } from '../native/uws.ts';
@@ -11,6 +12,7 @@ import type { Engine } from './engine.ts';
 import { sendError } from './http/respond.ts';
 import type { Logger } from './log.ts';
 import type { ClientAddress } from './net/address.ts';
+import { Op } from './core/limits.ts';
 import { ConnectionCaps } from './net/caps.ts';
 import { ChatError, CLOSE, type ErrorCode } from './protocol/errors.ts';
 import { Codec, isFrameError, SUBPROTOCOLS, type Decoded } from './protocol/frames.ts';
@@ -58,6 +60,7 @@ export function websocketIntake(cfg: Config, engine: Engine, auth: Authenticator
   // the connection without reading further (the peer sees 1006). Nothing of any of them is used.
   const softClose = cfg.maxPayload * 2;
   const hardLimit = Math.min(Math.max(cfg.maxPayload * 32, 2 << 20), 64 << 20);
+  const inboundRefusal = engine.connLimits.refusal(Op.inbound, 'on this connection (CHAT_INBOUND_BYTES_RATE); the frame was not read');
 
   const behavior = (defaultCodec: Codec): WebSocketBehavior<SocketData> => ({
     compression: uws.DISABLED,
@@ -136,6 +139,12 @@ export function websocketIntake(cfg: Config, engine: Engine, auth: Authenticator
 
     message: (ws: WebSocket<SocketData>, data: ArrayBuffer, isBinary: boolean) => {
       const s = ws.getUserData().s;
+      // Bytes on the wire first, before any parsing: a frame over the connection's inbound budget is
+      // refused unread (no ref or cid to echo); on STOMP, whose frames may span messages, the
+      // ERROR closes the connection.
+      if (!engine.connLimits.take(s.buckets, Op.inbound, Date.now(), data.byteLength)) {
+        return engine.error(s, 'rate_limited', inboundRefusal, undefined);
+      }
       const decode = DECODERS[s.codec];
       if (data.byteLength > cfg.maxPayload) {
         // Nothing of it is stored or delivered. Up to twice the limit it is still decoded, only so

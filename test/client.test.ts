@@ -6,7 +6,7 @@
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WS from 'ws';
-import { ChatClient, ChatError, type ChatClientOptions, type SendAck, type StateDetail } from '../client/src/index.ts';
+import { applyRetraction, ChatClient, ChatError, isRetraction, type ChatClientOptions, type SendAck, type StateDetail } from '../client/src/index.ts';
 import { nextState, outOfOrder, relay, seededRandom, Seen, Tap } from './client-helpers.ts';
 import { CORE, fetchRoom } from './reliability-helpers.ts';
 import { getJson } from './support/client.ts';
@@ -560,6 +560,39 @@ describe('client: delete, edit and read receipts', () => {
       await seenB.until('the DELETE event', (s) => s.messages.some((x) => x.type === 'DELETE'));
       expect(seenB.messages.map((x) => [x.seq, x.type, x.target ?? null])).toEqual([[1, 'CHAT', null], [2, 'DELETE', m.id]]);
       expect((await rejection(a.edit('c-del', m.id, 'too late'))).code).toBe('not_found');
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  it('applyRetraction leaves a subscriber\'s copy as the engine stores it, after each edit and the delete', async () => {
+    const a = new ChatClient(opts(eng.url, 'ap-a'));
+    const b = new ChatClient(opts(eng.url, 'ap-b'));
+    const seenB = new Seen();
+    try {
+      await b.join('c-ap', seenB.handlers()).ready;
+      const m = await a.send('c-ap', 'first');
+      await seenB.text('first');
+      const copy = { ...seenB.messages.find((x) => x.id === m.id)! };
+      const steps: [string, () => Promise<SendAck>][] = [
+        ['EDIT', () => a.edit('c-ap', m.id, 'second')],
+        ['EDIT', () => a.edit('c-ap', m.id, 'third')],
+        ['DELETE', () => a.delete('c-ap', m.id)],
+      ];
+      for (const [type, step] of steps) {
+        const ack = await step();
+        await seenB.until(`the ${type} event`, (s) => s.messages.some((x) => x.id === ack.id));
+        const ev = seenB.messages.find((x) => x.id === ack.id)!;
+        expect(isRetraction(ev)).toBe(true);
+        expect(applyRetraction(copy, ev)).toBe(true);
+        const stored = (await fetchRoom(eng.http, 'c-ap')).find((x) => x.id === m.id)!;
+        expect(copy).toEqual(stored);
+      }
+      expect(copy.deleted).toBe(true);
+      // Another message is not its target; a CHAT message is no retraction.
+      expect(applyRetraction({ ...copy, id: 'other' }, seenB.messages.at(-1)!)).toBe(false);
+      expect(isRetraction(seenB.messages[0])).toBe(false);
     } finally {
       a.close();
       b.close();

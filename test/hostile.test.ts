@@ -149,6 +149,62 @@ describe('byte budgets on sends', () => {
   });
 });
 
+describe('inbound bytes, charged before a frame is read', () => {
+  let e: EngineProc;
+  beforeAll(async () => {
+    // A rate so low that no byte comes back during the test: only the burst counts, and it is
+    // 2 x CHAT_MAX_PAYLOAD = 8 KiB here (the largest of the three it is taken from).
+    e = await startEngine({
+      CHAT_INBOUND_BYTES_RATE: '1', CHAT_MAX_PAYLOAD: '4k', CHAT_MAX_TEXT_BYTES: '4k', CHAT_SEND_BYTES_BURST: '5k',
+      CHAT_SEND_RATE: '0', CHAT_SEND_BYTES_RATE: '0', CHAT_ADDRESS_BYTES_RATE: '0', CHAT_ENTER_QUIT: 'off',
+    });
+  });
+  afterAll(async () => { await e?.stop(); });
+
+  it('past the budget a frame is refused rate_limited unread: no cid echoed, malformed frames too; the connection stays', async () => {
+    const c = await Client.connect(e.url, { user: 'in' });
+    await c.request({ op: 'join', room: 'in' });
+    const text = 'i'.repeat(3000);
+    expect((await c.request({ op: 'send', room: 'in', text, cid: 'i1' })).op).toBe('ack');
+    expect((await c.request({ op: 'send', room: 'in', text, cid: 'i2' })).op).toBe('ack');
+    c.send({ op: 'send', room: 'in', text, cid: 'i3' });
+    const refused = await c.op('error');
+    expect(refused.code).toBe('rate_limited');
+    expect(refused.message).toContain('CHAT_INBOUND_BYTES_RATE');
+    expect(refused.cid).toBeUndefined(); // the frame was not decoded
+    // Not even parsed: a malformed frame of the same size is refused for its bytes, not as bad_frame.
+    c.ws.send('{' + 'x'.repeat(3000));
+    expect(await c.op('error')).toMatchObject({ code: 'rate_limited' });
+    // Small frames still fit what is left of the burst.
+    expect((await c.request({ op: 'ping' })).op).toBe('pong');
+    const h = (await getJson(`${e.http}/api/rooms/in/messages`)).body;
+    expect(h.messages.map((m: Frame) => m.cid)).toEqual(['i1', 'i2']);
+    // Another connection has its own budget.
+    const d = await Client.connect(e.url, { user: 'in2' });
+    await d.request({ op: 'join', room: 'in' });
+    expect((await d.request({ op: 'send', room: 'in', text, cid: 'd1' })).op).toBe('ack');
+    await c.close();
+    await d.close();
+  });
+
+  it('a STOMP connection past its budget gets ERROR and is closed (its frames may span messages)', async () => {
+    const ws = new WebSocket(`${e.url}?user=stin`, 'v12.stomp');
+    const frames: string[] = [];
+    ws.on('message', (d: Buffer) => frames.push(d.toString()));
+    const closed = new Promise<number>((res) => ws.once('close', (code) => res(code)));
+    await new Promise((res) => ws.once('open', res));
+    ws.send('CONNECT\naccept-version:1.2\n\n\0');
+    ws.send('SUBSCRIBE\nid:0\ndestination:/topic/rooms/stin\n\n\0');
+    for (let i = 0; i < 3; i++) ws.send(`SEND\ndestination:/app/rooms/stin\nreceipt:r${i}\n\n${'s'.repeat(3000)}\0`);
+    expect(await closed).toBe(1008);
+    expect(frames.find((f) => f.startsWith('ERROR'))).toMatch(/rate_limited[\s\S]*CHAT_INBOUND_BYTES_RATE/);
+  });
+
+  it('refuses an inbound rate below the send bytes rate at start', async () => {
+    await expect(startEngine({ CHAT_INBOUND_BYTES_RATE: '16k', CHAT_SEND_BYTES_RATE: '32k' })).rejects.toThrow(/CHAT_INBOUND_BYTES_RATE/);
+  });
+});
+
 describe('rate limits on every op', () => {
   let e: EngineProc;
   beforeAll(async () => {
@@ -171,6 +227,33 @@ describe('rate limits on every op', () => {
     const h = (await getJson(`${e.http}/api/rooms/loop/messages`)).body;
     expect(h.messages.map((m: Frame) => m.type)).toEqual(['ENTER', 'QUIT', 'ENTER', 'QUIT']);
     await c.close();
+  });
+
+  it('joining and leaving one room is limited per room (CHAT_ROOM_JOIN_RATE); other rooms still join', async () => {
+    // The connection's join bucket is large (a reconnect joins many rooms at once); one room's own is 3.
+    const f = await startEngine({ CHAT_ROOM_JOIN_RATE: '0.001', CHAT_ROOM_JOIN_BURST: '3', CHAT_JOIN_BURST: '400' });
+    try {
+      const c = await Client.connect(f.url, { user: 'churn' });
+      const codes: string[] = [];
+      // The first join is free; the leave, the rejoin and the second leave spend the burst of 3.
+      for (let i = 0; i < 6; i++) {
+        const r = await c.request({ op: i % 2 === 0 ? 'join' : 'leave', room: 'churn' });
+        codes.push(r.op === 'error' ? r.code : r.op);
+      }
+      expect(codes).toEqual(['joined', 'left', 'joined', 'left', 'rate_limited', 'rate_limited']);
+      const refused = await c.request({ op: 'join', room: 'churn' });
+      expect(refused.message).toContain('of one room');
+      // A join of the same room while in it is charged too (each answers a page).
+      for (let i = 0; i < 5; i++) expect((await c.request({ op: 'join', room: `other${i}` })).op).toBe('joined');
+      const again = [];
+      for (let i = 0; i < 4; i++) again.push((await c.request({ op: 'join', room: 'other0' })).op);
+      expect(again).toEqual(['joined', 'joined', 'joined', 'error']);
+      const h = (await getJson(`${f.http}/api/rooms/churn/messages`)).body;
+      expect(h.messages.map((m: Frame) => m.type)).toEqual(['ENTER', 'QUIT', 'ENTER', 'QUIT']);
+      await c.close();
+    } finally {
+      await f.stop();
+    }
   });
 
   it("a user's connections share one budget (CHAT_USER_RATE_FACTOR)", async () => {

@@ -9,5 +9,6 @@ export type { BackoffOptions } from './backoff.ts';
 export { newCid } from './cid.ts';
 export { ChatError, type ChatErrorCode, type ClientErrorCode } from './errors.ts';
 export type { WebSocketConstructor, WebSocketLike } from './platform.ts';
+export { applyRetraction, isRetraction } from './retraction.ts';
 export type { JoinOptions, Joined, LeftInfo, MessageInfo, ResetInfo, Subscription } from './subscription.ts';
 export * from './protocol.ts';

@@ -1,7 +1,9 @@
 // Rate limits on every client operation: a token bucket per connection and one per user (all its
 // connections together get CHAT_USER_RATE_FACTOR times a connection's rate and burst), per op.
 // Sends are also limited in bytes (per connection, per user, and per client address), so a few
-// large texts cannot take the write path that many small ones would need.
+// large texts cannot take the write path that many small ones would need; every frame's bytes on the
+// wire are charged to its connection before it is decoded (`inbound`), so frames that would be
+// refused anyway cost the front thread no parsing.
 // Each holder keeps its buckets in one array of doubles (tokens, last refill), so a connection
 // costs one small allocation for all of them: a plain array (~140 bytes for five ops), not a
 // Float64Array, which costs twice that (the typed array, its ArrayBuffer and a separate backing store).
@@ -9,15 +11,15 @@
 import type { Config } from '../config.ts';
 
 /** The limited operations. */
-export const Op = { send: 0, join: 1, history: 2, typing: 3, http: 4, bytes: 5 } as const;
+export const Op = { send: 0, join: 1, history: 2, typing: 3, http: 4, bytes: 5, inbound: 6 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
-const OPS = 6;
+const OPS = 7;
 
 /** A holder's buckets: [tokens, last refill ms] per op (doubles only, so V8 keeps them unboxed). */
 export type Buckets = number[];
 
 /** What each op's refusal says ("more than N <what> per second"). */
-const WHAT: Record<Op, string> = { 0: 'sends', 1: 'joins and leaves', 2: 'history and read requests', 3: 'typing events', 4: 'API requests', 5: 'bytes of messages' };
+const WHAT: Record<Op, string> = { 0: 'sends', 1: 'joins and leaves', 2: 'history and read requests', 3: 'typing events', 4: 'API requests', 5: 'bytes of messages', 6: 'bytes of frames' };
 
 export class RateLimits {
   private readonly rate = new Float64Array(OPS);
@@ -43,7 +45,7 @@ export class RateLimits {
     const none = { rate: 0, burst: 1 };
     return new RateLimits({
       [Op.send]: none, [Op.join]: none, [Op.history]: none, [Op.typing]: none, [Op.http]: none,
-      [Op.bytes]: { rate: cfg.addressBytesRate, burst: Math.max(4 * cfg.addressBytesRate, cfg.sendBytesBurst) },
+      [Op.bytes]: { rate: cfg.addressBytesRate, burst: Math.max(4 * cfg.addressBytesRate, cfg.sendBytesBurst) }, [Op.inbound]: none,
     });
   }
 
@@ -60,16 +62,7 @@ export class RateLimits {
   /** Take `cost` tokens of `op` from `b`; false: over the limit (nothing taken). Rate 0 = no limit. */
   take(b: Buckets, op: Op, now = Date.now(), cost = 1): boolean {
     const rate = this.rate[op];
-    if (rate === 0) return true;
-    const i = op * 2;
-    const tokens = Math.min(this.burst[op], b[i] + ((now - b[i + 1]) * rate) / 1000);
-    b[i + 1] = now;
-    if (tokens < cost) {
-      b[i] = tokens;
-      return false;
-    }
-    b[i] = tokens - cost;
-    return true;
+    return rate === 0 || takeTokens(b, op * 2, rate, this.burst[op], now, cost);
   }
 
   /** Every bucket of `b` is full again (the holder can be forgotten without losing anything). */
@@ -87,6 +80,26 @@ export class RateLimits {
   }
 }
 
+/**
+ * The token bucket at b[i] (tokens) and b[i + 1] (last refill, ms): refill at `rate` per second up
+ * to `burst`, then take `cost`; false: not enough tokens (nothing taken).
+ */
+export function takeTokens(b: number[], i: number, rate: number, burst: number, now: number, cost: number): boolean {
+  const tokens = Math.min(burst, b[i] + ((now - b[i + 1]) * rate) / 1000);
+  b[i + 1] = now;
+  if (tokens < cost) {
+    b[i] = tokens;
+    return false;
+  }
+  b[i] = tokens - cost;
+  return true;
+}
+
+/** The inbound burst: 4 s of the rate, and never less than a send burst or the largest frame answered. */
+export function inboundBurst(cfg: Config): number {
+  return Math.max(4 * cfg.inboundBytesRate, cfg.sendBytesBurst, 2 * cfg.maxPayload);
+}
+
 function specOf(cfg: Config): Record<Op, { rate: number; burst: number }> {
   return {
     [Op.send]: { rate: cfg.sendRate, burst: cfg.sendBurst },
@@ -95,6 +108,7 @@ function specOf(cfg: Config): Record<Op, { rate: number; burst: number }> {
     [Op.typing]: { rate: cfg.typingRate, burst: cfg.typingBurst },
     [Op.http]: { rate: cfg.httpRate, burst: cfg.httpBurst },
     [Op.bytes]: { rate: cfg.sendBytesRate, burst: cfg.sendBytesBurst },
+    [Op.inbound]: { rate: cfg.inboundBytesRate, burst: inboundBurst(cfg) },
   };
 }
 

@@ -38,6 +38,8 @@ export class Session implements Sink {
    * none is (most of a connection's life): an idle connection holds no Map.
    */
   joining: Map<string, JoinInFlight> | null = null;
+  /** Per-room join/leave buckets (core/room-churn.ts); null until the connection leaves a room. */
+  churn: Map<string, number[]> | null = null;
   ws: WebSocket<SocketData> | null = null;
   closed = false;
   /** JWT expiry timer (auth jwt), cleared on close. */

@@ -3,7 +3,7 @@
 // built from client/); this file keeps the page's state and draws it.
 // Every user-provided string is rendered with textContent / createTextNode, never as HTML.
 
-import { ChatClient, newCid } from './client/index.js';
+import { applyRetraction, ChatClient, isRetraction, newCid } from './client/index.js';
 
 const ROOM_RE = /^[A-Za-z0-9._:-]{1,64}$/;
 const TYPING_EVERY_MS = 2000;   // send `typing` at most this often
@@ -198,24 +198,11 @@ function subscribe(room) {
 
 function isMine(m) { return !!(S.me && m.from && m.from.id === S.me.id); }
 
-/** A DELETE or EDIT event changes the message it names (the engine's own copies already show it). */
-function retract(room, ev) {
-  const t = typeof ev.target === 'string' ? room.msgs.get(ev.target) : undefined;
-  if (!t) return;
-  if (ev.type === 'DELETE') {
-    delete t.text;
-    delete t.editedAt;
-    t.deleted = true;
-  } else if (!t.deleted) {
-    t.text = ev.text;
-    t.editedAt = ev.at;
-  }
-}
-
 function onMessage(room, m, info) {
   if (room.msgs.has(m.id)) return;
-  if (m.type === 'DELETE' || m.type === 'EDIT') {
-    retract(room, m);
+  if (isRetraction(m)) {
+    const target = typeof m.target === 'string' ? room.msgs.get(m.target) : undefined;
+    if (target) applyRetraction(target, m);
     if (!room.lastId || m.id > room.lastId) room.lastId = m.id;
     render();
     return;
