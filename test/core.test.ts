@@ -490,17 +490,28 @@ describe('frames of a room whose join is in flight (slow commits)', () => {
     const admin = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' };
     const created = await fetch(`${eng.http}/api/rooms`, { method: 'POST', headers: admin, body: JSON.stringify({ kind: 'group', members: ['dl'] }) });
     const room = ((await created.json()) as Frame).id as string;
-    // Keep the actor busy in a slow commit, so the delete and the join's load queue behind it in
-    // that order: the delete's answer reaches the front thread while the join's room is loading.
+    const post = async (path: string): Promise<void> => { expect((await fetch(`${eng.http}/_test/${path}`, { method: 'POST' })).status).toBe(200); };
+    const waiting = async (point: string): Promise<number> => (await getJson(`${eng.http}/_test/waiting/${point}?n=1`)).body.waiting as number;
+    // A commit held in the actor: a room delete commits what is buffered first, so it waits there,
+    // and the join's load queues behind it. The delete's answer then reaches the front thread
+    // while the join's room is still loading.
     const busy = await Client.connect(eng.url, { user: 'busy' });
     await busy.request({ op: 'join', room: 'busy-room' });
+    await post('hold/commit');
     busy.send({ op: 'send', room: 'busy-room', text: 'x', cid: 'b1' });
-    await new Promise((r) => setTimeout(r, 50));
+    expect(await waiting('commit')).toBe(1);
+    // The delete is let past the admin point before the join is sent: the actor has it first.
+    await post('hold/admin');
     const deleted = fetch(`${eng.http}/api/rooms/${room}`, { method: 'DELETE', headers: admin });
-    await new Promise((r) => setTimeout(r, 30));
+    expect(await waiting('admin')).toBe(1);
+    await post('release/admin');
     const a = await Client.connect(eng.url, { user: 'dl' });
     a.send({ op: 'join', room, ref: 'j' });
     a.send({ op: 'leave', room, ref: 'l' });
+    // A ping answered after both: the join is in (its room loading), the leave queued behind it.
+    expect(await a.request({ op: 'ping' })).toMatchObject({ op: 'pong' });
+    expect(a.frames.filter((f) => f.ref === 'j' || f.ref === 'l'), 'the join waits for its room').toEqual([]);
+    await post('release/commit');
     expect((await deleted).status).toBe(200);
     expect(await a.waitFor((f) => f.ref === 'j', 5_000, 'the join\'s answer')).toMatchObject({ op: 'error', code: 'not_found' });
     expect(await a.waitFor((f) => f.ref === 'l', 5_000, 'the leave\'s answer')).toMatchObject({ op: 'left' });
