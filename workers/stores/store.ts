@@ -213,6 +213,8 @@ export interface MessageReader {
   roomsBySubject(subject: string): Awaitable<RoomInfo[]>;
   /** The user's rooms; `last` and `unread` leave out expired messages and those of `blocked` users. */
   myRooms(user: string, notBefore: number, blocked: string[]): Awaitable<MyRoom[]>;
+  /** Messages of `room` with seq in (after, upTo] that count as unread by myRooms' rule. */
+  unread(room: string, after: number, upTo: number, notBefore: number, blocked: string[]): Awaitable<number>;
   /** Directory changes after version `since`, at most `limit` rooms and `limit` blocks. */
   dirChanges(since: number, limit: number): Awaitable<DirChangesResult>;
   /** Messages with seq in [from, to] of a room, in seq order (a cluster node filling a gap). */
