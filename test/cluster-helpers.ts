@@ -9,7 +9,7 @@ import net from 'node:net';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import mysql from 'mysql2/promise';
-import { Client, getJson, ROOT, startEngine, type EngineProc, type Frame } from './helpers.ts';
+import { Client, getJson, ROOT, SEND_LIMITS_OFF, startEngine, type EngineProc, type Frame } from './helpers.ts';
 import { until } from './reliability-helpers.ts';
 
 const run = promisify(execFile);
@@ -190,8 +190,8 @@ export interface ClusterNode extends EngineProc {
   id: number;
 }
 
-/** The pipeline in isolation: no per-connection send rate limit (ENTER/QUIT chosen per test). */
-export const NO_RATE = { CHAT_SEND_RATE: '0' };
+/** The pipeline in isolation: no send rate limits (ENTER/QUIT chosen per test). */
+export const NO_RATE = SEND_LIMITS_OFF;
 
 export function nodeEnv(dbUrl: string, prefix: string, id: number, extra: Record<string, string> = {}, redis: RedisAt = SHARED_REDIS): Record<string, string> {
   return {

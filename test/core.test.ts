@@ -3,12 +3,12 @@
 
 import { Packr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, getJson, KeepAlive, startEngine, type EngineProc, type Frame } from './helpers.ts';
+import { Client, getJson, KeepAlive, SEND_LIMITS_OFF, startEngine, type EngineProc, type Frame } from './helpers.ts';
 import { until } from './reliability-helpers.ts';
 
 const ID_RE = /^[0-9A-F][0-9A-HJKMNP-TV-Z]{12}$/;
 // The pipeline in isolation: no ENTER/QUIT messages and no send rate limit (test/domain.test.ts covers them).
-const CORE = { CHAT_ENTER_QUIT: 'off', CHAT_SEND_RATE: '0' };
+const CORE = { CHAT_ENTER_QUIT: 'off', ...SEND_LIMITS_OFF };
 
 describe('protocol v1 over one engine', () => {
   let eng: EngineProc;
@@ -405,7 +405,7 @@ describe('frames of a room whose join is in flight (slow commits)', () => {
   const ADMIN = 'core-admin-token-0123456789';
   let eng: EngineProc;
   // ENTER/QUIT on (public rooms): a join waits for its ENTER's commit, which takes 400 ms here.
-  beforeAll(async () => { eng = await startEngine({ CHAT_SEND_RATE: '0', CHAT_HTTP_RATE: '0', CHAT_TEST_COMMIT_DELAY_MS: '400', CHAT_TEST_HOOKS: '1', CHAT_ADMIN_TOKEN: ADMIN }); });
+  beforeAll(async () => { eng = await startEngine({ ...SEND_LIMITS_OFF, CHAT_HTTP_RATE: '0', CHAT_TEST_COMMIT_DELAY_MS: '400', CHAT_TEST_HOOKS: '1', CHAT_ADMIN_TOKEN: ADMIN }); });
   afterAll(async () => { expect(await eng.stop()).toBe(0); });
 
   it('queue behind the join, at most 64 per room: the rest are rate_limited, and all are answered', async () => {

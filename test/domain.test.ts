@@ -6,7 +6,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import { SignJWT, importPKCS8 } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, getJson, startEngine, type EngineProc, type Frame } from './helpers.ts';
+import { Client, getJson, SEND_LIMITS_OFF, startEngine, type EngineProc, type Frame } from './helpers.ts';
 
 const ADMIN = 'test-admin-token-0123456789';
 const admin = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' };
@@ -19,7 +19,7 @@ async function api(eng: EngineProc, method: string, path: string, body?: unknown
 
 describe('rooms, membership and authorization', () => {
   let eng: EngineProc;
-  beforeAll(async () => { eng = await startEngine({ CHAT_ADMIN_TOKEN: ADMIN, CHAT_SEND_RATE: '0' }); });
+  beforeAll(async () => { eng = await startEngine({ CHAT_ADMIN_TOKEN: ADMIN, ...SEND_LIMITS_OFF }); });
   afterAll(async () => { expect(await eng.stop()).toBe(0); });
 
   it('ENTER on first join (last of joined.messages), no second ENTER for a second tab, QUIT when the last leaves', async () => {
@@ -246,7 +246,7 @@ describe('abuse limits', () => {
 
 describe('retention', () => {
   it('history never returns an expired message and the actor purges them', async () => {
-    const eng = await startEngine({ CHAT_RETENTION: '2s', CHAT_SEND_RATE: '0', CHAT_ENTER_QUIT: 'off' });
+    const eng = await startEngine({ CHAT_RETENTION: '2s', ...SEND_LIMITS_OFF, CHAT_ENTER_QUIT: 'off' });
     const a = await Client.connect(eng.url, { user: 'ret' });
     await a.request({ op: 'join', room: 'ret' });
     const old = await a.request({ op: 'send', room: 'ret', text: 'old', cid: 'old' });

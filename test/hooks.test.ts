@@ -2,7 +2,7 @@
 // waiting, and lets it go on release; without the setting the routes do not exist.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, getJson, startEngine, type EngineProc, type Frame } from './helpers.ts';
+import { Client, getJson, SEND_LIMITS_OFF, startEngine, type EngineProc, type Frame } from './helpers.ts';
 
 const post = (url: string): Promise<Response> => fetch(url, { method: 'POST' });
 
@@ -14,7 +14,7 @@ async function barrier(c: Client): Promise<void> {
 describe('test hooks', () => {
   let e: EngineProc;
   beforeAll(async () => {
-    e = await startEngine({ CHAT_TEST_HOOKS: '1', CHAT_WINDOW: '100', CHAT_SEND_RATE: '0', CHAT_ENTER_QUIT: 'off' });
+    e = await startEngine({ CHAT_TEST_HOOKS: '1', CHAT_WINDOW: '100', ...SEND_LIMITS_OFF, CHAT_ENTER_QUIT: 'off' });
   });
   afterAll(async () => {
     await e?.stop();

@@ -6,10 +6,10 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quantile } from '../src/metrics/stats.ts';
 import { browserAvailable, dashboardLoad, launch } from './browser-helpers.ts';
-import { Client, startEngine, type EngineProc, type Frame } from './helpers.ts';
+import { Client, SEND_LIMITS_OFF, startEngine, type EngineProc, type Frame } from './helpers.ts';
 
 /** Engine settings under which every count is exact: no ENTER/QUIT messages, no send rate limit. */
-const EXACT = { CHAT_ENTER_QUIT: 'off', CHAT_SEND_RATE: '0' };
+const EXACT = { CHAT_ENTER_QUIT: 'off', ...SEND_LIMITS_OFF };
 
 // ---- Prometheus text exposition (format 0.0.4) -------------------------------------------------
 

@@ -3,7 +3,7 @@
 // (messages of users they block, expired messages). Real engines on SQLite and on MariaDB.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, getJson, startEngine, type EngineProc, type Frame } from './helpers.ts';
+import { Client, getJson, SEND_LIMITS_OFF, startEngine, type EngineProc, type Frame } from './helpers.ts';
 import { freshDatabase, mysqlAvailable } from './mysql-helpers.ts';
 
 const ADMIN = 'quota-admin-token-0123456789';
@@ -29,7 +29,7 @@ describe.each(stores)('quotas (%s)', (_name, makeStore) => {
   let eng: EngineProc;
   let store: Awaited<ReturnType<typeof makeStore>>;
   // A window of 100 messages: a `read` far enough back counts partly in the store.
-  const settings = { CHAT_ADMIN_TOKEN: ADMIN, CHAT_SEND_RATE: '0', CHAT_ENTER_QUIT: 'off', CHAT_MAX_ROOMS_PER_USER: '2', CHAT_MAX_MEMBERS: '3', CHAT_MAX_BLOCKS: '2', CHAT_WINDOW: '100' };
+  const settings = { CHAT_ADMIN_TOKEN: ADMIN, ...SEND_LIMITS_OFF, CHAT_ENTER_QUIT: 'off', CHAT_MAX_ROOMS_PER_USER: '2', CHAT_MAX_MEMBERS: '3', CHAT_MAX_BLOCKS: '2', CHAT_WINDOW: '100' };
   beforeAll(async () => {
     store = await makeStore();
     eng = await startEngine({ ...settings, ...store.env });
@@ -155,7 +155,7 @@ describe.each(stores)('quotas (%s)', (_name, makeStore) => {
 
 describe('GET /api/me/rooms with retention', () => {
   it('expired messages are neither last nor unread', async () => {
-    const eng = await startEngine({ CHAT_RETENTION: '5s', CHAT_SEND_RATE: '0', CHAT_ADMIN_TOKEN: ADMIN });
+    const eng = await startEngine({ CHAT_RETENTION: '5s', ...SEND_LIMITS_OFF, CHAT_ADMIN_TOKEN: ADMIN });
     try {
       const room = (await api(eng, 'POST', '/api/rooms', { kind: 'group', members: ['rm', 'rs'] })).body.id as string;
       const s = await Client.connect(eng.url, { user: 'rs' });

@@ -7,11 +7,11 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import { Packr } from 'msgpackr';
 import WebSocket from 'ws';
-import { Client, getJson, startEngine, type EngineProc, type Frame } from './helpers.ts';
+import { Client, getJson, SEND_LIMITS_OFF, startEngine, type EngineProc, type Frame } from './helpers.ts';
 
 /** The pipeline in isolation: no ENTER/QUIT messages, no send limits (count or bytes), and no
  *  HTTP rate limit (an audit pages through every room's history as fast as the engine answers). */
-export const CORE = { CHAT_ENTER_QUIT: 'off', CHAT_SEND_RATE: '0', CHAT_SEND_BYTES_RATE: '0', CHAT_ADDRESS_BYTES_RATE: '0', CHAT_HTTP_RATE: '0' };
+export const CORE = { CHAT_ENTER_QUIT: 'off', ...SEND_LIMITS_OFF, CHAT_HTTP_RATE: '0' };
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

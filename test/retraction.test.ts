@@ -5,11 +5,11 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, getJson, startEngine, tempDir, type EngineProc, type Frame } from './helpers.ts';
+import { Client, getJson, SEND_LIMITS_OFF, startEngine, tempDir, type EngineProc, type Frame } from './helpers.ts';
 import { until } from './reliability-helpers.ts';
 
 const ADMIN = 'test-admin-token-0123456789';
-const CORE = { CHAT_ENTER_QUIT: 'off', CHAT_SEND_RATE: '0', CHAT_HTTP_RATE: '0', CHAT_ADMIN_TOKEN: ADMIN, CHAT_TEST_HOOKS: '1' };
+const CORE = { CHAT_ENTER_QUIT: 'off', ...SEND_LIMITS_OFF, CHAT_HTTP_RATE: '0', CHAT_ADMIN_TOKEN: ADMIN, CHAT_TEST_HOOKS: '1' };
 const asAdmin = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' };
 
 /** A `pong` proves every frame the engine wrote to this connection before it has arrived. */

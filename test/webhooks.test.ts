@@ -3,7 +3,7 @@
 // switched by the test (503, 400, held requests), never waited out with sleeps.
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Client, startEngine, tempDir, type EngineProc } from './helpers.ts';
+import { Client, SEND_LIMITS_OFF, startEngine, tempDir, type EngineProc } from './helpers.ts';
 import { until } from './reliability-helpers.ts';
 import { docsVerify, inRoomOrder, Receiver, type Evt } from './webhook-receiver.ts';
 
@@ -13,7 +13,7 @@ const auth = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/js
 
 function env(receiver: Receiver, extra: Record<string, string> = {}): Record<string, string> {
   return {
-    CHAT_ADMIN_TOKEN: ADMIN, CHAT_SEND_RATE: '0', CHAT_HTTP_RATE: '0', CHAT_ENTER_QUIT: 'off',
+    CHAT_ADMIN_TOKEN: ADMIN, ...SEND_LIMITS_OFF, CHAT_HTTP_RATE: '0', CHAT_ENTER_QUIT: 'off',
     CHAT_WEBHOOK_URL: receiver.url, CHAT_WEBHOOK_SECRET: SECRET, CHAT_WEBHOOK_RETRY: '20ms', CHAT_WEBHOOK_RETRY_MAX: '200ms',
     ...extra,
   };

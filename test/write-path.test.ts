@@ -9,10 +9,10 @@ import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseWsUrl, WsConn } from '../bench/lib/wsclient.ts';
-import { Client, getJson, startEngine, tempDir, type EngineProc, type Frame } from './helpers.ts';
+import { Client, getJson, SEND_LIMITS_OFF, startEngine, tempDir, type EngineProc, type Frame } from './helpers.ts';
 import { until } from './reliability-helpers.ts';
 
-const CORE = { CHAT_ENTER_QUIT: 'off', CHAT_SEND_RATE: '0' };
+const CORE = { CHAT_ENTER_QUIT: 'off', ...SEND_LIMITS_OFF };
 
 /**
  * The bench's bare RFC 6455 client (bench/lib/wsclient.ts), remembering which TCP read each frame
