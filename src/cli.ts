@@ -104,9 +104,6 @@ async function start(cfg: Config): Promise<void> {
     // A node id held by another live node is a configuration error, like any bad setting.
     fail((err as Error).name === 'NodeIdTakenError' ? 2 : 1, `cannot start: ${(err as Error).message}`);
   }
-  console.log(`uWebSockets.js ${native.nativeInfo.version} (native: ${native.nativeInfo.binary})`);
-  console.log(`listening on ${cfg.host}:${server.port}${cfg.tlsCert !== null ? ' (TLS: https://, wss://)' : ''}`);
-
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
     signals++;
@@ -120,6 +117,9 @@ async function start(cfg: Config): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // Only now: whoever waits for this line may signal at once, and the handlers are in place.
+  console.log(`uWebSockets.js ${native.nativeInfo.version} (native: ${native.nativeInfo.binary})`);
+  console.log(`listening on ${cfg.host}:${server.port}${cfg.tlsCert !== null ? ' (TLS: https://, wss://)' : ''}`);
 }
 
 async function main(): Promise<void> {

@@ -3,11 +3,11 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { wsGenerate } from '../bench/lib/ws-generator.ts';
-import { startEngine, type EngineProc } from './support/engine.ts';
+import { SEND_LIMITS_OFF, startEngine, type EngineProc } from './support/engine.ts';
 
 describe('bench: the ws-package generator', () => {
   let eng: EngineProc;
-  beforeAll(async () => { eng = await startEngine({ CHAT_SEND_RATE: '0', CHAT_ENTER_QUIT: 'off' }); });
+  beforeAll(async () => { eng = await startEngine({ ...SEND_LIMITS_OFF, CHAT_ENTER_QUIT: 'off' }); });
   afterAll(async () => { expect(await eng.stop()).toBe(0); });
 
   it('offers the load open loop and counts acks and deliveries of 2-member rooms', async () => {

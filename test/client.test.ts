@@ -10,7 +10,7 @@ import { applyRetraction, ChatClient, ChatError, isRetraction, type ChatClientOp
 import { nextState, outOfOrder, relay, seededRandom, Seen, Tap } from './client-helpers.ts';
 import { CORE, fetchRoom } from './reliability-helpers.ts';
 import { getJson } from './support/client.ts';
-import { startEngine, type EngineProc } from './support/engine.ts';
+import { SEND_LIMITS_OFF, startEngine, type EngineProc } from './support/engine.ts';
 import { until } from './support/wait.ts';
 import { DbProxy } from './mysql-helpers.ts';
 
@@ -35,7 +35,7 @@ async function rejection(p: Promise<unknown>): Promise<ChatError> {
 
 describe('client: kill -9 of the engine mid-stream', () => {
   it('200 sends without waiting, SIGKILL and restart on the same port and store: every send resolves once, both clients see all 200 once in seq order', async () => {
-    let eng = await startEngine({ CHAT_SEND_RATE: '0' });
+    let eng = await startEngine({ ...SEND_LIMITS_OFF });
     const { port, dir } = eng;
     const front = await relay(port);
     const tapA = new Tap();
@@ -60,7 +60,7 @@ describe('client: kill -9 of the engine mid-stream', () => {
       all.push(...rest);
       eng.proc.kill('SIGKILL');
       expect(await eng.exited).toBeNull();
-      eng = await startEngine({ CHAT_SEND_RATE: '0', CHAT_PORT: String(port) }, dir);
+      eng = await startEngine({ ...SEND_LIMITS_OFF, CHAT_PORT: String(port) }, dir);
       await Promise.all([...first, ...rest]);
 
       // Every send resolved once, as a distinct stored message; some were answered only by the restarted engine.

@@ -4,7 +4,7 @@
 // Needs Redis and MariaDB: under CI=true a missing one fails the file; elsewhere a loud skip.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Frame } from './support/client.ts';
+import { getJson, type Frame } from './support/client.ts';
 import { Cluster, redisAvailable } from './support/cluster.ts';
 import { freshDatabase, mysqlAvailable } from './mysql-helpers.ts';
 
@@ -16,7 +16,7 @@ describe.runIf(HAVE_SERVICES)('cluster: deletes, edits and read receipts', () =>
   let cl: Cluster;
   beforeAll(async () => {
     db = await freshDatabase();
-    cl = new Cluster(db.url, { CHAT_ENTER_QUIT: 'off', CHAT_HTTP_RATE: '0', CHAT_ADMIN_TOKEN: ADMIN });
+    cl = new Cluster(db.url, { CHAT_ENTER_QUIT: 'off', CHAT_HTTP_RATE: '0', CHAT_ADMIN_TOKEN: ADMIN, CHAT_TEST_HOOKS: '1' });
     await cl.start([41, 42]);
   });
   afterAll(async () => {
@@ -49,6 +49,34 @@ describe.runIf(HAVE_SERVICES)('cluster: deletes, edits and read receipts', () =>
       const texts = (j.messages as Frame[]).map((m) => m.text).filter((t) => t !== undefined);
       expect(texts).not.toContain('secret one');
       expect(texts).not.toContain('draft');
+    }
+  });
+
+  it('two nodes deleting the same message at once: the later commit stores nothing, and its caller gets the first delete\'s ack', async () => {
+    const [n1, n2] = cl.nodes;
+    const hook = async (node: typeof n1, path: string): Promise<void> => { expect((await fetch(`${node.http}/_test/${path}`, { method: 'POST' })).status).toBe(200); };
+    const a1 = await cl.member(n1, 'dd', 'cdel');
+    const a2 = await cl.member(n2, 'dd', 'cdel');
+    const m = await a1.request({ op: 'send', room: 'cdel', text: 'say it once', cid: 'x1' });
+    await a2.msgs('cdel', 1);
+    // Node 1 holds its commits: its delete is accepted (nothing is deleted yet) and waits there.
+    await hook(n1, 'hold/commit');
+    a1.send({ op: 'delete', room: 'cdel', id: m.id, ref: 'del-1' });
+    expect((await getJson(`${n1.http}/_test/waiting/commit?n=1`)).body.waiting).toBe(1);
+    // Node 2 deletes the same message meanwhile: it checks the store, finds no DELETE, stores one.
+    const first = await a2.request({ op: 'delete', room: 'cdel', id: m.id });
+    expect(first).toMatchObject({ op: 'ack', room: 'cdel', seq: 2, target: m.id });
+    expect(a1.frames.filter((f) => f.ref === 'del-1'), 'node 1\'s delete waits in its commit').toEqual([]);
+    await hook(n1, 'release/commit');
+    // Node 1's commit finds the DELETE node 2 stored: the first one's ack, as a repeated delete on
+    // one node gets (test/retraction.test.ts).
+    expect(await a1.waitFor((f) => f.ref === 'del-1')).toMatchObject({ op: 'ack', id: first.id, seq: 2, at: first.at, target: m.id });
+    // One DELETE in the room's log, on both nodes; the next message takes seq 3.
+    const next = await a1.request({ op: 'send', room: 'cdel', text: 'after', cid: 'x2' });
+    expect(next).toMatchObject({ op: 'ack', seq: 3 });
+    for (const node of [n1, n2]) {
+      const h = await getJson(`${node.http}/api/rooms/cdel/messages?limit=10`);
+      expect((h.body.messages as Frame[]).map((x) => [x.seq, x.type]), `node ${node.id}`).toEqual([[1, 'CHAT'], [2, 'DELETE'], [3, 'CHAT']]);
     }
   });
 

@@ -1,6 +1,7 @@
 // The cluster's write path in the MySQL store: seq and ids assigned inside the transaction under
 // the room's lock, gapless for two writers at once, cid conflicts between nodes, repeats after an
-// unknown outcome, deleted rooms; and the two reads a node uses to fill gaps.
+// unknown outcome, deleted rooms, two deletes of one message; and the two reads a node uses to fill
+// gaps.
 
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,7 +9,7 @@ import { IdGenerator } from '../workers/ids.ts';
 import { Assigner } from '../workers/persistence/assign.ts';
 import { MysqlReader } from '../workers/stores/mysql/reader.ts';
 import { MysqlStore } from '../workers/stores/mysql/store.ts';
-import { DuplicateCidError, type NewMessage, type RoomRow } from '../workers/stores/store.ts';
+import { DuplicateCidError, type NewMessage, type RoomRow, type Unstored } from '../workers/stores/store.ts';
 import { freshDatabase, mysqlAvailable } from './mysql-helpers.ts';
 
 const HAVE_MYSQL = await mysqlAvailable();
@@ -41,7 +42,7 @@ describe.runIf(HAVE_MYSQL)('cluster commit (MySQL)', () => {
   });
 
   it('two nodes committing the same rooms at once get gapless seqs, ids in seq order, their own node bits', async () => {
-    const batches: Promise<Set<string>>[] = [];
+    const batches: Promise<Unstored>[] = [];
     const all: NewMessage[] = [];
     for (let i = 0; i < 20; i++) {
       const m1 = [msg('c1', 'u1', `a${i}`), msg('c2', 'u1', `b${i}`), msg('c1', 'u1', `c${i}`)];
@@ -49,7 +50,7 @@ describe.runIf(HAVE_MYSQL)('cluster commit (MySQL)', () => {
       all.push(...m1, ...m2);
       batches.push(a.commitAssign(m1, [], next1), b.commitAssign(m2, [], next2));
     }
-    for (const missing of await Promise.all(batches)) expect(missing.size).toBe(0);
+    for (const { missing } of await Promise.all(batches)) expect(missing.size).toBe(0);
     for (const r of ['c1', 'c2']) {
       const mine = all.filter((m) => m.room === r).sort((x, y) => x.seq - y.seq);
       expect(mine.map((m) => m.seq)).toEqual(mine.map((_, i) => i + 1));
@@ -151,7 +152,7 @@ describe.runIf(HAVE_MYSQL)('cluster commit (MySQL)', () => {
     // during the backoff (a new message in another room, and a read marker) behind it.
     const later = msg('c1', 'u7', 'later');
     const retry = [...batch, later];
-    const missing = await a.commitAssign(retry, [{ room: 'c1', user: 'u7', seq: -1, id: '', ifAbsent: true }], next1);
+    const { missing } = await a.commitAssign(retry, [{ room: 'c1', user: 'u7', seq: -1, id: '', ifAbsent: true }], next1);
     expect([...missing]).toEqual([]);
     expect(batch.map((m) => m.seq)).toEqual(seqs);
     expect(later.seq).toBeGreaterThan(0);
@@ -164,11 +165,47 @@ describe.runIf(HAVE_MYSQL)('cluster commit (MySQL)', () => {
     await a.deleteRoom('c2');
     const batch = [msg('c2', 'u1', 'gone'), msg('c1', 'u1', 'here')];
     const marks = [{ room: 'c1', user: 'u1', seq: -1, id: '', ifAbsent: true }];
-    const missing = await a.commitAssign(batch, marks, next1);
+    const { missing } = await a.commitAssign(batch, marks, next1);
     expect([...missing]).toEqual(['c2']);
     expect(batch[0].seq).toBe(0);
     expect(batch[1].seq).toBe(62); // 60 from the first test, 1 from the unknown-outcome test
     const mine = await reader.myRooms('u1', 0, []);
     expect(mine.find((r) => r.info.id === 'c1')?.readSeq).toBe(62);
+  });
+
+  it('two nodes deleting the same message at once: one DELETE is stored, the other is reported with it and stores nothing', async () => {
+    await a.createRoom(room('c4'), []);
+    const target = msg('c4', 'u1', 'del-me');
+    await a.commitAssign([target], [], next1);
+    const del = (): NewMessage => ({ ...msg('c4', 'u1', null), type: 'DELETE', text: '', target: target.id });
+    const [d1, d2] = [del(), del()];
+    // A third connection holds the room's row lock until both commits have begun and wait for it,
+    // so the one that gets the lock second began its transaction before the first one committed.
+    const holder = await mysql.createConnection({ uri: db.url });
+    let results: [Unstored, Unstored];
+    try {
+      await holder.query('START TRANSACTION');
+      await holder.query("SELECT id FROM rooms WHERE id = 'c4' FOR UPDATE");
+      const commits = Promise.all([a.commitAssign([d1], [], next1), b.commitAssign([d2], [], next2)]);
+      for (;;) {
+        // Both are inside their SELECT ... FOR UPDATE of the room, as the server's process list shows.
+        const [rows] = await holder.query<mysql.RowDataPacket[]>(
+          "SELECT count(*) AS n FROM information_schema.processlist WHERE DB = DATABASE() AND COMMAND = 'Query' AND INFO LIKE 'SELECT id, last_seq, last_tsid FROM rooms WHERE id IN (''c4'')%FOR UPDATE'");
+        if (Number(rows[0].n) === 2) break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await holder.query('COMMIT');
+      results = await commits;
+    } finally {
+      await holder.end();
+    }
+    const [r1, r2] = results;
+    // Whichever took the room's lock first stored its DELETE; the other stored nothing.
+    const [won, lost, wonRes, lostRes] = d1.seq > 0 ? [d1, d2, r1, r2] : [d2, d1, r2, r1];
+    expect(won.seq).toBe(2);
+    expect(lost.seq).toBe(0);
+    expect(wonRes.deletedFirst.size).toBe(0);
+    expect([...lostRes.deletedFirst]).toEqual([[lost, { room: 'c4', seq: 2, id: won.id, at: won.at }]]);
+    expect((await reader.range('c4', 1, 10)).map((m) => [m.seq, m.type])).toEqual([[1, 'CHAT'], [2, 'DELETE']]);
   });
 });

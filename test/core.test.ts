@@ -4,12 +4,12 @@
 import { Packr } from 'msgpackr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, getJson, KeepAlive, type Frame } from './support/client.ts';
-import { startEngine, type EngineProc } from './support/engine.ts';
+import { SEND_LIMITS_OFF, startEngine, type EngineProc } from './support/engine.ts';
 import { until } from './support/wait.ts';
 
 const ID_RE = /^[0-9A-F][0-9A-HJKMNP-TV-Z]{12}$/;
 // The pipeline in isolation: no ENTER/QUIT messages and no send rate limit (test/domain.test.ts covers them).
-const CORE = { CHAT_ENTER_QUIT: 'off', CHAT_SEND_RATE: '0' };
+const CORE = { CHAT_ENTER_QUIT: 'off', ...SEND_LIMITS_OFF };
 
 describe('protocol v1 over one engine', () => {
   let eng: EngineProc;
@@ -406,7 +406,7 @@ describe('frames of a room whose join is in flight (slow commits)', () => {
   const ADMIN = 'core-admin-token-0123456789';
   let eng: EngineProc;
   // ENTER/QUIT on (public rooms): a join waits for its ENTER's commit, which takes 400 ms here.
-  beforeAll(async () => { eng = await startEngine({ CHAT_SEND_RATE: '0', CHAT_HTTP_RATE: '0', CHAT_TEST_COMMIT_DELAY_MS: '400', CHAT_TEST_HOOKS: '1', CHAT_ADMIN_TOKEN: ADMIN }); });
+  beforeAll(async () => { eng = await startEngine({ ...SEND_LIMITS_OFF, CHAT_HTTP_RATE: '0', CHAT_TEST_COMMIT_DELAY_MS: '400', CHAT_TEST_HOOKS: '1', CHAT_ADMIN_TOKEN: ADMIN }); });
   afterAll(async () => { expect(await eng.stop()).toBe(0); });
 
   it('queue behind the join, at most 64 per room: the rest are rate_limited, and all are answered', async () => {
@@ -491,17 +491,28 @@ describe('frames of a room whose join is in flight (slow commits)', () => {
     const admin = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' };
     const created = await fetch(`${eng.http}/api/rooms`, { method: 'POST', headers: admin, body: JSON.stringify({ kind: 'group', members: ['dl'] }) });
     const room = ((await created.json()) as Frame).id as string;
-    // Keep the actor busy in a slow commit, so the delete and the join's load queue behind it in
-    // that order: the delete's answer reaches the front thread while the join's room is loading.
+    const post = async (path: string): Promise<void> => { expect((await fetch(`${eng.http}/_test/${path}`, { method: 'POST' })).status).toBe(200); };
+    const waiting = async (point: string): Promise<number> => (await getJson(`${eng.http}/_test/waiting/${point}?n=1`)).body.waiting as number;
+    // A commit held in the actor: a room delete commits what is buffered first, so it waits there,
+    // and the join's load queues behind it. The delete's answer then reaches the front thread
+    // while the join's room is still loading.
     const busy = await Client.connect(eng.url, { user: 'busy' });
     await busy.request({ op: 'join', room: 'busy-room' });
+    await post('hold/commit');
     busy.send({ op: 'send', room: 'busy-room', text: 'x', cid: 'b1' });
-    await new Promise((r) => setTimeout(r, 50));
+    expect(await waiting('commit')).toBe(1);
+    // The delete is let past the admin point before the join is sent: the actor has it first.
+    await post('hold/admin');
     const deleted = fetch(`${eng.http}/api/rooms/${room}`, { method: 'DELETE', headers: admin });
-    await new Promise((r) => setTimeout(r, 30));
+    expect(await waiting('admin')).toBe(1);
+    await post('release/admin');
     const a = await Client.connect(eng.url, { user: 'dl' });
     a.send({ op: 'join', room, ref: 'j' });
     a.send({ op: 'leave', room, ref: 'l' });
+    // A ping answered after both: the join is in (its room loading), the leave queued behind it.
+    expect(await a.request({ op: 'ping' })).toMatchObject({ op: 'pong' });
+    expect(a.frames.filter((f) => f.ref === 'j' || f.ref === 'l'), 'the join waits for its room').toEqual([]);
+    await post('release/commit');
     expect((await deleted).status).toBe(200);
     expect(await a.waitFor((f) => f.ref === 'j', 5_000, 'the join\'s answer')).toMatchObject({ op: 'error', code: 'not_found' });
     expect(await a.waitFor((f) => f.ref === 'l', 5_000, 'the leave\'s answer')).toMatchObject({ op: 'left' });

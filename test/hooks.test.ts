@@ -3,7 +3,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, getJson, type Frame } from './support/client.ts';
-import { startEngine, type EngineProc } from './support/engine.ts';
+import { SEND_LIMITS_OFF, startEngine, type EngineProc } from './support/engine.ts';
 
 const post = (url: string): Promise<Response> => fetch(url, { method: 'POST' });
 
@@ -15,7 +15,7 @@ async function barrier(c: Client): Promise<void> {
 describe('test hooks', () => {
   let e: EngineProc;
   beforeAll(async () => {
-    e = await startEngine({ CHAT_TEST_HOOKS: '1', CHAT_WINDOW: '100', CHAT_SEND_RATE: '0', CHAT_ENTER_QUIT: 'off' });
+    e = await startEngine({ CHAT_TEST_HOOKS: '1', CHAT_WINDOW: '100', ...SEND_LIMITS_OFF, CHAT_ENTER_QUIT: 'off' });
   });
   afterAll(async () => {
     await e?.stop();

@@ -5,7 +5,7 @@ import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { Client, getJson, type Frame } from './support/client.ts';
-import { startEngine, type EngineProc } from './support/engine.ts';
+import { SEND_LIMITS_OFF, startEngine, type EngineProc } from './support/engine.ts';
 
 const ADMIN = 'hostile-admin-token-0123456789';
 
@@ -32,7 +32,7 @@ function statusFrom(from: string, url: string): Promise<number> {
 describe('byte budgets', () => {
   let e: EngineProc;
   beforeAll(async () => {
-    e = await startEngine({ CHAT_MAX_TEXT_BYTES: '4k', CHAT_WINDOW_BYTES: '12k', CHAT_SEND_RATE: '0', CHAT_ENTER_QUIT: 'off', CHAT_ADMIN_TOKEN: ADMIN });
+    e = await startEngine({ CHAT_MAX_TEXT_BYTES: '4k', CHAT_WINDOW_BYTES: '12k', ...SEND_LIMITS_OFF, CHAT_ENTER_QUIT: 'off', CHAT_ADMIN_TOKEN: ADMIN });
   });
   afterAll(async () => { await e?.stop(); });
 
@@ -89,7 +89,7 @@ describe('byte budgets', () => {
 
 describe('the node-wide window budget', () => {
   it('never lets the windows together hold more than CHAT_WINDOWS_MAX_BYTES; every room still answers whole pages', async () => {
-    const e = await startEngine({ CHAT_MAX_TEXT_BYTES: '4k', CHAT_WINDOW_BYTES: '16k', CHAT_WINDOWS_MAX_BYTES: '64k', CHAT_SEND_RATE: '0', CHAT_ENTER_QUIT: 'off' });
+    const e = await startEngine({ CHAT_MAX_TEXT_BYTES: '4k', CHAT_WINDOW_BYTES: '16k', CHAT_WINDOWS_MAX_BYTES: '64k', ...SEND_LIMITS_OFF, CHAT_ENTER_QUIT: 'off' });
     try {
       const c = await Client.connect(e.url, { user: 'gb' });
       const last = new Map<string, Frame>();
@@ -396,7 +396,7 @@ describe('CHAT_AUTH=none with CHAT_GUEST_ROOMS=public', () => {
 
 describe('join with a since far behind', () => {
   it('is answered recovered:false from the latest page when more than CHAT_RECOVERY_MAX messages are missing', async () => {
-    const e = await startEngine({ CHAT_RECOVERY_MAX: '5', CHAT_WINDOW: '100', CHAT_SEND_RATE: '0', CHAT_ENTER_QUIT: 'off' });
+    const e = await startEngine({ CHAT_RECOVERY_MAX: '5', CHAT_WINDOW: '100', ...SEND_LIMITS_OFF, CHAT_ENTER_QUIT: 'off' });
     try {
       const c = await Client.connect(e.url, { user: 'far', protocol: 'chat.v1.msgpack' });
       await c.request({ op: 'join', room: 'far' });

@@ -5,11 +5,11 @@ import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateMysql, MYSQL_SCHEMA_VERSION } from '../workers/stores/mysql/migrations.ts';
 import { Client, getJson, type Frame } from './support/client.ts';
-import { startEngine, type EngineProc } from './support/engine.ts';
+import { SEND_LIMITS_OFF, startEngine, type EngineProc } from './support/engine.ts';
 import { DbProxy, freshDatabase, mysqlAvailable } from './mysql-helpers.ts';
 
 const HAVE_MYSQL = await mysqlAvailable();
-const BASE = { CHAT_ENTER_QUIT: 'off', CHAT_SEND_RATE: '0' };
+const BASE = { CHAT_ENTER_QUIT: 'off', ...SEND_LIMITS_OFF };
 
 async function allMessages(eng: EngineProc, room: string): Promise<Frame[]> {
   const out: Frame[] = [];

@@ -5,13 +5,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { browserAvailable, dashboardLoad, launch } from './browser-helpers.ts';
-import { startEngine, type EngineProc } from './support/engine.ts';
+import { SEND_LIMITS_OFF, startEngine, type EngineProc } from './support/engine.ts';
 
 describe.runIf(browserAvailable())('/dashboard rates in headless Chromium', () => {
   let eng: EngineProc;
   let browser: Browser;
   beforeAll(async () => {
-    eng = await startEngine({ CHAT_ENTER_QUIT: 'off', CHAT_SEND_RATE: '0' });
+    eng = await startEngine({ CHAT_ENTER_QUIT: 'off', ...SEND_LIMITS_OFF });
     browser = await launch();
   });
   afterAll(async () => {

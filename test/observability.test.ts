@@ -7,10 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quantile } from '../src/metrics/stats.ts';
 import { browserAvailable, dashboardLoad, launch } from './browser-helpers.ts';
 import { Client, type Frame } from './support/client.ts';
-import { startEngine, type EngineProc } from './support/engine.ts';
+import { SEND_LIMITS_OFF, startEngine, type EngineProc } from './support/engine.ts';
 
 /** Engine settings under which every count is exact: no ENTER/QUIT messages, no send rate limit. */
-const EXACT = { CHAT_ENTER_QUIT: 'off', CHAT_SEND_RATE: '0' };
+const EXACT = { CHAT_ENTER_QUIT: 'off', ...SEND_LIMITS_OFF };
 
 // ---- Prometheus text exposition (format 0.0.4) -------------------------------------------------
 

@@ -4,7 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, getJson, type Frame } from './support/client.ts';
-import { startEngine, type EngineProc } from './support/engine.ts';
+import { SEND_LIMITS_OFF, startEngine, type EngineProc } from './support/engine.ts';
 import { freshDatabase, mysqlAvailable } from './mysql-helpers.ts';
 
 const ADMIN = 'quota-admin-token-0123456789';
@@ -29,7 +29,8 @@ if (HAVE_MYSQL) {
 describe.each(stores)('quotas (%s)', (_name, makeStore) => {
   let eng: EngineProc;
   let store: Awaited<ReturnType<typeof makeStore>>;
-  const settings = { CHAT_ADMIN_TOKEN: ADMIN, CHAT_SEND_RATE: '0', CHAT_ENTER_QUIT: 'off', CHAT_MAX_ROOMS_PER_USER: '2', CHAT_MAX_MEMBERS: '3', CHAT_MAX_BLOCKS: '2' };
+  // A window of 100 messages: a `read` far enough back counts partly in the store.
+  const settings = { CHAT_ADMIN_TOKEN: ADMIN, ...SEND_LIMITS_OFF, CHAT_ENTER_QUIT: 'off', CHAT_MAX_ROOMS_PER_USER: '2', CHAT_MAX_MEMBERS: '3', CHAT_MAX_BLOCKS: '2', CHAT_WINDOW: '100' };
   beforeAll(async () => {
     store = await makeStore();
     eng = await startEngine({ ...settings, ...store.env });
@@ -125,11 +126,37 @@ describe.each(stores)('quotas (%s)', (_name, makeStore) => {
     expect(await mine()).toMatchObject({ unread: 3, last: { text: 'f2' } });
     await Promise.all([pal.close(), foe.close(), me.close()]);
   });
+
+  it('the read reply\'s unread leaves out the same messages as GET /api/me/rooms: in the window and older than it', async () => {
+    const room = (await api(eng, 'POST', '/api/rooms', { kind: 'group', members: ['me2', 'pal2', 'foe2'] })).body.id as string;
+    const pal = await Client.connect(eng.url, { user: 'pal2' });
+    const foe = await Client.connect(eng.url, { user: 'foe2' });
+    await pal.request({ op: 'join', room });
+    await foe.request({ op: 'join', room });
+    // 120 messages, pal2's and foe2's in turn: the room's window holds the newest 100.
+    const sent: Frame[] = [];
+    for (let i = 0; i < 120; i++) sent.push(await (i % 2 === 0 ? pal : foe).request({ op: 'send', room, text: `m${i}`, cid: `m${i}` }));
+    expect((await api(eng, 'PUT', '/api/me/blocks/foe2?user=me2', undefined, {})).status).toBe(200);
+    const mine = async (): Promise<number> => ((await getJson(`${eng.http}/api/me/rooms?user=me2`)).body.rooms.find((r: Frame) => r.id === room) as Frame).unread as number;
+    const me = await Client.connect(eng.url, { user: 'me2' });
+    const read = async (upTo: number): Promise<number> => ((await me.request({ op: 'read', room, upTo: sent[upTo].id })) as Frame).unread as number;
+    // After m0: m1..m119, of which pal2's are m2, m4 .. m118 (m2 .. m18 older than the window).
+    expect(await read(0)).toBe(59);
+    expect(await mine()).toBe(59);
+    // After m109: m110..m119, all in the window; pal2's are m110, m112 .. m118.
+    expect(await read(109)).toBe(5);
+    expect(await mine()).toBe(5);
+    // Nobody blocked: every message counts.
+    expect((await api(eng, 'DELETE', '/api/me/blocks/foe2?user=me2', undefined, {})).status).toBe(200);
+    expect(await read(109)).toBe(10);
+    expect(await mine()).toBe(10);
+    await Promise.all([pal.close(), foe.close(), me.close()]);
+  });
 });
 
 describe('GET /api/me/rooms with retention', () => {
   it('expired messages are neither last nor unread', async () => {
-    const eng = await startEngine({ CHAT_RETENTION: '5s', CHAT_SEND_RATE: '0', CHAT_ADMIN_TOKEN: ADMIN });
+    const eng = await startEngine({ CHAT_RETENTION: '5s', ...SEND_LIMITS_OFF, CHAT_ADMIN_TOKEN: ADMIN });
     try {
       const room = (await api(eng, 'POST', '/api/rooms', { kind: 'group', members: ['rm', 'rs'] })).body.id as string;
       const s = await Client.connect(eng.url, { user: 'rs' });
@@ -144,6 +171,10 @@ describe('GET /api/me/rooms with retention', () => {
         await new Promise((r) => setTimeout(r, 200));
       }
       expect(await mine(), 'both stored, both expired').toMatchObject({ unread: 0, last: null });
+      // The read reply counts as GET /api/me/rooms does: nothing expired.
+      const r = await Client.connect(eng.url, { user: 'rm' });
+      expect(await r.request({ op: 'read', room, upTo: '0000000000000' })).toMatchObject({ op: 'read', unread: 0 });
+      await r.close();
       const fresh = await s.request({ op: 'send', room, text: 'new', cid: 'n1' });
       expect(await mine()).toMatchObject({ unread: 1, last: { id: fresh.id } });
       await s.close();

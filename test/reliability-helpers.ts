@@ -7,12 +7,12 @@ import net from 'node:net';
 import { Packr } from 'msgpackr';
 import WebSocket from 'ws';
 import { Client, getJson, type Frame } from './support/client.ts';
-import { startEngine, type EngineProc } from './support/engine.ts';
+import { SEND_LIMITS_OFF, startEngine, type EngineProc } from './support/engine.ts';
 import { sleep, until } from './support/wait.ts';
 
 /** The pipeline in isolation: no ENTER/QUIT messages, no send limits (count or bytes), and no
  *  HTTP rate limit (an audit pages through every room's history as fast as the engine answers). */
-export const CORE = { CHAT_ENTER_QUIT: 'off', CHAT_SEND_RATE: '0', CHAT_SEND_BYTES_RATE: '0', CHAT_ADDRESS_BYTES_RATE: '0', CHAT_HTTP_RATE: '0' };
+export const CORE = { CHAT_ENTER_QUIT: 'off', ...SEND_LIMITS_OFF, CHAT_HTTP_RATE: '0' };
 
 /** A listener that counts frames without the O(n) scans of Client.waitFor (for long runs). */
 export function tap(c: Client, onFrame: (f: Frame) => void): void {

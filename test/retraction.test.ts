@@ -6,11 +6,11 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, getJson, type Frame } from './support/client.ts';
-import { startEngine, tempDir, type EngineProc } from './support/engine.ts';
+import { SEND_LIMITS_OFF, startEngine, tempDir, type EngineProc } from './support/engine.ts';
 import { until } from './support/wait.ts';
 
 const ADMIN = 'test-admin-token-0123456789';
-const CORE = { CHAT_ENTER_QUIT: 'off', CHAT_SEND_RATE: '0', CHAT_HTTP_RATE: '0', CHAT_ADMIN_TOKEN: ADMIN, CHAT_TEST_HOOKS: '1' };
+const CORE = { CHAT_ENTER_QUIT: 'off', ...SEND_LIMITS_OFF, CHAT_HTTP_RATE: '0', CHAT_ADMIN_TOKEN: ADMIN, CHAT_TEST_HOOKS: '1' };
 const asAdmin = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' };
 
 /** A `pong` proves every frame the engine wrote to this connection before it has arrived. */

@@ -8,7 +8,7 @@ import WebSocket from 'ws';
 import { StompError, StompParser } from '../src/protocol/stomp/parser.ts';
 import { rng, seededBytes } from './reliability-helpers.ts';
 import { Client, getJson, type Frame } from './support/client.ts';
-import { startEngine, tempDir, type EngineProc } from './support/engine.ts';
+import { SEND_LIMITS_OFF, startEngine, tempDir, type EngineProc } from './support/engine.ts';
 
 const ID_RE = /^[0-9A-F][0-9A-HJKMNP-TV-Z]{12}$/;
 
@@ -64,7 +64,7 @@ function until(pred: () => boolean, what: string, timeoutMs = 10_000): Promise<v
 
 describe('STOMP over WebSocket with @stomp/stompjs', () => {
   let eng: EngineProc;
-  beforeAll(async () => { eng = await startEngine({ CHAT_SEND_RATE: '0', CHAT_TEST_HOOKS: '1' }); });
+  beforeAll(async () => { eng = await startEngine({ ...SEND_LIMITS_OFF, CHAT_TEST_HOOKS: '1' }); });
   afterAll(async () => { expect(await eng.stop()).toBe(0); });
 
   it('connects, subscribes, sends with a receipt after the durable commit, and shares the room with native clients', async () => {
@@ -384,7 +384,7 @@ describe('STOMP parser', () => {
 describe('STOMP: deletes, edits and read receipts', () => {
   const ADMIN = 'stomp-admin-token-0123456789';
   let eng: EngineProc;
-  beforeAll(async () => { eng = await startEngine({ CHAT_SEND_RATE: '0', CHAT_ENTER_QUIT: 'off', CHAT_HTTP_RATE: '0', CHAT_ADMIN_TOKEN: ADMIN }); });
+  beforeAll(async () => { eng = await startEngine({ ...SEND_LIMITS_OFF, CHAT_ENTER_QUIT: 'off', CHAT_HTTP_RATE: '0', CHAT_ADMIN_TOKEN: ADMIN }); });
   afterAll(async () => { expect(await eng.stop()).toBe(0); });
 
   it('a DELETE and an EDIT arrive as MESSAGE frames with a type header, in both body shapes; a replay shows the original deleted', async () => {

@@ -369,6 +369,10 @@ describe.each(subjects)('store contract: %s', (subjectName, make) => {
     await store.commit([], new Map(), [{ room: 'mr', user: 'me', seq: 2, id: batch[1].id, ifAbsent: false }]);
     expect(await mine(fresh, ['foe'])).toEqual({ unread: 1, last: 4, lastSeq: 5 });
     expect(await mine(fresh, [])).toEqual({ unread: 3, last: 5, lastSeq: 5 });
+    // The same rule over a range of seqs (the `read` reply, for what is older than the window).
+    expect(await reader.unread('mr', 0, 3, fresh, ['foe'])).toBe(1); // seq 2 (1 expired, 3 blocked)
+    expect(await reader.unread('mr', 0, 3, 0, [])).toBe(3);
+    expect(await reader.unread('mr', 0, 4, 0, ['foe'])).toBe(3); // seqs 1, 2 and 4: none beyond upTo
     // The newest visible message further back than one page of blocked ones.
     const more = Array.from({ length: 70 }, (_, i) => from(mk('mr', 6 + i, null, now), 'foe'));
     await store.commit(more, new Map([['mr', 75]]), []);

@@ -4,7 +4,7 @@
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from './support/client.ts';
-import { startEngine, tempDir, type EngineProc } from './support/engine.ts';
+import { SEND_LIMITS_OFF, startEngine, tempDir, type EngineProc } from './support/engine.ts';
 import { until } from './support/wait.ts';
 import { docsVerify, inRoomOrder, Receiver, type Evt } from './webhook-receiver.ts';
 
@@ -14,7 +14,7 @@ const auth = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/js
 
 function env(receiver: Receiver, extra: Record<string, string> = {}): Record<string, string> {
   return {
-    CHAT_ADMIN_TOKEN: ADMIN, CHAT_SEND_RATE: '0', CHAT_HTTP_RATE: '0', CHAT_ENTER_QUIT: 'off',
+    CHAT_ADMIN_TOKEN: ADMIN, ...SEND_LIMITS_OFF, CHAT_HTTP_RATE: '0', CHAT_ENTER_QUIT: 'off',
     CHAT_WEBHOOK_URL: receiver.url, CHAT_WEBHOOK_SECRET: SECRET, CHAT_WEBHOOK_RETRY: '20ms', CHAT_WEBHOOK_RETRY_MAX: '200ms',
     ...extra,
   };

@@ -9,11 +9,11 @@ import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseWsUrl, WsConn } from '../bench/lib/wsclient.ts';
-import { Client, type Frame } from './support/client.ts';
-import { startEngine, tempDir, type EngineProc } from './support/engine.ts';
+import { Client, getJson, type Frame } from './support/client.ts';
+import { SEND_LIMITS_OFF, startEngine, tempDir, type EngineProc } from './support/engine.ts';
 import { until } from './support/wait.ts';
 
-const CORE = { CHAT_ENTER_QUIT: 'off', CHAT_SEND_RATE: '0' };
+const CORE = { CHAT_ENTER_QUIT: 'off', ...SEND_LIMITS_OFF };
 
 /**
  * The bench's bare RFC 6455 client (bench/lib/wsclient.ts), remembering which TCP read each frame
@@ -61,14 +61,18 @@ class RawClient {
     this.conn.sendText(JSON.stringify(frame));
   }
 
-  async waitFor(pred: (f: Frame) => boolean, what: string): Promise<{ f: Frame; read: number; at: number }> {
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const at = this.frames.findIndex((x) => pred(x.f));
-      if (at >= 0) return { ...this.frames[at], at };
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last frames ${JSON.stringify(this.frames.slice(-3))}`);
-      await new Promise<void>((res) => { this.waiters.push(res); setTimeout(res, 50); });
-    }
+  /** The first frame that matches; waits for it, checking again as each read ends (rejects after 10 s). */
+  waitFor(pred: (f: Frame) => boolean, what: string): Promise<{ f: Frame; read: number; at: number }> {
+    return new Promise((resolve, reject) => {
+      const deadline = setTimeout(() => reject(new Error(`timed out waiting for ${what}; last frames ${JSON.stringify(this.frames.slice(-3))}`)), 10_000);
+      const check = (): void => {
+        const at = this.frames.findIndex((x) => pred(x.f));
+        if (at < 0) return void this.waiters.push(check);
+        clearTimeout(deadline);
+        resolve({ ...this.frames[at], at });
+      };
+      check();
+    });
   }
 
   close(): void {
@@ -129,6 +133,17 @@ async function checkpointCount(eng: EngineProc): Promise<number> {
   return Number(/^chat_sqlite_checkpoints_total (\d+)/m.exec(text)?.[1] ?? NaN);
 }
 
+/**
+ * Called right after the engine's last commit (its ack): resolves once its once-a-second stats
+ * tick has closed a second with commits in it, then a second with none, so a whole second of the
+ * engine's own timers has run since that commit.
+ */
+async function aSecondAfterCommits(eng: EngineProc): Promise<void> {
+  const lastSecond = async (): Promise<number> => (await getJson(`${eng.http}/api/stats`)).body.latency.commitMs.lastSecond.n as number;
+  await until('a stats tick that counts commits', async () => ((await lastSecond()) > 0 ? true : undefined), 10_000, 20);
+  await until('a stats tick after a second without commits', async () => ((await lastSecond()) === 0 ? true : undefined), 10_000, 20);
+}
+
 describe('SQLite checkpoints on a reader thread', () => {
   it('copy committed messages into the database file while the engine runs; with CHAT_SQLITE_CHECKPOINT=0 nothing is copied before 10,000 WAL pages', async () => {
     const [on, off] = await Promise.all([
@@ -136,11 +151,13 @@ describe('SQLite checkpoints on a reader thread', () => {
       startEngine({ ...CORE, CHAT_SQLITE_CHECKPOINT: '0' }),
     ]);
     try {
-      await Promise.all([sendAll(on, 300), sendAll(off, 300)]);
+      // The control is watched from its last ack on until its own timers have run for a whole
+      // second after its last commit: a reader-thread checkpoint at any interval up to that would
+      // have run by then.
+      await Promise.all([sendAll(on, 300), sendAll(off, 300).then(() => aSecondAfterCommits(off))]);
       await until('the reader thread to checkpoint the 300 messages', () => (inMainFile(join(on.dir, 'chat.db')) === 300 ? true : undefined), 10_000, 100);
       expect(await checkpointCount(on)).toBeGreaterThan(0);
-      // Give the control the same time and more: its file still holds none of them.
-      await new Promise((r) => setTimeout(r, 500));
+      // ...and its file still holds none of them.
       expect(inMainFile(join(off.dir, 'chat.db'))).toBe(0);
       expect(await checkpointCount(off)).toBe(0);
     } finally {

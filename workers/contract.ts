@@ -412,6 +412,23 @@ export interface MyRoomsTask {
   blocked: string[];
 }
 
+/**
+ * How many messages of a room with seq in (after, upTo] count as unread for a user (the `read`
+ * reply, for what is older than the room's window): neither expired nor from a user in `blocked`.
+ */
+export interface UnreadTask {
+  kind: 'unread';
+  room: string;
+  after: number;
+  upTo: number;
+  notBefore: number;
+  blocked: string[];
+}
+
+export interface UnreadResult {
+  unread: number;
+}
+
 /** Directory changes after a version (a cluster node reconciling what the bus may have lost). */
 export interface DirChangesTask {
   kind: 'dirChanges';
@@ -451,7 +468,7 @@ export interface LastSeqsResult {
   seqs: [string, number][];
 }
 
-export type ReadTask = PageTask | SinceTask | SeqTask | SubjectTask | MyRoomsTask | RangeTask | LastSeqsTask | DirChangesTask;
+export type ReadTask = PageTask | SinceTask | SeqTask | SubjectTask | MyRoomsTask | UnreadTask | RangeTask | LastSeqsTask | DirChangesTask;
 
 export interface SeqResult {
   /** 0 when no message is at or before the id. */

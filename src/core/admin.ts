@@ -156,14 +156,13 @@ export class Admin {
   async myRooms(who: Identity): Promise<MyRoomView[]> {
     const notBefore = this.history.notBefore();
     const res = await this.history.read<MyRoomsResult>({ kind: 'myRooms', user: who.id, notBefore, blocked: this.access.blockList(who.id) });
-    const visible = (d: Delivered): boolean => d.at >= notBefore && !this.access.blocked(who.id, d.from);
     return res.rooms.map((r) => {
       let { unread, last } = r;
       const w = this.rooms.ready(r.info.id)?.window;
       let newest: Delivered | null = null;
       for (let i = (w?.size ?? 0) - 1; i >= 0 && w!.at(i).seq > r.lastSeq; i--) {
         const d = w!.at(i);
-        if (!visible(d)) continue;
+        if (!this.history.countsFor(who.id, d, notBefore)) continue;
         unread++;
         newest ??= d;
       }

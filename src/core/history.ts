@@ -2,7 +2,8 @@
 // `since`, and read markers. Served from the hot window when it covers the request; else from the
 // store through a reader, merged with the window by seq so the seam never drops or repeats a message.
 
-import type { Delivered, Message, PageResult, ReadTask, SeqResult, SinceResult } from '../../workers/contract.ts';
+import type { Delivered, Message, PageResult, ReadTask, SeqResult, SinceResult, UnreadResult } from '../../workers/contract.ts';
+import { MY_ROOMS_SCAN } from '../../workers/stores/my-rooms.ts';
 import type { ActorLink } from '../actor-link.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
@@ -41,6 +42,38 @@ export class History {
 
   read<T>(task: ReadTask): Promise<T> {
     return this.readers.run(task) as Promise<T>;
+  }
+
+  /**
+   * Whether a message counts for `user` in `unread` and `last` (the `read` reply, GET
+   * /api/me/rooms): neither expired nor from a user `user` blocks. The store counts what is older
+   * than a room's window by the same rule (workers/stores/my-rooms.ts).
+   */
+  countsFor(user: string, d: Delivered, notBefore: number): boolean {
+    return d.at >= notBefore && !this.access.blocked(user, d.from);
+  }
+
+  /**
+   * Messages of `room` after seq `after` that count as unread for `user` (countsFor); when `user`
+   * blocks someone, among the newest MY_ROOMS_SCAN at most, as in GET /api/me/rooms. The window
+   * counts its own; the store, what is older.
+   */
+  async unreadAfter(room: Room<Session>, user: string, after: number): Promise<number> {
+    const total = room.lastSeq - after;
+    if (total <= 0) return 0;
+    const notBefore = this.notBefore();
+    const hides = this.access.hidesAnyone(user);
+    if (!hides && notBefore === 0) return total; // nothing to leave out
+    const from = hides ? Math.max(after, room.lastSeq - MY_ROOMS_SCAN) : after;
+    const w = room.window;
+    let n = 0;
+    let i = w.size - 1;
+    for (; i >= 0 && w.at(i).seq > from; i--) if (this.countsFor(user, w.at(i), notBefore)) n++;
+    const firstWin = i + 1 < w.size ? w.at(i + 1).seq : room.lastSeq + 1;
+    if (firstWin - 1 > from && !room.complete) {
+      n += (await this.read<UnreadResult>({ kind: 'unread', room: room.id, after: from, upTo: firstWin - 1, notBefore, blocked: this.access.blockList(user) })).unread;
+    }
+    return n;
   }
 
   /** The newest `limit` visible messages the window holds. */
@@ -175,7 +208,8 @@ export class History {
       const seq = await this.seqAt(room, f.upTo);
       // The reply names the stored marker: it goes out once the marker is committed.
       await this.actor.awaitReply((reqId) => this.actor.send({ t: 'mark', room: room.id, user: s.userId, seq, id: f.upTo, ifAbsent: false, reqId }));
-      this.replies.reply(s, { op: 'read', room: room.id, upTo: f.upTo, unread: Math.max(0, room.lastSeq - seq) }, undefined, f.ref);
+      const unread = await this.unreadAfter(room, s.userId, seq);
+      this.replies.reply(s, { op: 'read', room: room.id, upTo: f.upTo, unread }, undefined, f.ref);
       // The room's other members learn it now that it is committed.
       this.receipts.read(room, s, seq);
     }).catch((err: unknown) => {

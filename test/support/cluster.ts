@@ -9,7 +9,7 @@ import net from 'node:net';
 import { promisify } from 'node:util';
 import { dropRedisPrefix, nodeEnv as clusterNodeEnv, redisCommand } from '../../bench/lib/cluster.ts';
 import { Client, type Frame } from './client.ts';
-import { startEngine, type EngineProc } from './engine.ts';
+import { SEND_LIMITS_OFF, startEngine, type EngineProc } from './engine.ts';
 import { until } from './wait.ts';
 
 const run = promisify(execFile);
@@ -169,8 +169,8 @@ export interface ClusterNode extends EngineProc {
   id: number;
 }
 
-/** The pipeline in isolation: no per-connection send rate limit (ENTER/QUIT chosen per test). */
-export const NO_RATE = { CHAT_SEND_RATE: '0' };
+/** The pipeline in isolation: no send rate limits (ENTER/QUIT chosen per test). */
+export const NO_RATE = SEND_LIMITS_OFF;
 
 export function nodeEnv(dbUrl: string, prefix: string, id: number, extra: Record<string, string> = {}, redis: RedisAt = SHARED_REDIS): Record<string, string> {
   return {

@@ -36,6 +36,12 @@ export interface Launch {
 /** From sources, through tsx. */
 export const FROM_SOURCES: Launch = { node: ['--import', 'tsx', 'src/cli.ts'], cwd: ROOT };
 
+/**
+ * Every send limit off: the message rate and both byte budgets (per connection, per address). For
+ * tests that send fast; a test of one limit sets that one and leaves this out.
+ */
+export const SEND_LIMITS_OFF = { CHAT_SEND_RATE: '0', CHAT_SEND_BYTES_RATE: '0', CHAT_ADDRESS_BYTES_RATE: '0' } as const;
+
 /** Start the engine; resolves once it printed `listening on`. */
 export async function startEngine(env: Record<string, string> = {}, dir = tempDir(), args: string[] = [], launch: Launch = FROM_SOURCES): Promise<EngineProc> {
   const eng = spawnListening({
@@ -48,8 +54,6 @@ export async function startEngine(env: Record<string, string> = {}, dir = tempDi
       CHAT_HOST: '127.0.0.1',
       CHAT_STORE: `sqlite:${join(dir, 'chat.db')}`,
       CHAT_LOG_LEVEL: 'warn',
-      // a test that turns the send limit off means the byte limits too
-      ...(env.CHAT_SEND_RATE === '0' ? { CHAT_SEND_BYTES_RATE: '0', CHAT_ADDRESS_BYTES_RATE: '0' } : {}),
       ...env,
     },
   });

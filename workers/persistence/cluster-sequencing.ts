@@ -4,7 +4,7 @@
 // node created first.
 
 import type { MarkCmd } from '../contract.ts';
-import type { ClusterStore, DirectoryStore, MarkerWrite, RoomRow } from '../stores/store.ts';
+import type { ClusterStore, DirectoryStore, MarkerWrite, RoomRow, Unstored } from '../stores/store.ts';
 import type { Assigner } from './assign.ts';
 import type { Pending } from './pending.ts';
 import type { CachedRoom } from './room-cache.ts';
@@ -36,7 +36,7 @@ export class ClusterSequencing implements Sequencing {
     return true;
   }
 
-  write(batch: Pending[], marks: MarkerWrite[]): Promise<Set<string>> {
+  write(batch: Pending[], marks: MarkerWrite[]): Promise<Unstored> {
     return this.store.commitAssign(batch.map((p) => p.msg), marks, this.assigner.underLock);
   }
 

@@ -7,7 +7,7 @@
 // and retries with backoff; the front thread refuses new sends with `overloaded` at its caps.
 
 import type { ActorInit, SendResult } from '../contract.ts';
-import { cidKey, DuplicateCidError, type CidHit, type MarkerWrite, type MessageStore } from '../stores/store.ts';
+import { cidKey, DuplicateCidError, type CidHit, type MarkerWrite, type MessageStore, type Unstored } from '../stores/store.ts';
 import { BACKOFF_MIN_MS, type Backoff } from './backoff.ts';
 import type { Outbox } from './outbox.ts';
 import { duplicate, jsonOf, notFound, stored, type Pending } from './pending.ts';
@@ -132,7 +132,7 @@ export class GroupCommit {
     this.marks = [];
     this.committingBatch = batch;
     let commitMs = 0;
-    let missing: ReadonlySet<string> | void = undefined;
+    let unstored: Unstored | void = undefined;
     try {
       if (batch.length > 0 || marks.length > 0) {
         if (this.holding) await this.held();
@@ -140,7 +140,7 @@ export class GroupCommit {
         const t0 = performance.now();
         this.lastStart = t0;
         this.lastBatch = batch.length;
-        missing = await this.seq.write(batch, marks);
+        unstored = await this.seq.write(batch, marks);
         commitMs = performance.now() - t0;
       }
     } catch (err) {
@@ -161,10 +161,16 @@ export class GroupCommit {
     for (const p of batch) {
       const m = p.msg;
       if (m.cid !== null) this.inflight.delete(cidKey(m.fromId, m.cid));
-      if (missing && missing.has(m.room)) {
+      if (unstored && unstored.missing.has(m.room)) {
         // Deleted by the host app (on any node) before this commit: refused, nothing stored.
         this.rooms.delete(m.room);
         for (const token of [p.token, ...p.dups]) results.push(notFound(token, m.room, m.fromId));
+        continue;
+      }
+      const first = unstored?.deletedFirst.get(m);
+      if (first !== undefined) {
+        // Another node deleted the target first (cluster): answered as a repeated delete is.
+        for (const token of [p.token, ...p.dups]) results.push(duplicate(token, first, m.fromId));
         continue;
       }
       // A message given its id and seq in the commit (cluster) gets its JSON now.

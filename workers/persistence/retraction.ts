@@ -1,8 +1,10 @@
 // DELETE and EDIT: whether a retraction may happen, decided by the actor when it accepts one (the
 // only place that sees both the store and the sends in flight). Who may: the message's sender
 // (DELETE: or an admin); which messages: a CHAT (DELETE: or a SYSTEM message). A repeated DELETE
-// is answered with the first one's ack. The effect itself is written in the commit that stores
-// the event, in the store's retract step (SqliteStore.retract, mysql/statements.ts retractions()).
+// is answered with the first one's ack (in a cluster, a DELETE another node commits after this
+// check is found in the commit: mysql/cluster-commit.ts deletedBefore). The effect itself is
+// written in the commit that stores the event, in the store's retract step (SqliteStore.retract,
+// mysql/statements.ts retractions()).
 
 import type { SendCmd, SendResult } from '../contract.ts';
 import { tsidToBigInt } from '../ids.ts';

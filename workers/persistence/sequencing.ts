@@ -3,7 +3,7 @@
 // the actor must ask the store because other nodes write the same rooms.
 
 import type { MarkCmd } from '../contract.ts';
-import type { Awaitable, MarkerWrite, RoomRow } from '../stores/store.ts';
+import type { Awaitable, MarkerWrite, RoomRow, Unstored } from '../stores/store.ts';
 import type { Pending } from './pending.ts';
 import type { CachedRoom } from './room-cache.ts';
 
@@ -15,10 +15,10 @@ export interface Sequencing {
   /** Before room `r` is shown to the front thread: bring it up to date; false: it is deleted. */
   refresh(r: CachedRoom): Awaitable<boolean>;
   /**
-   * Write a batch and its marker moves in one transaction. Returns the rooms found not to exist
-   * (their messages are not stored), if this mode can find any.
+   * Write a batch and its marker moves in one transaction. Returns what it did not store (rooms
+   * found not to exist, deletes another node made first), if this mode can find any.
    */
-  write(batch: Pending[], marks: MarkerWrite[]): Awaitable<ReadonlySet<string> | void>;
+  write(batch: Pending[], marks: MarkerWrite[]): Awaitable<Unstored | void>;
   /** Creating a room failed (see RoomCache). */
   createFailed(id: string, err: unknown): Promise<RoomRow | null>;
 }

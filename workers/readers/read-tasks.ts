@@ -1,11 +1,11 @@
 // The read tasks, for any MessageReader: run in the piscina workers for SQLite, and on the front
 // thread against a connection pool for MySQL (whose reads do not block the event loop).
 
-import type { DirChangesResult, LastSeqsResult, MyRoomsResult, PageResult, RangeResult, ReadTask, RoomsResult, SeqResult, SinceResult } from '../contract.ts';
+import type { DirChangesResult, LastSeqsResult, MyRoomsResult, PageResult, RangeResult, ReadTask, RoomsResult, SeqResult, SinceResult, UnreadResult } from '../contract.ts';
 import { tsidToBigInt } from '../ids.ts';
 import type { MessageReader } from '../stores/store.ts';
 
-export type ReadResult = PageResult | SinceResult | SeqResult | RoomsResult | MyRoomsResult | RangeResult | LastSeqsResult | DirChangesResult;
+export type ReadResult = PageResult | SinceResult | SeqResult | RoomsResult | MyRoomsResult | UnreadResult | RangeResult | LastSeqsResult | DirChangesResult;
 
 export async function runRead(reader: MessageReader, task: ReadTask): Promise<ReadResult> {
   switch (task.kind) {
@@ -33,6 +33,8 @@ export async function runRead(reader: MessageReader, task: ReadTask): Promise<Re
       return { rooms: await reader.roomsBySubject(task.subject) };
     case 'myRooms':
       return { rooms: await reader.myRooms(task.user, task.notBefore, task.blocked) };
+    case 'unread':
+      return { unread: await reader.unread(task.room, task.after, task.upTo, task.notBefore, task.blocked) };
     case 'range':
       return { messages: await reader.range(task.room, task.from, task.to) };
     case 'lastSeqs':

@@ -27,8 +27,8 @@ export interface MyRoomQueries {
   before(room: string, tsid: bigint, notBefore: number, limit: number): Awaitable<MessageRow[]>;
   /** The seq of the oldest message not older than `notBefore` (SQL.firstLive); null: none. */
   firstLive(room: string, notBefore: number): Awaitable<number | null>;
-  /** Sender and time of the newest `limit` messages with seq > `seq`, newest first (SQL.sendersAfter). */
-  sendersAfter(room: string, seq: number, limit: number): Awaitable<{ from_id: string; at: number }[]>;
+  /** Sender and time of the newest `limit` messages with seq in (seq, upTo], newest first (SQL.sendersAfter). */
+  sendersAfter(room: string, seq: number, upTo: number, limit: number): Awaitable<{ from_id: string; at: number }[]>;
 }
 
 export async function myRooms(q: MyRoomQueries, user: string, notBefore: number, blocked: string[]): Promise<MyRoom[]> {
@@ -43,7 +43,7 @@ export async function myRooms(q: MyRoomQueries, user: string, notBefore: number,
       lastSeq: row.lastSeq,
       readSeq,
       last,
-      unread: last === null ? 0 : await unread(q, row.id, row.lastSeq, readSeq, notBefore, hidden),
+      unread: last === null ? 0 : await countUnread(q, row.id, row.lastSeq, readSeq, notBefore, hidden),
     };
   }));
 }
@@ -65,15 +65,19 @@ async function lastVisible(q: MyRoomQueries, room: string, notBefore: number, hi
   return null;
 }
 
-/** Messages after `readSeq` up to `lastSeq` that are not expired and not from a hidden sender. */
-async function unread(q: MyRoomQueries, room: string, lastSeq: number, readSeq: number, notBefore: number, hidden: ReadonlySet<string>): Promise<number> {
+/**
+ * Messages after `readSeq` up to `lastSeq` that are not expired and not from a hidden sender: the
+ * unread rule of `GET /api/me/rooms` and of the `read` reply (for what is older than the room's
+ * window on the front thread; src/core/history.ts counts the window by the same rule).
+ */
+export async function countUnread(q: MyRoomQueries, room: string, lastSeq: number, readSeq: number, notBefore: number, hidden: ReadonlySet<string>): Promise<number> {
   let from = readSeq;
   // Expired messages are the oldest: everything before the first live one is not counted.
   if (notBefore > 0) from = Math.max(from, ((await q.firstLive(room, notBefore)) ?? lastSeq + 1) - 1);
   const n = lastSeq - from;
   if (n <= 0) return 0;
   if (hidden.size === 0) return n;
-  const rows = await q.sendersAfter(room, from, Math.min(n, MY_ROOMS_SCAN));
+  const rows = await q.sendersAfter(room, from, lastSeq, Math.min(n, MY_ROOMS_SCAN));
   let count = 0;
   for (const m of rows) if (Number(m.at) >= notBefore && !hidden.has(m.from_id)) count++;
   return count;

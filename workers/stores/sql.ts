@@ -81,10 +81,10 @@ export const SQL = {
   range: `SELECT ${MESSAGE_COLS} FROM messages WHERE room = ? AND seq BETWEEN ? AND ? ORDER BY seq`,
   seqOf: 'SELECT seq FROM messages WHERE room = ? AND tsid = ?',
   seqAt: 'SELECT seq FROM messages WHERE room = ? AND tsid <= ? ORDER BY tsid DESC LIMIT 1',
-  // "my rooms": the oldest message not expired; the senders of the newest messages after a seq
-  // (ids follow seq within a room, so with LIMIT = lastSeq - seq these are exactly the rows after it)
+  // "my rooms" and the `read` reply: the oldest message not expired; the senders of the newest
+  // messages with seq in (after, upTo] (ids follow seq within a room)
   firstLive: 'SELECT seq FROM messages WHERE room = ? AND at >= ? ORDER BY tsid LIMIT 1',
-  sendersAfter: 'SELECT from_id, at FROM messages WHERE room = ? AND seq > ? ORDER BY tsid DESC LIMIT ?',
+  sendersAfter: 'SELECT from_id, at FROM messages WHERE room = ? AND seq > ? AND seq <= ? ORDER BY tsid DESC LIMIT ?',
   // retraction (DELETE and EDIT events, see RETRACTION below) and read markers
   retractTarget: 'SELECT id, from_id, type, deleted FROM messages WHERE tsid = ? AND room = ?',
   deleteEvent: "SELECT room, seq, id, at FROM messages WHERE target = ? AND type = 'DELETE' ORDER BY tsid LIMIT 1",

@@ -157,6 +157,17 @@ export interface Placed {
  */
 export type AssignUnderLock = (msgs: NewMessage[], marks: MarkerWrite[], heads: Map<string, RoomHead>) => Placed;
 
+/** What a cluster commit did not store (ClusterStore.commitAssign). */
+export interface Unstored {
+  /** The batch's rooms that do not exist (or are deleted): their messages keep seq 0. */
+  missing: Set<string>;
+  /**
+   * DELETE events of the batch whose target another node deleted first, each with that first
+   * DELETE: not stored (they keep seq 0), answered as a repeated delete is.
+   */
+  deletedFirst: Map<NewMessage, CidHit>;
+}
+
 /**
  * The cluster's write path (MySQL only): seq and id are assigned inside the transaction, under a
  * row lock on each room, so seq stays gapless across nodes and ids follow seq within a room.
@@ -165,12 +176,12 @@ export interface ClusterStore {
   /**
    * Lock the batch's rooms, let `assign` give `msgs` their tsid/id/seq in place, and store them with
    * the marks it resolved, in one transaction; a mark with seq -1 means "the room's last seq after
-   * this batch". Returns the rooms that do not exist (their messages are not stored and keep seq
-   * 0). Throws DuplicateCidError if a (sender, cid) is already stored (nothing is stored then).
+   * this batch". Returns what it did not store: the messages of rooms that do not exist, and
+   * DELETE events whose target is already deleted (Unstored). Throws DuplicateCidError if a (sender, cid) is already stored (nothing is stored then).
    * Safe to repeat after an unknown outcome: a batch that did commit is recognized by its ids and
    * not stored twice.
    */
-  commitAssign(msgs: NewMessage[], marks: MarkerWrite[], assign: AssignUnderLock): Promise<Set<string>>;
+  commitAssign(msgs: NewMessage[], marks: MarkerWrite[], assign: AssignUnderLock): Promise<Unstored>;
 }
 
 /**
@@ -213,6 +224,8 @@ export interface MessageReader {
   roomsBySubject(subject: string): Awaitable<RoomInfo[]>;
   /** The user's rooms; `last` and `unread` leave out expired messages and those of `blocked` users. */
   myRooms(user: string, notBefore: number, blocked: string[]): Awaitable<MyRoom[]>;
+  /** Messages of `room` with seq in (after, upTo] that count as unread by myRooms' rule. */
+  unread(room: string, after: number, upTo: number, notBefore: number, blocked: string[]): Awaitable<number>;
   /** Directory changes after version `since`, at most `limit` rooms and `limit` blocks. */
   dirChanges(since: number, limit: number): Awaitable<DirChangesResult>;
   /** Messages with seq in [from, to] of a room, in seq order (a cluster node filling a gap). */

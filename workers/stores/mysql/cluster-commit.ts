@@ -5,7 +5,7 @@
 // queries inside the same transaction.
 
 import mysql from 'mysql2/promise';
-import { DuplicateCidError, type AssignUnderLock, type MarkerWrite, type NewMessage, type RoomHead } from '../store.ts';
+import { DuplicateCidError, type AssignUnderLock, type CidHit, type MarkerWrite, type NewMessage, type RoomHead, type Unstored } from '../store.ts';
 import { messageEvents } from '../events.ts';
 import { insertEvents } from './events.ts';
 import { advanceRooms, INSERT_CHUNK, insertMessages, moveMarker, packets, retractions } from './statements.ts';
@@ -16,7 +16,7 @@ const ER_DUP_ENTRY = 'ER_DUP_ENTRY';
 type HeadRow = mysql.RowDataPacket & { id: string; last_seq: number; last_tsid: string | number };
 
 /** Run on the write connection `c`, queries of at most `maxBytes`; see ClusterStore.commitAssign. */
-export async function clusterCommit(c: mysql.Connection, msgs: NewMessage[], marks: MarkerWrite[], assign: AssignUnderLock, maxBytes: number): Promise<Set<string>> {
+export async function clusterCommit(c: mysql.Connection, msgs: NewMessage[], marks: MarkerWrite[], assign: AssignUnderLock, maxBytes: number): Promise<Unstored> {
   // A repeat after an unknown outcome: that batch's messages kept their ids; those stored are
   // done (answered with the ids they have), the rest, and what was accepted since (seq 0), are
   // committed now in a new transaction, with the marks.
@@ -44,7 +44,8 @@ export async function clusterCommit(c: mysql.Connection, msgs: NewMessage[], mar
       const locked = (i === 0 ? (res as unknown[])[1] : res) as HeadRow[];
       for (const r of locked) heads.set(r.id, { seq: Number(r.last_seq), id: '', tsid: BigInt(r.last_tsid) });
     }
-    const placed = assign(todo, marks, heads);
+    const deletedFirst = await deletedBefore(c, todo, heads);
+    const placed = assign(deletedFirst.size === 0 ? todo : todo.filter((m) => !deletedFirst.has(m)), marks, heads);
     const stored = placed.stored;
     // No IGNORE: a (sender, cid) another node stored first must fail the batch (DuplicateCidError).
     const parts = insertMessages(stored, false, maxBytes);
@@ -59,7 +60,7 @@ export async function clusterCommit(c: mysql.Connection, msgs: NewMessage[], mar
       if (i === queries.length - 1) commitSent = true;
       await c.query(queries[i]);
     }
-    return placed.missing;
+    return { missing: placed.missing, deletedFirst };
   } catch (err) {
     await c.query('ROLLBACK').catch(() => undefined);
     // The COMMIT went out and the connection broke before its answer: it may have committed.
@@ -71,4 +72,32 @@ export async function clusterCommit(c: mysql.Connection, msgs: NewMessage[], mar
     if (code === ER_DUP_ENTRY && /messages_sender_cid/.test((err as Error).message)) throw new DuplicateCidError((err as Error).message);
     throw err;
   }
+}
+
+/**
+ * The batch's DELETE events (in rooms that exist) whose target is already deleted, each with the
+ * DELETE stored first.
+ *
+ * Two nodes may accept a delete of the same message at once (each actor checks only the store and
+ * its own sends in flight); the room's row lock, taken above, orders their commits, and this read,
+ * the transaction's first consistent read, comes after it, so the later commit sees the earlier
+ * one's DELETE and stores nothing: its caller gets the first one's ack, as a repeated delete on one
+ * node does (workers/persistence/retraction.ts).
+ */
+async function deletedBefore(c: mysql.Connection, msgs: NewMessage[], heads: Map<string, RoomHead>): Promise<Map<NewMessage, CidHit>> {
+  const out = new Map<NewMessage, CidHit>();
+  let deletes: NewMessage[] | null = null;
+  for (const m of msgs) if (m.type === 'DELETE' && heads.has(m.room)) (deletes ??= []).push(m);
+  if (deletes === null) return out; // no round trip for a batch without a DELETE
+  const first = new Map<string, CidHit>();
+  for (let i = 0; i < deletes.length; i += INSERT_CHUNK) {
+    const [rows] = await c.query<(mysql.RowDataPacket & CidHit & { target: string })[]>(
+      "SELECT target, room, seq, id, at FROM messages WHERE target IN (?) AND type = 'DELETE' ORDER BY tsid", [deletes.slice(i, i + INSERT_CHUNK).map((m) => m.target)]);
+    for (const r of rows) if (!first.has(r.target)) first.set(r.target, { room: r.room, seq: Number(r.seq), id: r.id, at: Number(r.at) });
+  }
+  for (const m of deletes) {
+    const hit = first.get(m.target!);
+    if (hit !== undefined && hit.room === m.room) out.set(m, hit);
+  }
+  return out;
 }

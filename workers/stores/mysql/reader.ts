@@ -4,7 +4,7 @@
 import mysql from 'mysql2/promise';
 import type { DirChangesResult, Message, MyRoom, RoomInfo } from '../../contract.ts';
 import { dirChanges, type DirChangeQueries } from '../dir-changes.ts';
-import { myRooms, type MyRoomQueries } from '../my-rooms.ts';
+import { countUnread, myRooms, type MyRoomQueries } from '../my-rooms.ts';
 import { roomInfo, toMessage, toRoomRow, type MessageRow, type RoomDbRow } from '../rows.ts';
 import { SQL } from '../sql.ts';
 import type { MessageReader, PageQuery } from '../store.ts';
@@ -79,7 +79,7 @@ export class MysqlReader implements MessageReader {
       const [r] = await this.rows<mysql.RowDataPacket & { seq: number }>(SQL.firstLive, [room, notBefore]);
       return r === undefined ? null : Number(r.seq);
     },
-    sendersAfter: (room, seq, limit) => this.rows<mysql.RowDataPacket & { from_id: string; at: number }>(SQL.sendersAfter, [room, seq, limit]),
+    sendersAfter: (room, seq, upTo, limit) => this.rows<mysql.RowDataPacket & { from_id: string; at: number }>(SQL.sendersAfter, [room, seq, upTo, limit]),
   };
 
   private readonly changes: DirChangeQueries = {
@@ -91,6 +91,10 @@ export class MysqlReader implements MessageReader {
 
   myRooms(user: string, notBefore: number, blocked: string[]): Promise<MyRoom[]> {
     return myRooms(this.mine, user, notBefore, blocked);
+  }
+
+  unread(room: string, after: number, upTo: number, notBefore: number, blocked: string[]): Promise<number> {
+    return countUnread(this.mine, room, upTo, after, notBefore, new Set(blocked));
   }
 
   dirChanges(since: number, limit: number): Promise<DirChangesResult> {

@@ -8,7 +8,7 @@ import type { Message } from '../../contract.ts';
 import { toMessage, toRoomRow, type MessageRow, type RoomDbRow } from '../rows.ts';
 import { tsidToString } from '../../ids.ts';
 import { RETRACTION, SQL } from '../sql.ts';
-import { cidKey, type AssignUnderLock, type CidHit, type ClusterStore, type DirectoryStore, type MarkerWrite, type MessageStore, type MessageType, type NewMessage, type RoomRow, type TargetRow } from '../store.ts';
+import { cidKey, type AssignUnderLock, type CidHit, type ClusterStore, type DirectoryStore, type MarkerWrite, type MessageStore, type MessageType, type NewMessage, type RoomRow, type TargetRow, type Unstored } from '../store.ts';
 import { messageEvents, type NewEvent } from '../events.ts';
 import { clusterCommit } from './cluster-commit.ts';
 import { insertEvents, insertEventsOnce, MysqlEvents } from './events.ts';
@@ -98,7 +98,7 @@ export class MysqlStore implements MessageStore, DirectoryStore, ClusterStore {
     });
   }
 
-  commitAssign(msgs: NewMessage[], marks: MarkerWrite[], assign: AssignUnderLock): Promise<Set<string>> {
+  commitAssign(msgs: NewMessage[], marks: MarkerWrite[], assign: AssignUnderLock): Promise<Unstored> {
     return this.writer.write((c) => clusterCommit(c, msgs, marks, assign, this.writer.packetBytes));
   }
 

@@ -4,7 +4,7 @@
 import Database from 'better-sqlite3';
 import type { DirChangesResult, Message, MyRoom, RoomInfo } from '../../contract.ts';
 import { dirChanges, type DirChangeQueries } from '../dir-changes.ts';
-import { myRooms, type MyRoomQueries } from '../my-rooms.ts';
+import { countUnread, myRooms, type MyRoomQueries } from '../my-rooms.ts';
 import { roomInfo, toMessage, toRoomRow, type MessageRow, type RoomDbRow } from '../rows.ts';
 import { SQL } from '../sql.ts';
 import type { MessageReader, PageQuery } from '../store.ts';
@@ -28,7 +28,7 @@ export class SqliteReader implements MessageReader {
       range: this.db.prepare<[string, number, number], MessageRow>(SQL.range),
       lastSeq: this.db.prepare<[string], { id: string; last_seq: number }>(SQL.lastSeqs),
       firstLive: this.db.prepare<[string, number], { seq: number }>(SQL.firstLive),
-      sendersAfter: this.db.prepare<[string, number, number], { from_id: string; at: number }>(SQL.sendersAfter),
+      sendersAfter: this.db.prepare<[string, number, number, number], { from_id: string; at: number }>(SQL.sendersAfter),
       dirVersion: this.db.prepare<[], { v: number }>(SQL.dirVersion),
       roomChanges: this.db.prepare<[number, number], RoomDbRow & { dir_version: number }>(SQL.roomChanges),
       blockChanges: this.db.prepare<[number, number], { blocker: string; blocked: string; version: number; active: number }>(SQL.blockChanges),
@@ -40,7 +40,7 @@ export class SqliteReader implements MessageReader {
       latest: (room, notBefore, limit) => st.latest.all(room, notBefore, limit),
       before: (room, tsid, notBefore, limit) => st.before.all(room, tsid, notBefore, limit),
       firstLive: (room, notBefore) => st.firstLive.get(room, notBefore)?.seq ?? null,
-      sendersAfter: (room, seq, limit) => st.sendersAfter.all(room, seq, limit),
+      sendersAfter: (room, seq, upTo, limit) => st.sendersAfter.all(room, seq, upTo, limit),
     };
     this.changes = {
       version: () => st.dirVersion.get()!.v,
@@ -63,6 +63,10 @@ export class SqliteReader implements MessageReader {
 
   myRooms(user: string, notBefore: number, blocked: string[]): Promise<MyRoom[]> {
     return myRooms(this.mine, user, notBefore, blocked);
+  }
+
+  unread(room: string, after: number, upTo: number, notBefore: number, blocked: string[]): Promise<number> {
+    return countUnread(this.mine, room, upTo, after, notBefore, new Set(blocked));
   }
 
   dirChanges(since: number, limit: number): Promise<DirChangesResult> {
