@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServerStartError } from '../bench/lib/proc.ts';
-import { ROOT, startEngine, tempDir, type EngineProc } from './support/engine.ts';
+import { ROOT, SEND_LIMITS_OFF, startEngine, tempDir, type EngineProc } from './support/engine.ts';
 import { RawWs } from './support/raw-ws.ts';
 import { until } from './support/wait.ts';
 
@@ -54,7 +54,7 @@ describe('the engine spawner', () => {
 
 describe('the raw client against the engine', () => {
   let eng: EngineProc;
-  beforeAll(async () => { eng = await startEngine({ CHAT_SEND_RATE: '0', CHAT_MAX_PAYLOAD: '1024' }); });
+  beforeAll(async () => { eng = await startEngine({ ...SEND_LIMITS_OFF, CHAT_MAX_PAYLOAD: '1024' }); });
   afterAll(async () => { expect(await eng.stop()).toBe(0); });
 
   it('a message sent in three fragments is answered as one', async () => {
