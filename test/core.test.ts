@@ -406,7 +406,7 @@ describe('frames of a room whose join is in flight (slow commits)', () => {
   const ADMIN = 'core-admin-token-0123456789';
   let eng: EngineProc;
   // ENTER/QUIT on (public rooms): a join waits for its ENTER's commit, which takes 400 ms here.
-  beforeAll(async () => { eng = await startEngine({ ...SEND_LIMITS_OFF, CHAT_HTTP_RATE: '0', CHAT_TEST_COMMIT_DELAY_MS: '400', CHAT_TEST_HOOKS: '1', CHAT_ADMIN_TOKEN: ADMIN }); });
+  beforeAll(async () => { eng = await startEngine({ ...SEND_LIMITS_OFF, CHAT_HTTP_RATE: '0', CHAT_ROOM_JOIN_RATE: '0', CHAT_TEST_COMMIT_DELAY_MS: '400', CHAT_TEST_HOOKS: '1', CHAT_ADMIN_TOKEN: ADMIN }); });
   afterAll(async () => { expect(await eng.stop()).toBe(0); });
 
   it('queue behind the join, at most 64 per room: the rest are rate_limited, and all are answered', async () => {
