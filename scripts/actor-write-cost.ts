@@ -5,7 +5,7 @@
 // the commits wrote per message (autocheckpoint off while measuring).
 //   taskset -c 0 node --import tsx scripts/actor-write-cost.ts [batch=100] [messages=200000] [rooms=1000] [prefill=0]
 // Bounds, not options (each loses something the engine needs): VARIANT=noseq (no rooms.last_seq
-// UPDATE), nocid (no unique (from_id, cid) index and no lookup), combined as noseq-nocid.
+// UPDATE), nocid (no cid lookup in the dedupe window), combined as noseq-nocid.
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -23,7 +23,6 @@ const file = path.join(dir, 'w.db');
 const store = new SqliteStore(file, 'normal');
 const db = (store as unknown as { db: import('better-sqlite3').Database }).db;
 const ids = new IdGenerator(0);
-if (VARIANT.includes('nocid')) db.exec('DROP INDEX messages_sender_cid');
 for (let r = 0; r < ROOMS; r++) {
   store.createRoom({ id: `r${r}`, kind: 'direct', name: null, subject: null, epoch: 'e', lastSeq: 0, createdAt: Date.now(), dmKey: `u${2 * r}|u${2 * r + 1}`, deleted: false, createdBy: null }, [`u${2 * r}`, `u${2 * r + 1}`]);
 }
