@@ -287,12 +287,15 @@ describe.each(subjects)('store contract: %s', (subjectName, make) => {
     } while (step === 500);
     expect(n).toBe(msgs.length + 2);
     expect(await store.latest('r1', 5, 0)).toEqual([]);
+    // a room left without messages keeps its last seq: the next message continues after it
+    expect((await store.getRoom('r1'))?.lastSeq).toBe(1203);
+    expect(await reader.lastSeqs(['r1', 'g1'])).toEqual(new Map([['r1', 1203], ['g1', 2]]));
   });
 
   it('deleting a room leaves a tombstone and removes its messages, members and markers', async () => {
     await store.commit([mk('g1', 3, 'g3')], new Map([['g1', 3]]), []);
     await store.deleteRoom('g1');
-    expect((await store.getRoom('g1'))?.deleted).toBe(true);
+    expect(await store.getRoom('g1')).toMatchObject({ deleted: true, lastSeq: 3 });
     expect(await store.members('g1')).toEqual([]);
     expect(await store.latest('g1', 5, 0)).toEqual([]);
     expect((await reader.myRooms('b', 0, [])).map((r) => r.info.id)).toEqual(['d1']);

@@ -16,6 +16,8 @@ import { SqliteEvents } from './events.ts';
 import { migrate } from './migrations.ts';
 
 const SQLITE_SQL = dialectSql(SQLITE);
+/** A room's last seq as reads see it, to be kept in rooms.last_seq before its messages go. */
+const KEEP_SEQ = SQLITE.lastSeq('rooms').replace(/ AS last_seq$/, '');
 
 /** How often an erasing checkpoint kept from finishing by a reader is tried again, and how long apart. */
 const SCRUB_TRIES = 50;
@@ -61,8 +63,8 @@ export class SqliteStore implements MessageStore, DirectoryStore {
     migrate(this.db);
     this.events = new SqliteEvents(this.db);
     this.st = {
-      getRoom: this.db.prepare<[string], RoomDbRow>(SQL.getRoom),
-      findDirect: this.db.prepare<[string], RoomDbRow>(SQL.findDirect),
+      getRoom: this.db.prepare<[string], RoomDbRow>(SQLITE_SQL.getRoom),
+      findDirect: this.db.prepare<[string], RoomDbRow>(SQLITE_SQL.findDirect),
       createRoom: this.db.prepare(SQL.createRoom),
       members: this.db.prepare<[string], { user: string }>(SQL.members),
       addMember: this.db.prepare(SQLITE_SQL.addMembers),
@@ -87,7 +89,9 @@ export class SqliteStore implements MessageStore, DirectoryStore {
       cidAt: this.db.prepare<[bigint, string, string], CidHit>('SELECT room, seq, id, at FROM messages WHERE tsid = ? AND from_id = ? AND cid = ?'),
       // OR IGNORE: a commit repeated after an unknown outcome skips the rows already there.
       insert: this.db.prepare(SQLITE_SQL.insertMessages),
-      setSeq: this.db.prepare('UPDATE rooms SET last_seq = ? WHERE id = ?'),
+      // rooms.last_seq is written only before messages are deleted (a commit leaves it: see SQLITE.lastSeq)
+      keepSeq: this.db.prepare(`UPDATE rooms SET last_seq = ${KEEP_SEQ} WHERE id = ?`),
+      keepSeqsBefore: this.db.prepare(`UPDATE rooms SET last_seq = ${KEEP_SEQ} WHERE id IN (SELECT room FROM (SELECT room FROM messages WHERE tsid < ? ORDER BY tsid LIMIT ?))`),
       latest: this.db.prepare<[string, number, number], MessageRow>(SQL.latest),
       purge: this.db.prepare('DELETE FROM messages WHERE tsid IN (SELECT tsid FROM messages WHERE tsid < ? ORDER BY tsid LIMIT ?)'),
       retractTarget: this.db.prepare<[bigint, string], { id: string; from_id: string; type: MessageType; deleted: number }>(SQL.retractTarget),
@@ -99,13 +103,14 @@ export class SqliteStore implements MessageStore, DirectoryStore {
       eraseExpiredEdits: this.db.prepare(RETRACTION.eraseExpiredEdits),
     };
     this.purgeTx = this.db.transaction((cutoff: bigint, max: number): number => {
+      this.st.keepSeqsBefore.run(cutoff, max);
       const n = this.st.purge.run(cutoff, max).changes;
       this.st.eraseExpiredEdits.run(tsidToString(cutoff));
       return n;
     });
     this.window = new DedupeWindow(dedupeWindowMs, now);
     this.rebuildWindow(now() - dedupeWindowMs);
-    this.commitTx = this.db.transaction((msgs: NewMessage[], lastSeqs: Map<string, number>, marks: MarkerWrite[]) => {
+    this.commitTx = this.db.transaction((msgs: NewMessage[], marks: MarkerWrite[]) => {
       const ins = this.st.insert;
       const stored = this.commitStored;
       stored.length = 0;
@@ -123,7 +128,6 @@ export class SqliteStore implements MessageStore, DirectoryStore {
         ins.run(m.tsid, m.id, m.room, m.seq, m.type, m.fromId, m.fromName, m.text, m.at, m.cid, m.target);
         if (m.target !== null) this.retract(m);
       }
-      for (const [room, seq] of lastSeqs) this.st.setSeq.run(seq, room);
       for (const k of marks) (k.ifAbsent ? this.st.markIfAbsent : this.st.mark).run(k.room, k.user, k.seq, k.id);
       this.events.insert(messageEvents(msgs), Date.now());
     });
@@ -134,6 +138,7 @@ export class SqliteStore implements MessageStore, DirectoryStore {
     });
     this.deleteTx = this.db.transaction((id: string, events: NewEvent[]): number => {
       this.events.insert(events, Date.now());
+      this.st.keepSeq.run(id);
       this.st.deleteMessages.run(id);
       this.st.deleteMembers.run(id);
       this.st.deleteMarkers.run(id);
@@ -221,8 +226,9 @@ export class SqliteStore implements MessageStore, DirectoryStore {
     return out;
   }
 
-  commit(msgs: NewMessage[], lastSeqs: Map<string, number>, marks: MarkerWrite[]): void {
-    this.commitTx(msgs, lastSeqs, marks);
+  /** `lastSeqs` is not written: a room's last seq is its newest message's (SQLITE.lastSeq). */
+  commit(msgs: NewMessage[], _lastSeqs: Map<string, number>, marks: MarkerWrite[]): void {
+    this.commitTx(msgs, marks);
     // Committed: its pairs join the window.
     const stored = this.commitStored;
     for (let i = 0; i < msgs.length; i++) {
