@@ -46,6 +46,8 @@ export interface Config {
   maxBackpressure: number;
   idleTimeout: number;
   readers: number;
+  /** SQLite: how long a stored (sender, cid) is recognized, so a retry gets the original ack. */
+  dedupeWindowMs: number;
   /** SQLite: run a PASSIVE checkpoint on a reader thread this often; 0 = only the writer's own. */
   checkpointMs: number;
   recoveryMax: number;
@@ -407,6 +409,7 @@ const SETTINGS: Setting<keyof Config>[] = [
   { key: 'maxBackpressure', env: 'CHAT_MAX_BACKPRESSURE', flag: '--max-backpressure', def: '1m', help: 'per-connection send buffer; a connection past it is closed as a slow consumer', parse: bytes(1024, 1024 << 20) },
   { key: 'idleTimeout', env: 'CHAT_IDLE_TIMEOUT', flag: '--idle-timeout', def: '120', help: 'seconds without traffic before a connection is closed (pings are sent automatically); 0 = never', parse: (raw, name) => { const n = int(0, 960)(raw, name); if (n !== 0 && (n < 8 || n % 4 !== 0)) throw new ConfigError(`${name} must be 0 or a multiple of 4 of at least 8 (a uWebSockets.js rule), got ${n}`); return n; } },
   { key: 'checkpointMs', env: 'CHAT_SQLITE_CHECKPOINT', flag: '--sqlite-checkpoint', def: '250ms', help: 'SQLite: copy committed WAL pages into the database file this often, on a reader thread (0 = only when the WAL reaches 10,000 pages, in the actor, stalling commits)', parse: (raw, name) => { const ms = raw.trim() === '0' ? 0 : parseDuration(raw, name); if (ms !== 0 && (ms < 10 || ms > 60_000)) throw new ConfigError(`${name} must be 0 or between 10ms and 60s, got "${raw}"`); return ms; } },
+  { key: 'dedupeWindowMs', env: 'CHAT_DEDUPE_WINDOW', flag: '--dedupe-window', def: '5m', help: 'SQLite: a retried send (same sender and cid) stored this long ago or less gets the original ack; an older one is stored again. Keep it above the clients\' maxPendingAge (2m by default)', parse: boundedDuration(1000, 86_400_000, 'a duration from 1s to 24h', false) },
   { key: 'readers', env: 'CHAT_READERS', flag: '--readers', def: '1', help: 'reader threads for history pages that touch the disk', parse: int(1, 64) },
   { key: 'recoveryMax', env: 'CHAT_RECOVERY_MAX', flag: '--recovery-max', def: '20000', help: 'most messages a join with since replays; past it recovered:false', parse: int(1, 1_000_000) },
   { key: 'logLevel', env: 'CHAT_LOG_LEVEL', flag: '--log-level', def: 'info', help: 'debug, info, warn, error or silent', parse: oneOf('debug', 'info', 'warn', 'error', 'silent') },

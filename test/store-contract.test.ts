@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IdGenerator, tsidFloor, tsidToBigInt } from '../workers/ids.ts';
+import { IdGenerator, tsidFloor, tsidToBigInt, tsidToString } from '../workers/ids.ts';
 import { migrateMysql, MYSQL_SCHEMA_VERSION } from '../workers/stores/mysql/migrations.ts';
 import { migrate, SCHEMA_VERSION } from '../workers/stores/sqlite/migrations.ts';
 import { MysqlReader } from '../workers/stores/mysql/reader.ts';
@@ -287,12 +287,15 @@ describe.each(subjects)('store contract: %s', (subjectName, make) => {
     } while (step === 500);
     expect(n).toBe(msgs.length + 2);
     expect(await store.latest('r1', 5, 0)).toEqual([]);
+    // a room left without messages keeps its last seq: the next message continues after it
+    expect((await store.getRoom('r1'))?.lastSeq).toBe(1203);
+    expect(await reader.lastSeqs(['r1', 'g1'])).toEqual(new Map([['r1', 1203], ['g1', 2]]));
   });
 
   it('deleting a room leaves a tombstone and removes its messages, members and markers', async () => {
     await store.commit([mk('g1', 3, 'g3')], new Map([['g1', 3]]), []);
     await store.deleteRoom('g1');
-    expect((await store.getRoom('g1'))?.deleted).toBe(true);
+    expect(await store.getRoom('g1')).toMatchObject({ deleted: true, lastSeq: 3 });
     expect(await store.members('g1')).toEqual([]);
     expect(await store.latest('g1', 5, 0)).toEqual([]);
     expect((await reader.myRooms('b', 0, [])).map((r) => r.info.id)).toEqual(['d1']);
@@ -473,10 +476,98 @@ describe.each(subjects)('store contract: %s', (subjectName, make) => {
   });
 
   it('survives a restart with the schema migrated once, and refuses a database newer than the code', async () => {
+    const last = mk('r1', 1204, 'before-restart');
+    await store.commit([last], new Map([['r1', 1204]]), []);
     await store.close();
     await reader.close();
     ({ store, reader } = await subject.reopen());
-    expect((await store.getRoom('r1'))?.lastSeq).toBe(1203);
+    expect((await store.getRoom('r1'))?.lastSeq).toBe(1204);
+    // a retry after the restart is still recognized
+    expect((await store.findByCids([['u1', 'before-restart']])).get(cidKey('u1', 'before-restart'))).toEqual({ room: 'r1', seq: 1204, id: last.id, at: last.at });
     await expect(subject.openTooNew()).rejects.toThrow(/newer|schema version 99/);
+  });
+});
+
+describe('SQLite: the dedupe window (CHAT_DEDUPE_WINDOW)', () => {
+  const WINDOW = 60_000;
+  let clock = Date.UTC(2026, 11, 5, 12);
+  let n = 0;
+  const now = (): number => clock;
+  // ids from the test's clock too: the window is rebuilt from the tsid range of its span
+  const mk = (roomId: string, seq: number, cid: string | null): NewMessage => {
+    const tsid = tsidFloor(clock) + BigInt(++n);
+    return { tsid, id: tsidToString(tsid), room: roomId, seq, type: 'CHAT', fromId: 'u1', fromName: 'U', text: `w${seq}`, at: clock, cid, target: null };
+  };
+  const room = (id: string): RoomRow => ({ id, kind: 'public', name: null, subject: null, epoch: '0SECKC2TR016N', lastSeq: 0, createdAt: clock, dmKey: null, deleted: false, createdBy: null });
+  const hit = (m: NewMessage): unknown => ({ room: m.room, seq: m.seq, id: m.id, at: m.at });
+  const path = join(tempDir(), 'window.db');
+  const open = (): SqliteStore => new SqliteStore(path, 'normal', WINDOW, now);
+
+  it('recognizes a pair stored within the window, across a restart; an older one is stored again', async () => {
+    let store = open();
+    store.createRoom(room('w'), []);
+    const first = mk('w', 1, 'k1');
+    store.commit([first], new Map([['w', 1]]), []);
+    clock += WINDOW - 1;
+    expect(store.findByCids([['u1', 'k1']]).get(cidKey('u1', 'k1'))).toEqual(hit(first));
+    store.close();
+    store = open(); // rebuilt from the tail of the log
+    expect(store.findByCids([['u1', 'k1']]).get(cidKey('u1', 'k1'))).toEqual(hit(first));
+    // a second copy within the window is skipped by the store as well
+    store.commit([mk('w', 2, 'k1')], new Map(), []);
+    expect(store.latest('w', 10, 0).map((m) => m.seq)).toEqual([1]);
+
+    clock += 2; // past the window: the retry is a new message
+    expect(store.findByCids([['u1', 'k1']]).size).toBe(0);
+    const again = mk('w', 2, 'k1');
+    store.commit([again], new Map([['w', 2]]), []);
+    expect(store.latest('w', 10, 0).map((m) => [m.seq, m.cid])).toEqual([[1, 'k1'], [2, 'k1']]);
+    expect(store.findByCids([['u1', 'k1']]).get(cidKey('u1', 'k1'))).toEqual(hit(again));
+    store.close();
+    store = open();
+    expect(store.findByCids([['u1', 'k1']]).get(cidKey('u1', 'k1'))).toEqual(hit(again));
+    clock += WINDOW + 1;
+    store.close();
+    store = open(); // nothing of the window's span is left to rebuild
+    expect(store.findByCids([['u1', 'k1']]).size).toBe(0);
+    store.close();
+  });
+
+  it('frees the pair of a message deleted within the window', async () => {
+    const store = open();
+    store.createRoom(room('gone'), []);
+    const m = mk('gone', 1, 'k2');
+    store.commit([m], new Map([['gone', 1]]), []);
+    expect(store.findByCids([['u1', 'k2']]).size).toBe(1);
+    store.deleteRoom('gone');
+    expect(store.findByCids([['u1', 'k2']]).size).toBe(0);
+    store.createRoom(room('back'), []);
+    const m2 = mk('back', 1, 'k2');
+    store.commit([m2], new Map([['back', 1]]), []);
+    expect(store.latest('back', 10, 0).map((x) => x.id)).toEqual([m2.id]);
+    store.close();
+  });
+
+  it('migrates a schema-5 database: drops the unique (from_id, cid) index, keeps every row, finds its recent cids', async () => {
+    const old = join(tempDir(), 'schema5.db');
+    const db = new Database(old);
+    migrate(db, 5);
+    const olds = [mk('rr', 1, 'o-1'), mk('rr', 2, null), mk('rr', 3, 'o-3')];
+    for (const [sql, params] of oldMessageRows(olds)) db.prepare(sql).run(...params);
+    db.close();
+    const reopened = new SqliteStore(old, 'normal', WINDOW, now);
+    try {
+      const check = new Database(old, { readonly: true });
+      expect(check.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+      expect(check.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages'").all().map((r) => (r as { name: string }).name).sort())
+        .toEqual(['messages_room', 'messages_target']);
+      check.close();
+      expect(reopened.latest('rr', 10, 0).map((m) => [m.seq, m.id, m.text, m.cid])).toEqual(olds.map((m) => [m.seq, m.id, m.text, m.cid ?? undefined]));
+      const found = reopened.findByCids([['u1', 'o-1'], ['u1', 'o-3'], ['u2', 'o-1']]);
+      expect([...found.keys()].sort()).toEqual([cidKey('u1', 'o-1'), cidKey('u1', 'o-3')]);
+      expect(found.get(cidKey('u1', 'o-3'))).toEqual(hit(olds[2]));
+    } finally {
+      reopened.close();
+    }
   });
 });

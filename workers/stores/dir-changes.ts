@@ -9,7 +9,7 @@ import type { Awaitable } from './store.ts';
 export interface DirChangeQueries {
   /** The version counter now (SQL.dirVersion). */
   version(): Awaitable<number>;
-  /** Rooms with dir_version > since, oldest change first, at most `limit` (SQL.roomChanges). */
+  /** Rooms with dir_version > since, oldest change first, at most `limit` (roomChanges in sql.ts). */
   rooms(since: number, limit: number): Awaitable<(RoomDbRow & { dir_version: number })[]>;
   members(room: string): Awaitable<string[]>;
   /** Block pairs with version > since, oldest change first, at most `limit` (SQL.blockChanges). */

@@ -18,7 +18,7 @@ export const MY_ROOMS_SCAN = 1000;
 const LAST_PAGE = 50;
 
 export interface MyRoomQueries {
-  /** The user's rooms (SQL.myRooms) with their read marker's seq. */
+  /** The user's rooms (myRooms in sql.ts) with their read marker's seq. */
   rooms(user: string): Awaitable<(RoomDbRow & { read_seq: number | null })[]>;
   members(room: string): Awaitable<string[]>;
   /** The newest `limit` messages of the room not older than `notBefore`, newest first (SQL.latest). */

@@ -11,7 +11,7 @@ import type { ClusterStore, DirectoryStore, MessageStore } from './store.ts';
 export type ActorStore = MessageStore & DirectoryStore & Partial<ClusterStore> & { readonly events: EventStore };
 
 export async function openStore(cfg: Config): Promise<ActorStore> {
-  if (cfg.store.kind === 'sqlite') return new SqliteStore(cfg.store.path, cfg.sqliteSync);
+  if (cfg.store.kind === 'sqlite') return new SqliteStore(cfg.store.path, cfg.sqliteSync, cfg.dedupeWindowMs);
   // A writer idle inside a transaction for as long as a silent node is declared dead is ended by
   // the server, its row locks released (cluster: another node's commits wait at most that long).
   const store = await MysqlStore.open(cfg.store.url, Math.max(1, Math.ceil(cfg.nodeTimeoutMs / 1000)));

@@ -17,6 +17,8 @@ export interface Dialect {
   markForward: string;
   /** The tail of the INSERT that records a block pair's latest directory version. */
   newVersion: string;
+  /** A room's last seq in a SELECT list (`t`: the rooms table's name or alias), named last_seq. */
+  lastSeq(t: string): string;
 }
 
 export const SQLITE: Dialect = {
@@ -24,6 +26,10 @@ export const SQLITE: Dialect = {
   rows: (columns) => `(${new Array<string>(columns).fill('?').join(', ')})`,
   markForward: 'ON CONFLICT (room, user) DO UPDATE SET seq = excluded.seq, id = excluded.id WHERE excluded.seq > read_markers.seq',
   newVersion: 'ON CONFLICT (blocker, blocked) DO UPDATE SET version = excluded.version',
+  // A commit does not write rooms.last_seq (one B-tree page fewer per room and commit): the room's
+  // newest message has its last seq (ids follow seq within a room; one index probe), and
+  // rooms.last_seq keeps it when no message is left (retention and deletion write it first).
+  lastSeq: (t) => `MAX(${t}.last_seq, IFNULL((SELECT m.seq FROM messages m WHERE m.room = ${t}.id ORDER BY m.tsid DESC LIMIT 1), 0)) AS last_seq`,
 };
 
 export const MYSQL: Dialect = {
@@ -34,9 +40,13 @@ export const MYSQL: Dialect = {
   // SIMULTANEOUS_ASSIGNMENT).
   markForward: 'ON DUPLICATE KEY UPDATE seq = GREATEST(seq, VALUES(seq)), id = IF(VALUES(seq) >= seq, VALUES(id), id)',
   newVersion: 'ON DUPLICATE KEY UPDATE version = VALUES(version)',
+  lastSeq: (t) => `${t}.last_seq`,
 };
 
-const ROOM_COLS_OF_R = ROOM_COLS.split(', ').map((c) => `r.${c}`).join(', ');
+/** ROOM_COLS of the rooms table named `t`, the last seq as the dialect has it. */
+function roomCols(d: Dialect, t: string): string {
+  return ROOM_COLS.split(', ').map((c) => (c === 'last_seq' ? d.lastSeq(t) : `${t}.${c}`)).join(', ');
+}
 const MESSAGE_INSERT_COLS = 'tsid, id, room, seq, type, from_id, from_name, text, at, cid, target';
 
 /**
@@ -44,19 +54,9 @@ const MESSAGE_INSERT_COLS = 'tsid, id, room, seq, type, from_id, from_name, text
  * which binds scalars only, runs the statement once per value.
  */
 export const SQL = {
-  // rooms and the directory
-  getRoom: `SELECT ${ROOM_COLS} FROM rooms WHERE id = ?`,
-  findDirect: `SELECT ${ROOM_COLS} FROM rooms WHERE dm_key = ?`,
+  // rooms and the directory (the statements that read a room's last seq are the dialect's)
   createRoom: 'INSERT INTO rooms (id, kind, name, subject, epoch, last_seq, created_at, dm_key, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
   roomsCreatedBy: 'SELECT COUNT(*) AS n FROM rooms WHERE created_by = ? AND deleted = 0',
-  lastSeqs: 'SELECT id, last_seq FROM rooms WHERE id IN (?)',
-  roomsBySubject: `SELECT ${ROOM_COLS} FROM rooms WHERE subject = ? AND deleted = 0 ORDER BY created_at, id`,
-  // A user's rooms: group/direct rooms they are a member of, and public rooms they have a read
-  // marker in (set when they first join one). Binds the user three times.
-  myRooms: `SELECT ${ROOM_COLS_OF_R}, k.seq AS read_seq
-    FROM rooms r LEFT JOIN read_markers k ON k.room = r.id AND k.user = ?
-    WHERE r.deleted = 0 AND r.id IN (SELECT room FROM members WHERE user = ? UNION SELECT room FROM read_markers WHERE user = ?)
-    ORDER BY r.id`,
   members: 'SELECT user FROM members WHERE room = ? ORDER BY user',
   removeMembers: 'DELETE FROM members WHERE room = ? AND user IN (?)',
   unblock: 'DELETE FROM blocks WHERE blocker = ? AND blocked = ?',
@@ -65,7 +65,6 @@ export const SQL = {
   // directory versions (see DirectoryStore)
   dirVersion: 'SELECT v FROM directory_version',
   roomVersion: 'UPDATE rooms SET dir_version = ? WHERE id = ?',
-  roomChanges: `SELECT ${ROOM_COLS}, dir_version FROM rooms WHERE dir_version > ? ORDER BY dir_version LIMIT ?`,
   blockChanges: `SELECT c.blocker, c.blocked, c.version, CASE WHEN b.blocker IS NULL THEN 0 ELSE 1 END AS active
     FROM block_changes c LEFT JOIN blocks b ON b.blocker = c.blocker AND b.blocked = c.blocked
     WHERE c.version > ? ORDER BY c.version LIMIT ?`,
@@ -111,6 +110,17 @@ export const RETRACTION = {
 /** Statements both dialects run, in the dialect's words. */
 export function dialectSql(d: Dialect) {
   return {
+    getRoom: `SELECT ${roomCols(d, 'rooms')} FROM rooms WHERE id = ?`,
+    findDirect: `SELECT ${roomCols(d, 'rooms')} FROM rooms WHERE dm_key = ?`,
+    lastSeqs: `SELECT id, ${d.lastSeq('rooms')} FROM rooms WHERE id IN (?)`,
+    roomsBySubject: `SELECT ${roomCols(d, 'rooms')} FROM rooms WHERE subject = ? AND deleted = 0 ORDER BY created_at, id`,
+    // A user's rooms: group/direct rooms they are a member of, and public rooms they have a read
+    // marker in (set when they first join one). Binds the user three times.
+    myRooms: `SELECT ${roomCols(d, 'r')}, k.seq AS read_seq
+      FROM rooms r LEFT JOIN read_markers k ON k.room = r.id AND k.user = ?
+      WHERE r.deleted = 0 AND r.id IN (SELECT room FROM members WHERE user = ? UNION SELECT room FROM read_markers WHERE user = ?)
+      ORDER BY r.id`,
+    roomChanges: `SELECT ${roomCols(d, 'rooms')}, dir_version FROM rooms WHERE dir_version > ? ORDER BY dir_version LIMIT ?`,
     addMembers: `${d.insertIgnore} INTO members (room, user) VALUES ${d.rows(2)}`,
     block: `${d.insertIgnore} INTO blocks (blocker, blocked) VALUES (?, ?)`,
     blockVersion: `INSERT INTO block_changes (blocker, blocked, version) VALUES (?, ?, ?) ${d.newVersion}`,

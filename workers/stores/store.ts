@@ -105,7 +105,8 @@ export interface MessageStore {
   /** The stored messages that (sender, cid) pairs name; keyed by cidKey(fromId, cid). */
   findByCids(keys: [fromId: string, cid: string][]): Awaitable<Map<string, CidHit>>;
   /**
-   * Insert the messages, advance each room's last_seq and move read markers, in one transaction.
+   * Insert the messages, advance each room's last seq to `lastSeqs` (SQLite: implied by the
+   * room's newest message, nothing written) and move read markers, in one transaction.
    * Safe to repeat after a failure whose outcome is unknown (rows already there are skipped).
    */
   commit(msgs: NewMessage[], lastSeqs: Map<string, number>, marks: MarkerWrite[]): Awaitable<void>;

@@ -9,6 +9,7 @@ import { roomInfo, toMessage, toRoomRow, type MessageRow, type RoomDbRow } from 
 import { SQL } from '../sql.ts';
 import type { MessageReader, PageQuery } from '../store.ts';
 import { pinnedPool, type SessionSetup } from './connection.ts';
+import { MYSQL_SQL } from './statements.ts';
 
 type RoomPacket = RoomDbRow & mysql.RowDataPacket;
 type MessagePacket = MessageRow & mysql.RowDataPacket;
@@ -50,7 +51,7 @@ export class MysqlReader implements MessageReader {
   async lastSeqs(rooms: string[]): Promise<Map<string, number>> {
     const out = new Map<string, number>();
     if (rooms.length === 0) return out;
-    const [rows] = await this.pool.query<(mysql.RowDataPacket & { id: string; last_seq: number })[]>(SQL.lastSeqs, [rooms]);
+    const [rows] = await this.pool.query<(mysql.RowDataPacket & { id: string; last_seq: number })[]>(MYSQL_SQL.lastSeqs, [rooms]);
     for (const r of rows) out.set(r.id, Number(r.last_seq));
     return out;
   }
@@ -61,7 +62,7 @@ export class MysqlReader implements MessageReader {
   }
 
   async roomsBySubject(subject: string): Promise<RoomInfo[]> {
-    const [rows] = await this.pool.query<RoomPacket[]>(SQL.roomsBySubject, [subject]);
+    const [rows] = await this.pool.query<RoomPacket[]>(MYSQL_SQL.roomsBySubject, [subject]);
     return Promise.all(rows.map(async (r) => roomInfo(toRoomRow(r), await this.membersOf(r.id))));
   }
 
@@ -71,7 +72,7 @@ export class MysqlReader implements MessageReader {
   }
 
   private readonly mine: MyRoomQueries = {
-    rooms: (user) => this.rows<RoomPacket & { read_seq: number | null }>(SQL.myRooms, [user, user, user]),
+    rooms: (user) => this.rows<RoomPacket & { read_seq: number | null }>(MYSQL_SQL.myRooms, [user, user, user]),
     members: (room) => this.membersOf(room),
     latest: (room, notBefore, limit) => this.rows<MessagePacket>(SQL.latest, [room, notBefore, limit]),
     before: (room, tsid, notBefore, limit) => this.rows<MessagePacket>(SQL.before, [room, tsid, notBefore, limit]),
@@ -84,7 +85,7 @@ export class MysqlReader implements MessageReader {
 
   private readonly changes: DirChangeQueries = {
     version: async () => Number((await this.rows<mysql.RowDataPacket & { v: number }>(SQL.dirVersion, []))[0].v),
-    rooms: (since, limit) => this.rows<RoomPacket & { dir_version: number }>(SQL.roomChanges, [since, limit]),
+    rooms: (since, limit) => this.rows<RoomPacket & { dir_version: number }>(MYSQL_SQL.roomChanges, [since, limit]),
     members: (room) => this.membersOf(room),
     blocks: (since, limit) => this.rows<mysql.RowDataPacket & { blocker: string; blocked: string; version: number; active: number }>(SQL.blockChanges, [since, limit]),
   };

@@ -132,12 +132,12 @@ export class MysqlStore implements MessageStore, DirectoryStore, ClusterStore {
   }
 
   async getRoom(id: string): Promise<RoomRow | null> {
-    const [rows] = await this.lookups.query<RoomPacket[]>(SQL.getRoom, [id]);
+    const [rows] = await this.lookups.query<RoomPacket[]>(MYSQL_SQL.getRoom, [id]);
     return rows.length > 0 ? toRoomRow(rows[0]) : null;
   }
 
   async findDirect(dmKey: string): Promise<RoomRow | null> {
-    const [rows] = await this.lookups.query<RoomPacket[]>(SQL.findDirect, [dmKey]);
+    const [rows] = await this.lookups.query<RoomPacket[]>(MYSQL_SQL.findDirect, [dmKey]);
     return rows.length > 0 ? toRoomRow(rows[0]) : null;
   }
 

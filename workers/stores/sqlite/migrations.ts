@@ -81,6 +81,9 @@ const MIGRATIONS: string[] = [
    CREATE INDEX IF NOT EXISTS webhook_events_pending ON webhook_events(state, room, id);
    CREATE INDEX IF NOT EXISTS webhook_events_done ON webhook_events(state, done_at);
    CREATE INDEX IF NOT EXISTS webhook_events_message ON webhook_events(message_id) WHERE message_id IS NOT NULL;`,
+  // 6: idempotency by the actor's window of recent (sender, cid) pairs (dedupe-window.ts), not by a
+  // unique index that every insert updated at a random place. Every row is kept.
+  `DROP INDEX IF EXISTS messages_sender_cid;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -6,8 +6,10 @@ import type { DirChangesResult, Message, MyRoom, RoomInfo } from '../../contract
 import { dirChanges, type DirChangeQueries } from '../dir-changes.ts';
 import { countUnread, myRooms, type MyRoomQueries } from '../my-rooms.ts';
 import { roomInfo, toMessage, toRoomRow, type MessageRow, type RoomDbRow } from '../rows.ts';
-import { SQL } from '../sql.ts';
+import { dialectSql, SQL, SQLITE } from '../sql.ts';
 import type { MessageReader, PageQuery } from '../store.ts';
+
+const SQLITE_SQL = dialectSql(SQLITE);
 
 export class SqliteReader implements MessageReader {
   private readonly db: Database.Database;
@@ -22,15 +24,15 @@ export class SqliteReader implements MessageReader {
       latest: this.db.prepare<[string, number, number], MessageRow>(SQL.latest),
       seqOf: this.db.prepare<[string, bigint], { seq: number }>(SQL.seqOf),
       seqAt: this.db.prepare<[string, bigint], { seq: number }>(SQL.seqAt),
-      bySubject: this.db.prepare<[string], RoomDbRow>(SQL.roomsBySubject),
+      bySubject: this.db.prepare<[string], RoomDbRow>(SQLITE_SQL.roomsBySubject),
       members: this.db.prepare<[string], { user: string }>(SQL.members),
-      myRooms: this.db.prepare<[string, string, string], RoomDbRow & { read_seq: number | null }>(SQL.myRooms),
+      myRooms: this.db.prepare<[string, string, string], RoomDbRow & { read_seq: number | null }>(SQLITE_SQL.myRooms),
       range: this.db.prepare<[string, number, number], MessageRow>(SQL.range),
-      lastSeq: this.db.prepare<[string], { id: string; last_seq: number }>(SQL.lastSeqs),
+      lastSeq: this.db.prepare<[string], { id: string; last_seq: number }>(SQLITE_SQL.lastSeqs),
       firstLive: this.db.prepare<[string, number], { seq: number }>(SQL.firstLive),
       sendersAfter: this.db.prepare<[string, number, number, number], { from_id: string; at: number }>(SQL.sendersAfter),
       dirVersion: this.db.prepare<[], { v: number }>(SQL.dirVersion),
-      roomChanges: this.db.prepare<[number, number], RoomDbRow & { dir_version: number }>(SQL.roomChanges),
+      roomChanges: this.db.prepare<[number, number], RoomDbRow & { dir_version: number }>(SQLITE_SQL.roomChanges),
       blockChanges: this.db.prepare<[number, number], { blocker: string; blocked: string; version: number; active: number }>(SQL.blockChanges),
     };
     const st = this.st;

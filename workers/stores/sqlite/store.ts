@@ -6,17 +6,18 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Message } from '../../contract.ts';
-import { tsidToBigInt, tsidToString } from '../../ids.ts';
+import { tsidFloor, tsidToBigInt, tsidToString } from '../../ids.ts';
 import { toMessage, toRoomRow, type MessageRow, type RoomDbRow } from '../rows.ts';
 import { dialectSql, RETRACTION, SQL, SQLITE } from '../sql.ts';
 import { cidKey, type CidHit, type DirectoryStore, type MarkerWrite, type MessageStore, type MessageType, type NewMessage, type RoomRow, type TargetRow } from '../store.ts';
 import { messageEvents, type NewEvent } from '../events.ts';
+import { DEDUPE_WINDOW_MS, DedupeWindow } from './dedupe-window.ts';
 import { SqliteEvents } from './events.ts';
 import { migrate } from './migrations.ts';
 
 const SQLITE_SQL = dialectSql(SQLITE);
-/** (sender, cid) pairs per lookup statement, largest first; a remainder below 4 is looked up one by one. */
-const CID_CHUNKS = [64, 16, 4];
+/** A room's last seq as reads see it, to be kept in rooms.last_seq before its messages go. */
+const KEEP_SEQ = SQLITE.lastSeq('rooms').replace(/ AS last_seq$/, '');
 
 /** How often an erasing checkpoint kept from finishing by a reader is tried again, and how long apart. */
 const SCRUB_TRIES = 50;
@@ -34,10 +35,16 @@ export class SqliteStore implements MessageStore, DirectoryStore {
   private readonly purgeTx;
   /** The host app's event outbox: its rows are written by this store's transactions. */
   readonly events: SqliteEvents;
-  /** One lookup statement per size in CID_CHUNKS. */
-  private readonly findCidChunk = new Map<number, Database.Statement<string[], CidHit & { from_id: string; cid: string }>>();
+  /** Idempotency: the (sender, cid) pairs stored within the window (dedupe-window.ts). */
+  private readonly window: DedupeWindow;
+  /** Whether each message of the commit running was written (false: a second copy, skipped). */
+  private readonly commitStored: boolean[] = [];
 
-  constructor(path: string, sync: 'normal' | 'full') {
+  /**
+   * `dedupeWindowMs`: how long a stored (sender, cid) is recognized (CHAT_DEDUPE_WINDOW); `now`:
+   * the clock it is measured with (tests move it).
+   */
+  constructor(path: string, sync: 'normal' | 'full', dedupeWindowMs = DEDUPE_WINDOW_MS, now: () => number = Date.now) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
@@ -56,8 +63,8 @@ export class SqliteStore implements MessageStore, DirectoryStore {
     migrate(this.db);
     this.events = new SqliteEvents(this.db);
     this.st = {
-      getRoom: this.db.prepare<[string], RoomDbRow>(SQL.getRoom),
-      findDirect: this.db.prepare<[string], RoomDbRow>(SQL.findDirect),
+      getRoom: this.db.prepare<[string], RoomDbRow>(SQLITE_SQL.getRoom),
+      findDirect: this.db.prepare<[string], RoomDbRow>(SQLITE_SQL.findDirect),
       createRoom: this.db.prepare(SQL.createRoom),
       members: this.db.prepare<[string], { user: string }>(SQL.members),
       addMember: this.db.prepare(SQLITE_SQL.addMembers),
@@ -78,10 +85,13 @@ export class SqliteStore implements MessageStore, DirectoryStore {
       deleteMembers: this.db.prepare(SQL.deleteMembers),
       deleteMarkers: this.db.prepare(SQL.deleteMarkers),
       tombstone: this.db.prepare(SQL.tombstone),
-      findByCid: this.db.prepare<[string, string], CidHit>('SELECT room, seq, id, at FROM messages WHERE from_id = ? AND cid = ?'),
+      // the window's candidate, by row key: still stored, and the same pair
+      cidAt: this.db.prepare<[bigint, string, string], CidHit>('SELECT room, seq, id, at FROM messages WHERE tsid = ? AND from_id = ? AND cid = ?'),
       // OR IGNORE: a commit repeated after an unknown outcome skips the rows already there.
       insert: this.db.prepare(SQLITE_SQL.insertMessages),
-      setSeq: this.db.prepare('UPDATE rooms SET last_seq = ? WHERE id = ?'),
+      // rooms.last_seq is written only before messages are deleted (a commit leaves it: see SQLITE.lastSeq)
+      keepSeq: this.db.prepare(`UPDATE rooms SET last_seq = ${KEEP_SEQ} WHERE id = ?`),
+      keepSeqsBefore: this.db.prepare(`UPDATE rooms SET last_seq = ${KEEP_SEQ} WHERE id IN (SELECT room FROM (SELECT room FROM messages WHERE tsid < ? ORDER BY tsid LIMIT ?))`),
       latest: this.db.prepare<[string, number, number], MessageRow>(SQL.latest),
       purge: this.db.prepare('DELETE FROM messages WHERE tsid IN (SELECT tsid FROM messages WHERE tsid < ? ORDER BY tsid LIMIT ?)'),
       retractTarget: this.db.prepare<[bigint, string], { id: string; from_id: string; type: MessageType; deleted: number }>(SQL.retractTarget),
@@ -93,24 +103,31 @@ export class SqliteStore implements MessageStore, DirectoryStore {
       eraseExpiredEdits: this.db.prepare(RETRACTION.eraseExpiredEdits),
     };
     this.purgeTx = this.db.transaction((cutoff: bigint, max: number): number => {
+      this.st.keepSeqsBefore.run(cutoff, max);
       const n = this.st.purge.run(cutoff, max).changes;
       this.st.eraseExpiredEdits.run(tsidToString(cutoff));
       return n;
     });
-    for (const n of CID_CHUNKS) {
-      // a probe of the (from_id, cid) index per pair, as the one-pair statement, in one statement call
-      this.findCidChunk.set(n, this.db.prepare<string[], CidHit & { from_id: string; cid: string }>(
-        `SELECT v.column1 AS from_id, v.column2 AS cid, m.room, m.seq, m.id, m.at FROM (VALUES ${new Array<string>(n).fill('(?, ?)').join(', ')}) v ` +
-          'JOIN messages m ON m.from_id = v.column1 AND m.cid = v.column2',
-      ));
-    }
-    this.commitTx = this.db.transaction((msgs: NewMessage[], lastSeqs: Map<string, number>, marks: MarkerWrite[]) => {
+    this.window = new DedupeWindow(dedupeWindowMs, now);
+    this.rebuildWindow(now() - dedupeWindowMs);
+    this.commitTx = this.db.transaction((msgs: NewMessage[], marks: MarkerWrite[]) => {
       const ins = this.st.insert;
+      const stored = this.commitStored;
+      stored.length = 0;
       for (const m of msgs) {
+        // A second message with a (sender, cid) stored within the window is skipped, as a unique
+        // key would (the actor dedupes before, so this only guards a repeated commit).
+        if (m.cid !== null) {
+          const had = this.window.get(m.fromId, m.cid);
+          if (had !== undefined && had !== m.tsid) {
+            stored.push(false);
+            continue;
+          }
+        }
+        stored.push(true);
         ins.run(m.tsid, m.id, m.room, m.seq, m.type, m.fromId, m.fromName, m.text, m.at, m.cid, m.target);
         if (m.target !== null) this.retract(m);
       }
-      for (const [room, seq] of lastSeqs) this.st.setSeq.run(seq, room);
       for (const k of marks) (k.ifAbsent ? this.st.markIfAbsent : this.st.mark).run(k.room, k.user, k.seq, k.id);
       this.events.insert(messageEvents(msgs), Date.now());
     });
@@ -121,6 +138,7 @@ export class SqliteStore implements MessageStore, DirectoryStore {
     });
     this.deleteTx = this.db.transaction((id: string, events: NewEvent[]): number => {
       this.events.insert(events, Date.now());
+      this.st.keepSeq.run(id);
       this.st.deleteMessages.run(id);
       this.st.deleteMembers.run(id);
       this.st.deleteMarkers.run(id);
@@ -194,28 +212,40 @@ export class SqliteStore implements MessageStore, DirectoryStore {
     return users.filter((u) => this.st.blocks.get(u, user) !== undefined);
   }
 
+  /** The pairs stored within the dedupe window (older ones are not found: a retry of one is stored again). */
   findByCids(keys: [string, string][]): Map<string, CidHit> {
     const out = new Map<string, CidHit>();
-    let i = 0;
-    for (const n of CID_CHUNKS) {
-      const st = this.findCidChunk.get(n)!;
-      for (; i + n <= keys.length; i += n) {
-        const args: string[] = [];
-        for (let j = i; j < i + n; j++) args.push(keys[j][0], keys[j][1]);
-        for (const h of st.all(...args)) out.set(cidKey(h.from_id, h.cid), { room: h.room, seq: h.seq, id: h.id, at: h.at });
-      }
-    }
-    for (; i < keys.length; i++) {
-      const [fromId, cid] = keys[i];
-      const hit = this.st.findByCid.get(fromId, cid);
+    this.window.expire();
+    for (const [fromId, cid] of keys) {
+      const tsid = this.window.get(fromId, cid);
+      if (tsid === undefined) continue; // the common case: a first try, answered from memory
+      const hit = this.st.cidAt.get(tsid, fromId, cid);
       if (hit) out.set(cidKey(fromId, cid), hit);
+      else this.window.forget(fromId, cid, tsid); // deleted since (room deletion, retention): a new message
     }
     return out;
   }
 
-  commit(msgs: NewMessage[], lastSeqs: Map<string, number>, marks: MarkerWrite[]): void {
-    this.commitTx(msgs, lastSeqs, marks);
+  /** `lastSeqs` is not written: a room's last seq is its newest message's (SQLITE.lastSeq). */
+  commit(msgs: NewMessage[], _lastSeqs: Map<string, number>, marks: MarkerWrite[]): void {
+    this.commitTx(msgs, marks);
+    // Committed: its pairs join the window.
+    const stored = this.commitStored;
+    for (let i = 0; i < msgs.length; i++) {
+      const m = msgs[i];
+      if (m.cid !== null && stored[i]) this.window.add(m.fromId, m.cid, m.tsid, m.at);
+    }
+    this.window.expire();
     if (msgs.some((m) => m.target !== null)) this.scrub();
+  }
+
+  /** The window at start: the pairs of the messages stored since `since` (ms), read in key order. */
+  private rebuildWindow(since: number): void {
+    const rows = this.db.prepare<[bigint], { tsid: bigint; from_id: string; cid: string; at: bigint }>(
+      'SELECT tsid, from_id, cid, at FROM messages WHERE tsid >= ? AND cid IS NOT NULL ORDER BY tsid',
+    ).safeIntegers(true);
+    for (const r of rows.iterate(tsidFloor(since))) this.window.add(r.from_id, r.cid, r.tsid, Number(r.at));
+    this.window.expire();
   }
 
   /**
