@@ -9,6 +9,10 @@ export const soak: Scenario = {
   summary: 'chat load (1,000 clients, 100 rooms) at a moderate rate for 5 minutes by default; RSS growth reported',
   defaults: { clients: 1000, rooms: 100, rate: 5000, durationS: 300, warmupS: 10, drainS: 10, findMaxStart: 5000 },
   rated: false,
+  // SQLite's dedupe window holds every message's (sender, cid) for CHAT_DEDUPE_WINDOW (5 minutes by
+  // default), so the engine's memory grows by design for that long. A soak looks for drift: with a
+  // 20 s window the window is full by the end of the first quarter, and growth after it is a leak.
+  serverEnv: { CHAT_DEDUPE_WINDOW: '20s' },
   async run(o, env) {
     const r = await runRoomLoad({
       scenario: 'soak', clients: o.clients, rooms: o.rooms, rate: o.rate, durationS: o.durationS, warmupS: o.warmupS, drainS: o.drainS,
