@@ -69,7 +69,7 @@ export class RateLimits {
   idle(b: Buckets, now = Date.now()): boolean {
     for (let op = 0; op < OPS; op++) {
       const rate = this.rate[op];
-      if (rate !== 0 && b[op * 2] + ((now - b[op * 2 + 1]) * rate) / 1000 < this.burst[op]) return false;
+      if (rate !== 0 && refilled(b, op * 2, rate, now) < this.burst[op]) return false;
     }
     return true;
   }
@@ -80,12 +80,17 @@ export class RateLimits {
   }
 }
 
+/** The tokens of the bucket at b[i] (tokens), b[i + 1] (last refill, ms) by `now`, before the burst caps them. */
+export function refilled(b: number[], i: number, rate: number, now: number): number {
+  return b[i] + ((now - b[i + 1]) * rate) / 1000;
+}
+
 /**
  * The token bucket at b[i] (tokens) and b[i + 1] (last refill, ms): refill at `rate` per second up
  * to `burst`, then take `cost`; false: not enough tokens (nothing taken).
  */
 export function takeTokens(b: number[], i: number, rate: number, burst: number, now: number, cost: number): boolean {
-  const tokens = Math.min(burst, b[i] + ((now - b[i + 1]) * rate) / 1000);
+  const tokens = Math.min(burst, refilled(b, i, rate, now));
   b[i + 1] = now;
   if (tokens < cost) {
     b[i] = tokens;

@@ -6,7 +6,7 @@
 // room or joined one they were already in.
 
 import type { Config } from '../config.ts';
-import { takeTokens } from './limits.ts';
+import { refilled, takeTokens } from './limits.ts';
 import type { Session } from './session.ts';
 
 /** Rooms a connection's churn buckets remember; past it, full buckets and then the oldest are forgotten. */
@@ -41,7 +41,7 @@ export class RoomChurn {
 
   /** Drop buckets that are full again (nothing is lost), then the oldest until there is room. */
   private forget(m: Map<string, number[]>, now: number): void {
-    for (const [room, b] of m) if (b[0] + ((now - b[1]) * this.rate) / 1000 >= this.burst) m.delete(room);
+    for (const [room, b] of m) if (refilled(b, 0, this.rate, now) >= this.burst) m.delete(room);
     for (const room of m.keys()) {
       if (m.size < MAX_ROOMS) break;
       m.delete(room);
