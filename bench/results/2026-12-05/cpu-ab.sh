@@ -15,7 +15,7 @@ for run in 1 2 3; do
       exec taskset -c 0 node --import tsx src/cli.ts $([ $which = after ] && echo start) > $data/log 2>&1) &
     pid=$!
     for i in $(seq 1 100); do grep -q "listening" $data/log 2>/dev/null && break; sleep 0.2; done
-    taskset -c 1 npm run -s bench -- $sc --rate $rate --duration 10 --warmup 2 --no-wait-quiet --url ws://127.0.0.1:$port/ws --pid $(pgrep -f "node --import tsx src/cli.ts" | tr '\n' ',' | sed 's/,$//') --json --out /tmp/ab-out/$sc-$which-$run > /tmp/ab-out-$sc-$which-$run.json 2>/tmp/ab-out-$sc-$which-$run.err
+    taskset -c 1 npm run -s bench -- $sc --rate $rate --duration 10 --warmup 2 --no-wait-quiet --url ws://127.0.0.1:$port/ws --pid $pid --json --out /tmp/ab-out/$sc-$which-$run > /tmp/ab-out-$sc-$which-$run.json 2>/tmp/ab-out-$sc-$which-$run.err
     python3 - "$sc" "$which" "$run" <<'PY'
 import json,sys
 sc,which,run=sys.argv[1:]
@@ -24,6 +24,6 @@ r=d['runs'][0] if isinstance(d,dict) and 'runs' in d else (d[0] if isinstance(d,
 res=r['resources']; rate=r['achievedRate']
 print(f"{sc} {which} run{run}: achieved {rate:.0f}/s server cpu {res['serverCpuAvg']:.1f}% -> {res['serverCpuAvg']*10000/max(rate,1):.1f} us/msg; ack p99 {r['latency']['ack']['p99']} ms; other {res['otherCpuAvg']:.0f}% steal {res['stealCpuAvg']}")
 PY
-    pkill -f "node --import tsx src/cli.ts"; wait $pid 2>/dev/null; rm -rf $data
+    kill $pid; wait $pid 2>/dev/null; rm -rf $data
   done
 done
