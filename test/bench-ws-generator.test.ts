@@ -20,4 +20,13 @@ describe('bench: the ws-package generator', () => {
     expect(r.achieved).toBe(200); // the 200 sends due in the measured second, all acked
     expect(r.ackP99).toBeGreaterThan(0);
   });
+
+  it("in the harness's chat order (client c in room c % rooms) every member still gets every message", async () => {
+    const r = await wsGenerate({ url: eng.url, clients: 30, rooms: 10, rate: 300, warmupS: 0.2, durationS: 0.5, drainS: 10, prefix: 'wsgen-spread.', order: 'spread' });
+    expect(r.errors).toEqual([]);
+    expect(r.sent).toBe(210);
+    expect(r.acked).toBe(210);
+    expect(r.expectedDeliveries).toBe(630);
+    expect(r.delivered).toBe(630);
+  });
 });

@@ -5,7 +5,7 @@ import { startNodes, counterDelta, type NodeCounters } from './cluster.ts';
 import { Teardown } from './teardown.ts';
 import { fetchMetrics, metricValue } from './metrics.ts';
 import { profileReport } from './profile.ts';
-import { wsGenerate } from './ws-generator.ts';
+import { wsGenerate, type WsGenResult } from './ws-generator.ts';
 import { prefillTemplate } from './prefill.ts';
 import { parseWsUrl } from './wsclient.ts';
 import { SLOW_MS, webhookTarget, type WebhookVariant } from './webhook.ts';
@@ -46,7 +46,14 @@ export interface CliOptions {
 /** Scenarios that --proto stomp drives (the open-loop room load). */
 export const STOMP_SCENARIOS = ['chat', 'direct', 'fanout', 'soak'];
 
-interface ServerOutcome { server: string; runs: RunResult[]; best?: RunResult; fatal: string[] }
+interface ServerOutcome {
+  server: string; runs: RunResult[]; best?: RunResult; fatal: string[];
+  /** --find-max: rates that failed below the highest sustained one. */
+  failedBelow?: number[];
+}
+
+/** --find-max goes on this many x1.3 steps past a failure before it stops looking higher. */
+const LOOK_PAST = 2;
 
 const log = (s: string): void => { process.stderr.write(s + '\n'); };
 /** Two significant digits: find-max steps land on readable rates. */
@@ -125,25 +132,39 @@ async function runAgainst(kind: string, urls: string[], pids: number[], backendP
     out.best = await one(base.rate, false);
     return out;
   }
-  // --find-max: x1.3 until a step fails, then two bisection steps between the last pass and the fail
+  // --find-max: x1.3 until LOOK_PAST steps in a row fail above the highest pass (a saturated
+  // server's latency is not monotonic in the rate: a higher rate packs more frames into each write
+  // and can pass where a lower one failed), then two bisection steps between the highest pass and
+  // the lowest failure above it. Failures below the highest pass are reported, not hidden.
   let rate = o.rate ?? sc.defaults.findMaxStart;
-  let lo: RunResult | undefined, hi: number | undefined;
-  for (let i = 0; i < 14 && hi === undefined; i++) {
+  let lo: RunResult | undefined;
+  const steps: { rate: number; ok: boolean }[] = [];
+  for (let i = 0, fails = 0; i < 16; i++) {
     const r = await one(rate, true);
-    if (r.sustainable) { lo = r; rate = nice(rate * 1.3); }
-    else if (lo === undefined && i < 3) { rate = nice(rate / 2); }
-    else hi = rate;
+    steps.push({ rate, ok: r.sustainable });
     if (out.fatal.length) break;
+    if (r.sustainable) { lo = r; fails = 0; rate = nice(rate * 1.3); continue; }
+    if (lo === undefined && i < 3) { rate = nice(rate / 2); continue; }
+    if (lo === undefined || ++fails > LOOK_PAST) break;
+    rate = nice(rate * 1.3);
   }
+  const failedAbove = (): number | undefined => {
+    const above = steps.filter((s) => !s.ok && lo !== undefined && s.rate > lo.offeredRate).map((s) => s.rate);
+    return above.length ? Math.min(...above) : undefined;
+  };
+  let hi = failedAbove();
   for (let i = 0; i < 2 && lo && hi && (hi - lo.offeredRate) / hi > 0.08 && !out.fatal.length; i++) {
     const mid = nice((lo.offeredRate + hi) / 2);
     if (mid <= lo.offeredRate || mid >= hi) break;
     const r = await one(mid, true);
-    if (r.sustainable) lo = r; else hi = mid;
+    steps.push({ rate: mid, ok: r.sustainable });
+    if (r.sustainable) lo = r;
+    hi = failedAbove();
   }
   out.best = lo;
+  out.failedBelow = steps.filter((s) => !s.ok && lo !== undefined && s.rate < lo.offeredRate).map((s) => s.rate).sort((a, b) => a - b);
   log(`[find-max] ${kind} ${sc.name}: highest sustainable rate ${lo ? lo.offeredRate + '/s (ack p99 ' + lo.latency.ack.p99 + ' ms)' : 'none found'}` +
-    (hi ? `; failed at ${hi}/s` : ''));
+    (hi ? `; failed at ${hi}/s` : '') + (out.failedBelow.length ? `; also failed below it at ${out.failedBelow.join(', ')}/s` : ''));
   return out;
 }
 
@@ -212,36 +233,49 @@ async function webhookFigures(wsUrl: string): Promise<string> {
 /**
  * crosscheck <chat|direct>: the same load at the same rate from two independently written
  * generators (the harness's lean client, then bench/lib/ws-generator.ts on the `ws` package), each
- * against a freshly started server and store; their achieved rates and latencies side by side.
+ * against a freshly started server and store; their achieved rates, latencies and the server's CPU
+ * side by side. The ws generator runs twice: once in the harness's send order (the same load: the
+ * two should agree), once in the other order (consecutive sends to different rooms, or the members
+ * of one room sending back to back), which changes what the server pays per message.
  */
 async function crosscheck(sc: Scenario, o: CliOptions, base: RunOptions, teardown: Teardown): Promise<number> {
   if (sc.name !== 'chat' && sc.name !== 'direct') { log('crosscheck: scenarios chat and direct'); return 2; }
   if (o.urls || o.nodes !== undefined) { log('crosscheck spawns its servers: drop --url / --nodes'); return 2; }
   const harness = await runServer(o.server, sc, { ...o, findMax: false }, base, teardown);
   const r = harness.best;
-  if (o.waitQuiet) await waitQuiet();
-  const srv = await startServer({ kind: o.server, pin: o.pin, teardown });
-  log(`[crosscheck] ws generator: ${o.server} pid ${srv.pid} at ${srv.url} on a fresh store; ${base.clients} clients, ${base.rooms} rooms, ${base.rate}/s for ${base.warmupS}+${base.durationS} s`);
-  const sampler = new ProcSampler([srv.pid]);
-  sampler.sample();
-  let w;
-  try {
-    w = await wsGenerate({ url: srv.url, clients: base.clients, rooms: base.rooms, rate: base.rate, warmupS: base.warmupS, durationS: base.durationS, drainS: base.drainS, prefix: `x${Date.now().toString(36)}.` });
-  } finally {
-    await srv.stop();
+  // the harness's chat puts client c in room c % rooms (spread); its direct in room floor(c / 2) (grouped)
+  const same: 'spread' | 'grouped' = sc.name === 'chat' ? 'spread' : 'grouped';
+  const orders: ('spread' | 'grouped')[] = [same, same === 'spread' ? 'grouped' : 'spread'];
+  const ws: (WsGenResult & { order: string; serverCpu: number })[] = [];
+  for (const order of orders) {
+    if (o.waitQuiet) await waitQuiet();
+    const srv = await startServer({ kind: o.server, pin: o.pin, teardown });
+    log(`[crosscheck] ws generator (${order}): ${o.server} pid ${srv.pid} at ${srv.url} on a fresh store; ${base.clients} clients, ${base.rooms} rooms, ${base.rate}/s for ${base.warmupS}+${base.durationS} s`);
+    const sampler = new ProcSampler([srv.pid]);
+    let serverCpu = NaN;
+    try {
+      const w = await wsGenerate({
+        url: srv.url, clients: base.clients, rooms: base.rooms, rate: base.rate, warmupS: base.warmupS, durationS: base.durationS, drainS: base.drainS,
+        prefix: `x${Date.now().toString(36)}.`, order,
+        onLoad: (phase) => { const s = sampler.sample(); if (phase === 'end') serverCpu = Math.round(s.serverCpu); },
+      });
+      ws.push({ ...w, order, serverCpu });
+    } finally {
+      await srv.stop();
+    }
   }
-  const line = (name: string, achieved: number, p50: number, p99: number, dp99: number, gen: number, extra: string): string =>
-    `| ${name} | ${base.rate.toLocaleString('en-US')} | ${achieved.toLocaleString('en-US')} | ${p50} | ${p99} | ${dp99} | ${gen}% | ${extra} |`;
+  const line = (name: string, achieved: number, p50: number, p99: number, dp99: number, server: number, gen: number, extra: string): string =>
+    `| ${name} | ${base.rate.toLocaleString('en-US')} | ${achieved.toLocaleString('en-US')} | ${p50} | ${p99} | ${dp99} | ${server}% | ${gen}% | ${extra} |`;
   const out = [
-    `\ncrosscheck ${sc.name} on ${o.server} (a fresh server and store for each generator; ${base.warmupS} s warm-up + ${base.durationS} s):`,
-    '| generator | offered/s | achieved/s | ack p50 ms | ack p99 ms | delivery p99 ms | generator CPU | notes |', '|---|---|---|---|---|---|---|---|',
-    r ? line('harness (lean client)', r.achievedRate, r.latency.ack.p50, r.latency.ack.p99, r.latency.delivery.p99, r.resources.genCpuAvg, r.correctness.ok ? 'correct' : correctnessLine(r)) : '| harness | - | not run | | | | | |',
-    line('ws package', w.achieved, w.ackP50, w.ackP99, w.deliveryP99, w.genCpu,
-      `acked ${w.acked}/${w.sent}, delivered ${w.delivered}/${w.expectedDeliveries}${w.errors.length ? '; ' + w.errors.join('; ') : ''}`),
+    `\ncrosscheck ${sc.name} on ${o.server} (a fresh server and store for each run; ${base.warmupS} s warm-up + ${base.durationS} s; server CPU over the sends, % of its core):`,
+    '| generator (send order) | offered/s | achieved/s | ack p50 ms | ack p99 ms | delivery p99 ms | server CPU | generator CPU | notes |', '|---|---|---|---|---|---|---|---|---|',
+    r ? line(`harness (${same})`, r.achievedRate, r.latency.ack.p50, r.latency.ack.p99, r.latency.delivery.p99, Math.round(r.resources.serverCpuAvg), r.resources.genCpuAvg, r.correctness.ok ? 'correct' : correctnessLine(r)) : '| harness | - | not run | | | | | | |',
+    ...ws.map((w) => line(`ws package (${w.order})`, w.achieved, w.ackP50, w.ackP99, w.deliveryP99, w.serverCpu, w.genCpu,
+      `acked ${w.acked}/${w.sent}, delivered ${w.delivered}/${w.expectedDeliveries}${w.errors.length ? '; ' + w.errors.join('; ') : ''}`)),
   ];
   (o.json ? process.stderr : process.stdout).write(out.join('\n') + '\n');
-  if (o.json) process.stdout.write(JSON.stringify({ scenario: sc.name, harness: r ?? null, ws: w }, null, 2) + '\n');
-  return harness.fatal.length || w.acked < w.sent || w.delivered < w.expectedDeliveries ? 1 : 0;
+  if (o.json) process.stdout.write(JSON.stringify({ scenario: sc.name, harness: r ?? null, ws }, null, 2) + '\n');
+  return harness.fatal.length || ws.some((w) => w.acked < w.sent || w.delivered < w.expectedDeliveries) ? 1 : 0;
 }
 
 export async function main(o: CliOptions): Promise<number> {
@@ -303,7 +337,7 @@ async function mainWith(o: CliOptions, teardown: Teardown): Promise<number> {
       const b = x.best;
       const ratio = b && ceiling ? ` = ${(b.offeredRate / ceiling.offeredRate * 100).toFixed(0)}% of the ceiling` : '';
       const cpu = b ? `server CPU ${b.resources.serverCpuAvg}%${b.resources.serverProcesses > 1 ? ` (sum of ${b.resources.serverProcesses} processes)` : ''}${Number.isNaN(b.resources.backendCpuAvg) || b.resources.backendCpuAvg === null ? '' : `, db+redis CPU ${b.resources.backendCpuAvg}%`}` : '';
-      summary.push(`- ${x.server}: ${b ? `${b.offeredRate.toLocaleString('en-US')} msgs/s sustained (ack p50 ${b.latency.ack.p50} / p99 ${b.latency.ack.p99} ms, ${cpu}, generator CPU ${b.resources.genCpuAvg}%, ${b.transport} client)${ratio}` : x.runs.length ? 'no sustainable rate found' : 'not run'}`);
+      summary.push(`- ${x.server}: ${b ? `${b.offeredRate.toLocaleString('en-US')} msgs/s sustained (ack p50 ${b.latency.ack.p50} / p99 ${b.latency.ack.p99} ms, ${cpu}, generator CPU ${b.resources.genCpuAvg}%, ${b.transport} client)${ratio}${x.failedBelow?.length ? `; failed below it at ${x.failedBelow.map((v) => v.toLocaleString('en-US')).join(', ')} msgs/s` : ''}` : x.runs.length ? 'no sustainable rate found' : 'not run'}`);
     }
     (o.json ? process.stderr : process.stdout).write(`\n${o.compare ? 'compare' : 'find-max'} ${sc.name}${o.compare ? ` (each server: --find-max, ${base.warmupS} s warm-up + ${base.durationS} s per step; sustainable = achieved >= 95% of offered, ack p99 <= ${o.p99LimitMs} ms, no correctness error; steps disturbed by other processes are retried up to twice)` : ''}:\n${summary.join('\n')}\n`);
   }

@@ -2,14 +2,24 @@
 // `npm run bench -- crosscheck`: the `ws` package as client (not the harness's lean RFC 6455
 // client), every frame JSON.parse'd (not scanned), its own open-loop schedule on a
 // setTimeout(0)-driven hrtime loop, and its own latency arithmetic (exact sorted samples, no HDR
-// histogram). Rooms of `clients / rooms` members, client c in room floor(c / size); every client
-// sends in turn. Ack and delivery latency from each send's intended time.
+// histogram). Rooms of `clients / rooms` members; every client sends in turn (client k % clients
+// sends the k-th message). Which room client c is in is the `order`: 'spread', room c % rooms, so
+// consecutive sends go to different rooms (the harness's `chat`); 'grouped', room floor(c / size),
+// so the members of one room send back to back (the harness's `direct`). Ack and delivery latency
+// from each send's intended time.
 import WebSocket from 'ws';
 
 export interface WsGenOptions {
   url: string; clients: number; rooms: number; rate: number; warmupS: number; durationS: number; drainS: number;
-  /** Room names start with this (unique per run). */
+  /**
+   * Room and user names start with this (unique per run): the engine answers a (user, cid) it has
+   * seen as a retry (the first ack, no delivery), so two runs must not share users.
+   */
   prefix: string;
+  /** Which room client c is in: 'spread' c % rooms, 'grouped' floor(c / size) (the default). */
+  order?: 'spread' | 'grouped';
+  /** Called as the first send is due and after the last one was sent (e.g. to sample server CPU). */
+  onLoad?: (phase: 'start' | 'end') => void;
 }
 
 export interface WsGenResult {
@@ -27,7 +37,9 @@ function pct(sorted: number[], p: number): number {
 
 export async function wsGenerate(o: WsGenOptions): Promise<WsGenResult> {
   const size = Math.max(1, Math.floor(o.clients / o.rooms));
-  const roomOf = (c: number): string => `${o.prefix}${Math.floor(c / size) % o.rooms}`;
+  const roomOf = o.order === 'spread'
+    ? (c: number): string => `${o.prefix}${c % o.rooms}`
+    : (c: number): string => `${o.prefix}${Math.floor(c / size) % o.rooms}`;
   const socks: WebSocket[] = [];
   const errors: string[] = [];
   const intended: number[] = [];
@@ -56,7 +68,7 @@ export async function wsGenerate(o: WsGenOptions): Promise<WsGenResult> {
   for (let c0 = 0; c0 < o.clients; c0 += 200) {
     await Promise.all(Array.from({ length: Math.min(200, o.clients - c0) }, (_, i) => new Promise<void>((resolve, reject) => {
       const c = c0 + i;
-      const ws = new WebSocket(`${o.url}?user=w${c}&name=w${c}`, { perMessageDeflate: false, localAddress: `127.0.${1 + Math.floor(c / 250)}.${2 + (c % 250)}` });
+      const ws = new WebSocket(`${o.url}?user=${o.prefix}w${c}&name=w${c}`, { perMessageDeflate: false, localAddress: `127.0.${1 + Math.floor(c / 250)}.${2 + (c % 250)}` });
       socks[c] = ws;
       ws.on('message', onFrame);
       ws.once('open', () => { ws.send(JSON.stringify({ op: 'join', room: roomOf(c), limit: 0 })); resolve(); });
@@ -72,6 +84,7 @@ export async function wsGenerate(o: WsGenOptions): Promise<WsGenResult> {
   from = start + o.warmupS * 1000;
   to = from + o.durationS * 1000;
   const total = Math.round(o.rate * (o.warmupS + o.durationS));
+  o.onLoad?.('start');
   await new Promise<void>((resolve) => {
     const loop = (): void => {
       const due = Math.min(total, Math.floor((nowMs() - start) * o.rate / 1000) + 1);
@@ -84,6 +97,7 @@ export async function wsGenerate(o: WsGenOptions): Promise<WsGenResult> {
     };
     loop();
   });
+  o.onLoad?.('end');
   const drainBy = nowMs() + o.drainS * 1000;
   const expectedDeliveries = sent * size;
   while ((acked < sent || delivered < expectedDeliveries) && nowMs() < drainBy) await new Promise((r) => setTimeout(r, 20));

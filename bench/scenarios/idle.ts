@@ -1,6 +1,8 @@
 // idle: memory per idle connection. N clients (default 10,000) connect and join one room, then
-// stay silent; the server's RSS before the first connect and once all have joined (and 3 s more),
-// divided by N. The spawned engine runs with CHAT_ENTER_QUIT=off: 10,000 ENTER messages to a room
+// stay silent; the server's RSS before the first connect and once all have joined, divided by N.
+// Both readings wait 30 s (--warmup, --duration) for the server to settle: a reading 2 s after the
+// start still holds the start-up's garbage (about 50 MB in the engine), one 3 s after the connects
+// the connects' garbage, and either moves the figure by more than the connections themselves. The spawned engine runs with CHAT_ENTER_QUIT=off: 10,000 ENTER messages to a room
 // of up to 10,000 members would measure a fan-out storm, not idle connections.
 import { newHist, summarize } from '../lib/hist.ts';
 import { round1 } from '../lib/roomload.ts';
@@ -25,7 +27,7 @@ const WAVE = 500;
 export const idle: Scenario = {
   name: 'idle',
   summary: '10,000 connections join one room and stay silent: server RSS per connection',
-  defaults: { clients: 10_000, rooms: 1, rate: 0, durationS: 3, warmupS: 2, drainS: 0, findMaxStart: 0 },
+  defaults: { clients: 10_000, rooms: 1, rate: 0, durationS: 30, warmupS: 30, drainS: 0, findMaxStart: 0 },
   rated: false,
   serverEnv: { CHAT_ENTER_QUIT: 'off' },
   async run(o, env) {
@@ -42,7 +44,7 @@ export const idle: Scenario = {
       refused(_c, code) { meter.error(code); c0.otherFailures++; },
     };
     const transport = env.transport(sink);
-    await sleep(o.warmupS * 1000); // the server settles after its start
+    await sleep(o.warmupS * 1000); // the server settles after its start (its start-up garbage collected)
     env.sampler.sample();
     const before = env.sampler.sample().serverRssMb;
     const heapBefore = await heapUsedMb(env.httpBase);
