@@ -6,6 +6,7 @@ import { Teardown } from './teardown.ts';
 import { fetchMetrics, metricValue } from './metrics.ts';
 import { profileReport } from './profile.ts';
 import { wsGenerate, type WsGenResult } from './ws-generator.ts';
+import type { SendOrder } from './room-order.ts';
 import { prefillTemplate } from './prefill.ts';
 import { parseWsUrl } from './wsclient.ts';
 import { SLOW_MS, webhookTarget, type WebhookVariant } from './webhook.ts';
@@ -132,7 +133,7 @@ async function runAgainst(kind: string, urls: string[], pids: number[], backendP
     out.best = await one(base.rate, false);
     return out;
   }
-  // --find-max: x1.3 until LOOK_PAST steps in a row fail above the highest pass (a saturated
+  // --find-max: x1.3 until a step fails and the LOOK_PAST steps above it fail too (a saturated
   // server's latency is not monotonic in the rate: a higher rate packs more frames into each write
   // and can pass where a lower one failed), then two bisection steps between the highest pass and
   // the lowest failure above it. Failures below the highest pass are reported, not hidden.
@@ -239,13 +240,12 @@ async function webhookFigures(wsUrl: string): Promise<string> {
  * of one room sending back to back), which changes what the server pays per message.
  */
 async function crosscheck(sc: Scenario, o: CliOptions, base: RunOptions, teardown: Teardown): Promise<number> {
-  if (sc.name !== 'chat' && sc.name !== 'direct') { log('crosscheck: scenarios chat and direct'); return 2; }
+  const same = sc.order;
+  if (same === undefined) { log('crosscheck: the room loads (chat, direct, soak)'); return 2; }
   if (o.urls || o.nodes !== undefined) { log('crosscheck spawns its servers: drop --url / --nodes'); return 2; }
   const harness = await runServer(o.server, sc, { ...o, findMax: false }, base, teardown);
   const r = harness.best;
-  // the harness's chat puts client c in room c % rooms (spread); its direct in room floor(c / 2) (grouped)
-  const same: 'spread' | 'grouped' = sc.name === 'chat' ? 'spread' : 'grouped';
-  const orders: ('spread' | 'grouped')[] = [same, same === 'spread' ? 'grouped' : 'spread'];
+  const orders: SendOrder[] = [same, same === 'spread' ? 'grouped' : 'spread'];
   const ws: (WsGenResult & { order: string; serverCpu: number })[] = [];
   for (const order of orders) {
     if (o.waitQuiet) await waitQuiet();

@@ -3,11 +3,10 @@
 // client), every frame JSON.parse'd (not scanned), its own open-loop schedule on a
 // setTimeout(0)-driven hrtime loop, and its own latency arithmetic (exact sorted samples, no HDR
 // histogram). Rooms of `clients / rooms` members; every client sends in turn (client k % clients
-// sends the k-th message). Which room client c is in is the `order`: 'spread', room c % rooms, so
-// consecutive sends go to different rooms (the harness's `chat`); 'grouped', room floor(c / size),
-// so the members of one room send back to back (the harness's `direct`). Ack and delivery latency
-// from each send's intended time.
+// sends the k-th message), in the room the load's `order` puts it in (lib/room-order.ts: the load's
+// definition, shared with the harness). Ack and delivery latency from each send's intended time.
 import WebSocket from 'ws';
+import { roomIndex, type SendOrder } from './room-order.ts';
 
 export interface WsGenOptions {
   url: string; clients: number; rooms: number; rate: number; warmupS: number; durationS: number; drainS: number;
@@ -16,8 +15,8 @@ export interface WsGenOptions {
    * seen as a retry (the first ack, no delivery), so two runs must not share users.
    */
   prefix: string;
-  /** Which room client c is in: 'spread' c % rooms, 'grouped' floor(c / size) (the default). */
-  order?: 'spread' | 'grouped';
+  /** Which room client c is in (lib/room-order.ts); 'grouped' by default. */
+  order?: SendOrder;
   /** Called as the first send is due and after the last one was sent (e.g. to sample server CPU). */
   onLoad?: (phase: 'start' | 'end') => void;
 }
@@ -37,9 +36,7 @@ function pct(sorted: number[], p: number): number {
 
 export async function wsGenerate(o: WsGenOptions): Promise<WsGenResult> {
   const size = Math.max(1, Math.floor(o.clients / o.rooms));
-  const roomOf = o.order === 'spread'
-    ? (c: number): string => `${o.prefix}${c % o.rooms}`
-    : (c: number): string => `${o.prefix}${Math.floor(c / size) % o.rooms}`;
+  const roomOf = (c: number): string => `${o.prefix}${roomIndex(o.order ?? 'grouped', c, o.clients, o.rooms)}`;
   const socks: WebSocket[] = [];
   const errors: string[] = [];
   const intended: number[] = [];

@@ -2,8 +2,9 @@
 // stay silent; the server's RSS before the first connect and once all have joined, divided by N.
 // Both readings wait 30 s (--warmup, --duration) for the server to settle: a reading 2 s after the
 // start still holds the start-up's garbage (about 50 MB in the engine), one 3 s after the connects
-// the connects' garbage, and either moves the figure by more than the connections themselves. The spawned engine runs with CHAT_ENTER_QUIT=off: 10,000 ENTER messages to a room
-// of up to 10,000 members would measure a fan-out storm, not idle connections.
+// the connects' garbage, and either moves the figure by more than the connections themselves.
+// The spawned engine runs with CHAT_ENTER_QUIT=off: 10,000 ENTER messages to a room of up to
+// 10,000 members would measure a fan-out storm, not idle connections.
 import { newHist, summarize } from '../lib/hist.ts';
 import { round1 } from '../lib/roomload.ts';
 import { fetchMetrics, metricValue } from '../lib/metrics.ts';

@@ -1,5 +1,6 @@
 // soak: the chat load at a moderate rate for a long time; watch RSS, errors and tail latency drift.
 import { runRoomLoad } from '../lib/roomload.ts';
+import { roomIndex } from '../lib/room-order.ts';
 import type { Scenario } from './types.ts';
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -9,6 +10,7 @@ export const soak: Scenario = {
   summary: 'chat load (1,000 clients, 100 rooms) at a moderate rate for 5 minutes by default; RSS growth reported',
   defaults: { clients: 1000, rooms: 100, rate: 5000, durationS: 300, warmupS: 10, drainS: 10, findMaxStart: 5000 },
   rated: false,
+  order: 'spread',
   // SQLite's dedupe window holds every message's (sender, cid) for CHAT_DEDUPE_WINDOW (5 minutes by
   // default), so the engine's memory grows by design for that long. A soak looks for drift: with a
   // 20 s window the window is full by the end of the first quarter, and growth after it is a leak.
@@ -16,8 +18,8 @@ export const soak: Scenario = {
   async run(o, env) {
     const r = await runRoomLoad({
       scenario: 'soak', clients: o.clients, rooms: o.rooms, rate: o.rate, durationS: o.durationS, warmupS: o.warmupS, drainS: o.drainS,
-      membership: (c) => [c % o.rooms],
-      senders: Array.from({ length: o.clients }, (_, c) => [c, c % o.rooms] as [number, number]),
+      membership: (c) => [roomIndex('spread', c, o.clients, o.rooms)],
+      senders: Array.from({ length: o.clients }, (_, c) => [c, roomIndex('spread', c, o.clients, o.rooms)] as [number, number]),
       connectConcurrency: 256, p99LimitMs: o.p99LimitMs,
     }, env);
     const rss = r.timeline.map((p) => p.serverRssMb).filter((v) => !Number.isNaN(v));

@@ -1,6 +1,7 @@
 // What every scenario file exports, and the options it is run with.
 import type { RunResult } from '../lib/stats.ts';
 import type { RunEnv } from '../lib/roomload.ts';
+import type { SendOrder } from '../lib/room-order.ts';
 
 export interface RunOptions {
   clients: number;
@@ -21,5 +22,7 @@ export interface Scenario {
   rated: boolean;
   /** The engine's environment for this scenario (undefined removes a variable the harness sets). */
   serverEnv?: Record<string, string | undefined>;
+  /** Room loads: which room client c is in (lib/room-order.ts); crosscheck offers the same load from its ws generator. */
+  order?: SendOrder;
   run(o: RunOptions, env: RunEnv): Promise<RunResult>;
 }
