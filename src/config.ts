@@ -423,7 +423,7 @@ const SETTINGS: Setting<keyof Config>[] = [
   { key: 'stompPath', env: 'CHAT_STOMP_PATH', flag: '--stomp-path', def: '/ws-stomp', help: 'extra WebSocket path for STOMP clients (STOMP is also spoken on /ws)', parse: pathSetting },
   { key: 'stompAppPrefix', env: 'CHAT_STOMP_APP_PREFIX', flag: '--stomp-app-prefix', def: '/app', help: 'STOMP application destination prefix (SEND), e.g. /app or /pub', parse: pathSetting },
   { key: 'stompBrokerPrefix', env: 'CHAT_STOMP_BROKER_PREFIX', flag: '--stomp-broker-prefix', def: '/topic', help: 'STOMP broker destination prefix (SUBSCRIBE), e.g. /topic or /sub', parse: pathSetting },
-  { key: 'testHooks', env: 'CHAT_TEST_HOOKS', flag: '--test-hooks', def: '0', help: 'test hook: 1 serves /_test/ routes that hold commits, reads and joins (never in production)', parse: (raw, name) => oneOf('0', '1')(raw, name) === '1' },
+  { key: 'testHooks', env: 'CHAT_TEST_HOOKS', flag: '--test-hooks', def: '0', help: 'test hook: 1 serves /_test/ routes that hold commits, reads and joins and collect every heap (never in production)', parse: (raw, name) => oneOf('0', '1')(raw, name) === '1' },
   { key: 'testCommitDelayMs', env: 'CHAT_TEST_COMMIT_DELAY_MS', flag: '--test-commit-delay-ms', def: '0', help: 'test hook: sleep this long before every commit (simulates a slow disk)', parse: int(0, 60_000) },
   // Limits against hostile clients: each has a default a person chatting never meets.
   { key: 'maxTextBytes', env: 'CHAT_MAX_TEXT_BYTES', flag: '--max-text-bytes', def: '16k', help: 'largest message text, in bytes of its JSON encoding (what is stored and sent); past it too_large', parse: bytes(64, 16 << 20) },

@@ -249,6 +249,7 @@ export class Engine implements StompCore<Session> {
           this.stats.setHooks(e.hooks);
           break;
         case 'held': this.hooks?.onCommitHeld(e.waiting); break;
+        case 'collected': this.hooks?.onActorCollected(e.gc); break;
         case 'reply': // answered by the ActorLink itself
         case 'hooksReply':
         case 'ready': break;

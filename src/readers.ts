@@ -3,7 +3,8 @@
 // on the front thread (mysql2 reads are asynchronous I/O; a thread hop would only add latency).
 
 import { Piscina } from 'piscina';
-import { workerStart, type CheckpointResult, type CheckpointTask, type ReaderInit, type ReadTask } from '../workers/contract.ts';
+import { workerStart, type CheckpointResult, type CheckpointTask, type GcTask, type ReaderInit, type ReadTask } from '../workers/contract.ts';
+import type { ThreadGc } from '../workers/full-gc.ts';
 import { MysqlReader } from '../workers/stores/mysql/reader.ts';
 import { runRead } from '../workers/readers/read-tasks.ts';
 import type { Config } from './config.ts';
@@ -14,6 +15,8 @@ export interface ReadPool {
   readonly queueSize: number;
   /** SQLite: a PASSIVE checkpoint on a reader thread (see workers/readers/reader.ts); null for MySQL. */
   readonly checkpoint: (() => Promise<CheckpointResult>) | null;
+  /** Test hook: collect every reader thread's heap in full (nothing to do for MySQL's readers). */
+  collect(): Promise<ThreadGc[]>;
   close(): Promise<void>;
 }
 
@@ -32,6 +35,7 @@ export function openReaders(cfg: Config): ReadPool {
       },
       get queueSize() { return waiting; },
       checkpoint: null,
+      collect: () => Promise.resolve([]),
       close: () => Promise.resolve(reader.close()),
     };
   }
@@ -42,6 +46,11 @@ export function openReaders(cfg: Config): ReadPool {
     run: (task) => pool.run(task) as Promise<unknown>,
     get queueSize() { return pool.queueSize; },
     checkpoint: () => pool.run({ kind: 'checkpoint' } satisfies CheckpointTask) as Promise<CheckpointResult>,
+    collect: () => {
+      const arrived = new Int32Array(new SharedArrayBuffer(4));
+      const threads = cfg.readers;
+      return Promise.all(Array.from({ length: threads }, () => pool.run({ kind: 'gc', arrived, threads } satisfies GcTask) as Promise<ThreadGc>));
+    },
     close: () => pool.destroy(),
   };
 }

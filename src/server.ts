@@ -39,8 +39,9 @@ export async function startServer(cfg: Config, log: Logger): Promise<RunningServ
     await bus?.close(false);
     throw err;
   });
-  const hooks = cfg.testHooks ? new TestHooks((on) => actor.send({ t: 'hold', on })) : null;
-  const readers = heldReads(openReaders(cfg), hooks);
+  const pool = openReaders(cfg);
+  const hooks = cfg.testHooks ? new TestHooks((on) => actor.send({ t: 'hold', on }), () => actor.send({ t: 'gc' }), () => pool.collect()) : null;
+  const readers = heldReads(pool, hooks);
   const app: TemplatedApp = cfg.tlsCert !== null && cfg.tlsKey !== null
     ? uws.SSLApp({ cert_file_name: cfg.tlsCert, key_file_name: cfg.tlsKey, passphrase: cfg.tlsKeyPassphrase ?? undefined })
     : uws.App();
@@ -112,6 +113,7 @@ function heldReads(pool: ReadPool, hooks: TestHooks | null): ReadPool {
     run: (task) => hooks.gate('read')?.then(() => pool.run(task)) ?? pool.run(task),
     get queueSize() { return pool.queueSize; },
     checkpoint: pool.checkpoint,
+    collect: () => pool.collect(),
     close: () => pool.close(),
   };
 }

@@ -2,9 +2,11 @@
 // directory sweep or host-app operation (create/delete a room, members, blocks) at a known point, so a test of "X only after Y" can hold Y, see that it waits there, prove X has not
 // happened, and release it; and (cluster) drop the directory events other nodes send, as a lost
 // subscription would. Off by default: nothing here exists then, and each point costs one null
-// check.
+// check. `POST /_test/gc` collects every thread's heap in full and answers with the process's
+// memory, so a test of memory growth compares what is live rather than where V8's collector was.
 
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
+import { fullGc, type ThreadGc } from '../workers/full-gc.ts';
 import { sendError, sendJson } from './http/respond.ts';
 
 export const HOLD_POINTS = ['commit', 'read', 'join', 'sweep', 'admin'] as const;
@@ -32,8 +34,35 @@ export class TestHooks {
   /** Directory sweeps this node has completed (cluster). */
   private sweeps = 0;
 
-  /** `actorHold` tells the persistence actor to hold (or stop holding) its commits. */
-  constructor(private readonly actorHold: (on: boolean) => void) {}
+  /** Callers waiting for the actor's answer to a full collection. */
+  private actorCollected: ((gc: ThreadGc) => void)[] = [];
+
+  /**
+   * `actorHold` tells the persistence actor to hold (or stop holding) its commits; `actorGc` asks it
+   * to collect its heap in full (it answers with onActorCollected); `readersGc` collects every reader's.
+   */
+  constructor(
+    private readonly actorHold: (on: boolean) => void,
+    private readonly actorGc: () => void,
+    private readonly readersGc: () => Promise<ThreadGc[]>,
+  ) {}
+
+  /** Collect the readers', the actor's and this thread's heaps in full; then the process's memory. */
+  async collect(): Promise<NodeJS.MemoryUsage & { threads: ThreadGc[] }> {
+    const readers = await this.readersGc();
+    const actor = await new Promise<ThreadGc>((resolve) => {
+      this.actorCollected.push(resolve);
+      this.actorGc();
+    });
+    const front = fullGc('front');
+    return { ...process.memoryUsage(), threads: [front, actor, ...readers] };
+  }
+
+  onActorCollected(gc: ThreadGc): void {
+    const waiting = this.actorCollected;
+    this.actorCollected = [];
+    for (const go of waiting) go(gc);
+  }
 
   /** Null when `point` is not held (go on at once); else a promise that resolves on release. */
   gate(point: Exclude<HoldPoint, 'commit'>): Promise<void> | null {
@@ -132,7 +161,8 @@ function pointOf(raw: string): HoldPoint | null {
 /**
  * `POST /_test/hold/<point>`, `POST /_test/release/<point>`, `GET /_test/waiting/<point>?n=N`;
  * `POST /_test/drop/control`, `POST /_test/keep/control`, `GET /_test/dropped/control?n=N`,
- * `GET /_test/sweeps?n=N` (directory sweeps completed).
+ * `GET /_test/sweeps?n=N` (directory sweeps completed), `POST /_test/gc` (every heap collected;
+ * answers process.memoryUsage() in bytes, and `threads`: each thread's heap in use before and after).
  */
 export function registerTestRoutes(app: TemplatedApp, hooks: TestHooks): void {
   const unknown = `point must be one of ${HOLD_POINTS.join(', ')}`;
@@ -162,6 +192,13 @@ export function registerTestRoutes(app: TemplatedApp, hooks: TestHooks): void {
     sendJson(res, 200, JSON.stringify({ dropping: false }));
   });
   app.get('/_test/dropped/control', (res, req) => longPoll(res, req, (n) => hooks.whenDropped(n), (k) => ({ dropped: k })));
+  app.post('/_test/gc', (res) => {
+    let aborted = false;
+    res.onAborted(() => { aborted = true; });
+    void hooks.collect().then((m) => {
+      if (!aborted) sendJson(res, 200, JSON.stringify(m));
+    });
+  });
   app.get('/_test/sweeps', (res, req) => longPoll(res, req, (n) => hooks.whenSwept(n), (k) => ({ sweeps: k })));
 }
 

@@ -82,11 +82,38 @@ describe('test hooks', () => {
   });
 });
 
+describe('test hooks: a full collection in every thread', () => {
+  it('POST /_test/gc collects the front thread, the actor and each reader once, then reports memory', async () => {
+    const e = await startEngine({ CHAT_TEST_HOOKS: '1', CHAT_READERS: '3', CHAT_WINDOW: '100', ...SEND_LIMITS_OFF });
+    try {
+      const c = await Client.connect(e.url, { user: 'gc1' });
+      await c.request({ op: 'join', room: 'hooks-gc' });
+      const ids: string[] = [];
+      for (let i = 0; i < 130; i++) ids.push((await c.request({ op: 'send', room: 'hooks-gc', text: `m${i}`, cid: `g${i}` })).id as string);
+      // pages older than the hot window come from the readers
+      for (let i = 0; i < 6; i++) expect(await c.request({ op: 'history', room: 'hooks-gc', before: ids[30 - i], limit: 20 })).toMatchObject({ op: 'history' });
+      const res = await post(`${e.http}/_test/gc`);
+      expect(res.status).toBe(200);
+      const m = await res.json() as { rss: number; heapUsed: number; threads: { thread: string; threadId: number; heapUsedBefore: number; heapUsedAfter: number }[] };
+      expect(m.rss).toBeGreaterThan(m.heapUsed);
+      expect(m.threads.map((t) => t.thread)).toEqual(['front', 'actor', 'reader', 'reader', 'reader']);
+      // each reader ran exactly one of the pool's gc tasks: five different threads
+      expect(new Set(m.threads.map((t) => t.threadId)).size).toBe(5);
+      // every thread had garbage (start-up, the sends, the reads) and a full collection freed it
+      for (const t of m.threads) expect(t.heapUsedAfter, `${t.thread} ${t.threadId}`).toBeLessThan(t.heapUsedBefore);
+      await c.close();
+    } finally {
+      await e.stop();
+    }
+  });
+});
+
 describe('without CHAT_TEST_HOOKS', () => {
   it('serves no /_test/ route', async () => {
     const e = await startEngine();
     try {
       expect((await post(`${e.http}/_test/hold/commit`)).status).toBe(404);
+      expect((await post(`${e.http}/_test/gc`)).status).toBe(404);
     } finally {
       await e.stop();
     }

@@ -10,7 +10,7 @@ import { ROOT, tempDir } from './support/engine.ts';
 
 describe('7. soak', () => {
   // Under CI (and with RELIABILITY_SOAK=1) the 2-minute soak runs; a newcomer's `npm test` skips it.
-  it.runIf(process.env.CI === 'true' || process.env.RELIABILITY_SOAK === '1')('2-minute bench soak: sent = stored = delivered, RSS growth after warm-up < 10%', async () => {
+  it.runIf(process.env.CI === 'true' || process.env.RELIABILITY_SOAK === '1')('2-minute bench soak: sent = stored = delivered, memory after full collections grows < 10%', async () => {
     const out = tempDir();
     // 2,000 msgs/s: a rate this 2-core box sustains with headroom; the point is drift, not speed
     const proc = spawn(process.execPath, ['--import', 'tsx', 'bench/cli.ts', 'soak', '--duration', '120', '--rate', '2000', '--no-wait-quiet', '--json', '--out', out],
@@ -24,9 +24,12 @@ describe('7. soak', () => {
     expect(code, `bench soak failed:\n${stderr.split('\n').slice(-25).join('\n')}`).toBe(0);
     const run = (JSON.parse(stdout.slice(stdout.indexOf('{'))) as Frame).runs.at(-1) as Frame;
     process.stdout.write(`[reliability] soak: ${JSON.stringify({ ...run.extra, latency: run.latency?.ack, resources: run.resources })}\n`);
-    // the bench's quarters are medians of its 1 s RSS samples (bench/scenarios/soak.ts)
-    expect(run.extra.rssSecondQuarterMb).toBeGreaterThan(0);
-    expect(run.extra.rssGrowthMb / run.extra.rssSecondQuarterMb).toBeLessThan(0.1);
+    // Drift: RSS halfway through the measured window and at its end, each read right after a full
+    // collection in every thread of the engine (POST /_test/gc). Raw RSS is a sawtooth (it climbs as
+    // V8's heaps grow and drops 20-45 MB at each major collection), so the quarters' medians the
+    // bench also reports (rssSecondQuarterMb, rssLastQuarterMb) move with where a collection fell.
+    expect(run.extra.rssCollectedMidMb).toBeGreaterThan(0);
+    expect(run.extra.rssCollectedGrowthMb / run.extra.rssCollectedMidMb).toBeLessThan(0.1);
     // what else the box did is reported in parts (other processes, softirq, steal; TCP retransmissions)
     for (const k of ['otherCpuAvg', 'irqCpuAvg', 'stealCpuAvg']) expect(Number.isFinite(run.resources[k]), k).toBe(true);
     expect(Number.isSafeInteger(run.extra.tcp.retransSegs), 'TCP retransmissions counted').toBe(true);

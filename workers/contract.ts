@@ -7,6 +7,7 @@
 import { Packr } from 'msgpackr';
 import type { Message, MessageType } from '../client/src/protocol.ts';
 import type { Config } from '../src/config.ts';
+import type { ThreadGc } from './full-gc.ts';
 import type { ErrorCode, InternalCode } from '../src/protocol/errors.ts';
 
 /** The public message object is the wire protocol's own type (client/src/protocol.ts). */
@@ -183,6 +184,11 @@ export interface HoldCmd {
   on: boolean;
 }
 
+/** Test hook (CHAT_TEST_HOOKS): collect the actor's heap in full now; it answers CollectedEvt. */
+export interface GcCmd {
+  t: 'gc';
+}
+
 // ---- webhooks (docs/webhooks.md) -----------------------------------------------------------------
 
 export type EventType =
@@ -226,7 +232,7 @@ export interface HooksCmd {
   body: HooksOp;
 }
 
-export type ToActor = SendCmd | LoadCmd | ShutdownCmd | MarkCmd | RequestCmd | HoldCmd | HooksCmd;
+export type ToActor = SendCmd | LoadCmd | ShutdownCmd | MarkCmd | RequestCmd | HoldCmd | GcCmd | HooksCmd;
 
 // ---- actor -> front ----------------------------------------------------------------------------
 
@@ -344,7 +350,13 @@ export interface HeldEvt {
   waiting: number;
 }
 
-export type FromActor = AcceptedEvt | CommittedEvt | RoomEvt | HealthEvt | ReadyEvt | ReplyEvt | StatsEvt | HeldEvt | HooksReplyEvt;
+/** Test hook (CHAT_TEST_HOOKS): the actor's heap was collected in full (the answer to GcCmd). */
+export interface CollectedEvt {
+  t: 'collected';
+  gc: ThreadGc;
+}
+
+export type FromActor = AcceptedEvt | CommittedEvt | RoomEvt | HealthEvt | ReadyEvt | ReplyEvt | StatsEvt | HeldEvt | CollectedEvt | HooksReplyEvt;
 
 /** The worker entries, relative to workers/ and without their extension. */
 export type WorkerEntry = 'persistence/actor' | 'readers/reader';
@@ -511,6 +523,17 @@ export interface CheckpointTask {
 /** What the checkpoint reported: the frames in the WAL (the /metrics gauge chat_sqlite_wal_frames). */
 export interface CheckpointResult {
   log: number;
+}
+
+/**
+ * Test hook (CHAT_TEST_HOOKS), SQLite only: one of `threads` tasks that together collect every
+ * reader's heap. Each counts itself in `arrived` (an Int32Array over a SharedArrayBuffer) and
+ * blocks until all have arrived, so no reader runs two of them.
+ */
+export interface GcTask {
+  kind: 'gc';
+  arrived: Int32Array;
+  threads: number;
 }
 
 /** What the reader pool's workers are started with. */

@@ -23,6 +23,8 @@ export interface RoomLoadSpec {
   drainS: number;
   connectConcurrency: number;
   p99LimitMs?: number;
+  /** Called while the load runs, each `afterS` seconds after the first send (soak: a memory probe). */
+  during?: { afterS: number; run: () => void }[];
 }
 
 export interface RunEnv {
@@ -238,6 +240,7 @@ export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunR
   meter.from = t0 + spec.warmupS * 1e6;
   meter.to = meter.from + spec.durationS * 1e6;
   meter.start();
+  const probes = (spec.during ?? []).map((d) => setTimeout(d.run, d.afterS * 1000));
   await openLoop(spec.rate, total, t0, (k, intended, now) => {
     const i = k % S, c = sendC[i];
     if (!transport.isOpen(c)) { status[k] = ST_SKIPPED; meter.error('send_on_closed_connection'); return; }
@@ -246,6 +249,7 @@ export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunR
     transport.send(c, sendR[i], k, intended);
     meter.onSent(now, intended);
   });
+  for (const p of probes) clearTimeout(p);
 
   // 4. drain: wait for outstanding acks and deliveries, bounded
   const caughtUp = (): boolean => {

@@ -6,6 +6,7 @@
 import { ChatError } from '../../src/protocol/errors.ts';
 import type { AdminOp, HooksCmd, HooksReplyEvt, LoadCmd, MarkCmd, ReplyEvt, RoomEvt, SendCmd, ToActor } from '../contract.ts';
 import { cidKey, type CidHit, type MessageStore, type NewMessage } from '../stores/store.ts';
+import { fullGc } from '../full-gc.ts';
 import type { Backoff } from './backoff.ts';
 import type { GroupCommit } from './group-commit.ts';
 import type { Outbox } from './outbox.ts';
@@ -46,9 +47,18 @@ export class Intake {
 
   receive(cmds: ToActor[]): void {
     // The test hook's hold applies on arrival, ahead of anything queued.
-    for (const c of cmds) if (c.t === 'hold') this.commits.hold(c.on);
+    for (const c of cmds) {
+      if (c.t === 'hold') this.commits.hold(c.on);
+      else if (c.t === 'gc') this.collect();
+    }
     this.inbox.push(cmds);
     if (!this.pumping) void this.pump();
+  }
+
+  /** Test hook: collect this thread's heap in full and say so at once. */
+  private collect(): void {
+    this.out.push({ t: 'collected', gc: fullGc('actor') });
+    this.out.flush();
   }
 
   /** Handle command batches strictly in order; a store failure pauses the inbox and retries. */
@@ -87,7 +97,7 @@ export class Intake {
       switch (c.t) {
         case 'send': await this.accept(c, hits); break;
         case 'mark': this.mark(c); break;
-        case 'hold': break; // applied on arrival (receive)
+        case 'hold': case 'gc': break; // applied on arrival (receive)
         // The answer is queued once its handler is done: a commit inside it (a room delete commits
         // the room's buffered messages first) flushes the outbox meanwhile.
         case 'load': {

@@ -11,7 +11,8 @@
 
 import Database from 'better-sqlite3';
 import { workerData } from 'node:worker_threads';
-import type { CheckpointResult, CheckpointTask, ReaderInit, ReadTask } from '../contract.ts';
+import type { CheckpointResult, CheckpointTask, GcTask, ReaderInit, ReadTask } from '../contract.ts';
+import { fullGc, type ThreadGc } from '../full-gc.ts';
 import { runRead, type ReadResult } from './read-tasks.ts';
 import { SqliteReader } from '../stores/sqlite/reader.ts';
 
@@ -19,9 +20,21 @@ const path = (workerData as ReaderInit).path;
 const reader = new SqliteReader(path);
 let checkpointer: Database.Database | null = null;
 
-export default function read(task: ReadTask | CheckpointTask): Promise<ReadResult | CheckpointResult> {
+export default function read(task: ReadTask | CheckpointTask | GcTask): Promise<ReadResult | CheckpointResult | ThreadGc> {
   if (task.kind === 'checkpoint') return Promise.resolve(checkpoint());
+  if (task.kind === 'gc') return Promise.resolve(collect(task));
   return runRead(reader, task);
+}
+
+/** Wait (at most 5 s: a reader busy with a long read) for every reader to hold one gc task, then collect. */
+function collect(task: GcTask): ThreadGc {
+  Atomics.add(task.arrived, 0, 1);
+  Atomics.notify(task.arrived, 0);
+  const until = Date.now() + 5000;
+  for (let n = Atomics.load(task.arrived, 0); n < task.threads && Date.now() < until; n = Atomics.load(task.arrived, 0)) {
+    Atomics.wait(task.arrived, 0, n, until - Date.now());
+  }
+  return fullGc('reader');
 }
 
 function checkpoint(): CheckpointResult {
