@@ -165,8 +165,13 @@ async function runAgainst(kind: string, urls: string[], pids: number[], backendP
   out.best = lo;
   out.failedBelow = steps.filter((s) => !s.ok && lo !== undefined && s.rate < lo.offeredRate).map((s) => s.rate).sort((a, b) => a - b);
   log(`[find-max] ${kind} ${sc.name}: highest sustainable rate ${lo ? lo.offeredRate + '/s (ack p99 ' + lo.latency.ack.p99 + ' ms)' : 'none found'}` +
-    (hi ? `; failed at ${hi}/s` : '') + (out.failedBelow.length ? `; also failed below it at ${out.failedBelow.join(', ')}/s` : ''));
+    (hi ? `; failed at ${hi.toLocaleString('en-US')} msgs/s` : '') + failedBelowText(out.failedBelow));
   return out;
+}
+
+/** The rates that failed below the highest sustained one (the p99 near the limit is not monotonic). */
+function failedBelowText(rates: number[] | undefined): string {
+  return rates?.length ? `; failed below it at ${rates.map((v) => v.toLocaleString('en-US')).join(', ')} msgs/s` : '';
 }
 
 // STOMP has no joined frame: without ENTER messages every MESSAGE is a CHAT and a fresh
@@ -239,6 +244,12 @@ async function webhookFigures(wsUrl: string): Promise<string> {
  * two should agree), once in the other order (consecutive sends to different rooms, or the members
  * of one room sending back to back), which changes what the server pays per message.
  */
+/** The server's CPU averaged over the seconds the harness was sending (as the ws generator's is), not the drain. */
+function serverCpuOverSends(r: RunResult): number {
+  const cpu = r.timeline.filter((p) => p.sent > 0 && !Number.isNaN(p.serverCpu)).map((p) => p.serverCpu);
+  return cpu.length ? Math.round(cpu.reduce((a, b) => a + b, 0) / cpu.length) : NaN;
+}
+
 async function crosscheck(sc: Scenario, o: CliOptions, base: RunOptions, teardown: Teardown): Promise<number> {
   const same = sc.order;
   if (same === undefined) { log('crosscheck: the room loads (chat, direct, soak)'); return 2; }
@@ -269,7 +280,7 @@ async function crosscheck(sc: Scenario, o: CliOptions, base: RunOptions, teardow
   const out = [
     `\ncrosscheck ${sc.name} on ${o.server} (a fresh server and store for each run; ${base.warmupS} s warm-up + ${base.durationS} s; server CPU over the sends, % of its core):`,
     '| generator (send order) | offered/s | achieved/s | ack p50 ms | ack p99 ms | delivery p99 ms | server CPU | generator CPU | notes |', '|---|---|---|---|---|---|---|---|---|',
-    r ? line(`harness (${same})`, r.achievedRate, r.latency.ack.p50, r.latency.ack.p99, r.latency.delivery.p99, Math.round(r.resources.serverCpuAvg), r.resources.genCpuAvg, r.correctness.ok ? 'correct' : correctnessLine(r)) : '| harness | - | not run | | | | | | |',
+    r ? line(`harness (${same})`, r.achievedRate, r.latency.ack.p50, r.latency.ack.p99, r.latency.delivery.p99, serverCpuOverSends(r), r.resources.genCpuAvg, r.correctness.ok ? 'correct' : correctnessLine(r)) : '| harness | - | not run | | | | | | |',
     ...ws.map((w) => line(`ws package (${w.order})`, w.achieved, w.ackP50, w.ackP99, w.deliveryP99, w.serverCpu, w.genCpu,
       `acked ${w.acked}/${w.sent}, delivered ${w.delivered}/${w.expectedDeliveries}${w.errors.length ? '; ' + w.errors.join('; ') : ''}`)),
   ];
@@ -337,7 +348,7 @@ async function mainWith(o: CliOptions, teardown: Teardown): Promise<number> {
       const b = x.best;
       const ratio = b && ceiling ? ` = ${(b.offeredRate / ceiling.offeredRate * 100).toFixed(0)}% of the ceiling` : '';
       const cpu = b ? `server CPU ${b.resources.serverCpuAvg}%${b.resources.serverProcesses > 1 ? ` (sum of ${b.resources.serverProcesses} processes)` : ''}${Number.isNaN(b.resources.backendCpuAvg) || b.resources.backendCpuAvg === null ? '' : `, db+redis CPU ${b.resources.backendCpuAvg}%`}` : '';
-      summary.push(`- ${x.server}: ${b ? `${b.offeredRate.toLocaleString('en-US')} msgs/s sustained (ack p50 ${b.latency.ack.p50} / p99 ${b.latency.ack.p99} ms, ${cpu}, generator CPU ${b.resources.genCpuAvg}%, ${b.transport} client)${ratio}${x.failedBelow?.length ? `; failed below it at ${x.failedBelow.map((v) => v.toLocaleString('en-US')).join(', ')} msgs/s` : ''}` : x.runs.length ? 'no sustainable rate found' : 'not run'}`);
+      summary.push(`- ${x.server}: ${b ? `${b.offeredRate.toLocaleString('en-US')} msgs/s sustained (ack p50 ${b.latency.ack.p50} / p99 ${b.latency.ack.p99} ms, ${cpu}, generator CPU ${b.resources.genCpuAvg}%, ${b.transport} client)${ratio}${failedBelowText(x.failedBelow)}` : x.runs.length ? 'no sustainable rate found' : 'not run'}`);
     }
     (o.json ? process.stderr : process.stdout).write(`\n${o.compare ? 'compare' : 'find-max'} ${sc.name}${o.compare ? ` (each server: --find-max, ${base.warmupS} s warm-up + ${base.durationS} s per step; sustainable = achieved >= 95% of offered, ack p99 <= ${o.p99LimitMs} ms, no correctness error; steps disturbed by other processes are retried up to twice)` : ''}:\n${summary.join('\n')}\n`);
   }
