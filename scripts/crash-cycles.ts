@@ -2,15 +2,20 @@
 //
 //   npm run crash -- --cycles 50 --store sqlite                    # kill -9 under load, 50 times
 //   npm run crash -- --cycles 50 --store mysql                     # the same on MariaDB/MySQL
+//   npm run crash -- --cycles 50 --store cluster                   # 2 nodes on MariaDB + Redis, one killed per cycle
 //   node --import tsx scripts/crash-cycles.ts --fuzz 100000        # 100,000 hostile frames + HTTP
 //   node --import tsx scripts/crash-cycles.ts --idle 10000         # 10,000 idle connections
 //
 // Options: --clients 50 --rooms 10 --rate 2000 (sends/s) --kill-after 1500 (acks per cycle before
 // the kill) --seed N (the kill delays; printed in the summary, so a run replays) --store
-// sqlite|mysql (mysql: a fresh database next to CHAT_TEST_MYSQL_URL's, dropped at the end). Prints a JSON summary on stdout; exits 1 when a guarantee is broken.
+// sqlite|mysql|cluster (mysql: a fresh database next to CHAT_TEST_MYSQL_URL's, dropped at the end;
+// cluster: --nodes N (default 2) nodes on such a database and the local Redis under a prefix of
+// their own; cycle n kills node (n - 1) % N, the others run on and their members must catch up
+// with every stored message). Prints a JSON summary on stdout; exits 1 when a guarantee is broken.
 
 import { parseArgs } from 'node:util';
-import { CORE, CrashRun, fdCount, fuzzConnection, fuzzHttp, metric, newFuzzStats, rng, rssMb, socketFdCount, type AuditResult } from '../test/reliability-helpers.ts';
+import { dropRedisKeys, nodeEnv, redisAvailable, REDIS_URL, uniquePrefix } from '../test/support/cluster.ts';
+import { CORE, CrashRun, type CrashOptions, fdCount, fuzzConnection, fuzzHttp, metric, newFuzzStats, rng, rssMb, socketFdCount, type AuditResult } from '../test/reliability-helpers.ts';
 import { startEngine, tempDir } from '../test/support/engine.ts';
 import { openMany } from '../test/support/raw-ws.ts';
 import { until } from '../test/support/wait.ts';
@@ -27,10 +32,11 @@ const { values: a } = parseArgs({
     idle: { type: 'string', default: '0' },
     seed: { type: 'string', default: String(Date.now() % 1e9) },
     store: { type: 'string', default: 'sqlite' },
+    nodes: { type: 'string', default: '2' },
   },
 });
-if (a.store !== 'sqlite' && a.store !== 'mysql') {
-  process.stderr.write(`--store must be sqlite or mysql, not ${a.store}\n`);
+if (a.store !== 'sqlite' && a.store !== 'mysql' && a.store !== 'cluster') {
+  process.stderr.write(`--store must be sqlite, mysql or cluster, not ${a.store}\n`);
   process.exit(2);
 }
 const num = (k: keyof typeof a): number => Number(a[k]);
@@ -39,16 +45,21 @@ let failed = false;
 const summary: Record<string, unknown> = { date: new Date().toISOString(), node: process.version, seed: num('seed') };
 
 async function crash(cycles: number): Promise<void> {
-  const db = a.store === 'mysql' ? await freshDatabase() : null;
+  const db = a.store === 'sqlite' ? null : await freshDatabase();
+  const prefix = uniquePrefix();
   try {
-    await crashOn(cycles, db ? { CHAT_STORE: db.url } : {});
+    if (a.store !== 'cluster') return await crashOn(cycles, { env: db ? { CHAT_STORE: db.url } : {} });
+    if (!(await redisAvailable())) throw new Error(`--store cluster needs Redis at ${REDIS_URL}`);
+    const nodes = num('nodes');
+    await crashOn(cycles, { nodes, start: (i) => startEngine(nodeEnv(db!.url, prefix, i + 1, CORE)) });
   } finally {
     await db?.drop();
+    if (a.store === 'cluster') await dropRedisKeys(prefix);
   }
 }
 
-async function crashOn(cycles: number, env: Record<string, string>): Promise<void> {
-  const run = new CrashRun(tempDir(), { clients: num('clients'), rooms: num('rooms'), rate: num('rate'), killAfterAcks: num('kill-after'), env, log, random: rng(num('seed')) });
+async function crashOn(cycles: number, store: Pick<CrashOptions, 'env' | 'nodes' | 'start'>): Promise<void> {
+  const run = new CrashRun(tempDir(), { clients: num('clients'), rooms: num('rooms'), rate: num('rate'), killAfterAcks: num('kill-after'), ...store, log, random: rng(num('seed')) });
   const t0 = Date.now();
   const audits: AuditResult[] = [];
   for (let n = 1; n <= cycles; n++) {
@@ -58,12 +69,13 @@ async function crashOn(cycles: number, env: Record<string, string>): Promise<voi
   }
   const { before, after, stopCode } = await run.finish();
   audits.push(before);
-  const bad = audits.concat(after).filter((x) => x.lost || x.duplicates || x.gaps || x.phantom || x.mismatched || x.epochChanged);
+  const bad = audits.concat(after).filter((x) => x.lost || x.duplicates || x.gaps || x.phantom || x.mismatched || x.epochChanged || x.streamBreaks || x.survivorsBehind);
   summary.crash = {
-    store: a.store, cycles, clients: num('clients'), rooms: num('rooms'), offeredRate: num('rate'), killAfterAcks: num('kill-after'),
+    store: a.store, ...(a.store === 'cluster' ? { nodes: num('nodes') } : {}), cycles, clients: num('clients'), rooms: num('rooms'), offeredRate: num('rate'), killAfterAcks: num('kill-after'),
     sent: run.sent, retriedAfterRestart: run.retried, kills: run.kills,
     acked: before.acked, stored: before.stored, lost: before.lost, duplicates: before.duplicates, seqGaps: before.gaps,
-    receivedNotStored: before.phantom, ackIdMismatch: before.mismatched,
+    receivedNotStored: before.phantom, ackIdMismatch: before.mismatched, streamBreaks: after.streamBreaks,
+    ...(a.store === 'cluster' ? { survivorsBehind: after.survivorsBehind } : {}),
     afterRetries: { acked: after.acked, stored: after.stored, lost: after.lost, duplicates: after.duplicates, unacked: run.pending.size },
     messagesReceivedByClients: run.seen.size, errors: Object.fromEntries(run.errors), stopCode,
     problems: [...new Set(bad.flatMap((x) => x.problems))].slice(0, 30),

@@ -91,6 +91,13 @@ export interface CrashOptions {
   log?: (line: string) => void;
   /** Draws the extra 0..200 ms before each kill; seeded by the caller so a run replays. */
   random?: () => number;
+  /**
+   * Cluster: how many nodes share the store (default 1). Client i is on node i % nodes; cycle n
+   * kills node (n - 1) % nodes while the others run on, and proves their members caught up.
+   */
+  nodes?: number;
+  /** Starts node i (0-based); default: one engine on the run's data dir with `env`. */
+  start?: (node: number) => Promise<EngineProc>;
 }
 
 interface SendRec { user: string; room: string; cid: string; text: string }
@@ -108,6 +115,10 @@ export interface AuditResult {
   /** acks whose (from.id, cid) is stored under another id. */
   mismatched: number;
   epochChanged: number;
+  /** A member's live stream of its room not going on at +1 (a gap, a repeat, a msg before joined). */
+  streamBreaks: number;
+  /** Cluster: members of a surviving node that never got a room's last stored message after a kill. */
+  survivorsBehind: number;
   problems: string[];
 }
 
@@ -117,15 +128,37 @@ export class CrashRun {
   readonly pending = new Map<string, SendRec>(); // sent, never acked (yet)
   readonly seen = new Map<string, SeenRec>(); // message id -> what a client received
   readonly epochs = new Map<string, string>();
-  /** Delivery-order violations seen live (a member's stream of a room not continuing at +1). */
+  /** Delivery-order violations seen live and other problems found while running, for the report. */
   readonly streamProblems: string[] = [];
+  /** A member's stream of a room not continuing at +1 (counted; the first ones are in streamProblems). */
+  streamBreaks = 0;
   sent = 0;
   retried = 0;
   kills = 0;
   errors = new Map<string, number>();
   cycles: { cycle: number; acked: number; sent: number; killedAfterMs: number }[] = [];
 
-  constructor(readonly dir: string, readonly o: CrashOptions) {}
+  /** Members of a surviving node that did not catch up with their room after a kill. */
+  survivorsBehind = 0;
+  /** The nodes now running (null: killed, or not started yet). */
+  private readonly running: (EngineProc | null)[];
+
+  constructor(readonly dir: string, readonly o: CrashOptions) {
+    this.running = new Array<EngineProc | null>(o.nodes ?? 1).fill(null);
+  }
+
+  /** Start every node that is not running; all of them, in node order. */
+  private async startNodes(): Promise<EngineProc[]> {
+    for (let i = 0; i < this.running.length; i++) {
+      this.running[i] ??= await (this.o.start ? this.o.start(i) : startEngine({ ...CORE, ...this.o.env }, this.dir));
+    }
+    return this.running as EngineProc[];
+  }
+
+  /** Kill -9 whatever still runs (a failed cycle leaves nothing behind). */
+  killAll(): void {
+    for (const e of this.running) if (e !== null && e.proc.exitCode === null && e.proc.signalCode === null) e.proc.kill('SIGKILL');
+  }
 
   private log(line: string): void {
     this.o.log?.(line);
@@ -135,12 +168,13 @@ export class CrashRun {
     return `crash-${i % this.o.rooms}`;
   }
 
-  /** One cycle: start on the shared dir, audit, resend what was never acked, load, kill -9. */
+  /** One cycle: start the nodes that are down, audit, resend what was never acked, load, kill -9 one node. */
   async cycle(n: number): Promise<AuditResult> {
-    const eng = await startEngine({ ...CORE, ...this.o.env }, this.dir);
     try {
-      const audit = await this.audit(eng);
-      const clients = await Promise.all(Array.from({ length: this.o.clients }, (_, i) => this.connect(eng, i)));
+      const nodes = await this.startNodes();
+      const victim = (n - 1) % nodes.length;
+      const audit = await this.audit(nodes[0]);
+      const clients = await Promise.all(Array.from({ length: this.o.clients }, (_, i) => this.connect(nodes[i % nodes.length], i)));
       // Resend every send the previous cycle never saw acked, with its original cid.
       const retries = [...this.pending.values()];
       this.retried += retries.length;
@@ -166,35 +200,71 @@ export class CrashRun {
       }, tickMs);
       await until(`${this.o.killAfterAcks} acks in cycle ${n}`, () => (cycleAcks >= this.o.killAfterAcks ? true : undefined), 60_000, 5);
       await sleep(Math.floor((this.o.random ?? Math.random)() * 200));
-      eng.proc.kill('SIGKILL');
+      const dead = nodes[victim];
+      dead.proc.kill('SIGKILL');
       this.kills++;
-      await eng.exited;
+      await dead.exited;
+      this.running[victim] = null;
       clearInterval(timer);
       const killedAfterMs = Date.now() - started;
-      await Promise.all(clients.map((c) => c.closed));
+      const onDead = clients.filter((_, i) => i % nodes.length === victim);
+      await Promise.all(onDead.map((c) => c.closed));
+      const survivors = clients.filter((_, i) => i % nodes.length !== victim);
+      if (survivors.length > 0) {
+        await this.catchUp(survivors, nodes.find((_, i) => i !== victim)!);
+        await Promise.all(survivors.map((c) => c.close()));
+      }
       this.cycles.push({ cycle: n, acked: cycleAcks, sent: counter, killedAfterMs });
-      this.log(`cycle ${n}: ${counter} sent, ${cycleAcks} acked, killed after ${killedAfterMs} ms; pending ${this.pending.size}`);
+      this.log(`cycle ${n}: ${counter} sent, ${cycleAcks} acked, killed ${nodes.length > 1 ? `node ${victim + 1} ` : ''}after ${killedAfterMs} ms; pending ${this.pending.size}`);
       return audit;
-    } finally {
-      if (eng.proc.exitCode === null && eng.proc.signalCode === null) eng.proc.kill('SIGKILL');
+    } catch (err) {
+      this.killAll();
+      throw err;
     }
+  }
+
+  /**
+   * Cluster: a node died mid-load; every member on a surviving node must still get every message
+   * of its room up to the last one stored, the dead node's committed ones included (read from the
+   * store after CHAT_GAP_WAIT, or by the node's sweep when nothing follows them). Waits up to 25 s
+   * (two sweeps); members still behind are counted in survivorsBehind.
+   */
+  private async catchUp(members: LoadClient[], node: EngineProc): Promise<void> {
+    const behind = async (): Promise<LoadClient[]> => {
+      const last = new Map<string, number>();
+      for (const room of new Set(members.map((c) => c.room))) {
+        const { status, body } = await getJson(`${node.http}/api/rooms/${room}/messages?limit=1`);
+        if (status !== 200) throw new Error(`last message of ${room}: HTTP ${status}`);
+        last.set(room, (body.messages as Frame[]).at(-1)?.seq ?? 0);
+      }
+      return members.filter((c) => c.lastSeq < last.get(c.room)!);
+    };
+    const late = await until('members on the surviving nodes to catch up', async () => ((await behind()).length === 0 ? [] : undefined), 25_000, 100)
+      .catch(() => behind());
+    this.survivorsBehind += late.length;
+    for (const c of late.slice(0, 10)) this.streamProblems.push(`survivor ${c.user} stopped at ${c.room}#${c.lastSeq} after the kill`);
   }
 
   /** The last step: restart, audit, resend what is pending, audit again, stop cleanly. */
   async finish(): Promise<{ before: AuditResult; after: AuditResult; stopCode: number | null }> {
-    const eng = await startEngine({ ...CORE, ...this.o.env }, this.dir);
     try {
-      const before = await this.audit(eng);
-      const clients = await Promise.all(Array.from({ length: this.o.clients }, (_, i) => this.connect(eng, i)));
+      const nodes = await this.startNodes();
+      const before = await this.audit(nodes[0]);
+      const clients = await Promise.all(Array.from({ length: this.o.clients }, (_, i) => this.connect(nodes[i % nodes.length], i)));
       const retries = [...this.pending.values()];
       this.retried += retries.length;
       for (const r of retries) clients[Number(r.user.split('-')[1])].send(r);
       await until('acks of every retried send', () => (this.pending.size === 0 ? true : undefined), 30_000);
       await Promise.all(clients.map((c) => c.close()));
-      const after = await this.audit(eng);
-      return { before, after, stopCode: await eng.stop('SIGTERM') };
+      const after = await this.audit(nodes[0]);
+      let stopCode: number | null = 0;
+      for (const e of nodes) {
+        const code = await e.stop('SIGTERM');
+        if (code !== 0) stopCode = code;
+      }
+      return { before, after, stopCode };
     } finally {
-      if (eng.proc.exitCode === null && eng.proc.signalCode === null) eng.proc.kill('SIGKILL');
+      this.killAll();
     }
   }
 
@@ -208,6 +278,11 @@ export class CrashRun {
     if (prev && prev.id !== f.id) this.streamProblems.push(`ack of ${key} changed id ${prev.id} -> ${f.id}`);
     this.acked.set(key, { id: f.id, room: f.room, seq: f.seq });
     this.pending.delete(key);
+  }
+
+  streamBreak(what: string): void {
+    this.streamBreaks++;
+    if (this.streamBreaks <= 20) this.streamProblems.push(what);
   }
 
   onError(f: Frame): void {
@@ -226,7 +301,7 @@ export class CrashRun {
 
   /** Everything the store holds against everything acked and everything any client received. */
   async audit(eng: EngineProc): Promise<AuditResult> {
-    const r: AuditResult = { acked: this.acked.size, stored: 0, lost: 0, duplicates: 0, gaps: 0, phantom: 0, mismatched: 0, epochChanged: 0, problems: [] };
+    const r: AuditResult = { acked: this.acked.size, stored: 0, lost: 0, duplicates: 0, gaps: 0, phantom: 0, mismatched: 0, epochChanged: 0, streamBreaks: 0, survivorsBehind: this.survivorsBehind, problems: [] };
     const byId = new Map<string, Frame>();
     const byKey = new Map<string, Frame[]>();
     for (let k = 0; k < this.o.rooms; k++) {
@@ -265,6 +340,7 @@ export class CrashRun {
       }
     }
     r.epochChanged = this.streamProblems.filter((p) => p.startsWith('epoch')).length;
+    r.streamBreaks = this.streamBreaks;
     r.problems.push(...this.streamProblems.slice(0, 20));
     return r;
   }
@@ -274,9 +350,10 @@ export class CrashRun {
 class LoadClient {
   onAck: () => void = () => {};
   readonly closed: Promise<void>;
-  private lastSeq = -1;
+  /** The last seq of its room this member got (its joined seq before any msg). */
+  lastSeq = -1;
 
-  private constructor(private readonly ws: WebSocket, private readonly user: string, private readonly run: CrashRun) {
+  private constructor(private readonly ws: WebSocket, readonly user: string, readonly room: string, private readonly run: CrashRun) {
     this.closed = new Promise((res) => ws.once('close', () => res()));
     ws.on('message', (data: Buffer) => this.onFrame(JSON.parse(data.toString()) as Frame));
     ws.on('error', () => {});
@@ -288,7 +365,7 @@ class LoadClient {
       ws.once('open', () => res());
       ws.once('error', rej);
     });
-    const c = new LoadClient(ws, user, run);
+    const c = new LoadClient(ws, user, room, run);
     const joined = new Promise<void>((res) => { c.joinedResolve = res; });
     ws.send(JSON.stringify({ op: 'join', room, limit: 0 }));
     await joined;
@@ -305,8 +382,8 @@ class LoadClient {
         this.joinedResolve();
         break;
       case 'msg':
-        if (this.lastSeq < 0) this.run.streamProblems.push(`${this.user}: msg ${f.room}#${f.seq} before joined`);
-        else if (f.seq !== this.lastSeq + 1) this.run.streamProblems.push(`${this.user}: ${f.room} went ${this.lastSeq} -> ${f.seq}`);
+        if (this.lastSeq < 0) this.run.streamBreak(`${this.user}: msg ${f.room}#${f.seq} before joined`);
+        else if (f.seq !== this.lastSeq + 1) this.run.streamBreak(`${this.user}: ${f.room} went ${this.lastSeq} -> ${f.seq}`);
         this.lastSeq = f.seq;
         this.run.onMsg(f);
         break;

@@ -36,7 +36,7 @@ describe('1. crash: kill -9 under load', () => {
     });
     for (const a of audits) {
       expect(a.problems).toEqual([]);
-      expect(a).toMatchObject({ lost: 0, duplicates: 0, gaps: 0, phantom: 0, mismatched: 0, epochChanged: 0 });
+      expect(a).toMatchObject({ lost: 0, duplicates: 0, gaps: 0, phantom: 0, mismatched: 0, epochChanged: 0, streamBreaks: 0 });
     }
     // each cycle really was killed mid-load, with sends still in flight
     for (const c of run.cycles) expect(c.acked).toBeGreaterThanOrEqual(1500);
