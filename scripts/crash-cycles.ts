@@ -10,10 +10,11 @@
 // the kill) --seed N (the kill delays; printed in the summary, so a run replays) --store
 // sqlite|mysql|cluster (mysql: a fresh database next to CHAT_TEST_MYSQL_URL's, dropped at the end;
 // cluster: --nodes N (default 2) nodes on such a database and the local Redis under a prefix of
-// their own; cycle n kills node (n - 1) % N, the others run on and their members must catch up
-// with every stored message). Prints a JSON summary on stdout; exits 1 when a guarantee is broken.
+// their own; every room has members on every node; cycle n kills node (n - 1) % N, the others run
+// on and their members must catch up with every message the database holds). Prints a JSON summary on stdout; exits 1 when a guarantee is broken.
 
 import { parseArgs } from 'node:util';
+import mysql from 'mysql2/promise';
 import { dropRedisKeys, nodeEnv, redisAvailable, REDIS_URL, uniquePrefix } from '../test/support/cluster.ts';
 import { CORE, CrashRun, type CrashOptions, fdCount, fuzzConnection, fuzzHttp, metric, newFuzzStats, rng, rssMb, socketFdCount, type AuditResult } from '../test/reliability-helpers.ts';
 import { startEngine, tempDir } from '../test/support/engine.ts';
@@ -51,14 +52,23 @@ async function crash(cycles: number): Promise<void> {
     if (a.store !== 'cluster') return await crashOn(cycles, { env: db ? { CHAT_STORE: db.url } : {} });
     if (!(await redisAvailable())) throw new Error(`--store cluster needs Redis at ${REDIS_URL}`);
     const nodes = num('nodes');
-    await crashOn(cycles, { nodes, start: (i) => startEngine(nodeEnv(db!.url, prefix, i + 1, CORE)) });
+    const conn = await mysql.createConnection({ uri: db!.url });
+    try {
+      const storedLastSeqs = async (rooms: string[]): Promise<Map<string, number>> => {
+        const [rows] = await conn.query('SELECT room, MAX(seq) AS last FROM messages WHERE room IN (?) GROUP BY room', [rooms]);
+        return new Map((rows as { room: string; last: number }[]).map((r) => [r.room, Number(r.last)]));
+      };
+      await crashOn(cycles, { nodes, storedLastSeqs, start: (i) => startEngine(nodeEnv(db!.url, prefix, i + 1, CORE)) });
+    } finally {
+      await conn.end();
+    }
   } finally {
     await db?.drop();
     if (a.store === 'cluster') await dropRedisKeys(prefix);
   }
 }
 
-async function crashOn(cycles: number, store: Pick<CrashOptions, 'env' | 'nodes' | 'start'>): Promise<void> {
+async function crashOn(cycles: number, store: Pick<CrashOptions, 'env' | 'nodes' | 'start' | 'storedLastSeqs'>): Promise<void> {
   const run = new CrashRun(tempDir(), { clients: num('clients'), rooms: num('rooms'), rate: num('rate'), killAfterAcks: num('kill-after'), ...store, log, random: rng(num('seed')) });
   const t0 = Date.now();
   const audits: AuditResult[] = [];

@@ -9,6 +9,9 @@ import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import { fullGc, type ThreadGc } from '../workers/full-gc.ts';
 import { sendError, sendJson } from './http/respond.ts';
 
+/** What POST /_test/gc answers: process.memoryUsage() after the collections, and each thread's. */
+export type Collected = NodeJS.MemoryUsage & { threads: ThreadGc[] };
+
 export const HOLD_POINTS = ['commit', 'read', 'join', 'sweep', 'admin'] as const;
 export type HoldPoint = (typeof HOLD_POINTS)[number];
 
@@ -47,8 +50,21 @@ export class TestHooks {
     private readonly readersGc: () => Promise<ThreadGc[]>,
   ) {}
 
-  /** Collect the readers', the actor's and this thread's heaps in full; then the process's memory. */
-  async collect(): Promise<NodeJS.MemoryUsage & { threads: ThreadGc[] }> {
+  /** The collection in progress: a second request while one runs gets the same answer. */
+  private collecting: Promise<Collected> | null = null;
+
+  /**
+   * Collect the readers', the actor's and this thread's heaps in full; then the process's memory.
+   * Null when the actor or a reader has not answered within `ms` (a stopping engine).
+   */
+  collect(ms = WAIT_LIMIT_MS): Promise<Collected | null> {
+    this.collecting ??= this.collectAll().finally(() => { this.collecting = null; });
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<null>((resolve) => { timer = setTimeout(() => resolve(null), ms); });
+    return Promise.race([this.collecting, late]).finally(() => clearTimeout(timer));
+  }
+
+  private async collectAll(): Promise<Collected> {
     const readers = await this.readersGc();
     const actor = await new Promise<ThreadGc>((resolve) => {
       this.actorCollected.push(resolve);
@@ -162,7 +178,8 @@ function pointOf(raw: string): HoldPoint | null {
  * `POST /_test/hold/<point>`, `POST /_test/release/<point>`, `GET /_test/waiting/<point>?n=N`;
  * `POST /_test/drop/control`, `POST /_test/keep/control`, `GET /_test/dropped/control?n=N`,
  * `GET /_test/sweeps?n=N` (directory sweeps completed), `POST /_test/gc` (every heap collected;
- * answers process.memoryUsage() in bytes, and `threads`: each thread's heap in use before and after).
+ * answers process.memoryUsage() in bytes, and `threads`: each thread's heap in use before and after;
+ * 408 when a thread did not answer within 10 s, 503 when a reader could not take the task).
  */
 export function registerTestRoutes(app: TemplatedApp, hooks: TestHooks): void {
   const unknown = `point must be one of ${HOLD_POINTS.join(', ')}`;
@@ -195,8 +212,12 @@ export function registerTestRoutes(app: TemplatedApp, hooks: TestHooks): void {
   app.post('/_test/gc', (res) => {
     let aborted = false;
     res.onAborted(() => { aborted = true; });
-    void hooks.collect().then((m) => {
-      if (!aborted) sendJson(res, 200, JSON.stringify(m));
+    hooks.collect().then((m) => {
+      if (aborted) return;
+      if (m === null) sendJson(res, 408, JSON.stringify({ error: { code: 'timeout', message: 'a thread did not collect in time' } }));
+      else sendJson(res, 200, JSON.stringify(m));
+    }, (err: unknown) => {
+      if (!aborted) sendError(res, 'overloaded', `collection failed: ${(err as Error).message}`);
     });
   });
   app.get('/_test/sweeps', (res, req) => longPoll(res, req, (n) => hooks.whenSwept(n), (k) => ({ sweeps: k })));

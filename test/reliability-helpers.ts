@@ -92,12 +92,18 @@ export interface CrashOptions {
   /** Draws the extra 0..200 ms before each kill; seeded by the caller so a run replays. */
   random?: () => number;
   /**
-   * Cluster: how many nodes share the store (default 1). Client i is on node i % nodes; cycle n
-   * kills node (n - 1) % nodes while the others run on, and proves their members caught up.
+   * Cluster: how many nodes share the store (default 1). Client i is on node
+   * floor(i / rooms) % nodes, so every room has members on every node; cycle n kills node
+   * (n - 1) % nodes while the others run on, and proves their members caught up.
    */
   nodes?: number;
   /** Starts node i (0-based); default: one engine on the run's data dir with `env`. */
   start?: (node: number) => Promise<EngineProc>;
+  /**
+   * Cluster: each room's highest stored seq, read from the database itself (a node's own answer
+   * would come from its hot window, which is what the survivors check is about).
+   */
+  storedLastSeqs?: (rooms: string[]) => Promise<Map<string, number>>;
 }
 
 interface SendRec { user: string; room: string; cid: string; text: string }
@@ -155,9 +161,19 @@ export class CrashRun {
     return this.running as EngineProc[];
   }
 
-  /** Kill -9 whatever still runs (a failed cycle leaves nothing behind). */
-  killAll(): void {
-    for (const e of this.running) if (e !== null && e.proc.exitCode === null && e.proc.signalCode === null) e.proc.kill('SIGKILL');
+  /** Kill -9 whatever still runs and wait for it to exit (a failed cycle leaves nothing behind). */
+  async killAll(): Promise<void> {
+    await Promise.all(this.running.map(async (e, i) => {
+      if (e === null) return;
+      if (e.proc.exitCode === null && e.proc.signalCode === null) e.proc.kill('SIGKILL');
+      await e.exited;
+      this.running[i] = null;
+    }));
+  }
+
+  /** The node client i talks to: consecutive blocks of `rooms` clients per node, so each room spans the nodes. */
+  nodeOf(i: number): number {
+    return Math.floor(i / this.o.rooms) % this.running.length;
   }
 
   private log(line: string): void {
@@ -170,11 +186,12 @@ export class CrashRun {
 
   /** One cycle: start the nodes that are down, audit, resend what was never acked, load, kill -9 one node. */
   async cycle(n: number): Promise<AuditResult> {
+    let timer: NodeJS.Timeout | undefined;
     try {
       const nodes = await this.startNodes();
       const victim = (n - 1) % nodes.length;
       const audit = await this.audit(nodes[0]);
-      const clients = await Promise.all(Array.from({ length: this.o.clients }, (_, i) => this.connect(nodes[i % nodes.length], i)));
+      const clients = await Promise.all(Array.from({ length: this.o.clients }, (_, i) => this.connect(nodes[this.nodeOf(i)], i)));
       // Resend every send the previous cycle never saw acked, with its original cid.
       const retries = [...this.pending.values()];
       this.retried += retries.length;
@@ -187,7 +204,7 @@ export class CrashRun {
       // Open loop: every tick, the sends that are due, round-robin over the clients.
       const tickMs = 5;
       let due = 0;
-      const timer = setInterval(() => {
+      timer = setInterval(() => {
         due += (this.o.rate * tickMs) / 1000;
         while (due >= 1) {
           due--;
@@ -207,18 +224,19 @@ export class CrashRun {
       this.running[victim] = null;
       clearInterval(timer);
       const killedAfterMs = Date.now() - started;
-      const onDead = clients.filter((_, i) => i % nodes.length === victim);
+      const onDead = clients.filter((_, i) => this.nodeOf(i) === victim);
       await Promise.all(onDead.map((c) => c.closed));
-      const survivors = clients.filter((_, i) => i % nodes.length !== victim);
+      const survivors = clients.filter((_, i) => this.nodeOf(i) !== victim);
       if (survivors.length > 0) {
-        await this.catchUp(survivors, nodes.find((_, i) => i !== victim)!);
+        await this.catchUp(survivors);
         await Promise.all(survivors.map((c) => c.close()));
       }
       this.cycles.push({ cycle: n, acked: cycleAcks, sent: counter, killedAfterMs });
       this.log(`cycle ${n}: ${counter} sent, ${cycleAcks} acked, killed ${nodes.length > 1 ? `node ${victim + 1} ` : ''}after ${killedAfterMs} ms; pending ${this.pending.size}`);
       return audit;
     } catch (err) {
-      this.killAll();
+      clearInterval(timer);
+      await this.killAll();
       throw err;
     }
   }
@@ -229,15 +247,13 @@ export class CrashRun {
    * store after CHAT_GAP_WAIT, or by the node's sweep when nothing follows them). Waits up to 25 s
    * (two sweeps); members still behind are counted in survivorsBehind.
    */
-  private async catchUp(members: LoadClient[], node: EngineProc): Promise<void> {
+  private async catchUp(members: LoadClient[]): Promise<void> {
+    const lastSeqs = this.o.storedLastSeqs;
+    if (lastSeqs === undefined) throw new Error('a cluster crash run needs storedLastSeqs');
+    const rooms = [...new Set(members.map((c) => c.room))];
     const behind = async (): Promise<LoadClient[]> => {
-      const last = new Map<string, number>();
-      for (const room of new Set(members.map((c) => c.room))) {
-        const { status, body } = await getJson(`${node.http}/api/rooms/${room}/messages?limit=1`);
-        if (status !== 200) throw new Error(`last message of ${room}: HTTP ${status}`);
-        last.set(room, (body.messages as Frame[]).at(-1)?.seq ?? 0);
-      }
-      return members.filter((c) => c.lastSeq < last.get(c.room)!);
+      const last = await lastSeqs(rooms);
+      return members.filter((c) => c.lastSeq < (last.get(c.room) ?? 0));
     };
     const late = await until('members on the surviving nodes to catch up', async () => ((await behind()).length === 0 ? [] : undefined), 25_000, 100)
       .catch(() => behind());
@@ -250,7 +266,7 @@ export class CrashRun {
     try {
       const nodes = await this.startNodes();
       const before = await this.audit(nodes[0]);
-      const clients = await Promise.all(Array.from({ length: this.o.clients }, (_, i) => this.connect(nodes[i % nodes.length], i)));
+      const clients = await Promise.all(Array.from({ length: this.o.clients }, (_, i) => this.connect(nodes[this.nodeOf(i)], i)));
       const retries = [...this.pending.values()];
       this.retried += retries.length;
       for (const r of retries) clients[Number(r.user.split('-')[1])].send(r);
@@ -264,7 +280,7 @@ export class CrashRun {
       }
       return { before, after, stopCode };
     } finally {
-      this.killAll();
+      await this.killAll();
     }
   }
 

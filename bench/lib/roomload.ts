@@ -250,6 +250,8 @@ export async function runRoomLoad(spec: RoomLoadSpec, env: RunEnv): Promise<RunR
     meter.onSent(now, intended);
   });
   for (const p of probes) clearTimeout(p);
+  const late = (spec.during ?? []).filter((d) => d.afterS * 1e6 > nowUs() - t0);
+  if (late.length) process.stderr.write(`[${spec.scenario}] the sends stopped before ${late.length} probe(s) due at ${late.map((d) => d.afterS).join(', ')} s; not run\n`);
 
   // 4. drain: wait for outstanding acks and deliveries, bounded
   const caughtUp = (): boolean => {

@@ -164,7 +164,7 @@ async function runAgainst(kind: string, urls: string[], pids: number[], backendP
   }
   out.best = lo;
   out.failedBelow = steps.filter((s) => !s.ok && lo !== undefined && s.rate < lo.offeredRate).map((s) => s.rate).sort((a, b) => a - b);
-  log(`[find-max] ${kind} ${sc.name}: highest sustainable rate ${lo ? lo.offeredRate + '/s (ack p99 ' + lo.latency.ack.p99 + ' ms)' : 'none found'}` +
+  log(`[find-max] ${kind} ${sc.name}: highest sustainable rate ${lo ? `${lo.offeredRate.toLocaleString('en-US')} msgs/s (ack p99 ${lo.latency.ack.p99} ms)` : 'none found'}` +
     (hi ? `; failed at ${hi.toLocaleString('en-US')} msgs/s` : '') + failedBelowText(out.failedBelow));
   return out;
 }
@@ -236,6 +236,12 @@ async function webhookFigures(wsUrl: string): Promise<string> {
   }
 }
 
+/** The server's CPU averaged over the seconds the harness was sending (as the ws generator's is), not the drain. */
+function serverCpuOverSends(r: RunResult): number {
+  const cpu = r.timeline.filter((p) => p.sent > 0 && !Number.isNaN(p.serverCpu)).map((p) => p.serverCpu);
+  return cpu.length ? Math.round(cpu.reduce((a, b) => a + b, 0) / cpu.length) : NaN;
+}
+
 /**
  * crosscheck <chat|direct>: the same load at the same rate from two independently written
  * generators (the harness's lean client, then bench/lib/ws-generator.ts on the `ws` package), each
@@ -244,12 +250,6 @@ async function webhookFigures(wsUrl: string): Promise<string> {
  * two should agree), once in the other order (consecutive sends to different rooms, or the members
  * of one room sending back to back), which changes what the server pays per message.
  */
-/** The server's CPU averaged over the seconds the harness was sending (as the ws generator's is), not the drain. */
-function serverCpuOverSends(r: RunResult): number {
-  const cpu = r.timeline.filter((p) => p.sent > 0 && !Number.isNaN(p.serverCpu)).map((p) => p.serverCpu);
-  return cpu.length ? Math.round(cpu.reduce((a, b) => a + b, 0) / cpu.length) : NaN;
-}
-
 async function crosscheck(sc: Scenario, o: CliOptions, base: RunOptions, teardown: Teardown): Promise<number> {
   const same = sc.order;
   if (same === undefined) { log('crosscheck: the room loads (chat, direct, soak)'); return 2; }

@@ -54,7 +54,7 @@ export const soak: Scenario = {
 /** RSS (MB) after a full collection in every thread of the engine; null when it has no test hooks (a peer). */
 async function collectedRssMb(httpBase: string): Promise<number | null> {
   try {
-    const res = await fetch(`${httpBase}/_test/gc`, { method: 'POST' });
+    const res = await fetch(`${httpBase}/_test/gc`, { method: 'POST', signal: AbortSignal.timeout(15_000) });
     if (res.status !== 200) return null;
     return ((await res.json()) as { rss: number }).rss / 1048576;
   } catch {
