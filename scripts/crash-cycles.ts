@@ -16,7 +16,7 @@
 import { parseArgs } from 'node:util';
 import mysql from 'mysql2/promise';
 import { dropRedisKeys, nodeEnv, redisAvailable, REDIS_URL, uniquePrefix } from '../test/support/cluster.ts';
-import { CORE, CrashRun, type CrashOptions, fdCount, fuzzConnection, fuzzHttp, metric, newFuzzStats, rng, rssMb, socketFdCount, type AuditResult } from '../test/reliability-helpers.ts';
+import { auditBroken, CORE, CrashRun, type CrashOptions, fdCount, fuzzConnection, fuzzHttp, metric, newFuzzStats, rng, rssMb, socketFdCount, type AuditResult } from '../test/reliability-helpers.ts';
 import { startEngine, tempDir } from '../test/support/engine.ts';
 import { openMany } from '../test/support/raw-ws.ts';
 import { until } from '../test/support/wait.ts';
@@ -79,7 +79,7 @@ async function crashOn(cycles: number, store: Pick<CrashOptions, 'env' | 'nodes'
   }
   const { before, after, stopCode } = await run.finish();
   audits.push(before);
-  const bad = audits.concat(after).filter((x) => x.lost || x.duplicates || x.gaps || x.phantom || x.mismatched || x.epochChanged || x.streamBreaks || x.survivorsBehind);
+  const bad = audits.concat(after).filter(auditBroken);
   summary.crash = {
     store: a.store, ...(a.store === 'cluster' ? { nodes: num('nodes') } : {}), cycles, clients: num('clients'), rooms: num('rooms'), offeredRate: num('rate'), killAfterAcks: num('kill-after'),
     sent: run.sent, retriedAfterRestart: run.retried, kills: run.kills,

@@ -128,6 +128,11 @@ export interface AuditResult {
   problems: string[];
 }
 
+/** True when an audit found a broken guarantee (what `npm run crash` exits 1 on). */
+export function auditBroken(x: AuditResult): boolean {
+  return x.lost + x.duplicates + x.gaps + x.phantom + x.mismatched + x.epochChanged + x.streamBreaks + x.survivorsBehind > 0;
+}
+
 /** State carried across the cycles of one data dir. */
 export class CrashRun {
   readonly acked = new Map<string, AckRec>(); // key user\0cid
