@@ -1,51 +1,118 @@
-// The fast TSID encoder and the templated message JSON match their reference implementations.
+// The TSID encoder and generator, and the templated message JSON against JSON.stringify.
 
-import { TSID, TSIDGenerator } from 'tsid-ts';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFailed } from 'vitest';
 import { messageJson, type Message } from './contract.ts';
 import { IdGenerator, TSID_RE, tsidFloor, tsidToBigInt, tsidToString } from './ids.ts';
+import { rng } from '../test/reliability-helpers.ts';
+
+/** The reference: base32 of a 65-bit field, one BigInt division per character. */
+function reference(n: bigint): string {
+  const alphabet = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+  let out = '';
+  for (let i = 0; i < 13; i++) {
+    out = alphabet[Number(n % 32n)] + out;
+    n /= 32n;
+  }
+  return out;
+}
+
+const EPOCH = Date.UTC(2020, 0, 1);
+const parts = (t: bigint): { ms: number; node: number; counter: number } => ({ ms: Number(t >> 22n), node: Number((t >> 12n) & 1023n), counter: Number(t & 0xfffn) });
 
 describe('ids', () => {
-  it('encodes exactly as tsid-ts does, and decodes back', () => {
-    const g = new TSIDGenerator(5, 10);
-    for (let i = 0; i < 50_000; i++) {
-      const t = g.create();
-      expect(tsidToString(t.toBigInt())).toBe(t.toString());
+  it('encodes as the TSID reference does, and decodes back', () => {
+    // Known values (the canonical forms other TSID libraries give for these integers).
+    const known: [bigint, string][] = [
+      [0n, '0000000000000'], [1n, '0000000000001'], [31n, '000000000000Z'], [32n, '0000000000010'],
+      [(1n << 30n) - 1n, '0000000ZZZZZZ'], [1n << 30n, '0000001000000'], [(1n << 63n) - 1n, '7ZZZZZZZZZZZZ'],
+      [0x0123456789abcdefn, '028T5CY4TQKFF'], [745386241000742912n, '0MP14TS1N0800'], [1n << 62n, '4000000000000'],
+    ];
+    for (const [n, s] of known) {
+      expect(tsidToString(n)).toBe(s);
+      expect(reference(n)).toBe(s);
+      expect(tsidToBigInt(s)).toBe(n);
     }
-    for (const n of [0n, 1n, 31n, 32n, (1n << 30n) - 1n, 1n << 30n, (1n << 63n) - 1n]) {
-      expect(tsidToString(n)).toBe(new TSID(n).toString());
+    const seed = Number(process.env.IDS_SEED ?? Math.floor(Math.random() * 2 ** 31));
+    onTestFailed(() => console.log(`ids: IDS_SEED=${seed} replays this run`));
+    const rand = rng(seed);
+    for (let i = 0; i < 50_000; i++) {
+      const n = (BigInt(Math.floor(rand() * 2 ** 31)) << 32n) | BigInt(Math.floor(rand() * 2 ** 32));
+      expect(tsidToString(n)).toBe(reference(n));
       expect(tsidToBigInt(tsidToString(n))).toBe(n);
     }
   });
 
-  it('generates canonical, strictly increasing ids', () => {
+  it('generates canonical, strictly increasing ids: time, node, counter', () => {
     const ids = new IdGenerator(3);
     let prev = '';
+    const before = Date.now();
     for (let i = 0; i < 20_000; i++) {
       const { id, tsid } = ids.next();
       expect(TSID_RE.test(id)).toBe(true);
       expect(id > prev).toBe(true);
       expect(tsidToBigInt(id)).toBe(tsid);
+      expect(tsidToString(tsid)).toBe(id);
+      expect(parts(tsid).node).toBe(3);
       prev = id;
     }
+    const first = parts(new IdGenerator(3).next().tsid);
+    expect(first.ms + EPOCH).toBeGreaterThanOrEqual(before);
+    expect(first.ms + EPOCH).toBeLessThanOrEqual(Date.now());
+  });
+
+  it('refuses a node id outside 0..1023, and takes both ends', () => {
+    for (const bad of [-1, 1024, 1.5, Number.NaN]) expect(() => new IdGenerator(bad)).toThrow(RangeError);
+    expect(parts(new IdGenerator(0).next().tsid).node).toBe(0);
+    expect(parts(new IdGenerator(1023).next().tsid).node).toBe(1023);
+  });
+
+  it('counts up within a millisecond, takes the next one past 4,095, and goes on when the clock steps back', () => {
+    let now = EPOCH + 1_000_000;
+    const ids = new IdGenerator(9, () => now);
+    const a = parts(ids.next().tsid);
+    expect(a.ms).toBe(1_000_000);
+    // Within one clock millisecond: counter + 1 each, until it passes 4,095.
+    let last = a;
+    for (let i = 0; i < 4095 - a.counter; i++) {
+      const p = parts(ids.next().tsid);
+      expect(p).toEqual({ ms: 1_000_000, node: 9, counter: last.counter + 1 });
+      last = p;
+    }
+    expect(last.counter).toBe(4095);
+    expect(parts(ids.next().tsid)).toEqual({ ms: 1_000_001, node: 9, counter: 0 });
+    // The clock steps back a second: ids go on from the last.
+    now -= 1000;
+    expect(parts(ids.next().tsid)).toEqual({ ms: 1_000_001, node: 9, counter: 1 });
+    // A new clock millisecond past the last id's: a fresh counter, not always the same.
+    const starts = new Set<number>();
+    for (let i = 0; i < 20; i++) {
+      now = EPOCH + 2_000_000 + i;
+      const p = parts(ids.next().tsid);
+      expect(p.ms).toBe(2_000_000 + i);
+      starts.add(p.counter);
+    }
+    expect(starts.size).toBeGreaterThan(1);
   });
 
   it('carries the node id in its node bits, and nextAbove passes any other node\'s id', () => {
     const a = new IdGenerator(7);
     const b = new IdGenerator(900);
-    const node = (t: bigint): number => Number((t >> 12n) & 1023n);
-    expect(node(a.next().tsid)).toBe(7);
-    expect(node(b.next().tsid)).toBe(900);
+    expect(parts(a.next().tsid).node).toBe(7);
+    expect(parts(b.next().tsid).node).toBe(900);
     // b's id from 50 ms in the future (a clock ahead): a's next id in that room must still be above it.
     const ahead = b.nextAbove(tsidFloor(Date.now() + 50)).tsid;
     const x = a.nextAbove(ahead);
     expect(x.tsid > ahead).toBe(true);
-    expect(node(x.tsid)).toBe(7);
+    expect(parts(x.tsid)).toEqual({ ms: parts(ahead).ms + 1, node: 7, counter: 0 });
     expect(a.next().tsid > x.tsid).toBe(true);
-    // and a lower node id passing a higher one within the same millisecond, and vice versa
+    // a lower node id passing a higher one within the same millisecond, and vice versa
     const y = b.nextAbove(a.nextAbove(ahead).tsid);
-    expect(node(y.tsid)).toBe(900);
+    expect(parts(y.tsid).node).toBe(900);
+    expect(parts(y.tsid).ms).toBe(parts(x.tsid).ms);
     expect(a.nextAbove(y.tsid).tsid > y.tsid).toBe(true);
+    // its own id as the floor: the next counter
+    const own = a.nextAbove(ahead + (1n << 22n) * 10n).tsid;
+    expect(a.nextAbove(own).tsid).toBe(own + 1n);
   });
 });
 
