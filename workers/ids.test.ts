@@ -69,12 +69,16 @@ describe('ids', () => {
   it('counts up within a millisecond, takes the next one past 4,095, and goes on when the clock steps back', () => {
     let now = EPOCH + 1_000_000;
     const ids = new IdGenerator(9, () => now);
-    const a = parts(ids.next().tsid);
+    const first = ids.next();
+    expect(tsidToString(first.tsid)).toBe(first.id);
+    const a = parts(first.tsid);
     expect(a.ms).toBe(1_000_000);
     // Within one clock millisecond: counter + 1 each, until it passes 4,095.
     let last = a;
     for (let i = 0; i < 4095 - a.counter; i++) {
-      const p = parts(ids.next().tsid);
+      const r = ids.next();
+      expect(tsidToString(r.tsid)).toBe(r.id);
+      const p = parts(r.tsid);
       expect(p).toEqual({ ms: 1_000_000, node: 9, counter: last.counter + 1 });
       last = p;
     }
@@ -95,24 +99,46 @@ describe('ids', () => {
   });
 
   it('carries the node id in its node bits, and nextAbove passes any other node\'s id', () => {
-    const a = new IdGenerator(7);
-    const b = new IdGenerator(900);
-    expect(parts(a.next().tsid).node).toBe(7);
-    expect(parts(b.next().tsid).node).toBe(900);
-    // b's id from 50 ms in the future (a clock ahead): a's next id in that room must still be above it.
-    const ahead = b.nextAbove(tsidFloor(Date.now() + 50)).tsid;
-    const x = a.nextAbove(ahead);
-    expect(x.tsid > ahead).toBe(true);
-    expect(parts(x.tsid)).toEqual({ ms: parts(ahead).ms + 1, node: 7, counter: 0 });
-    expect(a.next().tsid > x.tsid).toBe(true);
-    // a lower node id passing a higher one within the same millisecond, and vice versa
-    const y = b.nextAbove(a.nextAbove(ahead).tsid);
-    expect(parts(y.tsid).node).toBe(900);
-    expect(parts(y.tsid).ms).toBe(parts(x.tsid).ms);
-    expect(a.nextAbove(y.tsid).tsid > y.tsid).toBe(true);
-    // its own id as the floor: the next counter
-    const own = a.nextAbove(ahead + (1n << 22n) * 10n).tsid;
-    expect(a.nextAbove(own).tsid).toBe(own + 1n);
+    let now = EPOCH + 5_000_000;
+    const a = new IdGenerator(7, () => now);
+    const b = new IdGenerator(900, () => now);
+    const checked = (r: { id: string; tsid: bigint }): bigint => {
+      expect(tsidToString(r.tsid)).toBe(r.id);
+      expect(TSID_RE.test(r.id)).toBe(true);
+      return r.tsid;
+    };
+    expect(parts(checked(a.next())).node).toBe(7);
+    expect(parts(checked(b.next())).node).toBe(900);
+    // b's id from 50 ms ahead (a clock ahead): a's next id in that room must still be above it.
+    const ahead = checked(b.nextAbove(tsidFloor(now + 50)));
+    expect(parts(ahead)).toEqual({ ms: 5_000_050, node: 900, counter: 0 });
+    const x = checked(a.nextAbove(ahead));
+    expect(parts(x)).toEqual({ ms: 5_000_051, node: 7, counter: 0 });
+    expect(checked(a.next()) > x).toBe(true);
+    // a higher node id passing a lower one within the same millisecond
+    const y = checked(b.nextAbove(x + 5n));
+    expect(parts(y)).toEqual({ ms: 5_000_051, node: 900, counter: 0 });
+    // this node's own id ahead of it (written by an earlier run of this node): the next counter,
+    // or the next millisecond past counter 4,095
+    const own = (5_000_100n << 22n) | (7n << 12n) | 5n;
+    expect(parts(checked(a.nextAbove(own)))).toEqual({ ms: 5_000_100, node: 7, counter: 6 });
+    const full = (5_000_200n << 22n) | (7n << 12n) | 0xfffn;
+    expect(parts(checked(a.nextAbove(full)))).toEqual({ ms: 5_000_201, node: 7, counter: 0 });
+    // a floor behind the clock: the plain next id
+    now += 1_000;
+    const behind = checked(a.nextAbove(y));
+    expect(parts(behind).ms).toBe(5_001_000);
+    expect(behind > y).toBe(true);
+  });
+
+  it('counts a clock before 2020 as 2020, and refuses a time past 2089', () => {
+    const early = new IdGenerator(1, () => EPOCH - 10_000);
+    const e = early.next();
+    expect(parts(e.tsid)).toMatchObject({ ms: 0, node: 1 });
+    expect(TSID_RE.test(e.id)).toBe(true);
+    const late = new IdGenerator(1, () => EPOCH + 2 ** 41 - 1);
+    expect(parts(late.next().tsid).ms).toBe(2 ** 41 - 1);
+    expect(() => late.nextAbove(((2n ** 41n - 1n) << 22n) | (1n << 12n) | 0xfffn)).toThrow(RangeError);
   });
 });
 

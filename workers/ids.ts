@@ -1,5 +1,5 @@
-// Message ids: TSIDs, 64-bit and time-ordered: milliseconds since 2020-01-01 UTC in the top 42
-// bits (the first stays 0 until 2089), the node id in the next 10, a counter in the last 12. On the wire they are 13 upper-case
+// Message ids: TSIDs, 63-bit and time-ordered: milliseconds since 2020-01-01 UTC in the top 41
+// bits (enough until 2089), the node id in the next 10, a counter in the last 12. On the wire they are 13 upper-case
 // Crockford base32 characters; in the store, the 64-bit integer (the row key).
 
 /**
@@ -44,6 +44,8 @@ export function tsidFloor(ms: number): bigint {
 }
 
 const COUNTER_MAX = 0xfff;
+/** The first millisecond an id cannot hold: 2^41 (an id must stay below 2^63). */
+const MS_END = 2 ** 41;
 
 /**
  * This node's ids, strictly increasing within the process. At each new millisecond the counter
@@ -71,7 +73,8 @@ export class IdGenerator {
   }
 
   next(): { id: string; tsid: bigint } {
-    const ms = this.now() - TSID_EPOCH_MS;
+    // A clock before 2020 counts as 2020-01-01.
+    const ms = Math.max(0, Math.floor(this.now()) - TSID_EPOCH_MS);
     if (ms > this.ms) {
       this.ms = ms;
       this.counter = Math.floor(Math.random() * (COUNTER_MAX + 1));
@@ -109,6 +112,7 @@ export class IdGenerator {
   }
 
   private current(): { id: string; tsid: bigint } {
+    if (this.ms >= MS_END) throw new RangeError('no TSID after 2089-09-06: its time does not fit in 41 bits');
     const low = this.nodeBits | this.counter;
     // hi * 2^30 + lo with lo's top 8 bits the millisecond's low 8 bits.
     const id = encode(Math.floor(this.ms / 256), (this.ms % 256) * 0x400000 + low);
