@@ -544,10 +544,28 @@ export interface ReaderInit {
 
 // ---- encoding ----------------------------------------------------------------------------------
 
-// Records (msgpackr's structure extension) turn repeated object keys into a one-byte reference, so
-// a batch of 500 SendCmds carries each key name once. Structures are not shared across calls, so
-// the two threads never have to agree on a structure table.
-const packr = new Packr({ useRecords: true, moreTypes: false });
+// Records (msgpackr's structure extension) turn repeated object keys into a one-byte reference.
+// The shapes every message crosses the port in (a send, its result, the commit event carrying the
+// results) are shared structures: both threads build the same fixed table from this list, so a
+// batch carries no key names for them, and the decoder reads them with one compiled reader for the
+// life of the thread instead of defining and compiling one per batch. Each list is the key order
+// in which the engine builds that object (write-path.ts `forward`, pending.ts, group-commit.ts); an
+// object of another shape (an optional field set, another event) is encoded with a record
+// definition of its own in the batch, as before. The table never grows (no shape is ever added to
+// it at run time), so the two threads cannot disagree.
+export const SHARED_SHAPES: readonly (readonly string[])[] = [
+  ['t', 'token', 'room', 'type', 'fromId', 'fromName', 'text', 'cid', 'at', 'create', 'target', 'admin', 'recipients'],
+  ['token', 'room', 'seq', 'id', 'at', 'from', 'dup', 'json', 'error'],
+  ['t', 'results', 'batch', 'commitMs'],
+];
+
+const packr = new Packr({
+  useRecords: true,
+  moreTypes: false,
+  structures: SHARED_SHAPES.map((keys) => [...keys]),
+  maxSharedStructures: SHARED_SHAPES.length,
+  shouldShareStructure: () => false,
+});
 
 export function encodeBatch(items: ToActor[] | FromActor[]): Uint8Array {
   // pack() returns a view into msgpackr's reusable buffer; copy it so the copy can be transferred.

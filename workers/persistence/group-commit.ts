@@ -7,7 +7,7 @@
 // and retries with backoff; the front thread refuses new sends with `overloaded` at its caps.
 
 import type { ActorInit, SendResult } from '../contract.ts';
-import { cidKey, DuplicateCidError, type CidHit, type MarkerWrite, type MessageStore, type Unstored } from '../stores/store.ts';
+import { DuplicateCidError, type CidHit, type MarkerWrite, type MessageStore, type Unstored } from '../stores/store.ts';
 import { BACKOFF_MIN_MS, type Backoff } from './backoff.ts';
 import type { Outbox } from './outbox.ts';
 import { duplicate, jsonOf, notFound, stored, type Pending } from './pending.ts';
@@ -61,10 +61,10 @@ export class GroupCommit {
     return this.inflight.get(key);
   }
 
-  /** Buffer an accepted send (`key`: its cidKey, null without a cid). */
-  add(p: Pending, key: string | null): void {
+  /** Buffer an accepted send. */
+  add(p: Pending): void {
     this.buffer.push(p);
-    if (key !== null) this.inflight.set(key, p);
+    if (p.key !== null) this.inflight.set(p.key, p);
   }
 
   /** An answer that needs no write (a duplicate of a durable message, a refusal): sent with the next commit's. */
@@ -160,7 +160,7 @@ export class GroupCommit {
     this.backoff.reset();
     for (const p of batch) {
       const m = p.msg;
-      if (m.cid !== null) this.inflight.delete(cidKey(m.fromId, m.cid));
+      if (p.key !== null) this.inflight.delete(p.key);
       if (unstored && unstored.missing.has(m.room)) {
         // Deleted by the host app (on any node) before this commit: refused, nothing stored.
         this.rooms.delete(m.room);
@@ -208,7 +208,7 @@ export class GroupCommit {
     let resolved = 0;
     for (const p of batch) {
       const m = p.msg;
-      const key = m.cid === null ? null : cidKey(m.fromId, m.cid);
+      const key = p.key;
       const hit = key === null ? undefined : hits.get(key);
       if (key === null || hit === undefined) {
         rest.push(p);

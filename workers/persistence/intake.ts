@@ -12,7 +12,7 @@ import type { GroupCommit } from './group-commit.ts';
 import type { Outbox } from './outbox.ts';
 import { duplicate, notFound, refused, type Pending } from './pending.ts';
 import type { Retraction } from './retraction.ts';
-import type { RoomCache } from './room-cache.ts';
+import type { CachedRoom, RoomCache } from './room-cache.ts';
 import type { Sequencing } from './sequencing.ts';
 
 /** The commands the inbox hands on, each answered (if at all) in inbox order. */
@@ -88,14 +88,25 @@ export class Intake {
 
   /** Process one batch; finished commands are spliced off the front so a retry resumes after them. */
   private async handle(cmds: ToActor[]): Promise<'ok' | 'shutdown'> {
-    // One store round-trip for every cid of the batch that is not already in flight.
-    const keys: [string, string][] = [];
-    for (const c of cmds) if (c.t === 'send' && c.cid !== null && this.commits.inFlight(cidKey(c.fromId, c.cid)) === undefined) keys.push([c.fromId, c.cid]);
-    const hits = keys.length > 0 ? await this.store.findByCids(keys) : this.noHits;
-    while (cmds.length > 0) {
+    // One store round-trip for every cid of the batch that is not already in flight. Each send's
+    // cidKey is made once (keys[i] for cmds[i]).
+    const keys: (string | null)[] = new Array<string | null>(cmds.length).fill(null);
+    const look: [string, string][] = [];
+    for (let i = 0; i < cmds.length; i++) {
+      const c = cmds[i];
+      if (c.t !== 'send' || c.cid === null) continue;
+      const key = (keys[i] = cidKey(c.fromId, c.cid));
+      if (this.commits.inFlight(key) === undefined) look.push([c.fromId, c.cid]);
+    }
+    const hits = look.length > 0 ? await this.store.findByCids(look) : this.noHits;
+    for (let i = 0; cmds.length > 0; i++) {
       const c = cmds[0];
       switch (c.t) {
-        case 'send': await this.accept(c, hits); break;
+        case 'send': {
+          const waiting = this.accept(c, keys[i], hits);
+          if (waiting !== undefined) await waiting;
+          break;
+        }
         case 'mark': this.mark(c); break;
         case 'hold': case 'gc': break; // applied on arrival (receive)
         // The answer is queued once its handler is done: a commit inside it (a room delete commits
@@ -125,8 +136,8 @@ export class Intake {
     return 'ok';
   }
 
-  private async accept(c: SendCmd, hits: ReadonlyMap<string, CidHit>): Promise<void> {
-    const key = c.cid === null ? null : cidKey(c.fromId, c.cid);
+  /** Accept a send; a promise only when it waits (a room load, a retraction's check). */
+  private accept(c: SendCmd, key: string | null, hits: ReadonlyMap<string, CidHit>): Promise<void> | undefined {
     if (key !== null) {
       const p = this.commits.inFlight(key);
       if (p) {
@@ -139,11 +150,17 @@ export class Intake {
         return;
       }
     }
+    const r = this.rooms.get(c.room);
+    if (r !== undefined && c.target === null) return this.enqueue(c, key, r);
+    return this.acceptLater(c, key, r);
+  }
+
+  private async acceptLater(c: SendCmd, key: string | null, cached: CachedRoom | undefined): Promise<void> {
     // The front thread only forwards sends to rooms it has loaded, so the room exists unless it
     // was deleted meanwhile; in auth mode none an unknown room is a new public room (the sender's).
     let r;
     try {
-      r = this.rooms.get(c.room) ?? (await this.rooms.load(c.room, c.create ? c.fromId : null));
+      r = cached ?? (await this.rooms.load(c.room, c.create ? c.fromId : null));
     } catch (err) {
       if (!(err instanceof ChatError) || err.code !== 'forbidden') throw err;
       this.commits.answer(refused(c.token, c.room, c.fromId, err.message));
@@ -161,13 +178,19 @@ export class Intake {
         return;
       }
     }
+    this.enqueue(c, key, r);
+  }
+
+  /** Give the send its id and seq and buffer it for the next group commit. */
+  private enqueue(c: SendCmd, key: string | null, r: CachedRoom): undefined {
     const full = this.handlers.eventFull;
     const event = c.recipients === null || full === null ? null : { recipients: c.recipients, dead: full() };
     const msg: NewMessage = { tsid: 0n, id: '', room: c.room, seq: 0, type: c.type, fromId: c.fromId, fromName: c.fromName, text: c.text, at: c.at, cid: c.cid, target: c.target, event };
-    const p: Pending = { msg, token: c.token, json: '', dups: [] };
+    const p: Pending = { msg, token: c.token, key, json: '', dups: [] };
     this.seq.accept(p, r);
-    this.commits.add(p, key);
+    this.commits.add(p);
     if (this.immediate) this.out.accepted(p);
+    return undefined;
   }
 
   private mark(c: MarkCmd): void {

@@ -6,6 +6,8 @@ import type { CidHit, NewMessage } from '../stores/store.ts';
 export interface Pending {
   msg: NewMessage;
   token: number;
+  /** Its (sender, cid) pair's cidKey; null without a cid. */
+  key: string | null;
   /** The message's JSON once it has its id and seq ('' until then). */
   json: string;
   /** Tokens of retried sends (same sender and cid) waiting on this one's commit. */

@@ -8,36 +8,72 @@
 // acked, put no bound on how many sends come between a first try and its last resend).
 // Rebuilt at start from the tail of the messages table (a tsid range: time order is key order).
 //
-// Memory: the pairs sit in a ring in commit order (what expires next is at its head), the tsid and
-// time of each in typed arrays outside the JS heap, and each sender's cids map to a ring slot (a
-// small integer): no object per pair besides its map entry and its cid string.
+// Memory: nothing per pair on the JS heap. A pair is kept as a 64-bit fingerprint of its sender
+// and cid, with its message's tsid and time, in typed arrays: a ring in commit order (what expires
+// next is at its head) and an open-addressing table from fingerprint to ring slot. About 40 bytes
+// per pair, and nothing for the garbage collector to trace.
+//
+// A fingerprint names a candidate, not a proof: `get` returns the tsid stored with a pair of the
+// same fingerprint, and the store confirms the row by (tsid, sender, cid) before answering a retry
+// with it (store.ts), so a pair never stands in for another. Two different pairs within one window
+// share a fingerprint with odds of about one in 2^64 per pair of pairs; only one of them is then
+// remembered.
 
 /** CHAT_DEDUPE_WINDOW's default: 2.5 times the client library's default maxPendingAge (2 minutes). */
 export const DEDUPE_WINDOW_MS = 5 * 60_000;
 
 const INITIAL_SLOTS = 1024;
 
-/** One sender's pairs: cid -> ring slot. The ring's slots share it (not a sender string each). */
-class SenderCids {
-  readonly cids = new Map<string, number>();
-  constructor(readonly id: string) {}
+/** The fingerprint of one pair, as two independent 32-bit hashes (written by `fingerprint`). */
+let fpLo = 0;
+let fpHi = 0;
+
+/** Hash sender, a separator and cid with FNV-1a and with a multiply-rotate hash, each 32 bits. */
+function fingerprint(fromId: string, cid: string): void {
+  let a = 0x811c9dc5;
+  let b = 0x9747b28c;
+  for (let i = 0; i < fromId.length; i++) {
+    const c = fromId.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+    b ^= b >>> 15;
+  }
+  a = Math.imul(a ^ 0xffff, 0x01000193); // not a char code: "ab"+"c" and "a"+"bc" differ
+  b = Math.imul(b ^ 0xffff, 0x5bd1e995);
+  b ^= b >>> 15;
+  for (let i = 0; i < cid.length; i++) {
+    const c = cid.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+    b ^= b >>> 15;
+  }
+  // Final mixes (murmur3's fmix32), so the table's low bits depend on every character.
+  a ^= a >>> 16;
+  a = Math.imul(a, 0x85ebca6b);
+  a ^= a >>> 13;
+  a = Math.imul(a, 0xc2b2ae35);
+  a ^= a >>> 16;
+  b ^= b >>> 16;
+  b = Math.imul(b, 0x85ebca6b);
+  b ^= b >>> 13;
+  b = Math.imul(b, 0xc2b2ae35);
+  b ^= b >>> 16;
+  fpLo = a >>> 0;
+  fpHi = b >>> 0;
 }
 
-const NOBODY = new SenderCids('');
-
 export class DedupeWindow {
-  /** sender -> cid -> ring slot. Two levels, not one joined key: the cid and sender strings come
-   * decoded from the front thread's batch and keep their hash, so a lookup allocates nothing. */
-  private readonly bySender = new Map<string, SenderCids>();
-  private count = 0;
   // The ring: slots head .. head + used - 1 (mod its size), in commit order (time `at`
   // non-decreasing but for clock steps).
-  private senders: SenderCids[] = new Array<SenderCids>(INITIAL_SLOTS).fill(NOBODY);
-  private cids: string[] = new Array<string>(INITIAL_SLOTS).fill('');
+  private lo = new Uint32Array(INITIAL_SLOTS);
+  private hi = new Uint32Array(INITIAL_SLOTS);
   private tsids = new BigInt64Array(INITIAL_SLOTS);
   private ats = new Float64Array(INITIAL_SLOTS);
   private head = 0;
   private used = 0;
+  /** Open addressing, linear probing: ring slot + 1 of each remembered pair, 0 = empty. At most half full. */
+  private table = new Int32Array(INITIAL_SLOTS * 2);
+  private count = 0;
 
   constructor(private readonly windowMs: number, private readonly now: () => number) {}
 
@@ -46,77 +82,120 @@ export class DedupeWindow {
     return this.count;
   }
 
-  /** The tsid of the message stored with this (sender, cid) within the window, if any. */
+  /** The tsid of the message stored with this (sender, cid), or with a pair of its fingerprint, within the window. */
   get(fromId: string, cid: string): bigint | undefined {
-    const slot = this.bySender.get(fromId)?.cids.get(cid);
-    return slot === undefined ? undefined : this.tsids[slot];
+    fingerprint(fromId, cid);
+    const i = this.find(fpLo, fpHi);
+    return i < 0 ? undefined : this.tsids[this.table[i] - 1];
   }
 
   /** A message with a cid was stored (its commit returned). */
   add(fromId: string, cid: string, tsid: bigint, at: number): void {
-    if (this.used === this.senders.length) this.grow();
-    const slot = (this.head + this.used) % this.senders.length;
+    fingerprint(fromId, cid);
+    const lo = fpLo;
+    const hi = fpHi;
+    if (this.used === this.lo.length) this.growRing();
+    const slot = (this.head + this.used) % this.lo.length;
     this.used++;
-    let sender = this.bySender.get(fromId);
-    if (sender === undefined) this.bySender.set(fromId, (sender = new SenderCids(fromId)));
-    this.senders[slot] = sender;
-    this.cids[slot] = cid;
+    this.lo[slot] = lo;
+    this.hi[slot] = hi;
     this.tsids[slot] = tsid;
     this.ats[slot] = at;
-    const size = sender.cids.size;
-    sender.cids.set(cid, slot); // a pair stored again (after its first message was deleted) points at its newer slot
-    this.count += sender.cids.size - size;
+    const i = this.find(lo, hi);
+    if (i >= 0) {
+      this.table[i] = slot + 1; // a pair stored again (after its first message was deleted) points at its newer slot
+      return;
+    }
+    if ((this.count + 1) * 2 > this.table.length) this.growTable();
+    this.insert(lo, slot);
+    this.count++;
   }
 
   /** The message `tsid` is gone (its room deleted, or expired by retention): its pair is free again. */
   forget(fromId: string, cid: string, tsid: bigint): void {
-    const sender = this.bySender.get(fromId);
-    const slot = sender?.cids.get(cid);
-    if (slot !== undefined && this.tsids[slot] === tsid) this.drop(sender!, cid);
+    fingerprint(fromId, cid);
+    const i = this.find(fpLo, fpHi);
+    if (i >= 0 && this.tsids[this.table[i] - 1] === tsid) this.remove(i);
   }
 
   /** Drop the pairs of messages older than the window. */
   expire(): void {
     const cutoff = this.now() - this.windowMs;
-    const n = this.senders.length;
+    const n = this.lo.length;
     while (this.used > 0 && this.ats[this.head] < cutoff) {
       const h = this.head;
-      const sender = this.senders[h];
-      if (sender.cids.get(this.cids[h]) === h) this.drop(sender, this.cids[h]);
-      this.senders[h] = NOBODY; // the cid string is free to go
-      this.cids[h] = '';
+      const i = this.find(this.lo[h], this.hi[h]);
+      if (i >= 0 && this.table[i] === h + 1) this.remove(i);
       this.head = (h + 1) % n;
       this.used--;
     }
   }
 
-  private drop(sender: SenderCids, cid: string): void {
-    sender.cids.delete(cid);
-    this.count--;
-    // A sender with no pair left is forgotten (slots still naming it see an empty map).
-    if (sender.cids.size === 0) this.bySender.delete(sender.id);
+  /** The table index holding this fingerprint, or -1. */
+  private find(lo: number, hi: number): number {
+    const t = this.table;
+    const mask = t.length - 1;
+    for (let i = lo & mask; ; i = (i + 1) & mask) {
+      const s = t[i];
+      if (s === 0) return -1;
+      if (this.lo[s - 1] === lo && this.hi[s - 1] === hi) return i;
+    }
   }
 
-  /** Twice the slots, the ring unrolled from slot 0; the maps' slots renumbered. */
-  private grow(): void {
-    const n = this.senders.length;
-    const senders = new Array<SenderCids>(n * 2).fill(NOBODY);
-    const cids = new Array<string>(n * 2).fill('');
+  private insert(lo: number, slot: number): void {
+    const t = this.table;
+    const mask = t.length - 1;
+    let i = lo & mask;
+    while (t[i] !== 0) i = (i + 1) & mask;
+    t[i] = slot + 1;
+  }
+
+  /** Empty table index `i`, shifting back the entries after it that probed past it (no tombstones). */
+  private remove(i: number): void {
+    const t = this.table;
+    const mask = t.length - 1;
+    this.count--;
+    let hole = i;
+    for (let j = (i + 1) & mask; t[j] !== 0; j = (j + 1) & mask) {
+      const home = this.lo[t[j] - 1] & mask;
+      // Entry j may fill the hole unless its home lies cyclically in (hole, j].
+      if (hole <= j ? home <= hole || home > j : home <= hole && home > j) {
+        t[hole] = t[j];
+        hole = j;
+      }
+    }
+    t[hole] = 0;
+  }
+
+  /** Twice the slots, the ring unrolled from slot 0; the table rebuilt on the new slot numbers. */
+  private growRing(): void {
+    const n = this.lo.length;
+    const lo = new Uint32Array(n * 2);
+    const hi = new Uint32Array(n * 2);
     const tsids = new BigInt64Array(n * 2);
     const ats = new Float64Array(n * 2);
-    for (let i = 0; i < this.used; i++) {
-      const from = (this.head + i) % n;
-      senders[i] = this.senders[from];
-      cids[i] = this.cids[from];
-      tsids[i] = this.tsids[from];
-      ats[i] = this.ats[from];
-      const m = senders[i].cids;
-      if (m.get(cids[i]) === from) m.set(cids[i], i);
+    const renumber = new Int32Array(n); // old slot -> new slot + 1
+    for (let k = 0; k < this.used; k++) {
+      const from = (this.head + k) % n;
+      lo[k] = this.lo[from];
+      hi[k] = this.hi[from];
+      tsids[k] = this.tsids[from];
+      ats[k] = this.ats[from];
+      renumber[from] = k + 1;
     }
-    this.senders = senders;
-    this.cids = cids;
+    const t = this.table;
+    for (let i = 0; i < t.length; i++) if (t[i] !== 0) t[i] = renumber[t[i] - 1];
+    this.lo = lo;
+    this.hi = hi;
     this.tsids = tsids;
     this.ats = ats;
     this.head = 0;
+  }
+
+  /** Twice the table, every remembered pair inserted again. */
+  private growTable(): void {
+    const old = this.table;
+    this.table = new Int32Array(old.length * 2);
+    for (let i = 0; i < old.length; i++) if (old[i] !== 0) this.insert(this.lo[old[i] - 1], old[i] - 1);
   }
 }

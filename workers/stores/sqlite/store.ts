@@ -119,7 +119,7 @@ export class SqliteStore implements MessageStore, DirectoryStore {
         // key would (the actor dedupes before, so this only guards a repeated commit).
         if (m.cid !== null) {
           const had = this.window.get(m.fromId, m.cid);
-          if (had !== undefined && had !== m.tsid) {
+          if (had !== undefined && had !== m.tsid && this.st.cidAt.get(had, m.fromId, m.cid) !== undefined) {
             stored.push(false);
             continue;
           }
