@@ -131,7 +131,6 @@ export function websocketIntake(cfg: Config, engine: Engine, auth: Authenticator
     open: (ws: WebSocket<SocketData>) => {
       const s = ws.getUserData().s;
       s.ws = ws;
-      ws.subscribe(s.replyTopic);
       sessions.add(s);
       engine.onOpen(s, s.stomp === null || !s.stomp.needsIdentity);
       if (s.stomp !== null) stomp.onOpen(s, s.stomp);

@@ -1,4 +1,5 @@
 // soak: the chat load at a moderate rate for a long time; watch RSS, errors and tail latency drift.
+import { collectedRssMb } from '../lib/collected.ts';
 import { runRoomLoad } from '../lib/roomload.ts';
 import { roomIndex } from '../lib/room-order.ts';
 import type { Scenario } from './types.ts';
@@ -50,14 +51,3 @@ export const soak: Scenario = {
     return r;
   },
 };
-
-/** RSS (MB) after a full collection in every thread of the engine; null when it has no test hooks (a peer). */
-async function collectedRssMb(httpBase: string): Promise<number | null> {
-  try {
-    const res = await fetch(`${httpBase}/_test/gc`, { method: 'POST', signal: AbortSignal.timeout(15_000) });
-    if (res.status !== 200) return null;
-    return ((await res.json()) as { rss: number }).rss / 1048576;
-  } catch {
-    return null;
-  }
-}

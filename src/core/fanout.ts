@@ -3,7 +3,7 @@
 // someone). Every `app.publish` of the engine is in this file: messages, typing, read receipts,
 // and the frames that go to one connection through its own topic (acks).
 
-import type { TemplatedApp } from 'uWebSockets.js';
+import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
 import type { Delivered } from '../../workers/contract.ts';
 import type { Logger } from '../log.ts';
 import type { Stats } from '../metrics/stats.ts';
@@ -14,7 +14,7 @@ import { stompMessage, stompReceipt, type StompTopics } from '../protocol/stomp/
 import type { ReceiptFields } from '../protocol/wire.ts';
 import type { Access } from './access.ts';
 import type { Room } from './rooms.ts';
-import type { Session } from './session.ts';
+import type { Session, SocketData } from './session.ts';
 
 export class Fanout {
   constructor(
@@ -48,11 +48,17 @@ export class Fanout {
   }
 
   /**
-   * To one connection through its own topic (`r/<conn>`): uWS drains every socket once at the end
-   * of the turn, so the frame leaves in the same write as the room messages published to the
-   * connection just before it (a plain ws.send would be a second write).
+   * To one open connection through its own topic (`r/<conn>`): uWS drains every socket once at the
+   * end of the turn, so the frame leaves in the same write as the room messages published to the
+   * connection just before it (a plain ws.send is not reliably corked outside a uWS handler: a
+   * second write). The topic is subscribed at the connection's first such frame: one that never
+   * sends holds no topic (a topic costs uWS memory for every connection).
    */
   toConnection(s: Session, out: Out): void {
+    if (s.replyTopic === null) {
+      s.replyTopic = 'r/' + s.connId;
+      s.ws!.subscribe(s.replyTopic);
+    }
     this.app.publish(s.replyTopic, out, typeof out !== 'string');
   }
 
@@ -63,14 +69,8 @@ export class Fanout {
   receipt(room: Room<Session>, r: ReceiptFields, from: Session | null): void {
     const ws = from !== null && !from.closed ? from.ws : null;
     const json = receiptJson(r);
-    // ws.publish skips the reading socket itself.
-    if (ws !== null) ws.publish(room.jsonTopic, json, false);
-    else this.app.publish(room.jsonTopic, json, false);
-    if (this.app.numSubscribers(room.msgpackTopic) > 0) {
-      const mp = receiptMsgpack(r);
-      if (ws !== null) ws.publish(room.msgpackTopic, mp, true);
-      else this.app.publish(room.msgpackTopic, mp, true);
-    }
+    this.publishExcept(ws, room.jsonTopic, json, false);
+    if (this.app.numSubscribers(room.msgpackTopic) > 0) this.publishExcept(ws, room.msgpackTopic, receiptMsgpack(r), true);
     const stomp = this.stompTopics.of(room.id);
     if (stomp !== undefined) for (const [topic, t] of stomp) this.app.publish(topic, stompReceipt(t.sub, r), false);
     for (const o of room.filtered) {
@@ -84,19 +84,24 @@ export class Fanout {
   typing(room: Room<Session>, userId: string, userName: string, from: Session | null): void {
     const fields: ReplyFields = { op: 'typing', room: room.id, user: { id: userId, name: userName } };
     const json = replyJson(fields);
-    // ws.publish skips the sender itself: typing goes to the room's other members only.
+    // Typing goes to the room's other members only.
     const ws = from?.ws ?? null;
-    if (ws !== null) ws.publish(room.jsonTopic, json, false);
-    else this.app.publish(room.jsonTopic, json, false);
-    if (this.app.numSubscribers(room.msgpackTopic) > 0) {
-      const mp = replyMsgpack(fields);
-      if (ws !== null) ws.publish(room.msgpackTopic, mp, true);
-      else this.app.publish(room.msgpackTopic, mp, true);
-    }
+    this.publishExcept(ws, room.jsonTopic, json, false);
+    if (this.app.numSubscribers(room.msgpackTopic) > 0) this.publishExcept(ws, room.msgpackTopic, replyMsgpack(fields), true);
     for (const o of room.filtered) {
       if (o === from || this.access.blocked(o.userId, userId)) continue;
       const out = o.wire.typing(fields);
       if (out !== null) o.send(out);
     }
+  }
+
+  /**
+   * Publish to `topic`, skipping the socket `ws` (null: skip none). uWS's ws.publish skips the
+   * publishing socket, but publishes nothing at all from a socket on no topic; a socket not on
+   * `topic` has nothing to skip, so its frame goes out through app.publish.
+   */
+  private publishExcept(ws: WebSocket<SocketData> | null, topic: string, out: Out, binary: boolean): void {
+    if (ws !== null && ws.isSubscribed(topic)) ws.publish(topic, out, binary);
+    else this.app.publish(topic, out, binary);
   }
 }

@@ -54,7 +54,7 @@ export class Membership {
     const inFlight = s.joining?.get(roomId);
     if (inFlight !== undefined) return this.queueBehindJoin(s, inFlight, () => this.join(s, roomId, since, limit, ref), ref);
     // Joins still in flight count: a client may not pass the cap by not waiting for replies.
-    if (!s.rooms.has(roomId) && this.roomsHeld(s) >= this.cfg.maxRoomsPerConn) {
+    if (!s.inRoom(roomId) && this.roomsHeld(s) >= this.cfg.maxRoomsPerConn) {
       return this.replies.error(s, 'forbidden', `a connection may join at most ${this.cfg.maxRoomsPerConn} rooms`, ref);
     }
     const entry: JoinInFlight = { room: null, after: [] };
@@ -80,7 +80,7 @@ export class Membership {
         if (held) void held.then(() => replyNow(enter));
         else replyNow(enter);
       };
-      const first = !s.rooms.has(room.id) && !room.presence.has(s.userId) && !room.entering.has(s.userId);
+      const first = !s.inRoom(room.id) && !room.presence.has(s.userId) && !room.entering.has(s.userId);
       if (!first) return reply();
       // First connection of this user in the room (here): ENTER if the user is present nowhere
       // else. The joined reply waits until the ENTER is published, so the member's own ENTER is
@@ -145,7 +145,7 @@ export class Membership {
     if (s.closed || s.ws === null) return;
     // Deleted, or the user removed from its members, while this join waited (a store read, Redis,
     // its ENTER): nothing to attach to, and (cluster) the presence it registered goes, no QUIT.
-    const refused = room.deleted ? 'not_found' : !s.rooms.has(room.id) && !this.access.mayAccess(room, s) ? 'forbidden' : null;
+    const refused = room.deleted ? 'not_found' : !s.inRoom(room.id) && !this.access.mayAccess(room, s) ? 'forbidden' : null;
     if (refused !== null) {
       if (!this.present(room, s.userId)) this.topology!.withdraw(room, s.userId);
       return this.joinFailed(s, room.id, refused, refused === 'not_found' ? MSG.noSuchRoom : MSG.notMember, ref);
@@ -154,7 +154,7 @@ export class Membership {
     if (recovered !== undefined) fields.recovered = recovered;
     fields.reads = this.receipts.readsFor(room, s.userId);
     this.replies.reply(s, fields, this.access.visibleTo(s.userId, messages), ref);
-    if (!s.rooms.has(room.id)) this.attach(s, room);
+    if (!s.inRoom(room.id)) this.attach(s, room);
     this.settleJoin(s, room.id);
   }
 
@@ -166,8 +166,8 @@ export class Membership {
 
   /** Rooms a connection is in or is joining. */
   private roomsHeld(s: Session): number {
-    let n = s.rooms.size;
-    if (s.joining !== null) for (const id of s.joining.keys()) if (!s.rooms.has(id)) n++;
+    let n = s.roomCount;
+    if (s.joining !== null) for (const id of s.joining.keys()) if (!s.inRoom(id)) n++;
     return n;
   }
 
@@ -206,7 +206,7 @@ export class Membership {
 
   /** Subscribe a connection: the room's native topic, or one-by-one sends if its user blocks anyone. */
   private attach(s: Session, room: Room<Session>): void {
-    s.rooms.add(room.id);
+    s.addRoom(room.id);
     if (!room.sessions.has(s)) {
       room.sessions.add(s);
       this.markPresence(room, s.userId, +1);
@@ -232,7 +232,7 @@ export class Membership {
 
   /** Unsubscribe; the user's last connection leaving the room posts QUIT. */
   private detach(s: Session, room: Room<Session>): void {
-    s.rooms.delete(room.id);
+    s.removeRoom(room.id);
     if (!room.sessions.delete(s)) return;
     if (!room.filtered.delete(s)) this.unsubscribe(s, room);
     this.topology!.touch(room.id);
@@ -249,7 +249,7 @@ export class Membership {
     const inFlight = s.joining?.get(roomId);
     if (inFlight !== undefined) return this.queueBehindJoin(s, inFlight, () => this.leave(s, roomId, ref), ref);
     const room = this.rooms.ready(roomId);
-    if (room !== undefined && s.rooms.has(roomId)) this.detach(s, room);
+    if (room !== undefined && s.inRoom(roomId)) this.detach(s, room);
     this.replies.reply(s, { op: 'left', room: roomId }, undefined, ref);
   }
 
@@ -257,11 +257,11 @@ export class Membership {
   onClose(s: Session): void {
     if (s.joining !== null) for (const j of s.joining.values()) if (j.room !== null) j.room.joinsInFlight--;
     s.joining = null;
-    for (const roomId of [...s.rooms]) {
+    for (const roomId of s.roomIds()) {
       const room = this.rooms.ready(roomId);
       if (room !== undefined) this.detach(s, room);
     }
-    s.rooms.clear();
+    s.leaveAllRooms();
   }
 
   /**
@@ -277,7 +277,7 @@ export class Membership {
       room.presence.clear();
       for (const s of [...room.sessions]) {
         if (!room.filtered.delete(s)) this.unsubscribe(s, room);
-        s.rooms.delete(roomId);
+        s.removeRoom(roomId);
         this.replies.reply(s, { op: 'left', room: roomId, reason: 'deleted' });
       }
       room.sessions.clear();
@@ -303,7 +303,7 @@ export class Membership {
   blocksChanged(blocker: string, sessions: Iterable<Session>): void {
     const hides = this.access.hidesAnyone(blocker);
     for (const s of sessions) {
-      for (const roomId of s.rooms) {
+      for (const roomId of s.roomIds()) {
         const room = this.rooms.ready(roomId);
         if (room === undefined || s.ws === null) continue;
         if (hides && !room.filtered.has(s)) {

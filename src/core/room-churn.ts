@@ -26,7 +26,7 @@ export class RoomChurn {
     if (this.rate === 0) return true;
     let b = s.churn?.get(room);
     if (b === undefined) {
-      if (!leaving && !s.rooms.has(room) && s.joining?.has(room) !== true) return true; // a first join
+      if (!leaving && !s.inRoom(room) && s.joining?.has(room) !== true) return true; // a first join
       const m = (s.churn ??= new Map());
       if (m.size >= MAX_ROOMS) this.forget(m, now);
       b = [this.burst, now];

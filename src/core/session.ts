@@ -31,7 +31,11 @@ export class Session implements Sink {
   admin: boolean;
   /** How this connection's frames are written (one adapter per codec). */
   readonly wire: Wire;
-  readonly rooms = new Set<string>();
+  /**
+   * The rooms this connection joined: null for none, the room id itself for one (most connections;
+   * a Set costs ~150 bytes), a Set from the second on. Read and changed through the methods below.
+   */
+  private joined: string | Set<string> | null = null;
   /**
    * Joins in flight, by room, with what arrived for the room meanwhile (a leave, another join): run
    * in order once the join has answered, so join-then-leave sent together ends up left. Null while
@@ -53,10 +57,10 @@ export class Session implements Sink {
   /** Bytes waiting in its send buffer at the last sample. */
   lastBuffered = 0;
   /**
-   * This connection's own uWS topic (subscribed at open): acks go out through it, so they join the
-   * room messages already queued for the same socket in uWS's end-of-turn drain: one write, not two.
+   * This connection's own uWS topic, once its first ack went out (core/fanout.ts toConnection);
+   * null until then: most connections never send, and a topic costs uWS memory per connection.
    */
-  readonly replyTopic: string;
+  replyTopic: string | null = null;
 
   constructor(
     readonly connId: number,
@@ -75,7 +79,44 @@ export class Session implements Sink {
     this.expiresAt = id.exp;
     this.wire = stomp !== null ? new StompWire(stomp, stompTopics) : codec === Codec.Msgpack ? MSGPACK_WIRE : JSON_WIRE;
     this.buckets = buckets;
-    this.replyTopic = 'r/' + connId;
+  }
+
+  inRoom(room: string): boolean {
+    const j = this.joined;
+    return j === room || (j instanceof Set && j.has(room));
+  }
+
+  /** How many rooms it joined. */
+  get roomCount(): number {
+    const j = this.joined;
+    return j === null ? 0 : typeof j === 'string' ? 1 : j.size;
+  }
+
+  /** The rooms it joined, as a copy (safe to leave them while iterating). */
+  roomIds(): string[] {
+    const j = this.joined;
+    return j === null ? [] : typeof j === 'string' ? [j] : [...j];
+  }
+
+  addRoom(room: string): void {
+    const j = this.joined;
+    if (j === null) this.joined = room;
+    else if (typeof j === 'string') {
+      if (j !== room) this.joined = new Set([j, room]);
+    } else j.add(room);
+  }
+
+  removeRoom(room: string): void {
+    const j = this.joined;
+    if (j === room) this.joined = null;
+    else if (j instanceof Set) {
+      j.delete(room);
+      if (j.size === 1) this.joined = j.values().next().value!;
+    }
+  }
+
+  leaveAllRooms(): void {
+    this.joined = null;
   }
 
   /** Safe outside uWS handlers (timers, worker replies) and after close (dropped). */

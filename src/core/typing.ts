@@ -19,7 +19,7 @@ export class Typing {
 
   onTyping(s: Session, f: Frame<'typing'>): void {
     const room = this.rooms.ready(f.room);
-    if (room === undefined || !s.rooms.has(f.room) || s.ws === null) {
+    if (room === undefined || !s.inRoom(f.room) || s.ws === null) {
       return this.replies.error(s, 'forbidden', 'join the room before typing in it', f.ref);
     }
     this.fanout.typing(room, s.userId, s.userName, s);
