@@ -68,8 +68,8 @@ export class History {
     const w = room.window;
     let n = 0;
     let i = w.size - 1;
-    for (; i >= 0 && w.at(i).seq > from; i--) if (this.countsFor(user, w.at(i), notBefore)) n++;
-    const firstWin = i + 1 < w.size ? w.at(i + 1).seq : room.lastSeq + 1;
+    for (; i >= 0 && w.seqAt(i) > from; i--) if (this.countsFor(user, w.at(i), notBefore)) n++;
+    const firstWin = i + 1 < w.size ? w.seqAt(i + 1) : room.lastSeq + 1;
     if (firstWin - 1 > from && !room.complete) {
       n += (await this.read<UnreadResult>({ kind: 'unread', room: room.id, after: from, upTo: firstWin - 1, notBefore, blocked: this.access.blockList(user) })).unread;
     }
@@ -107,9 +107,9 @@ export class History {
   recover(s: Session, room: Room<Session>, since: string, limit: number, done: (messages: Delivered[], recovered: boolean) => void): void {
     const w = room.window;
     const i = w.indexOf(since);
-    if (i >= 0 && w.at(i).at >= this.notBefore()) return done(w.slice(i + 1, w.size), true);
+    if (i >= 0 && w.timeAt(i) >= this.notBefore()) return done(w.slice(i + 1, w.size), true);
     const notRecovered = (): void => this.latestPage(room, limit, (page) => done(page, false));
-    if (room.complete || (w.size > 0 && since > w.at(w.size - 1).id)) {
+    if (room.complete || (w.size > 0 && since > w.idAt(w.size - 1))) {
       // The window holds everything the room has (or since is newer than all of it): unknown id.
       return notRecovered();
     }
@@ -175,7 +175,7 @@ export class History {
     const hidden = lo > 0; // older entries expired: the window reaches past the visible start
     if (q.after !== undefined) {
       const i = Math.max(lo, w.search(q.after, false));
-      if (i > lo || hidden || room.complete || (w.size > 0 && q.after >= w.at(0).id)) {
+      if (i > lo || hidden || room.complete || (w.size > 0 && q.after >= w.idAt(0))) {
         return { messages: w.slice(i, i + q.limit), more: i + q.limit < w.size };
       }
       return null;
@@ -222,7 +222,7 @@ export class History {
   /** The seq of the newest message at or before id `upTo` (a position in id order). */
   private async seqAt(room: Room<Session>, upTo: string): Promise<number> {
     const w = room.window;
-    if (w.size > 0 && upTo >= w.at(0).id) {
+    if (w.size > 0 && upTo >= w.idAt(0)) {
       const i = w.search(upTo, false); // first entry with id > upTo
       return i === 0 ? w.firstSeq - 1 : w.at(i - 1).seq;
     }

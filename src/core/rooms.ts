@@ -143,7 +143,7 @@ export class RoomRegistry<S extends RoomMember = RoomMember> {
       return;
     }
     if (r === undefined) {
-      r = new Room<S>(id, new Window(this.windows.count, this.windows.bytes, this.budget));
+      r = new Room<S>(id, new Window(id, this.windows.count, this.windows.bytes, this.budget));
       r.creating = creator !== null;
       this.rooms.set(id, r);
       this.requestLoad(id, creator);

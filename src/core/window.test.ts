@@ -26,7 +26,7 @@ describe('Window', () => {
       const budget = new WindowBudget(1 << 30);
       const cap = 1 + Math.floor(rnd() * 20);
       const maxBytes = 100 + Math.floor(rnd() * 2000);
-      const w = new Window(cap, maxBytes, budget);
+      const w = new Window('r', cap, maxBytes, budget);
       const all: Delivered[] = [];
       for (let seq = 1; seq < 300; seq++) {
         const d = msg(seq, 1 + Math.floor(rnd() * 300));
@@ -35,7 +35,7 @@ describe('Window', () => {
         const n = w.size;
         let bytes = 0;
         for (let i = 0; i < n; i++) {
-          expect(w.at(i), `seed ${SEED} trial ${trial} seq ${seq}`).toBe(all[all.length - n + i]);
+          expect(w.at(i), `seed ${SEED} trial ${trial} seq ${seq}`).toEqual(all[all.length - n + i]);
           bytes += w.at(i).json.length;
         }
         expect(n >= 1 && n <= cap && (n === 1 || bytes <= maxBytes), `seed ${SEED} trial ${trial} seq ${seq}`).toBe(true);
@@ -51,14 +51,14 @@ describe('Window', () => {
 
   it('past the node-wide budget asks for relief first, then trims itself', () => {
     const budget = new WindowBudget(1000);
-    const other = new Window(100, 1 << 20, budget);
+    const other = new Window('r', 100, 1 << 20, budget);
     other.push(msg(1, 600));
     let relieved = 0;
     budget.relieve = () => {
       relieved++;
       other.clear();
     };
-    const w = new Window(100, 1 << 20, budget);
+    const w = new Window('r', 100, 1 << 20, budget);
     for (let seq = 1; seq <= 5; seq++) w.push(msg(seq, 300));
     // Asked until an asking frees nothing (the idle room went the first time), not on every push;
     // then this window trims its own oldest.
@@ -88,7 +88,7 @@ describe('Window.retract: a DELETE or EDIT rewrites the copies the window holds'
   });
 
   it('an EDIT gives its target the new text and editedAt and erases the earlier EDIT; a DELETE erases both', () => {
-    const w = new Window(100, 1 << 20, new WindowBudget(1 << 30));
+    const w = new Window('r', 100, 1 << 20, new WindowBudget(1 << 30));
     const target = msg(1, 'CHAT');
     const id = target.id;
     for (const d of [target, msg(2, 'CHAT'), msg(3, 'EDIT', { target: id, text: 'second' })]) {

@@ -31,16 +31,28 @@ const RELIEF_MS = 100;
  * A ring of the newest messages of a room, contiguous in seq, bounded by a count (CHAT_WINDOW)
  * and by bytes (CHAT_WINDOW_BYTES, and the node-wide budget). It grows as messages come, so an
  * idle room costs little.
+ *
+ * Every window together holds up to CHAT_WINDOWS_MAX_BYTES of messages, and every major garbage
+ * collection of the front thread traces what they hold, so an entry is kept as few heap objects as
+ * it can be: parallel rings of its JSON, its id and its sender (a sender's string shared with the
+ * entry before it when the same user sent both), with seq and time as plain numbers; the room is
+ * the window's own. `at` builds the Delivered on demand (joins and history pages, not the write
+ * path).
  */
 export class Window {
-  private readonly buf: Delivered[] = [];
-  /** UTF-8 bytes of each entry's JSON, parallel to buf. */
+  private readonly json: string[] = [];
+  private readonly ids: string[] = [];
+  private readonly froms: string[] = [];
+  private readonly seqs: number[] = [];
+  /** Times in ms: doubles only, so V8 keeps them unboxed. */
+  private readonly ats: number[] = [];
+  /** UTF-8 bytes of each entry's JSON. */
   private readonly sizes: number[] = [];
   private head = 0; // index of the oldest entry
   private n = 0;
   private bytes = 0;
 
-  constructor(readonly capacity: number, private readonly maxBytes: number, private readonly budget: WindowBudget) {}
+  constructor(readonly room: string, readonly capacity: number, private readonly maxBytes: number, private readonly budget: WindowBudget) {}
 
   get size(): number {
     return this.n;
@@ -51,13 +63,36 @@ export class Window {
     return this.bytes;
   }
 
+  private slot(i: number): number {
+    return (this.head + i) % this.json.length;
+  }
+
+  /** Entry i (0 = the oldest), as a new Delivered. */
   at(i: number): Delivered {
-    return this.buf[(this.head + i) % this.buf.length];
+    const j = this.slot(i);
+    return { room: this.room, seq: this.seqs[j], id: this.ids[j], at: this.ats[j], from: this.froms[j], json: this.json[j] };
+  }
+
+  /** Entry i's id, seq, time and JSON without building the entry. */
+  idAt(i: number): string {
+    return this.ids[this.slot(i)];
+  }
+
+  seqAt(i: number): number {
+    return this.seqs[this.slot(i)];
+  }
+
+  timeAt(i: number): number {
+    return this.ats[this.slot(i)];
+  }
+
+  jsonAt(i: number): string {
+    return this.json[this.slot(i)];
   }
 
   /** Seq of the oldest entry, or 0 when empty. */
   get firstSeq(): number {
-    return this.n === 0 ? 0 : this.at(0).seq;
+    return this.n === 0 ? 0 : this.seqAt(0);
   }
 
   /**
@@ -71,18 +106,28 @@ export class Window {
       this.shift();
       dropped = true;
     }
-    if (this.n === this.buf.length) {
+    // The previous entry's sender string, when it is the same user: one string per run of messages.
+    const prev = this.n === 0 ? undefined : this.froms[this.slot(this.n - 1)];
+    const from = prev === d.from ? prev : d.from;
+    if (this.n === this.json.length) {
       // Full ring below capacity: grow it (in order, if trimming moved its start).
       if (this.head !== 0) {
-        this.buf.push(...this.buf.splice(0, this.head));
-        this.sizes.push(...this.sizes.splice(0, this.head));
+        for (const a of [this.json, this.ids, this.froms, this.seqs, this.ats, this.sizes] as unknown[][]) a.push(...a.splice(0, this.head));
         this.head = 0;
       }
-      this.buf.push(d);
+      this.json.push(d.json);
+      this.ids.push(d.id);
+      this.froms.push(from);
+      this.seqs.push(d.seq);
+      this.ats.push(d.at);
       this.sizes.push(size);
     } else {
-      const i = (this.head + this.n) % this.buf.length;
-      this.buf[i] = d;
+      const i = this.slot(this.n);
+      this.json[i] = d.json;
+      this.ids[i] = d.id;
+      this.froms[i] = from;
+      this.seqs[i] = d.seq;
+      this.ats[i] = d.at;
       this.sizes[i] = size;
     }
     this.n++;
@@ -100,9 +145,13 @@ export class Window {
 
   /** Drop the oldest entry. */
   private shift(): void {
-    const size = this.sizes[this.head];
-    this.buf[this.head] = undefined as unknown as Delivered; // let the message go
-    this.head = (this.head + 1) % this.buf.length;
+    const h = this.head;
+    const size = this.sizes[h];
+    // Let the message's strings go (an empty string is no object of its own).
+    this.json[h] = '';
+    this.ids[h] = '';
+    this.froms[h] = '';
+    this.head = (h + 1) % this.json.length;
     this.n--;
     this.bytes -= size;
     this.budget.total -= size;
@@ -110,8 +159,7 @@ export class Window {
   }
 
   private reset(): void {
-    this.buf.length = 0;
-    this.sizes.length = 0;
+    for (const a of [this.json, this.ids, this.froms, this.seqs, this.ats, this.sizes] as unknown[][]) a.length = 0;
     this.head = 0;
     this.n = 0;
   }
@@ -122,7 +170,7 @@ export class Window {
     let hi = this.n;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      const v = this.at(mid).id;
+      const v = this.idAt(mid);
       if (v < id || (!inclusive && v === id)) lo = mid + 1;
       else hi = mid;
     }
@@ -132,14 +180,14 @@ export class Window {
   /** Index of the entry with exactly this id, or -1. */
   indexOf(id: string): number {
     const i = this.search(id, true);
-    return i < this.n && this.at(i).id === id ? i : -1;
+    return i < this.n && this.idAt(i) === id ? i : -1;
   }
 
   /** Index of the first entry at or after time `ms` (retention hides what is before it). */
   firstVisible(ms: number): number {
     if (ms <= 0) return 0;
     let i = 0;
-    while (i < this.n && this.at(i).at < ms) i++;
+    while (i < this.n && this.timeAt(i) < ms) i++;
     return i;
   }
 
@@ -150,13 +198,13 @@ export class Window {
     this.reset();
   }
 
-  /** Put `d` in place of entry i (same message, new JSON). */
-  replace(i: number, d: Delivered): void {
-    const j = (this.head + i) % this.buf.length;
-    const size = Buffer.byteLength(d.json, 'utf8');
+  /** Give entry i new JSON (the same message, rewritten by a retraction). */
+  replace(i: number, json: string): void {
+    const j = this.slot(i);
+    const size = Buffer.byteLength(json, 'utf8');
     this.bytes += size - this.sizes[j];
     this.budget.total += size - this.sizes[j];
-    this.buf[j] = d;
+    this.json[j] = json;
     this.sizes[j] = size;
   }
 
@@ -170,9 +218,9 @@ export class Window {
     const ev = JSON.parse(d.json) as Message;
     const target = ev.target!;
     for (let i = this.search(target, true); i < this.n; i++) {
-      const old = this.at(i);
-      if (old.id !== target && !old.json.includes(`"target":"${target}"`)) continue;
-      const m = JSON.parse(old.json) as Message;
+      const oldJson = this.jsonAt(i);
+      if (this.idAt(i) !== target && !oldJson.includes(`"target":"${target}"`)) continue;
+      const m = JSON.parse(oldJson) as Message;
       if (m.id === target) {
         if (ev.type === 'DELETE') {
           delete m.text;
@@ -188,7 +236,7 @@ export class Window {
       } else {
         continue;
       }
-      this.replace(i, { ...old, json: messageJson(m) });
+      this.replace(i, messageJson(m));
     }
   }
 
