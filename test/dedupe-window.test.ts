@@ -65,4 +65,15 @@ describe('the dedupe window', () => {
     }
     expect(tsid).toBeGreaterThan(8192n); // the ring grew past its first sizes
   });
+
+  it('tells pairs apart where the sender ends and the cid begins, whatever the characters', () => {
+    const w = new DedupeWindow(5_000, () => 0);
+    w.add('x\uffff', 'y', 1n, 0);
+    w.add('ab', 'c', 2n, 0);
+    expect(w.get('x', '\uffffy')).toBeUndefined();
+    expect(w.get('a', 'bc')).toBeUndefined();
+    expect(w.get('x\uffff', 'y')).toBe(1n);
+    expect(w.get('ab', 'c')).toBe(2n);
+    expect(w.size).toBe(2);
+  });
 });

@@ -16,8 +16,10 @@
 // A fingerprint names a candidate, not a proof: `get` returns the tsid stored with a pair of the
 // same fingerprint, and the store confirms the row by (tsid, sender, cid) before answering a retry
 // with it (store.ts), so a pair never stands in for another. Two different pairs within one window
-// share a fingerprint with odds of about one in 2^64 per pair of pairs; only one of them is then
-// remembered.
+// share a fingerprint with odds of about one in 2^64 per pair of pairs (the hashes start from
+// values drawn per process, so no client can aim for one); only one of them is then remembered.
+
+import { randomInt } from 'node:crypto';
 
 /** CHAT_DEDUPE_WINDOW's default: 2.5 times the client library's default maxPendingAge (2 minutes). */
 export const DEDUPE_WINDOW_MS = 5 * 60_000;
@@ -28,18 +30,27 @@ const INITIAL_SLOTS = 1024;
 let fpLo = 0;
 let fpHi = 0;
 
-/** Hash sender, a separator and cid with FNV-1a and with a multiply-rotate hash, each 32 bits. */
+/**
+ * The hashes' starting values, drawn per process: the window is rebuilt at every start, so nothing
+ * depends on them staying the same, and a client cannot compute a cid whose fingerprint matches
+ * another sender's pair.
+ */
+const SEED_A = randomInt(2 ** 32 - 1) | 0;
+const SEED_B = randomInt(2 ** 32 - 1) | 0;
+
+/** Hash sender, its length and cid with FNV-1a and with a multiply-rotate hash, each 32 bits. */
 function fingerprint(fromId: string, cid: string): void {
-  let a = 0x811c9dc5;
-  let b = 0x9747b28c;
+  let a = SEED_A;
+  let b = SEED_B;
   for (let i = 0; i < fromId.length; i++) {
     const c = fromId.charCodeAt(i);
     a = Math.imul(a ^ c, 0x01000193);
     b = Math.imul(b ^ c, 0x5bd1e995);
     b ^= b >>> 15;
   }
-  a = Math.imul(a ^ 0xffff, 0x01000193); // not a char code: "ab"+"c" and "a"+"bc" differ
-  b = Math.imul(b ^ 0xffff, 0x5bd1e995);
+  // Above every char code: "ab"+"c" and "a"+"bc" differ, whatever characters the strings hold.
+  a = Math.imul(a ^ (0x10000 + fromId.length), 0x01000193);
+  b = Math.imul(b ^ (0x10000 + fromId.length), 0x5bd1e995);
   b ^= b >>> 15;
   for (let i = 0; i < cid.length; i++) {
     const c = cid.charCodeAt(i);

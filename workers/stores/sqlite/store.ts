@@ -87,6 +87,7 @@ export class SqliteStore implements MessageStore, DirectoryStore {
       tombstone: this.db.prepare(SQL.tombstone),
       // the window's candidate, by row key: still stored, and the same pair
       cidAt: this.db.prepare<[bigint, string, string], CidHit>('SELECT room, seq, id, at FROM messages WHERE tsid = ? AND from_id = ? AND cid = ?'),
+      rowAt: this.db.prepare<[bigint], { one: number }>('SELECT 1 AS one FROM messages WHERE tsid = ?'),
       // OR IGNORE: a commit repeated after an unknown outcome skips the rows already there.
       insert: this.db.prepare(SQLITE_SQL.insertMessages),
       // rooms.last_seq is written only before messages are deleted (a commit leaves it: see SQLITE.lastSeq)
@@ -221,7 +222,9 @@ export class SqliteStore implements MessageStore, DirectoryStore {
       if (tsid === undefined) continue; // the common case: a first try, answered from memory
       const hit = this.st.cidAt.get(tsid, fromId, cid);
       if (hit) out.set(cidKey(fromId, cid), hit);
-      else this.window.forget(fromId, cid, tsid); // deleted since (room deletion, retention): a new message
+      // Deleted since (room deletion, retention): a new message. A row of another pair under that
+      // tsid is a fingerprint collision: that pair stays remembered.
+      else if (this.st.rowAt.get(tsid) === undefined) this.window.forget(fromId, cid, tsid);
     }
     return out;
   }
