@@ -58,19 +58,18 @@ function fingerprint(fromId: string, cid: string): void {
     b = Math.imul(b ^ c, 0x5bd1e995);
     b ^= b >>> 15;
   }
-  // Final mixes (murmur3's fmix32), so the table's low bits depend on every character.
-  a ^= a >>> 16;
-  a = Math.imul(a, 0x85ebca6b);
-  a ^= a >>> 13;
-  a = Math.imul(a, 0xc2b2ae35);
-  a ^= a >>> 16;
-  b ^= b >>> 16;
-  b = Math.imul(b, 0x85ebca6b);
-  b ^= b >>> 13;
-  b = Math.imul(b, 0xc2b2ae35);
-  b ^= b >>> 16;
-  fpLo = a >>> 0;
-  fpHi = b >>> 0;
+  // Final mixes, so the table's low bits depend on every character.
+  fpLo = fmix32(a);
+  fpHi = fmix32(b);
+}
+
+/** murmur3's finalizer: every input bit moves every output bit. Unsigned. */
+function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
 }
 
 export class DedupeWindow {
@@ -178,28 +177,19 @@ export class DedupeWindow {
     t[hole] = 0;
   }
 
-  /** Twice the slots, the ring unrolled from slot 0; the table rebuilt on the new slot numbers. */
+  /**
+   * Twice the slots, the full ring unrolled from slot 0: old slot s moves to (s - head) mod n, and
+   * the table's entries are renumbered the same way.
+   */
   private growRing(): void {
     const n = this.lo.length;
-    const lo = new Uint32Array(n * 2);
-    const hi = new Uint32Array(n * 2);
-    const tsids = new BigInt64Array(n * 2);
-    const ats = new Float64Array(n * 2);
-    const renumber = new Int32Array(n); // old slot -> new slot + 1
-    for (let k = 0; k < this.used; k++) {
-      const from = (this.head + k) % n;
-      lo[k] = this.lo[from];
-      hi[k] = this.hi[from];
-      tsids[k] = this.tsids[from];
-      ats[k] = this.ats[from];
-      renumber[from] = k + 1;
-    }
+    const h = this.head;
+    this.lo = unrolled(this.lo, new Uint32Array(n * 2), h);
+    this.hi = unrolled(this.hi, new Uint32Array(n * 2), h);
+    this.tsids = unrolled(this.tsids, new BigInt64Array(n * 2), h);
+    this.ats = unrolled(this.ats, new Float64Array(n * 2), h);
     const t = this.table;
-    for (let i = 0; i < t.length; i++) if (t[i] !== 0) t[i] = renumber[t[i] - 1];
-    this.lo = lo;
-    this.hi = hi;
-    this.tsids = tsids;
-    this.ats = ats;
+    for (let i = 0; i < t.length; i++) if (t[i] !== 0) t[i] = ((t[i] - 1 - h + n) % n) + 1;
     this.head = 0;
   }
 
@@ -209,4 +199,11 @@ export class DedupeWindow {
     this.table = new Int32Array(old.length * 2);
     for (let i = 0; i < old.length; i++) if (old[i] !== 0) this.insert(this.lo[old[i] - 1], old[i] - 1);
   }
+}
+
+/** A typed array's elements from index `h` to its end, then those before `h`, at the start of `grown`. */
+function unrolled<T extends { length: number; subarray(begin: number, end?: number): T; set(from: T, offset?: number): void }>(old: T, grown: T, h: number): T {
+  grown.set(old.subarray(h));
+  grown.set(old.subarray(0, h), old.length - h);
+  return grown;
 }
