@@ -109,27 +109,22 @@ export class Window {
     // The previous entry's sender string, when it is the same user: one string per run of messages.
     const prev = this.n === 0 ? undefined : this.froms[this.slot(this.n - 1)];
     const from = prev === d.from ? prev : d.from;
+    let i: number;
     if (this.n === this.json.length) {
-      // Full ring below capacity: grow it (in order, if trimming moved its start).
+      // Full ring below capacity: it grows by one at its end (put in order first, if trimming
+      // moved its start).
       if (this.head !== 0) {
-        for (const a of [this.json, this.ids, this.froms, this.seqs, this.ats, this.sizes] as unknown[][]) a.push(...a.splice(0, this.head));
+        for (const a of this.rings()) a.push(...a.splice(0, this.head));
         this.head = 0;
       }
-      this.json.push(d.json);
-      this.ids.push(d.id);
-      this.froms.push(from);
-      this.seqs.push(d.seq);
-      this.ats.push(d.at);
-      this.sizes.push(size);
-    } else {
-      const i = this.slot(this.n);
-      this.json[i] = d.json;
-      this.ids[i] = d.id;
-      this.froms[i] = from;
-      this.seqs[i] = d.seq;
-      this.ats[i] = d.at;
-      this.sizes[i] = size;
-    }
+      i = this.n;
+    } else i = this.slot(this.n);
+    this.json[i] = d.json;
+    this.ids[i] = d.id;
+    this.froms[i] = from;
+    this.seqs[i] = d.seq;
+    this.ats[i] = d.at;
+    this.sizes[i] = size;
     this.n++;
     this.bytes += size;
     this.budget.total += size;
@@ -158,8 +153,13 @@ export class Window {
     if (this.n === 0) this.reset();
   }
 
+  /** The parallel rings, for what is done to all of them alike. */
+  private rings(): unknown[][] {
+    return [this.json, this.ids, this.froms, this.seqs, this.ats, this.sizes];
+  }
+
   private reset(): void {
-    for (const a of [this.json, this.ids, this.froms, this.seqs, this.ats, this.sizes] as unknown[][]) a.length = 0;
+    for (const a of this.rings()) a.length = 0;
     this.head = 0;
     this.n = 0;
   }
