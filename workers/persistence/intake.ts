@@ -151,8 +151,9 @@ export class Intake {
       }
     }
     const r = this.rooms.get(c.room);
-    if (r !== undefined && c.target === null) return this.enqueue(c, key, r);
-    return this.acceptLater(c, key, r);
+    if (r === undefined || c.target !== null) return this.acceptLater(c, key, r);
+    this.enqueue(c, key, r);
+    return undefined;
   }
 
   private async acceptLater(c: SendCmd, key: string | null, cached: CachedRoom | undefined): Promise<void> {
@@ -182,7 +183,7 @@ export class Intake {
   }
 
   /** Give the send its id and seq and buffer it for the next group commit. */
-  private enqueue(c: SendCmd, key: string | null, r: CachedRoom): undefined {
+  private enqueue(c: SendCmd, key: string | null, r: CachedRoom): void {
     const full = this.handlers.eventFull;
     const event = c.recipients === null || full === null ? null : { recipients: c.recipients, dead: full() };
     const msg: NewMessage = { tsid: 0n, id: '', room: c.room, seq: 0, type: c.type, fromId: c.fromId, fromName: c.fromName, text: c.text, at: c.at, cid: c.cid, target: c.target, event };
@@ -190,7 +191,6 @@ export class Intake {
     this.seq.accept(p, r);
     this.commits.add(p);
     if (this.immediate) this.out.accepted(p);
-    return undefined;
   }
 
   private mark(c: MarkCmd): void {
