@@ -7,6 +7,7 @@
 //   taskset -c 1 node --import tsx scripts/batch-cost.ts shared
 //   taskset -c 1 node --import tsx scripts/batch-cost.ts per-batch
 import { Packr } from 'msgpackr';
+import { nsPerOpRounds } from './rounds.ts';
 import { decodeBatch, encodeBatch, type CommittedEvt, type SendCmd, type SendResult, type ToActor } from '../workers/contract.ts';
 
 const now = Date.now();
@@ -31,22 +32,16 @@ const which = process.argv[2];
 const codec = codecOf(which);
 
 let sink = 0;
-function round(c: Codec, n: number): number {
+for (const n of [4, 12, 50]) {
   const sends = Array.from({ length: n }, (_, i) => send(i));
   const evt: CommittedEvt[] = [{ t: 'committed', results: Array.from({ length: n }, (_, i) => result(i)), batch: n, commitMs: 0.1 }];
   const reps = Math.ceil(200_000 / n);
-  const t0 = process.hrtime.bigint();
-  for (let k = 0; k < reps; k++) {
-    for (const s of c.dec(c.enc(sends)) as SendCmd[]) sink += s.token + s.text.length + s.room.length + s.fromId.length;
-    for (const r of (c.dec(c.enc(evt)) as CommittedEvt[])[0].results) sink += r.seq + r.json!.length + r.id.length;
-  }
-  return Number(process.hrtime.bigint() - t0) / (reps * n);
-}
-
-for (const n of [4, 12, 50]) {
-  const xs: number[] = [];
-  for (let r = 0; r < 5; r++) xs.push(round(codec, n));
-  xs.sort((a, b) => a - b);
-  console.log(`batch ${n}: ${which}: ${xs[2].toFixed(0)} ns per message (rounds ${xs.map((x) => x.toFixed(0)).join(' ')})`);
+  const r = nsPerOpRounds(5, reps * n, () => {
+    for (let k = 0; k < reps; k++) {
+      for (const s of codec.dec(codec.enc(sends)) as SendCmd[]) sink += s.token + s.text.length + s.room.length + s.fromId.length;
+      for (const x of (codec.dec(codec.enc(evt)) as CommittedEvt[])[0].results) sink += x.seq + x.json!.length + x.id.length;
+    }
+  });
+  console.log(`batch ${n}: ${which}: ${r.median.toFixed(0)} ns per message (rounds ${r.rounds})`);
 }
 if (sink === 0) throw new Error('nothing read');

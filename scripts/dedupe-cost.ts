@@ -7,6 +7,7 @@
 //   taskset -c 1 node --expose-gc --import tsx scripts/dedupe-cost.ts [path/to/dedupe-window.ts]
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { nsPerOpRounds } from './rounds.ts';
 
 const file = path.resolve(process.argv[2] ?? 'workers/stores/sqlite/dedupe-window.ts');
 const { DedupeWindow } = (await import(pathToFileURL(file).href)) as typeof import('../workers/stores/sqlite/dedupe-window.ts');
@@ -46,15 +47,11 @@ const rss1 = process.memoryUsage().rss;
 const size = w.size;
 
 const N = 1_000_000;
-const rounds: number[] = [];
 let hits = 0;
-for (let r = 0; r < 5; r++) {
-  const t0 = process.hrtime.bigint();
+const r = nsPerOpRounds(5, N, () => {
   for (let i = 0; i < N; i++) hits += message(w);
-  rounds.push(Number(process.hrtime.bigint() - t0) / N);
-}
+});
 if (hits !== 0) throw new Error(`${hits} fresh pairs were found in the window`);
-rounds.sort((a, b) => a - b);
 console.log(`${file}:`);
-console.log(`  ${rounds[2].toFixed(0)} ns per message: get + add + sweep (median of 5 x ${N}; rounds ${rounds.map((n) => n.toFixed(0)).join(' ')}), ${w.size} pairs held`);
+console.log(`  ${r.median.toFixed(0)} ns per message: get + add + sweep (median of 5 x ${N}; rounds ${r.rounds}), ${w.size} pairs held`);
 console.log(`  ${size} pairs: heap ${((heap1 - heap0) / size).toFixed(1)} B, RSS ${((rss1 - rss0) / size).toFixed(1)} B per pair`);
