@@ -1,12 +1,12 @@
 // The hot window's bounds: it always holds the newest messages of its room, contiguous in seq,
-// never more than its count or its bytes (but the newest one), and its bytes are exactly what the
-// node-wide budget counts for it. Randomized, seeded (the seed is in the failure message). And a
+// never more than its count or its bytes (but the newest one: an entry costs its JSON's bytes plus
+// ENTRY_BYTES), and its bytes are exactly what the node-wide budget counts for it. Randomized, seeded (the seed is in the failure message). And a
 // DELETE or EDIT rewrites the copies of its target the window holds.
 
 import { describe, expect, it } from 'vitest';
 import { isRetraction, typeOf, type Delivered, type Message } from '../../workers/contract.ts';
 import { toDelivered } from './delivered.ts';
-import { Window, WindowBudget } from './window.ts';
+import { ENTRY_BYTES, Window, WindowBudget } from './window.ts';
 
 const SEED = Number(process.env.TEST_SEED ?? 20261205);
 
@@ -25,7 +25,7 @@ describe('Window', () => {
     for (let trial = 0; trial < 60; trial++) {
       const budget = new WindowBudget(1 << 30);
       const cap = 1 + Math.floor(rnd() * 20);
-      const maxBytes = 100 + Math.floor(rnd() * 2000);
+      const maxBytes = 100 + ENTRY_BYTES + Math.floor(rnd() * 2000);
       const w = new Window('r', cap, maxBytes, budget);
       const all: Delivered[] = [];
       for (let seq = 1; seq < 300; seq++) {
@@ -36,7 +36,7 @@ describe('Window', () => {
         let bytes = 0;
         for (let i = 0; i < n; i++) {
           expect(w.at(i), `seed ${SEED} trial ${trial} seq ${seq}`).toEqual(all[all.length - n + i]);
-          bytes += w.at(i).json.length;
+          bytes += w.at(i).json.length + ENTRY_BYTES;
         }
         expect(n >= 1 && n <= cap && (n === 1 || bytes <= maxBytes), `seed ${SEED} trial ${trial} seq ${seq}`).toBe(true);
         expect(w.byteSize).toBe(bytes);
@@ -52,14 +52,14 @@ describe('Window', () => {
   it('past the node-wide budget asks for relief first, then trims itself', () => {
     const budget = new WindowBudget(1000);
     const other = new Window('r', 100, 1 << 20, budget);
-    other.push(msg(1, 600));
+    other.push(msg(1, 600 - ENTRY_BYTES)); // costs 600
     let relieved = 0;
     budget.relieve = () => {
       relieved++;
       other.clear();
     };
     const w = new Window('r', 100, 1 << 20, budget);
-    for (let seq = 1; seq <= 5; seq++) w.push(msg(seq, 300));
+    for (let seq = 1; seq <= 5; seq++) w.push(msg(seq, 300 - ENTRY_BYTES)); // 300 each
     // Asked until an asking frees nothing (the idle room went the first time), not on every push;
     // then this window trims its own oldest.
     expect(relieved).toBe(2);
@@ -111,6 +111,6 @@ describe('Window.retract: a DELETE or EDIT rewrites the copies the window holds'
     all = parsed(w);
     expect(all[0]).toEqual({ id, room: 'r', seq: 1, type: 'CHAT', from: { id: 'u', name: 'U' }, at: 1001, deleted: true });
     expect(all.filter((m) => m.text !== undefined).map((m) => m.seq)).toEqual([2]);
-    expect(w.byteSize).toBeLessThan(before + Buffer.byteLength(del.json));
+    expect(w.byteSize).toBeLessThan(before + Buffer.byteLength(del.json) + ENTRY_BYTES);
   });
 });

@@ -4,7 +4,7 @@
 import { isRetraction, messageJson, type Delivered, type Message } from '../../workers/contract.ts';
 
 /**
- * What every window of this node holds together, in bytes of message JSON, and its cap. When a
+ * What every window of this node holds together, in bytes (entryBytes), and its cap. When a
  * push passes the cap, `relieve` is asked first (the registry drops rooms nobody is in); if that
  * is not enough, the window that grows trims its own oldest messages.
  */
@@ -28,9 +28,23 @@ export class WindowBudget {
 const RELIEF_MS = 100;
 
 /**
+ * What an entry holds of the heap beyond its JSON's bytes: the JSON string's header, the id
+ * string, the sender's string when not shared with the entry before, a slot in each of the six
+ * rings. Measured: 137-140 bytes per entry with 76-200 entries per room, each window's own
+ * objects included (`node --expose-gc --import tsx scripts/window-memory.ts`).
+ */
+export const ENTRY_BYTES = 140;
+
+/** What a message's JSON costs a window. */
+export function entryBytes(json: string): number {
+  return Buffer.byteLength(json, 'utf8') + ENTRY_BYTES;
+}
+
+/**
  * A ring of the newest messages of a room, contiguous in seq, bounded by a count (CHAT_WINDOW)
  * and by bytes (CHAT_WINDOW_BYTES, and the node-wide budget). It grows as messages come, so an
- * idle room costs little.
+ * idle room costs little. An entry's bytes are what it takes of the heap: its JSON's UTF-8 bytes
+ * plus ENTRY_BYTES, so the caps bound memory, not only text.
  *
  * Every window together holds up to CHAT_WINDOWS_MAX_BYTES of messages, and every major garbage
  * collection of the front thread traces what they hold, so an entry is kept as few heap objects as
@@ -46,7 +60,7 @@ export class Window {
   private readonly seqs: number[] = [];
   /** Times in ms: doubles only, so V8 keeps them unboxed. */
   private readonly ats: number[] = [];
-  /** UTF-8 bytes of each entry's JSON. */
+  /** What each entry costs (entryBytes). */
   private readonly sizes: number[] = [];
   private head = 0; // index of the oldest entry
   private n = 0;
@@ -58,7 +72,7 @@ export class Window {
     return this.n;
   }
 
-  /** Bytes of message JSON held. */
+  /** What the entries held cost, in bytes (entryBytes). */
   get byteSize(): number {
     return this.bytes;
   }
@@ -100,7 +114,7 @@ export class Window {
    * message of the room). The newest message always stays.
    */
   push(d: Delivered): boolean {
-    const size = Buffer.byteLength(d.json, 'utf8');
+    const size = entryBytes(d.json);
     let dropped = false;
     if (this.n === this.capacity) {
       this.shift();
@@ -201,7 +215,7 @@ export class Window {
   /** Give entry i new JSON (the same message, rewritten by a retraction). */
   replace(i: number, json: string): void {
     const j = this.slot(i);
-    const size = Buffer.byteLength(json, 'utf8');
+    const size = entryBytes(json);
     this.bytes += size - this.sizes[j];
     this.budget.total += size - this.sizes[j];
     this.json[j] = json;

@@ -111,7 +111,7 @@ export class Metrics {
     gauge('chat_connections', 'Open WebSocket connections.', () => s.connections);
     counter('chat_connections_total', 'WebSocket connections accepted since start.', () => s.connectionsTotal);
     gauge('chat_rooms_active', 'Rooms loaded on the front thread.', () => src.rooms.size);
-    gauge('chat_window_bytes', 'Bytes of message JSON the hot windows hold (CHAT_WINDOWS_MAX_BYTES caps it).', () => src.windowBytes);
+    gauge('chat_window_bytes', 'Memory the hot windows hold: each message\'s JSON bytes plus 140 (CHAT_WINDOWS_MAX_BYTES caps it).', () => src.windowBytes);
     counter('chat_messages_accepted_total', 'Sends handed to the persistence actor.', () => s.accepted);
     counter('chat_messages_delivered_total', 'Messages published to their room topic.', () => s.delivered);
     counter('chat_messages_acked_total', 'Acks sent (each after a durable commit).', () => s.acked);

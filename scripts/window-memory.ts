@@ -1,0 +1,45 @@
+// What a hot window's entry holds of the front thread's heap beyond its JSON's bytes (the
+// ENTRY_BYTES that src/core/window.ts charges to CHAT_WINDOW_BYTES and CHAT_WINDOWS_MAX_BYTES).
+// Fills ROOMS windows with PER messages each, `direct`-like (two senders alternating, a 100-byte
+// text), every string fresh and flat as a decoded batch gives them, then reads the heap after a
+// full collection. Prints the JSON bytes held, the heap they took, and the heap per entry beyond
+// its JSON (the whole difference, so it includes each window's own objects: with few messages
+// per room that share grows).
+//   node --expose-gc --import tsx scripts/window-memory.ts [rooms=1000] [per=200]
+import { Window, WindowBudget } from '../src/core/window.ts';
+
+const ROOMS = Number(process.argv[2] ?? 1000);
+const PER = Number(process.argv[3] ?? 200);
+const gc = (globalThis as { gc?: () => void }).gc;
+if (gc === undefined) throw new Error('run with node --expose-gc');
+
+/** A flat copy of s (a decoded string, not a rope of the template's parts). */
+const flat = (s: string): string => Buffer.from(s).toString();
+
+gc();
+gc();
+const before = process.memoryUsage().heapUsed;
+const budget = new WindowBudget(Number.MAX_SAFE_INTEGER);
+const windows: Window[] = [];
+let jsonBytes = 0;
+const at = Date.now();
+for (let r = 0; r < ROOMS; r++) {
+  const room = `room-${r}`;
+  const w = new Window(room, PER, Number.MAX_SAFE_INTEGER, budget);
+  windows.push(w);
+  for (let i = 0; i < PER; i++) {
+    const id = (1e12 + r * PER + i).toString(36).padStart(13, '0');
+    const from = `user-${2 * r + (i & 1)}`;
+    const json = `{"id":"${id}","room":"${room}","seq":${i + 1},"type":"CHAT","from":{"id":"${from}","name":"${from}"},"at":${at},"text":"${'x'.repeat(100)}"}`;
+    jsonBytes += Buffer.byteLength(json);
+    w.push({ room, seq: i + 1, id: flat(id), at, from: flat(from), json: flat(json) });
+  }
+}
+gc();
+gc();
+const heap = process.memoryUsage().heapUsed - before;
+const entries = ROOMS * PER;
+console.log(JSON.stringify({
+  rooms: ROOMS, perRoom: PER, entries, jsonBytes, heapBytes: heap,
+  heapPerJsonByte: +(heap / jsonBytes).toFixed(2), heapBeyondJsonPerEntry: Math.round((heap - jsonBytes) / entries), windowsKept: windows.length,
+}));
