@@ -5,7 +5,8 @@
 // the commits wrote per message (autocheckpoint off while measuring).
 //   taskset -c 0 node --import tsx scripts/actor-write-cost.ts [batch=100] [messages=200000] [rooms=1000] [prefill=0]
 // A bound, not an option (it loses something the engine needs): VARIANT=nocid, no cid lookup in
-// the dedupe window.
+// the dedupe window. CACHE_SIZE=-4096: the store's connection with another page cache (a
+// cache_size pragma: negative in KiB) instead of the engine's.
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -22,6 +23,7 @@ const dir = mkdtempSync(path.join(tmpdir(), 'actor-write-cost-'));
 const file = path.join(dir, 'w.db');
 const store = new SqliteStore(file, 'normal');
 const db = (store as unknown as { db: import('better-sqlite3').Database }).db;
+if (process.env.CACHE_SIZE) db.pragma(`cache_size = ${Number(process.env.CACHE_SIZE)}`);
 const ids = new IdGenerator(0);
 for (let r = 0; r < ROOMS; r++) {
   store.createRoom({ id: `r${r}`, kind: 'direct', name: null, subject: null, epoch: 'e', lastSeq: 0, createdAt: Date.now(), dmKey: `u${2 * r}|u${2 * r + 1}`, deleted: false, createdBy: null }, [`u${2 * r}`, `u${2 * r + 1}`]);
