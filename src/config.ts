@@ -6,6 +6,7 @@
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
 import { EnvFileError, parseEnvFile } from './env-file.ts';
 import { parseCidr } from './net/address.ts';
+import { ENTRY_BYTES } from './core/window-entry.ts';
 import { checkTlsFiles } from './tls.ts';
 
 export type Delivery = 'after-commit' | 'immediate';
@@ -81,9 +82,9 @@ export interface Config {
   // ---- limits against hostile clients (src/core/limits.ts, src/net/caps.ts) ----
   /** Largest message text, as bytes of its JSON encoding (what is stored and sent). */
   maxTextBytes: number;
-  /** Bytes of message JSON one room's hot window holds at most. */
+  /** What one room's hot window may hold, in entryBytes (src/core/window.ts). */
   windowBytes: number;
-  /** Bytes of message JSON all hot windows together hold at most. */
+  /** What all hot windows together may hold, in entryBytes. */
   windowsMaxBytes: number;
   /** Joins and leaves per second per connection, and the burst. */
   joinRate: number;
@@ -427,8 +428,8 @@ const SETTINGS: Setting<keyof Config>[] = [
   { key: 'testCommitDelayMs', env: 'CHAT_TEST_COMMIT_DELAY_MS', flag: '--test-commit-delay-ms', def: '0', help: 'test hook: sleep this long before every commit (simulates a slow disk)', parse: int(0, 60_000) },
   // Limits against hostile clients: each has a default a person chatting never meets.
   { key: 'maxTextBytes', env: 'CHAT_MAX_TEXT_BYTES', flag: '--max-text-bytes', def: '16k', help: 'largest message text, in bytes of its JSON encoding (what is stored and sent); past it too_large', parse: bytes(64, 16 << 20) },
-  { key: 'windowBytes', env: 'CHAT_WINDOW_BYTES', flag: '--window-bytes', def: '256k', help: 'memory one room\'s hot window may take on the front thread: each message\'s JSON bytes plus 140 (older pages are read from the store)', parse: bytes(4096, 1 << 30) },
-  { key: 'windowsMaxBytes', env: 'CHAT_WINDOWS_MAX_BYTES', flag: '--windows-max-bytes', def: '128m', help: 'memory all hot windows together may take (each message\'s JSON bytes plus 140); past it idle rooms go first, then the growing room trims its own', parse: bytes(64 << 10, 64 * 1024 * 1024 * 1024) },
+  { key: 'windowBytes', env: 'CHAT_WINDOW_BYTES', flag: '--window-bytes', def: '256k', help: `memory one room's hot window may take on the front thread: each message's JSON bytes plus ${ENTRY_BYTES} (older pages are read from the store)`, parse: bytes(4096, 1 << 30) },
+  { key: 'windowsMaxBytes', env: 'CHAT_WINDOWS_MAX_BYTES', flag: '--windows-max-bytes', def: '128m', help: `memory all hot windows together may take (each message's JSON bytes plus ${ENTRY_BYTES}); past it idle rooms go first, then the growing room trims its own`, parse: bytes(64 << 10, 64 * 1024 * 1024 * 1024) },
   { key: 'joinRate', env: 'CHAT_JOIN_RATE', flag: '--join-rate', def: '5', help: 'joins and leaves per second per connection before rate_limited; 0 = no limit', parse: rate(1_000_000) },
   { key: 'joinBurst', env: 'CHAT_JOIN_BURST', flag: '--join-burst', def: '400', help: 'burst of the join/leave token bucket (a reconnect rejoins up to CHAT_MAX_ROOMS_PER_CONN rooms at once)', parse: int(1, 1_000_000) },
   { key: 'roomJoinRate', env: 'CHAT_ROOM_JOIN_RATE', flag: '--room-join-rate', def: '1', help: 'joins and leaves of one room per second per connection, after its first join (a join/leave loop posts an ENTER and a QUIT each cycle); 0 = no limit', parse: rate(1_000_000) },

@@ -2,6 +2,7 @@
 // history page need no disk.
 
 import { isRetraction, messageJson, type Delivered, type Message } from '../../workers/contract.ts';
+import { entryBytes } from './window-entry.ts';
 
 /**
  * What every window of this node holds together, in bytes (entryBytes), and its cap. When a
@@ -26,19 +27,6 @@ export class WindowBudget {
 }
 
 const RELIEF_MS = 100;
-
-/**
- * What an entry holds of the heap beyond its JSON's bytes: the JSON string's header, the id
- * string, the sender's string when not shared with the entry before, a slot in each of the six
- * rings. Measured: 137-140 bytes per entry with 76-200 entries per room, each window's own
- * objects included (`node --expose-gc --import tsx scripts/window-memory.ts`).
- */
-export const ENTRY_BYTES = 140;
-
-/** What a message's JSON costs a window. */
-export function entryBytes(json: string): number {
-  return Buffer.byteLength(json, 'utf8') + ENTRY_BYTES;
-}
 
 /**
  * A ring of the newest messages of a room, contiguous in seq, bounded by a count (CHAT_WINDOW)

@@ -4,6 +4,7 @@
 
 import client from 'prom-client';
 import type { Config } from '../config.ts';
+import { ENTRY_BYTES } from '../core/window-entry.ts';
 import type { ErrorCode } from '../protocol/errors.ts';
 import { quantiles, type Histogram, type Quantiles, type Stats, type LastSecond } from './stats.ts';
 
@@ -11,7 +12,7 @@ import { quantiles, type Histogram, type Quantiles, type Stats, type LastSecond 
 export interface MetricsSource {
   readonly stats: Stats;
   readonly rooms: { readonly size: number };
-  /** Bytes of message JSON every hot window holds together. */
+  /** What every hot window holds together, in entryBytes (src/core/window.ts). */
   readonly windowBytes: number;
   readonly inflight: number;
   readonly inflightByteCount: number;
@@ -111,7 +112,7 @@ export class Metrics {
     gauge('chat_connections', 'Open WebSocket connections.', () => s.connections);
     counter('chat_connections_total', 'WebSocket connections accepted since start.', () => s.connectionsTotal);
     gauge('chat_rooms_active', 'Rooms loaded on the front thread.', () => src.rooms.size);
-    gauge('chat_window_bytes', 'Memory the hot windows hold: each message\'s JSON bytes plus 140 (CHAT_WINDOWS_MAX_BYTES caps it).', () => src.windowBytes);
+    gauge('chat_window_bytes', `Memory the hot windows hold: each message's JSON bytes plus ${ENTRY_BYTES} (CHAT_WINDOWS_MAX_BYTES caps it).`, () => src.windowBytes);
     counter('chat_messages_accepted_total', 'Sends handed to the persistence actor.', () => s.accepted);
     counter('chat_messages_delivered_total', 'Messages published to their room topic.', () => s.delivered);
     counter('chat_messages_acked_total', 'Acks sent (each after a durable commit).', () => s.acked);
