@@ -224,7 +224,7 @@ export class History {
     const w = room.window;
     if (w.size > 0 && upTo >= w.idAt(0)) {
       const i = w.search(upTo, false); // first entry with id > upTo
-      return i === 0 ? w.firstSeq - 1 : w.at(i - 1).seq;
+      return i === 0 ? w.firstSeq - 1 : w.seqAt(i - 1);
     }
     if (room.complete) return 0;
     return (await this.read<SeqResult>({ kind: 'seqAt', room: room.id, id: upTo })).seq;
