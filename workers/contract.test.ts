@@ -26,10 +26,10 @@ function recordByte(items: ToActor[] | FromActor[]): number {
 describe('the batch encoding', () => {
   it('writes a send, a result and a commit event as shared records', () => {
     expect(recordByte([send])).toBe(0x40 + SHARED_SHAPES.findIndex((k) => k[0] === 't' && k[1] === 'token'));
-    const committed: CommittedEvt = { t: 'committed', results: [stored(1, msg, '{}')], batch: 1, commitMs: 0.5 };
+    const committed: CommittedEvt = { t: 'committed', results: [stored(1, msg, true)], batch: 1, commitMs: 0.5 };
     expect(recordByte([committed])).toBe(0x40 + SHARED_SHAPES.findIndex((k) => k[1] === 'results'));
     const resultShape = 0x40 + SHARED_SHAPES.findIndex((k) => k[0] === 'token');
-    for (const r of [stored(1, msg, null), duplicate(2, msg, 'u1'), notFound(3, 'r1', 'u1')]) {
+    for (const r of [stored(1, msg, false), duplicate(2, msg), notFound(3, 'r1')]) {
       const buf = encodeBatch([{ t: 'committed', results: [r], batch: 0, commitMs: 0 }]);
       // [fixarray 1] [commit event record] [fixstr "committed"] [fixarray 1] [result record]
       expect(buf.subarray(2, 12)).toEqual(new Uint8Array([0xa9, ...Buffer.from('committed')]));
@@ -40,9 +40,9 @@ describe('the batch encoding', () => {
 
   it('round-trips every shape, shared or not, in one batch', () => {
     const items: FromActor[] = [
-      { t: 'committed', results: [stored(1, msg, '{"a":1}'), duplicate(2, msg, 'u1'), rejected(3, 'r1', 'u1', 'forbidden', 'no'), notFound(4, 'r2', 'u2')], batch: 4, commitMs: 1.25 },
+      { t: 'committed', results: [stored(1, msg, true), duplicate(2, msg), rejected(3, 'r1', 'forbidden', 'no'), notFound(4, 'r2')], batch: 4, commitMs: 1.25 },
       { t: 'health', ok: false, reason: 'down' } as FromActor,
-      { t: 'committed', results: [stored(5, msg, null)], batch: 1, commitMs: 0 },
+      { t: 'committed', results: [stored(5, msg, false)], batch: 1, commitMs: 0 },
     ];
     expect(decodeBatch<FromActor>(encodeBatch(items))).toEqual(items);
     const cmds: ToActor[] = [send, { ...send, token: 2, cid: null, recipients: ['u2', 'u3'] }, { t: 'shutdown' } as ToActor, send];

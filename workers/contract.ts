@@ -13,7 +13,10 @@ import type { ErrorCode, InternalCode } from '../src/protocol/errors.ts';
 /** The public message object is the wire protocol's own type (client/src/protocol.ts). */
 export type { Message, MessageType };
 
-/** A message as the front thread keeps and publishes it: the JSON is encoded once, by the actor. */
+/**
+ * A message as the front thread keeps and publishes it: the JSON is encoded once (by the front
+ * thread for a message it forwarded, by the actor or a reader for one read from the store).
+ */
 export interface Delivered {
   room: string;
   seq: number;
@@ -34,6 +37,36 @@ const Q = JSON.stringify;
  */
 export function messageJson(m: Message): string {
   return `{"id":"${m.id}","room":"${m.room}","seq":${m.seq},"type":"${m.type}","from":{"id":${Q(m.from.id)},"name":${Q(m.from.name)}}${m.text === undefined ? '' : `,"text":${Q(m.text)}`},"at":${m.at}${m.cid === undefined ? '' : `,"cid":${Q(m.cid)}`}${retractionPart(m)}}`;
+}
+
+/**
+ * The JSON of a message as it is first stored (no retraction state yet): the same bytes as
+ * messageJson, from the fields themselves. The front thread builds it for each message it
+ * publishes, from what it forwarded, so the string never crosses the port.
+ */
+export function newMessageJson(id: string, room: string, seq: number, type: MessageType, fromId: string, fromName: string, text: string, at: number, cid: string | null, target: string | null): string {
+  const p = PARTS;
+  p[0] = '{"id":"'; p[1] = id; p[2] = '","room":"'; p[3] = room; p[4] = '","seq":'; p[5] = seq; p[6] = ',"type":"'; p[7] = type;
+  p[8] = '","from":{"id":"'; p[9] = jsonInner(fromId); p[10] = '","name":"'; p[11] = jsonInner(fromName);
+  p[12] = type === 'DELETE' ? '"}' : '"},"text":"'; p[13] = type === 'DELETE' ? '' : jsonInner(text);
+  p[14] = type === 'DELETE' ? ',"at":' : '","at":'; p[15] = at;
+  p[16] = cid === null ? '' : ',"cid":"'; p[17] = cid === null ? '' : jsonInner(cid); p[18] = cid === null ? '' : '"';
+  p[19] = target === null ? '' : ',"target":"'; p[20] = target ?? ''; p[21] = target === null ? '}' : '"}';
+  return p.join('');
+}
+
+/**
+ * The pieces of a JSON text being joined: one array per thread, reused, so building a string
+ * allocates only the string (a template literal leaves a tree of partial strings to flatten).
+ */
+const PARTS: (string | number)[] = new Array<string>(22).fill('');
+
+/** Characters JSON.stringify escapes or may: quote, backslash, controls, and any surrogate (a lone one is escaped). */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** A string's JSON form without its quotes: the string itself when nothing in it needs escaping. */
+export function jsonInner(s: string): string {
+  return NEEDS_ESCAPE.test(s) ? Q(s).slice(1, -1) : s;
 }
 
 /** The fields of a retraction event or a retracted message (rare: kept off the common path). */
@@ -244,21 +277,31 @@ export interface SendResult {
   seq: number;
   id: string;
   at: number;
-  from: string;
   /** True when this send repeated an earlier (from.id, cid): ack it, do not deliver again. */
   dup: boolean;
-  /** The Message JSON to publish (after-commit, new messages only); null otherwise. */
-  json: string | null;
+  /**
+   * Publish it now (after-commit, new messages only): the front thread builds its JSON from the
+   * send it forwarded (newMessageJson) with this seq, id and at.
+   */
+  deliver: boolean;
   /** Set when the send was refused instead (e.g. the room was deleted); nothing was stored. */
   error: Extract<ErrorCode, 'not_found' | 'forbidden'> | null;
   /** Why, when it is not just "no such room" (a room the send would create is over a quota). */
   message?: string;
 }
 
+/** A send's id, seq and time once the actor has assigned them. */
+export interface Assigned {
+  token: number;
+  seq: number;
+  id: string;
+  at: number;
+}
+
 export interface AcceptedEvt {
   t: 'accepted';
-  /** immediate mode: messages with id and seq assigned, not yet durable. Publish now. */
-  msgs: (Delivered & { token: number })[];
+  /** immediate mode: messages with id and seq assigned, not yet durable. Publish now (JSON: as for SendResult.deliver). */
+  msgs: Assigned[];
 }
 
 export interface ReplyEvt {
@@ -555,7 +598,7 @@ export interface ReaderInit {
 // it at run time), so the two threads cannot disagree.
 export const SHARED_SHAPES: readonly (readonly string[])[] = [
   ['t', 'token', 'room', 'type', 'fromId', 'fromName', 'text', 'cid', 'at', 'create', 'target', 'admin', 'recipients'],
-  ['token', 'room', 'seq', 'id', 'at', 'from', 'dup', 'json', 'error'],
+  ['token', 'room', 'seq', 'id', 'at', 'dup', 'deliver', 'error'],
   ['t', 'results', 'batch', 'commitMs'],
 ];
 

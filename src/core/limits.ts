@@ -65,6 +65,11 @@ export class RateLimits {
     return rate === 0 || takeTokens(b, op * 2, rate, this.burst[op], now, cost);
   }
 
+  /** Whether `op` is limited at all (rate 0: no limit). */
+  limits(op: Op): boolean {
+    return this.rate[op] !== 0;
+  }
+
   /** Every bucket of `b` is full again (the holder can be forgotten without losing anything). */
   idle(b: Buckets, now = Date.now()): boolean {
     for (let op = 0; op < OPS; op++) {
@@ -135,6 +140,7 @@ export class KeyedLimits {
   }
 
   take(key: string, op: Op, now = Date.now(), cost = 1): boolean {
+    if (!this.limits.limits(op)) return true; // no limit: no holder to look up or remember
     let b = this.buckets.get(key);
     if (b === undefined) {
       // Bounded: past MAX_KEYS the oldest holder is forgotten (it starts again with full buckets).

@@ -20,13 +20,28 @@ export class RoomGate {
   enter(roomId: string, create: boolean, who: Who, cb: (room: Room<Session>) => void, fail: (code: ErrorCode, msg: string) => void): void {
     const go = (room: Room<Session> | null, refused?: Refused): void => {
       if (room === null) return refused !== undefined ? fail(refused.code, refused.message) : fail('not_found', MSG.noSuchRoom);
-      if (!this.access.mayAccess(room, who)) return fail('forbidden', MSG.notMember);
-      if (this.publicOnly && room.kind !== 'public' && !who.admin) return fail('forbidden', MSG.guestsPublicOnly);
+      const no = this.refusal(room, who);
+      if (no !== null) return fail('forbidden', no);
       cb(room);
     };
     const ready = this.rooms.ready(roomId);
     if (ready !== undefined) go(ready);
     else this.rooms.activate(roomId, create ? who.userId : null, go);
+  }
+
+  /**
+   * A room loaded here, for a caller that takes the synchronous path when it can (a send: no
+   * callbacks to allocate); undefined when it must go through enter().
+   */
+  ready(roomId: string): Room<Session> | undefined {
+    return this.rooms.ready(roomId);
+  }
+
+  /** Why `who` may not use a loaded room (a `forbidden` message), or null: it may. */
+  refusal(room: Room<Session>, who: Who): string | null {
+    if (!this.access.mayAccess(room, who)) return MSG.notMember;
+    if (this.publicOnly && room.kind !== 'public' && !who.admin) return MSG.guestsPublicOnly;
+    return null;
   }
 
   /** The same as a promise (HTTP and other asynchronous paths); rejects with a ChatError. */

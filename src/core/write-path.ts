@@ -2,7 +2,7 @@
 // actor, and, once the actor reports the commit, delivery in seq order and the ack. This is where
 // the ack is sent: only once the message's transaction has committed.
 
-import type { AcceptedEvt, CommittedEvt, Delivered, Message, SendResult } from '../../workers/contract.ts';
+import { newMessageJson, type AcceptedEvt, type Assigned, type CommittedEvt, type Delivered, type Message, type SendResult } from '../../workers/contract.ts';
 import type { ActorLink } from '../actor-link.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
@@ -12,6 +12,7 @@ import { jsonStringBytes } from '../protocol/size.ts';
 import type { AckFields } from '../protocol/wire.ts';
 import type { Access } from './access.ts';
 import type { Fanout } from './fanout.ts';
+import { InFlight } from './in-flight.ts';
 import type { Replies } from './replies.ts';
 import type { RoomGate } from './room-gate.ts';
 import type { Room, RoomRegistry } from './rooms.ts';
@@ -32,7 +33,20 @@ export interface PendingSend {
   t0: number;
   /** A DELETE or EDIT: the message it retracts (its ack names it). */
   target: string | null;
+  /** What was forwarded (set by forward): the message's JSON is built from these once it has its id and seq. */
+  room: string;
+  type: Message['type'];
+  fromId: string;
+  fromName: string;
+  text: string;
 }
+
+/** A send about to be forwarded (forward() fills in what it forwards); one object shape for every kind. */
+function pending(s: Session | null, cid: string | null, ref: string | undefined, bytes: number, target: string | null, origin: Origin): PendingSend {
+  return { s, cid, ref, bytes, delivered: origin.delivered, settled: origin.settled, t0: 0, target, room: '', type: 'CHAT', fromId: '', fromName: '', text: '' };
+}
+
+const NO_ORIGIN: Origin = { delivered: null, settled: null };
 
 /** Takes `bytes` from the sender's byte budgets; false when over one (the refusal is already sent). */
 export type ByteBudget = (s: Session, bytes: number, ref: string | undefined, cid: string | undefined) => boolean;
@@ -41,7 +55,7 @@ export type ByteBudget = (s: Session, bytes: number, ref: string | undefined, ci
 export type Origin = Pick<PendingSend, 'delivered' | 'settled'>;
 
 export class WritePath {
-  private readonly pending = new Map<number, PendingSend>();
+  private readonly pending = new InFlight<PendingSend>();
   private nextToken = 1;
   private bufferedBytes = 0;
   /** The write buffer hit a cap (logged once until it drains below half). */
@@ -110,20 +124,30 @@ export class WritePath {
     const bytes = this.measure(text, cid, s.userName);
     if (typeof bytes === 'string') return this.replies.error(s, 'too_large', bytes, ref, echo);
     if (!this.charge(s, bytes, ref, echo)) return;
-    this.gate.enter(roomId, this.gate.canCreate, s, (room) => {
-      if (room.kind === 'direct') {
-        for (const other of room.members!) {
-          if (other !== s.userId && this.access.blocked(other, s.userId)) return this.replies.error(s, 'forbidden', 'you cannot post in this room', ref, echo);
-        }
+    // A room loaded here (the common case) is checked and posted to at once, with no callbacks.
+    const ready = this.gate.ready(roomId);
+    if (ready === undefined) {
+      return this.gate.enter(roomId, this.gate.canCreate, s, (room) => this.postIn(room, s, text, cid, ref, bytes), (code, msg) => this.replies.error(s, code, msg, ref, echo));
+    }
+    const no = this.gate.refusal(ready, s);
+    if (no !== null) return this.replies.error(s, 'forbidden', no, ref, echo);
+    this.postIn(ready, s, text, cid, ref, bytes);
+  }
+
+  /** A CHAT into a room the sender may use. */
+  private postIn(room: Room<Session>, s: Session, text: string, cid: string | null, ref: string | undefined, bytes: number): void {
+    if (room.kind === 'direct') {
+      for (const other of room.members!) {
+        if (other !== s.userId && this.access.blocked(other, s.userId)) return this.replies.error(s, 'forbidden', 'you cannot post in this room', ref, cid ?? undefined);
       }
-      if (s.closed) return; // never acked, never stored: the client retries with the same cid
-      const refusal = this.admit(bytes);
-      if (refusal !== null) return this.replies.error(s, 'overloaded', refusal, ref, echo);
-      const p: PendingSend = { s, cid, ref, bytes, delivered: null, settled: null, t0: 0, target: null };
-      const r = this.recipients(room, s.userId);
-      if (this.inOrder(room.id, r)) this.forward(p, room.id, 'CHAT', s.userId, s.userName, text, r);
-      else this.afterLookup(room.id, r, (x) => this.forward(p, room.id, 'CHAT', s.userId, s.userName, text, x));
-    }, (code, msg) => this.replies.error(s, code, msg, ref, echo));
+    }
+    if (s.closed) return; // never acked, never stored: the client retries with the same cid
+    const refusal = this.admit(bytes);
+    if (refusal !== null) return this.replies.error(s, 'overloaded', refusal, ref, cid ?? undefined);
+    const p = pending(s, cid, ref, bytes, null, NO_ORIGIN);
+    const r = this.recipients(room, s.userId);
+    if (this.inOrder(room.id, r)) this.forward(p, room.id, 'CHAT', s.userId, s.userName, text, r);
+    else this.afterLookup(room.id, r, (x) => this.forward(p, room.id, 'CHAT', s.userId, s.userName, text, x));
   }
 
   /**
@@ -141,7 +165,7 @@ export class WritePath {
       if (s.closed) return;
       const refusal = this.admit(bytes);
       if (refusal !== null) return this.replies.error(s, 'overloaded', refusal, ref, echo);
-      const p: PendingSend = { s, cid, ref, bytes, delivered: null, settled: null, t0: 0, target };
+      const p = pending(s, cid, ref, bytes, target, NO_ORIGIN);
       const r = this.retractionEvent(room);
       if (this.inOrder(room.id, r)) this.forward(p, room.id, type, s.userId, s.userName, text, r, s.admin);
       else this.afterLookup(room.id, r, (x) => this.forward(p, room.id, type, s.userId, s.userName, text, x, s.admin));
@@ -155,10 +179,10 @@ export class WritePath {
     return new Promise<SendResult>((resolve, reject) => {
       const refusal = this.admit(bytes);
       if (refusal !== null) return reject(new ChatError('overloaded', refusal));
-      const p: PendingSend = {
-        s: null, cid: null, ref: undefined, bytes, delivered: null, t0: 0, target,
+      const p = pending(null, null, undefined, bytes, target, {
+        delivered: null,
         settled: (r) => (r.error !== null ? reject(new ChatError(r.error, r.message ?? MSG.noSuchRoom)) : resolve(r)),
-      };
+      });
       const r = this.retractionEvent(room);
       if (this.inOrder(room.id, r)) this.forward(p, room.id, 'DELETE', who.userId, who.userName, '', r, who.admin);
       else this.afterLookup(room.id, r, (x) => this.forward(p, room.id, 'DELETE', who.userId, who.userName, '', x, who.admin));
@@ -173,10 +197,10 @@ export class WritePath {
     return new Promise<SendResult>((resolve, reject) => {
       const refusal = this.admit(bytes);
       if (refusal !== null) return reject(new ChatError('overloaded', refusal));
-      const p: PendingSend = {
-        s: null, cid: null, ref: undefined, bytes, delivered: null, t0: 0, target: null,
+      const p = pending(null, null, undefined, bytes, null, {
+        delivered: null,
         settled: (r) => (r.error !== null ? reject(new ChatError(r.error, MSG.noSuchRoom)) : resolve(r)),
-      };
+      });
       const r = this.recipients(room, null);
       if (this.inOrder(room.id, r)) this.forward(p, room.id, 'SYSTEM', 'system', 'system', text, r);
       else this.afterLookup(room.id, r, (x) => this.forward(p, room.id, 'SYSTEM', 'system', 'system', text, x));
@@ -187,7 +211,7 @@ export class WritePath {
   postEvent(roomId: string, type: Message['type'], userId: string, userName: string, text: string, origin: Origin): boolean {
     const bytes = jsonStringBytes(text) + jsonStringBytes(userName) + 160;
     if (this.admit(bytes) !== null) return false;
-    const p: PendingSend = { s: null, cid: null, ref: undefined, bytes, t0: 0, target: null, ...origin };
+    const p = pending(null, null, undefined, bytes, null, origin);
     // Behind any send of the room still waiting for its recipients (a QUIT after its user's last CHAT).
     if (this.inOrder(roomId, null)) this.forward(p, roomId, type, userId, userName, text, null);
     else this.afterLookup(roomId, null, (x) => this.forward(p, roomId, type, userId, userName, text, x));
@@ -251,6 +275,11 @@ export class WritePath {
   private forward(p: PendingSend, room: string, type: Message['type'], fromId: string, fromName: string, text: string, recipients: string[] | null, admin = false): void {
     const token = this.nextToken++;
     p.t0 = performance.now();
+    p.room = room;
+    p.type = type;
+    p.fromId = fromId;
+    p.fromName = fromName;
+    p.text = text;
     this.pending.set(token, p);
     this.bufferedBytes += p.bytes;
     this.topology!.touch(room);
@@ -261,14 +290,14 @@ export class WritePath {
 
   /** CHAT_DELIVERY=immediate: messages with id and seq, not yet durable, are published now. */
   onAccepted(e: AcceptedEvt): void {
-    for (const d of e.msgs) {
+    for (const a of e.msgs) {
+      const p = this.pending.get(a.token);
+      if (p === undefined) continue;
+      const d = delivered(p, a);
       const room = this.rooms.ready(d.room);
       if (room !== undefined) this.fanout.publish(room, d);
-      const p = this.pending.get(d.token);
-      if (p !== undefined) {
-        this.stats.observeDeliver(performance.now() - p.t0);
-        p.delivered?.(d);
-      }
+      this.stats.observeDeliver(performance.now() - p.t0);
+      p.delivered?.(d);
     }
   }
 
@@ -286,8 +315,8 @@ export class WritePath {
       if (p === undefined) continue;
       this.pending.delete(r.token);
       this.bufferedBytes -= p.bytes;
-      if (r.error === null && r.json !== null) {
-        const d: Delivered = { room: r.room, seq: r.seq, id: r.id, at: r.at, from: r.from, json: r.json };
+      if (r.error === null && r.deliver) {
+        const d = delivered(p, r);
         const cb = p.delivered;
         topology.committed(d, cb === null ? null : () => cb(d));
         this.stats.observeDeliver(now - p.t0);
@@ -315,4 +344,9 @@ export class WritePath {
     const out = s.wire.ack(a, p.ref);
     if (out !== null) this.fanout.toConnection(s, out);
   }
+}
+
+/** A forwarded send as published, with the id, seq and time the actor gave it. */
+function delivered(p: PendingSend, a: Assigned | SendResult): Delivered {
+  return { room: p.room, seq: a.seq, id: a.id, at: a.at, from: p.fromId, json: newMessageJson(a.id, p.room, a.seq, p.type, p.fromId, p.fromName, p.text, a.at, p.cid, p.target) };
 }

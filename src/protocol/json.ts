@@ -2,7 +2,7 @@
 // precomputed pieces where the hot path needs them.
 
 import type * as Protocol from '../../client/src/protocol.ts';
-import type { Delivered } from '../../workers/contract.ts';
+import { jsonInner, type Delivered } from '../../workers/contract.ts';
 import { ERRORS, type ErrorCode } from './errors.ts';
 import type { Decoded, ReplyFields } from './frames.ts';
 import { fail, validate } from './validate.ts';
@@ -23,17 +23,22 @@ export function decodeJson(data: ArrayBuffer, isBinary: boolean): Decoded {
   return validate(raw);
 }
 
-function refPart(ref: string | undefined): string {
-  return ref === undefined ? '' : `,"ref":${Q(ref)}`;
-}
-
 /** The `msg` frame: the actor's Message JSON with the op spliced in front. */
 export function msgFrameJson(json: string): string {
   return '{"op":"msg",' + json.slice(1);
 }
 
+/** The pieces of an ack being joined (reused: building the frame allocates only the frame). */
+const ACK: (string | number)[] = new Array<string>(17).fill('');
+
 export function ackJson(a: AckFields, ref: string | undefined): string {
-  return `{"op":"ack"${a.cid === undefined ? '' : `,"cid":${Q(a.cid)}`},"room":"${a.room}","id":"${a.id}","seq":${a.seq},"at":${a.at}${a.target === undefined ? '' : `,"target":"${a.target}"`}${refPart(ref)}}`;
+  const p = ACK;
+  const cid = a.cid === undefined;
+  p[0] = '{"op":"ack"'; p[1] = cid ? '' : ',"cid":"'; p[2] = cid ? '' : jsonInner(a.cid!); p[3] = cid ? ',"room":"' : '","room":"';
+  p[4] = a.room; p[5] = '","id":"'; p[6] = a.id; p[7] = '","seq":'; p[8] = a.seq; p[9] = ',"at":'; p[10] = a.at;
+  p[11] = a.target === undefined ? '' : ',"target":"'; p[12] = a.target ?? ''; p[13] = a.target === undefined ? '' : '"';
+  p[14] = ref === undefined ? '' : ',"ref":"'; p[15] = ref === undefined ? '' : jsonInner(ref); p[16] = ref === undefined ? '}' : '"}';
+  return p.join('');
 }
 
 /** A read receipt: `{"op":"receipt","room","user","seq"}`. */

@@ -37,6 +37,10 @@ export function cidProblem(cid: string): string | null {
   return null;
 }
 
+function needRoom(ref: string | undefined): FrameError {
+  return fail('invalid', `room must match ${ROOM_SHAPE}`, ref);
+}
+
 /** Check a decoded value against the protocol; returns a typed frame or the error to send. */
 export function validate(raw: unknown): Decoded {
   // A plain object (a map), not a MessagePack extension decoded as a Date, bytes or the like.
@@ -48,7 +52,6 @@ export function validate(raw: unknown): Decoded {
   if (typeof op !== 'string') return fail('invalid', 'op is missing', ref);
   const room = f.room;
   const roomOk = typeof room === 'string' && ROOM_RE.test(room);
-  const needRoom = (): FrameError => fail('invalid', `room must match ${ROOM_SHAPE}`, ref);
   switch (op) {
     case 'send': {
       if (typeof f.cid !== 'string') return fail('invalid', `cid must be a string of 1..${MAX_CID} characters`, ref);
@@ -83,23 +86,23 @@ export function validate(raw: unknown): Decoded {
       return { op, ref, room: room as string, id: f.id, cid };
     }
     case 'join': {
-      if (!roomOk) return needRoom();
+      if (!roomOk) return needRoom(ref);
       if (f.since !== undefined && !isId(f.since)) return fail('invalid', 'since must be a message id', ref);
       if (f.limit !== undefined && !intIn(f.limit, 0, 100)) return fail('invalid', 'limit must be an integer 0..100', ref);
       return { op, ref, room: room as string, since: f.since as string | undefined, limit: (f.limit as number | undefined) ?? 50 };
     }
     case 'leave':
     case 'typing':
-      if (!roomOk) return needRoom();
+      if (!roomOk) return needRoom(ref);
       return { op, ref, room: room as string };
     case 'history': {
-      if (!roomOk) return needRoom();
+      if (!roomOk) return needRoom(ref);
       const q = checkPage(f.before, f.after, f.limit);
       if (typeof q === 'string') return fail('invalid', q, ref);
       return { op, ref, room: room as string, ...q };
     }
     case 'read':
-      if (!roomOk) return needRoom();
+      if (!roomOk) return needRoom(ref);
       if (!isId(f.upTo)) return fail('invalid', 'upTo must be a message id', ref);
       return { op, ref, room: room as string, upTo: f.upTo };
     case 'ping':

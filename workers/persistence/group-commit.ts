@@ -10,7 +10,7 @@ import type { ActorInit, SendResult } from '../contract.ts';
 import { DuplicateCidError, type CidHit, type MarkerWrite, type MessageStore, type Unstored } from '../stores/store.ts';
 import { BACKOFF_MIN_MS, type Backoff } from './backoff.ts';
 import type { Outbox } from './outbox.ts';
-import { duplicate, jsonOf, notFound, stored, type Pending } from './pending.ts';
+import { duplicate, notFound, stored, type Pending } from './pending.ts';
 import type { RoomCache } from './room-cache.ts';
 import type { Sequencing } from './sequencing.ts';
 import type { Webhooks } from './webhooks.ts';
@@ -164,20 +164,18 @@ export class GroupCommit {
       if (unstored && unstored.missing.has(m.room)) {
         // Deleted by the host app (on any node) before this commit: refused, nothing stored.
         this.rooms.delete(m.room);
-        for (const token of [p.token, ...p.dups]) results.push(notFound(token, m.room, m.fromId));
+        for (const token of [p.token, ...p.dups]) results.push(notFound(token, m.room));
         continue;
       }
       const first = unstored?.deletedFirst.get(m);
       if (first !== undefined) {
         // Another node deleted the target first (cluster): answered as a repeated delete is.
-        for (const token of [p.token, ...p.dups]) results.push(duplicate(token, first, m.fromId));
+        for (const token of [p.token, ...p.dups]) results.push(duplicate(token, first));
         continue;
       }
-      // A message given its id and seq in the commit (cluster) gets its JSON now.
-      if (p.json === '') p.json = jsonOf(m);
       this.rooms.committed(m.room, m.seq);
-      results.push(stored(p.token, m, this.publish ? p.json : null));
-      for (const token of p.dups) results.push(duplicate(token, m, m.fromId));
+      results.push(stored(p.token, m, this.publish));
+      for (const token of p.dups) results.push(duplicate(token, m));
     }
     if (batch.length > 0 || marks.length > 0) this.out.health(true, null);
     if (this.hooks !== null && batch.some((p) => p.msg.event)) this.hooks.poke();
@@ -207,7 +205,6 @@ export class GroupCommit {
     const rest: Pending[] = [];
     let resolved = 0;
     for (const p of batch) {
-      const m = p.msg;
       const key = p.key;
       const hit = key === null ? undefined : hits.get(key);
       if (key === null || hit === undefined) {
@@ -216,7 +213,7 @@ export class GroupCommit {
       }
       resolved++;
       this.inflight.delete(key);
-      for (const token of [p.token, ...p.dups]) results.push(duplicate(token, hit, m.fromId));
+      for (const token of [p.token, ...p.dups]) results.push(duplicate(token, hit));
     }
     this.buffer = rest.concat(this.buffer);
     this.readyDups = results.concat(this.readyDups);

@@ -146,7 +146,7 @@ export class Intake {
       }
       const hit = hits.get(key);
       if (hit) {
-        this.commits.answer(duplicate(c.token, hit, c.fromId));
+        this.commits.answer(duplicate(c.token, hit));
         return;
       }
     }
@@ -164,11 +164,11 @@ export class Intake {
       r = cached ?? (await this.rooms.load(c.room, c.create ? c.fromId : null));
     } catch (err) {
       if (!(err instanceof ChatError) || err.code !== 'forbidden') throw err;
-      this.commits.answer(refused(c.token, c.room, c.fromId, err.message));
+      this.commits.answer(refused(c.token, c.room, err.message));
       return;
     }
     if (!r) {
-      this.commits.answer(notFound(c.token, c.room, c.fromId));
+      this.commits.answer(notFound(c.token, c.room));
       return;
     }
     if (c.target !== null) {
@@ -187,7 +187,7 @@ export class Intake {
     const full = this.handlers.eventFull;
     const event = c.recipients === null || full === null ? null : { recipients: c.recipients, dead: full() };
     const msg: NewMessage = { tsid: 0n, id: '', room: c.room, seq: 0, type: c.type, fromId: c.fromId, fromName: c.fromName, text: c.text, at: c.at, cid: c.cid, target: c.target, event };
-    const p: Pending = { msg, token: c.token, key, json: '', dups: [] };
+    const p: Pending = { msg, token: c.token, key, dups: [] };
     this.seq.accept(p, r);
     this.commits.add(p);
     if (this.immediate) this.out.accepted(p);

@@ -1,10 +1,10 @@
-// One node: this actor alone writes its rooms, so a message gets its id, seq and JSON as soon as
-// it is accepted, and the commit stores them as they are.
+// One node: this actor alone writes its rooms, so a message gets its id and seq as soon as it is
+// accepted, and the commit stores them as they are.
 
 import type { MarkCmd } from '../contract.ts';
 import type { MarkerWrite, MessageStore, RoomRow } from '../stores/store.ts';
 import type { Assigner } from './assign.ts';
-import { jsonOf, type Pending } from './pending.ts';
+import type { Pending } from './pending.ts';
 import type { CachedRoom } from './room-cache.ts';
 import { markerOf, type Sequencing } from './sequencing.ts';
 
@@ -16,7 +16,6 @@ export class LocalSequencing implements Sequencing {
 
   accept(p: Pending, r: CachedRoom): void {
     this.assigner.atAcceptance(p.msg, r.head);
-    p.json = jsonOf(p.msg);
   }
 
   mark(c: MarkCmd, r: CachedRoom | undefined): MarkerWrite | null {

@@ -1,12 +1,12 @@
 // What the actor tells the front thread: the events of one turn, posted as one msgpackr-encoded
 // batch, and the store's health, reported when it changes.
 
-import { encodeBatch, type Delivered, type FromActor } from '../contract.ts';
+import { encodeBatch, type Assigned, type FromActor } from '../contract.ts';
 import type { Pending } from './pending.ts';
 
 export class Outbox {
   private out: FromActor[] = [];
-  private acceptedBatch: (Delivered & { token: number })[] | null = null;
+  private acceptedBatch: Assigned[] | null = null;
   private healthy = true;
 
   constructor(private readonly post: (buf: Uint8Array) => void) {}
@@ -21,7 +21,7 @@ export class Outbox {
       this.acceptedBatch = [];
       this.out.push({ t: 'accepted', msgs: this.acceptedBatch });
     }
-    this.acceptedBatch.push({ token: p.token, room: p.msg.room, seq: p.msg.seq, id: p.msg.id, at: p.msg.at, from: p.msg.fromId, json: p.json });
+    this.acceptedBatch.push({ token: p.token, seq: p.msg.seq, id: p.msg.id, at: p.msg.at });
   }
 
   health(ok: boolean, reason: string | null): void {

@@ -28,7 +28,7 @@ export class Retraction {
   /** `uncommitted`: the sends in flight, oldest first (the target may be among them). */
   async check(c: SendCmd, uncommitted: Pending[]): Promise<Verdict> {
     const target = c.target!;
-    const refuse = (code: 'forbidden' | 'not_found', message: string): Verdict => ({ t: 'answer', r: rejected(c.token, c.room, c.fromId, code, message) });
+    const refuse = (code: 'forbidden' | 'not_found', message: string): Verdict => ({ t: 'answer', r: rejected(c.token, c.room, code, message) });
     let row: TargetRow | null = null;
     let pendingDelete: Pending | null = null;
     for (const p of uncommitted) {
@@ -50,6 +50,6 @@ export class Retraction {
     // A repeated delete: the same answer as the first.
     if (pendingDelete !== null) return { t: 'join', p: pendingDelete };
     const first = await this.store.deleteEventOf(target);
-    return first === null ? OK : { t: 'answer', r: duplicate(c.token, first, c.fromId) };
+    return first === null ? OK : { t: 'answer', r: duplicate(c.token, first) };
   }
 }

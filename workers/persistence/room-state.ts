@@ -6,6 +6,7 @@ import { messageJson, receiptsIn, type ActorInit, type Delivered, type LoadCmd, 
 import { roomInfo } from '../stores/rows.ts';
 import type { DirectoryStore, MessageStore } from '../stores/store.ts';
 import type { GroupCommit } from './group-commit.ts';
+import { jsonOf } from './pending.ts';
 import { notBefore } from './retention.ts';
 import type { RoomCache } from './room-cache.ts';
 import type { Sequencing } from './sequencing.ts';
@@ -45,7 +46,7 @@ export class RoomStates {
     if (this.settings.delivery === 'immediate') {
       // The front thread has already published what is accepted but not yet committed.
       for (const p of this.commits.uncommitted()) {
-        if (p.msg.room === c.room && p.msg.seq > (recent.at(-1)?.seq ?? 0)) recent.push({ room: c.room, seq: p.msg.seq, id: p.msg.id, at: p.msg.at, from: p.msg.fromId, json: p.json });
+        if (p.msg.room === c.room && p.msg.seq > (recent.at(-1)?.seq ?? 0)) recent.push({ room: c.room, seq: p.msg.seq, id: p.msg.id, at: p.msg.at, from: p.msg.fromId, json: jsonOf(p.msg) });
       }
       lastSeq = r.head.seq;
     }

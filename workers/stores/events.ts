@@ -3,7 +3,7 @@
 // commit for a message, the directory operation for rooms, members and blocks), so an event
 // exists if and only if its cause is durable; delivery reads, leases and marks rows afterwards.
 
-import { messageJson, type EventState, type Message, type StoredEvent } from '../contract.ts';
+import { newMessageJson, type EventState, type StoredEvent } from '../contract.ts';
 import type { Awaitable, MessageEventSpec, NewEvent, NewMessage } from './store.ts';
 
 export type { EventState, EventType, StoredEvent } from '../contract.ts';
@@ -44,11 +44,7 @@ const Q = JSON.stringify;
 
 /** A message's protocol JSON, encoded once: every copy the front thread publishes is these bytes. */
 export function jsonOf(m: NewMessage): string {
-  const msg: Message = { id: m.id, room: m.room, seq: m.seq, type: m.type, from: { id: m.fromId, name: m.fromName }, at: m.at };
-  if (m.type !== 'DELETE') msg.text = m.text;
-  if (m.cid !== null) msg.cid = m.cid;
-  if (m.target !== null) msg.target = m.target;
-  return messageJson(msg);
+  return newMessageJson(m.id, m.room, m.seq, m.type, m.fromId, m.fromName, m.text, m.at, m.cid, m.target);
 }
 
 /**
