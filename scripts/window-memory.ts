@@ -7,6 +7,7 @@
 // per room that share grows).
 //   node --expose-gc --import tsx scripts/window-memory.ts [rooms=1000] [per=200]
 import { Window, WindowBudget } from '../src/core/window.ts';
+import { newMessageJson } from '../workers/contract.ts';
 
 const ROOMS = Number(process.argv[2] ?? 1000);
 const PER = Number(process.argv[3] ?? 200);
@@ -30,9 +31,9 @@ for (let r = 0; r < ROOMS; r++) {
   for (let i = 0; i < PER; i++) {
     const id = (1e12 + r * PER + i).toString(36).padStart(13, '0');
     const from = `user-${2 * r + (i & 1)}`;
-    const json = `{"id":"${id}","room":"${room}","seq":${i + 1},"type":"CHAT","from":{"id":"${from}","name":"${from}"},"at":${at},"text":"${'x'.repeat(100)}"}`;
+    const json = newMessageJson(id, room, i + 1, 'CHAT', from, from, 'x'.repeat(100), at, null, null);
     jsonBytes += Buffer.byteLength(json);
-    w.push({ room, seq: i + 1, id: flat(id), at, from: flat(from), json: flat(json) });
+    w.push({ room, seq: i + 1, id: flat(id), at, from: flat(from), json });
   }
 }
 gc();

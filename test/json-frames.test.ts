@@ -20,6 +20,11 @@ function randomString(next: () => number, max: number): string {
   return s;
 }
 
+/** The Message as JSON.stringify writes it with its keys in the protocol's order. */
+function inProtocolOrder(m: Message): string {
+  return JSON.stringify({ id: m.id, room: m.room, seq: m.seq, type: m.type, from: { id: m.from.id, name: m.from.name }, text: m.text, at: m.at, cid: m.cid, target: m.target, deleted: m.deleted, editedAt: m.editedAt });
+}
+
 describe('frames built from pieces', () => {
   it(`jsonInner is JSON.stringify without the quotes (seed ${SEED})`, () => {
     const next = rng(SEED);
@@ -44,6 +49,19 @@ describe('frames built from pieces', () => {
       const built = newMessageJson(m.id, m.room, m.seq, type, m.from.id, m.from.name, text, m.at, cid, target);
       expect(built, `seed ${SEED} message ${i}`).toBe(messageJson(m));
       expect(JSON.parse(built), `seed ${SEED} message ${i}`).toEqual(m);
+      expect(built, `seed ${SEED} message ${i}`).toBe(inProtocolOrder(m));
+    }
+  });
+
+  it(`messageJson writes a retracted message's fields in protocol order too (seed ${SEED})`, () => {
+    const next = rng(SEED + 3);
+    for (let i = 0; i < 500; i++) {
+      const m: Message = { id: '0ABCDEFGHJKLM', room: 'r', seq: i, type: 'CHAT', from: { id: randomString(next, 6), name: randomString(next, 6) }, at: 1_700_000_000_000 + i };
+      if (next() < 0.5) m.deleted = true;
+      else m.text = randomString(next, 20);
+      if (next() < 0.5) m.cid = randomString(next, 8);
+      if (next() < 0.5) m.editedAt = 1_700_000_000_500 + i;
+      expect(messageJson(m), `seed ${SEED} message ${i}`).toBe(inProtocolOrder(m));
     }
   });
 

@@ -31,35 +31,39 @@ export interface Delivered {
 const Q = JSON.stringify;
 
 /**
- * The Message JSON, keys in the order PROTOCOL.md shows them. Every copy of a message uses this.
- * Built from pieces: only the user-supplied strings go through JSON.stringify (id, room and type
- * are validated to need no escaping), about twice as fast as stringifying the nested object.
+ * The Message JSON, keys in the order PROTOCOL.md shows them. Every copy of a message is built by
+ * messageJsonOf: from a Message (messageJson) or from a new message's fields (newMessageJson).
+ * Pieces are joined in a reused array, so building it allocates only the string (a template
+ * literal leaves a tree of partial strings to flatten); only the user-supplied strings are
+ * escaped, and only when they need it (id, room, type and target are validated to need none).
  */
 export function messageJson(m: Message): string {
-  return `{"id":"${m.id}","room":"${m.room}","seq":${m.seq},"type":"${m.type}","from":{"id":${Q(m.from.id)},"name":${Q(m.from.name)}}${m.text === undefined ? '' : `,"text":${Q(m.text)}`},"at":${m.at}${m.cid === undefined ? '' : `,"cid":${Q(m.cid)}`}${retractionPart(m)}}`;
+  return messageJsonOf(m.id, m.room, m.seq, m.type, m.from.id, m.from.name, m.text, m.at, m.cid ?? null, m.target ?? null, m.deleted === true, m.editedAt);
 }
 
 /**
- * The JSON of a message as it is first stored (no retraction state yet): the same bytes as
- * messageJson, from the fields themselves. The front thread builds it for each message it
- * publishes, from what it forwarded, so the string never crosses the port.
+ * The JSON of a message as it is first stored (no retraction state yet; a DELETE carries no
+ * text). The front thread builds it for each message it publishes, from what it forwarded, so the
+ * string never crosses the port.
  */
 export function newMessageJson(id: string, room: string, seq: number, type: MessageType, fromId: string, fromName: string, text: string, at: number, cid: string | null, target: string | null): string {
+  return messageJsonOf(id, room, seq, type, fromId, fromName, type === 'DELETE' ? undefined : text, at, cid, target, false, undefined);
+}
+
+function messageJsonOf(id: string, room: string, seq: number, type: MessageType, fromId: string, fromName: string, text: string | undefined, at: number, cid: string | null, target: string | null, deleted: boolean, editedAt: number | undefined): string {
   const p = PARTS;
   p[0] = '{"id":"'; p[1] = id; p[2] = '","room":"'; p[3] = room; p[4] = '","seq":'; p[5] = seq; p[6] = ',"type":"'; p[7] = type;
   p[8] = '","from":{"id":"'; p[9] = jsonInner(fromId); p[10] = '","name":"'; p[11] = jsonInner(fromName);
-  p[12] = type === 'DELETE' ? '"}' : '"},"text":"'; p[13] = type === 'DELETE' ? '' : jsonInner(text);
-  p[14] = type === 'DELETE' ? ',"at":' : '","at":'; p[15] = at;
+  p[12] = text === undefined ? '"}' : '"},"text":"'; p[13] = text === undefined ? '' : jsonInner(text);
+  p[14] = text === undefined ? ',"at":' : '","at":'; p[15] = at;
   p[16] = cid === null ? '' : ',"cid":"'; p[17] = cid === null ? '' : jsonInner(cid); p[18] = cid === null ? '' : '"';
-  p[19] = target === null ? '' : ',"target":"'; p[20] = target ?? ''; p[21] = target === null ? '}' : '"}';
+  p[19] = target === null ? '' : ',"target":"'; p[20] = target ?? ''; p[21] = target === null ? '' : '"';
+  p[22] = deleted ? ',"deleted":true' : ''; p[23] = editedAt === undefined ? '' : ',"editedAt":'; p[24] = editedAt ?? ''; p[25] = '}';
   return p.join('');
 }
 
-/**
- * The pieces of a JSON text being joined: one array per thread, reused, so building a string
- * allocates only the string (a template literal leaves a tree of partial strings to flatten).
- */
-const PARTS: (string | number)[] = new Array<string>(22).fill('');
+/** The pieces of a JSON text being joined: one array per thread, reused. */
+const PARTS: (string | number)[] = new Array<string>(26).fill('');
 
 /** Characters JSON.stringify escapes or may: quote, backslash, controls, and any surrogate (a lone one is escaped). */
 const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
@@ -67,12 +71,6 @@ const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
 /** A string's JSON form without its quotes: the string itself when nothing in it needs escaping. */
 export function jsonInner(s: string): string {
   return NEEDS_ESCAPE.test(s) ? Q(s).slice(1, -1) : s;
-}
-
-/** The fields of a retraction event or a retracted message (rare: kept off the common path). */
-function retractionPart(m: Message): string {
-  if (m.target === undefined && m.deleted === undefined && m.editedAt === undefined) return '';
-  return `${m.target === undefined ? '' : `,"target":"${m.target}"`}${m.deleted ? ',"deleted":true' : ''}${m.editedAt === undefined ? '' : `,"editedAt":${m.editedAt}`}`;
 }
 
 /**

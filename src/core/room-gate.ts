@@ -30,14 +30,9 @@ export class RoomGate {
   }
 
   /**
-   * A room loaded here, for a caller that takes the synchronous path when it can (a send: no
-   * callbacks to allocate); undefined when it must go through enter().
+   * Why `who` may not use a loaded room (a `forbidden` message), or null: it may. A caller holding
+   * a room that is ready (a send) checks with this and needs no enter() and its callbacks.
    */
-  ready(roomId: string): Room<Session> | undefined {
-    return this.rooms.ready(roomId);
-  }
-
-  /** Why `who` may not use a loaded room (a `forbidden` message), or null: it may. */
   refusal(room: Room<Session>, who: Who): string | null {
     if (!this.access.mayAccess(room, who)) return MSG.notMember;
     if (this.publicOnly && room.kind !== 'public' && !who.admin) return MSG.guestsPublicOnly;

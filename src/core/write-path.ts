@@ -125,7 +125,7 @@ export class WritePath {
     if (typeof bytes === 'string') return this.replies.error(s, 'too_large', bytes, ref, echo);
     if (!this.charge(s, bytes, ref, echo)) return;
     // A room loaded here (the common case) is checked and posted to at once, with no callbacks.
-    const ready = this.gate.ready(roomId);
+    const ready = this.rooms.ready(roomId);
     if (ready === undefined) {
       return this.gate.enter(roomId, this.gate.canCreate, s, (room) => this.postIn(room, s, text, cid, ref, bytes), (code, msg) => this.replies.error(s, code, msg, ref, echo));
     }

@@ -12,8 +12,6 @@ export interface Pending {
   dups: number[];
 }
 
-export { jsonOf } from '../stores/events.ts';
-
 /** A durable send: its ack, and with `deliver` the message to publish. */
 export function stored(token: number, m: NewMessage, deliver: boolean): SendResult {
   return { token, room: m.room, seq: m.seq, id: m.id, at: m.at, dup: false, deliver, error: null };

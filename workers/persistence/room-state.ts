@@ -3,10 +3,10 @@
 
 import { ChatError } from '../../src/protocol/errors.ts';
 import { messageJson, receiptsIn, type ActorInit, type Delivered, type LoadCmd, type RoomEvt, type RoomState } from '../contract.ts';
+import { jsonOf } from '../stores/events.ts';
 import { roomInfo } from '../stores/rows.ts';
 import type { DirectoryStore, MessageStore } from '../stores/store.ts';
 import type { GroupCommit } from './group-commit.ts';
-import { jsonOf } from './pending.ts';
 import { notBefore } from './retention.ts';
 import type { RoomCache } from './room-cache.ts';
 import type { Sequencing } from './sequencing.ts';
