@@ -21,7 +21,7 @@ flags: --url ws://127.0.0.1:PORT/ws[,ws://127.0.0.1:PORT2/ws] (target running se
        --mysql-url mysql://root@127.0.0.1:3306 (server for --nodes' scratch database)  --redis-url redis://127.0.0.1:6379 (for --nodes >= 2)
        --rate N  --duration S  --warmup S  --drain S  --clients N  --rooms N  --find-max  --p99-limit MS
        --prefill N (engine on SQLite: every step starts on a store already holding N messages; the store is built once into /tmp)
-       --json  --out DIR  --profile (server CPU profile into DIR)  --no-pin (let server and generator float)  --no-wait-quiet (do not wait for a quiet box)  --pid N[,N] (with --url: sample these pids, CPU and RSS summed)
+       --json  --out DIR  --profile (server CPU profile into DIR)  --no-pin (let server and generator float)  --parallel-gc (a pinned server keeps V8's GC helper threads; by default it runs with node --single-threaded-gc)  --no-wait-quiet (do not wait for a quiet box)  --pid N[,N] (with --url: sample these pids, CPU and RSS summed)
        --sio-client lean|official (Socket.IO peer: our lean client speaking its wire format, default, or socket.io-client)
        --proto native|stomp (engine only, chat/direct/fanout/soak: drive the engine over STOMP 1.2 instead of its native protocol)
        --webhook none|slow|refuse|all (spawned engine: webhooks on, public rooms included, to a receiver answering in 2 s (slow), to a port refusing connections (refuse), or off (none); all = the three one after another, compared)`;
@@ -33,7 +33,7 @@ const { values, positionals } = parseArgs({
     rate: { type: 'string' }, duration: { type: 'string' }, warmup: { type: 'string' }, drain: { type: 'string' },
     clients: { type: 'string' }, rooms: { type: 'string' }, prefill: { type: 'string' }, pid: { type: 'string' }, nodes: { type: 'string' },
     'mysql-url': { type: 'string', default: 'mysql://root@127.0.0.1:3306' }, 'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379' }, 'p99-limit': { type: 'string' }, 'sio-client': { type: 'string', default: 'lean' }, proto: { type: 'string', default: 'native' }, webhook: { type: 'string' },
-    json: { type: 'boolean', default: false }, out: { type: 'string' }, 'no-pin': { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false }, out: { type: 'string' }, 'no-pin': { type: 'boolean', default: false }, 'parallel-gc': { type: 'boolean', default: false },
     'find-max': { type: 'boolean', default: false }, 'no-wait-quiet': { type: 'boolean', default: false }, profile: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -80,6 +80,6 @@ const code = await main({
   pids, p99LimitMs: num('p99-limit', values['p99-limit']) ?? 100,
   waitQuiet: !values['no-wait-quiet'],
   sioClient: values['sio-client'] === 'official' ? 'official' : 'lean', proto, webhook: webhook as ('none' | 'slow' | 'refuse')[] | undefined,
-  json: values.json, out: values.out, pin: !values['no-pin'], findMax: values['find-max'], profile: values.profile,
+  json: values.json, out: values.out, pin: !values['no-pin'], parallelGc: values['parallel-gc'], findMax: values['find-max'], profile: values.profile,
 }).catch((e: Error) => { process.stderr.write(`bench: ${e.message}\n`); return 2; });
 process.exit(code);

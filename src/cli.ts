@@ -5,6 +5,7 @@
 // - version: print the versions and exit;
 // - help (--help, -h), and --print-config with any command: print the effective settings.
 
+import { cpuBudget, gcAdvice } from './cpu-budget.ts';
 import { ConfigError, describeConfig, helpText, loadConfig, printConfig, redactUrl, type Config } from './config.ts';
 import { createLogger } from './log.ts';
 import { engineVersion } from './version.ts';
@@ -90,6 +91,9 @@ async function start(cfg: Config): Promise<void> {
   const native = await loadNative();
   const log = createLogger(cfg.logLevel);
   log.info({ config: describeConfig(cfg), uws: native.nativeInfo, version: engineVersion() }, 'starting');
+  const budget = cpuBudget();
+  const gc = gcAdvice(budget);
+  if (gc !== null) log.warn({ cpus: budget.cpus, bound: budget.from }, gc);
   if (cfg.auth === 'none') {
     // Said loudly at start (a warning in the log, on stderr): nothing in this mode tells users apart.
     const scope = cfg.guestRooms === 'public' ? 'group and direct rooms and /api/me/* are refused to guests (CHAT_GUEST_ROOMS=public)' : 'group and direct rooms and /api/me/* protect nothing (set CHAT_GUEST_ROOMS=public to refuse them)';

@@ -1,8 +1,10 @@
 // The bench's readers of the box's state (bench/lib/proc.ts): /proc/net TCP counters and the split
-// of the box's busy time into other processes, softirq and steal.
+// of the box's busy time into other processes, softirq and steal; and how it starts a pinned server.
 
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseNetCounters, ProcSampler, tcpCounters } from '../bench/lib/proc.ts';
+import { hasTaskset, parseNetCounters, ProcSampler, startServer, tcpCounters } from '../bench/lib/proc.ts';
+import { Teardown } from '../bench/lib/teardown.ts';
 
 describe('bench: what else the box did', () => {
   it('parses /proc/net name/value line pairs, several pairs per prefix, other prefixes ignored', () => {
@@ -34,5 +36,30 @@ describe('bench: what else the box did', () => {
     const b = tcpCounters()!;
     expect(b.retransSegs).toBeGreaterThanOrEqual(a!.retransSegs);
     expect(b.lossProbes).toBeGreaterThanOrEqual(a!.lossProbes);
+  });
+});
+
+describe.runIf(hasTaskset())('bench: a pinned server', () => {
+  /** The node flags of a started ceiling (a Node server like the engine), from /proc/<pid>/cmdline, and its CPU affinity. */
+  async function started(parallelGc: boolean | undefined): Promise<{ argv: string[]; cpus: string }> {
+    const teardown = new Teardown();
+    try {
+      const srv = await startServer({ kind: 'ceiling', pin: true, parallelGc, teardown });
+      const argv = readFileSync(`/proc/${srv.pid}/cmdline`, 'utf8').split('\0');
+      const cpus = /^Cpus_allowed_list:\s*(\S+)$/m.exec(readFileSync(`/proc/${srv.pid}/status`, 'utf8'))![1];
+      await srv.stop();
+      return { argv, cpus };
+    } finally {
+      await teardown.runAll();
+    }
+  }
+
+  it('runs on core 0 as node --single-threaded-gc, or with V8\'s default on --parallel-gc', async () => {
+    const single = await started(undefined);
+    expect(single.cpus).toBe('0');
+    expect(single.argv).toContain('--single-threaded-gc');
+    const parallel = await started(true);
+    expect(parallel.cpus).toBe('0');
+    expect(parallel.argv).not.toContain('--single-threaded-gc');
   });
 });

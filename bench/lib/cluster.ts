@@ -12,6 +12,8 @@ import type { Teardown } from './teardown.ts';
 export interface NodesOptions {
   nodes: number;
   pin: boolean;
+  /** Pinned nodes keep V8's GC helper threads (see ServerOptions.parallelGc). */
+  parallelGc?: boolean;
   /** The env every node gets on top of the single engine's (e.g. CHAT_ENTER_QUIT=off for STOMP). */
   env?: Record<string, string | undefined>;
   /** Each node profiles into <profileDir>/node-<i>. */
@@ -149,7 +151,7 @@ export async function startNodes(o: NodesOptions): Promise<RunningNodes> {
     for (let i = 1; i <= o.nodes; i++) {
       const env = { ...o.env, ...nodeEnv(storeUrl, cluster ? { redisUrl: o.redisUrl, prefix: redisPrefix!, id: i } : null) };
       try {
-        servers.push(await startServer({ kind: 'engine', pin: o.pin, env, teardown: o.teardown, label: `engine node ${i}`, profileDir: o.profileDir ? `${o.profileDir}/node-${i}` : undefined }));
+        servers.push(await startServer({ kind: 'engine', pin: o.pin, parallelGc: o.parallelGc, env, teardown: o.teardown, label: `engine node ${i}`, profileDir: o.profileDir ? `${o.profileDir}/node-${i}` : undefined }));
       } catch (e) { throw startFailure(e, i, o); }
     }
   } catch (e) {

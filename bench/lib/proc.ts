@@ -16,6 +16,12 @@ export const SERVER_KINDS: ServerKind[] = ['engine', 'ceiling', 'ws-sqlite', 'so
 
 export interface ServerOptions {
   kind: ServerKind; pin: boolean; profileDir?: string;
+  /**
+   * A pinned server runs with `node --single-threaded-gc`: on one core V8's GC helper threads only
+   * take turns with the server's own threads (docs/operations.md, "Fewer than two CPUs"). True keeps
+   * them (`--parallel-gc`).
+   */
+  parallelGc?: boolean;
   /** Overrides of the server's environment; undefined removes a variable (e.g. a CHAT_REDIS_URL of the caller's shell). */
   env?: Record<string, string | undefined>;
   /** Where the server's stop is registered, so an interrupted bench still stops it. */
@@ -163,6 +169,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const dataDir = mkdtempSync(path.join(tmpdir(), `bench-${o.kind}-`));
   if (o.prefillFrom) copyFileSync(o.prefillFrom, path.join(dataDir, 'bench.db'));
   const nodeArgs = ['--import', 'tsx'];
+  if (o.pin && hasTaskset() && o.parallelGc !== true) nodeArgs.unshift('--single-threaded-gc');
   if (o.profileDir) nodeArgs.push('--cpu-prof', '--cpu-prof-dir', o.profileDir);
   nodeArgs.push(entry);
   const label = o.label ?? o.kind;

@@ -26,7 +26,7 @@ export interface CliOptions {
   mysqlUrl: string;
   redisUrl: string;
   rate?: number; durationS?: number; warmupS?: number; drainS?: number; clients?: number; rooms?: number;
-  json: boolean; out?: string; pin: boolean; findMax: boolean; profile: boolean;
+  json: boolean; out?: string; pin: boolean; parallelGc: boolean; findMax: boolean; profile: boolean;
   /** --pid: the server's processes (summed), with --url. */
   pids: number[]; p99LimitMs: number;
   compare: boolean;
@@ -188,8 +188,8 @@ async function runServer(kind: ServerKind, sc: Scenario, o: CliOptions, base: Ru
   const prefillFrom = o.prefill > 0 ? prefillTemplate(o.prefill, log) : undefined;
   // one server per step (a single run is one step), each on a fresh store
   const fresh = async (): Promise<StepServer> => {
-    const srv: RunningServer = await startServer({ kind, pin: o.pin, env: { ...(kind === 'engine' ? serverEnv(o, sc) : protoEnv(o)), ...extra.env }, teardown, profileDir, prefillFrom });
-    log(`[bench] started ${extra.label} pid ${srv.pid} at ${srv.url} on a fresh store${prefillFrom ? ` of ${o.prefill.toLocaleString('en-US')} messages` : ''}${o.pin ? ' (server on core 0, generator on core 1)' : ''}${o.proto === 'stomp' ? ', STOMP 1.2 (CHAT_ENTER_QUIT=off)' : ''}`);
+    const srv: RunningServer = await startServer({ kind, pin: o.pin, parallelGc: o.parallelGc, env: { ...(kind === 'engine' ? serverEnv(o, sc) : protoEnv(o)), ...extra.env }, teardown, profileDir, prefillFrom });
+    log(`[bench] started ${extra.label} pid ${srv.pid} at ${srv.url} on a fresh store${prefillFrom ? ` of ${o.prefill.toLocaleString('en-US')} messages` : ''}${o.pin ? ` (server on core 0${o.parallelGc ? '' : ', node --single-threaded-gc'}, generator on core 1)` : ''}${o.proto === 'stomp' ? ', STOMP 1.2 (CHAT_ENTER_QUIT=off)' : ''}`);
     return {
       urls: [srv.url], pids: [srv.pid],
       async done(r) {
@@ -213,10 +213,10 @@ function reportProfile(dir: string, pid: number, server: string, runs: RunResult
 
 /** --nodes N: N engine nodes on a fresh MariaDB database (N >= 2 over Redis), all stopped and the database dropped at the end. */
 async function runNodes(n: number, sc: Scenario, o: CliOptions, base: RunOptions, teardown: Teardown): Promise<ServerOutcome> {
-  const nodes = await startNodes({ nodes: n, pin: o.pin, env: serverEnv(o, sc), teardown, mysqlUrl: o.mysqlUrl, redisUrl: o.redisUrl, profileDir: o.profile ? (o.out ?? 'bench/results') + '/profile-engine' : undefined, prefill: o.prefill });
+  const nodes = await startNodes({ nodes: n, pin: o.pin, parallelGc: o.parallelGc, env: serverEnv(o, sc), teardown, mysqlUrl: o.mysqlUrl, redisUrl: o.redisUrl, profileDir: o.profile ? (o.out ?? 'bench/results') + '/profile-engine' : undefined, prefill: o.prefill });
   try {
     log(`[bench] started ${nodes.label}: ${nodes.urls.map((u, i) => `node ${i + 1} pid ${nodes.pids[i]} at ${u}`).join(', ')}; database ${nodes.database}` +
-      `${nodes.redisPrefix ? `, Redis prefix ${nodes.redisPrefix}` : ''}${o.pin ? `; ${n > 1 ? 'every node' : 'the node'} on core 0, generator on core 1` : ''}${o.proto === 'stomp' ? ', STOMP 1.2 (CHAT_ENTER_QUIT=off)' : ''}` +
+      `${nodes.redisPrefix ? `, Redis prefix ${nodes.redisPrefix}` : ''}${o.pin ? `; ${n > 1 ? 'every node' : 'the node'} on core 0${o.parallelGc ? '' : ' (node --single-threaded-gc)'}, generator on core 1` : ''}${o.proto === 'stomp' ? ', STOMP 1.2 (CHAT_ENTER_QUIT=off)' : ''}` +
       `; server CPU/RSS = sum over ${n} process${n > 1 ? 'es' : ''}${nodes.backendPids.length ? `; database/Redis pids ${nodes.backendPids.join(',')} sampled as db+redis` : ''}`);
     return await runAgainst(o.proto === 'stomp' ? `${nodes.label}/stomp` : nodes.label, nodes.urls, nodes.pids, nodes.backendPids, sc, o, base, () => nodes.counters());
   } finally {
@@ -260,7 +260,7 @@ async function crosscheck(sc: Scenario, o: CliOptions, base: RunOptions, teardow
   const ws: (WsGenResult & { order: string; serverCpu: number })[] = [];
   for (const order of orders) {
     if (o.waitQuiet) await waitQuiet();
-    const srv = await startServer({ kind: o.server, pin: o.pin, teardown });
+    const srv = await startServer({ kind: o.server, pin: o.pin, parallelGc: o.parallelGc, teardown });
     log(`[crosscheck] ws generator (${order}): ${o.server} pid ${srv.pid} at ${srv.url} on a fresh store; ${base.clients} clients, ${base.rooms} rooms, ${base.rate}/s for ${base.warmupS}+${base.durationS} s`);
     const sampler = new ProcSampler([srv.pid]);
     let serverCpu = NaN;
