@@ -19,10 +19,7 @@ export interface CpuBudget {
 /** A cgroup v2 `cpu.max` ("max 100000" or "<quota> <period>") in CPUs: Infinity when unlimited, null when unreadable. */
 export function cpuMaxCpus(text: string): number | null {
   const [quota, period] = text.trim().split(/\s+/);
-  if (quota === 'max') return Infinity;
-  const q = Number(quota);
-  const p = Number(period ?? 100_000);
-  return Number.isFinite(q) && q > 0 && Number.isFinite(p) && p > 0 ? q / p : null;
+  return quota === 'max' ? Infinity : cfsCpus(quota, period ?? '100000');
 }
 
 /** cgroup v1's `cpu.cfs_quota_us` and `cpu.cfs_period_us` in CPUs: Infinity when unlimited (-1), null when unreadable. */

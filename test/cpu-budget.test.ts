@@ -2,14 +2,10 @@
 // has fewer than two and node runs without --single-threaded-gc: read from fixtures, and from real
 // engines pinned to one core with taskset.
 
-import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { spawnListening } from '../bench/lib/proc.ts';
+import { hasTaskset } from '../bench/lib/proc.ts';
 import { cfsCpus, cgroupCpus, cgroupPath, cpuBudget, cpuMaxCpus, gcAdvice, singleThreadedGc } from '../src/cpu-budget.ts';
-import { FROM_SOURCES, tempDir } from './support/engine.ts';
-
-const HAVE_TASKSET = spawnSync('taskset', ['-V']).status === 0;
+import { FROM_SOURCES, startEngine, tempDir } from './support/engine.ts';
 
 /** A reader over a fake file system: path -> content. */
 const files = (entries: Record<string, string>) => (file: string): string | null => entries[file] ?? null;
@@ -69,22 +65,14 @@ describe('the CPU budget', () => {
   });
 });
 
-describe.runIf(HAVE_TASKSET)('an engine pinned to one core', () => {
+describe.runIf(hasTaskset())('an engine pinned to one core', () => {
   /** Start the engine from sources, pinned to core 0, with these node flags; its stderr once it listens. */
   async function startPinned(nodeFlags: string[]): Promise<string> {
-    const dir = tempDir();
-    const eng = spawnListening({
-      label: 'engine',
-      nodeArgs: [...nodeFlags, ...FROM_SOURCES.node],
-      cwd: FROM_SOURCES.cwd,
-      env: { ...process.env, CHAT_PORT: '0', CHAT_HOST: '127.0.0.1', CHAT_STORE: `sqlite:${join(dir, 'chat.db')}`, CHAT_LOG_LEVEL: 'warn' },
-      pin: true,
-    });
+    const e = await startEngine({}, tempDir(), [], { ...FROM_SOURCES, node: [...nodeFlags, ...FROM_SOURCES.node], pin: true });
     try {
-      await eng.listening;
-      return eng.stderr.join('');
+      return e.stderr.join('');
     } finally {
-      await eng.stop('SIGTERM', 10_000);
+      await e.stop('SIGTERM', 10_000);
     }
   }
 

@@ -189,7 +189,7 @@ async function runServer(kind: ServerKind, sc: Scenario, o: CliOptions, base: Ru
   // one server per step (a single run is one step), each on a fresh store
   const fresh = async (): Promise<StepServer> => {
     const srv: RunningServer = await startServer({ kind, pin: o.pin, parallelGc: o.parallelGc, env: { ...(kind === 'engine' ? serverEnv(o, sc) : protoEnv(o)), ...extra.env }, teardown, profileDir, prefillFrom });
-    log(`[bench] started ${extra.label} pid ${srv.pid} at ${srv.url} on a fresh store${prefillFrom ? ` of ${o.prefill.toLocaleString('en-US')} messages` : ''}${o.pin ? ` (server on core 0${o.parallelGc ? '' : ', node --single-threaded-gc'}, generator on core 1)` : ''}${o.proto === 'stomp' ? ', STOMP 1.2 (CHAT_ENTER_QUIT=off)' : ''}`);
+    log(`[bench] started ${extra.label} pid ${srv.pid} at ${srv.url} on a fresh store${prefillFrom ? ` of ${o.prefill.toLocaleString('en-US')} messages` : ''}${o.pin ? ` (${pinning(o, 'server')})` : ''}${o.proto === 'stomp' ? ', STOMP 1.2 (CHAT_ENTER_QUIT=off)' : ''}`);
     return {
       urls: [srv.url], pids: [srv.pid],
       async done(r) {
@@ -211,12 +211,17 @@ function reportProfile(dir: string, pid: number, server: string, runs: RunResult
   log(`[bench] profiles named by thread in ${dir} (report: ${dir}/profile-${pid}.md)`);
 }
 
+/** Where a pinned run's processes are, for the log: `who` on core 0 (and how V8 collects there), the generator on core 1. */
+function pinning(o: CliOptions, who: string): string {
+  return `${who} on core 0${o.parallelGc ? '' : ' as node --single-threaded-gc'}, generator on core 1`;
+}
+
 /** --nodes N: N engine nodes on a fresh MariaDB database (N >= 2 over Redis), all stopped and the database dropped at the end. */
 async function runNodes(n: number, sc: Scenario, o: CliOptions, base: RunOptions, teardown: Teardown): Promise<ServerOutcome> {
   const nodes = await startNodes({ nodes: n, pin: o.pin, parallelGc: o.parallelGc, env: serverEnv(o, sc), teardown, mysqlUrl: o.mysqlUrl, redisUrl: o.redisUrl, profileDir: o.profile ? (o.out ?? 'bench/results') + '/profile-engine' : undefined, prefill: o.prefill });
   try {
     log(`[bench] started ${nodes.label}: ${nodes.urls.map((u, i) => `node ${i + 1} pid ${nodes.pids[i]} at ${u}`).join(', ')}; database ${nodes.database}` +
-      `${nodes.redisPrefix ? `, Redis prefix ${nodes.redisPrefix}` : ''}${o.pin ? `; ${n > 1 ? 'every node' : 'the node'} on core 0${o.parallelGc ? '' : ' (node --single-threaded-gc)'}, generator on core 1` : ''}${o.proto === 'stomp' ? ', STOMP 1.2 (CHAT_ENTER_QUIT=off)' : ''}` +
+      `${nodes.redisPrefix ? `, Redis prefix ${nodes.redisPrefix}` : ''}${o.pin ? `; ${pinning(o, n > 1 ? 'every node' : 'the node')}` : ''}${o.proto === 'stomp' ? ', STOMP 1.2 (CHAT_ENTER_QUIT=off)' : ''}` +
       `; server CPU/RSS = sum over ${n} process${n > 1 ? 'es' : ''}${nodes.backendPids.length ? `; database/Redis pids ${nodes.backendPids.join(',')} sampled as db+redis` : ''}`);
     return await runAgainst(o.proto === 'stomp' ? `${nodes.label}/stomp` : nodes.label, nodes.urls, nodes.pids, nodes.backendPids, sc, o, base, () => nodes.counters());
   } finally {

@@ -31,6 +31,8 @@ export function tempDir(): string {
 export interface Launch {
   node: string[];
   cwd: string;
+  /** Pinned to core 0 (taskset, where there is one). */
+  pin?: boolean;
 }
 
 /** From sources, through tsx. */
@@ -48,6 +50,7 @@ export async function startEngine(env: Record<string, string> = {}, dir = tempDi
     label: 'engine',
     nodeArgs: [...launch.node, ...args],
     cwd: launch.cwd,
+    pin: launch.pin,
     env: {
       ...process.env,
       CHAT_PORT: '0',
