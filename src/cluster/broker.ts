@@ -6,6 +6,7 @@
 import { Packr } from 'msgpackr';
 import type { Redis } from 'ioredis';
 import type { Delivered } from '../../workers/contract.ts';
+import { detached } from '../core/detached.ts';
 import type { ControlEvt } from '../core/topology.ts';
 import type { Logger } from '../log.ts';
 import type { Keys } from './scripts.ts';
@@ -71,8 +72,7 @@ export class Broker {
     if (!this.isUp()) return; // receivers fill the gap from the store
     const pipe = this.cmd.pipeline();
     for (const [room, list] of byRoom) {
-      const batch: Batch = list.map((d) => [d.seq, d.id, d.at, d.from, d.json]);
-      const body = packr.pack(batch);
+      const body = packMessages(list);
       const buf = Buffer.allocUnsafe(2 + body.length);
       buf.writeUInt16BE(this.nodeId, 0);
       buf.set(body, 2);
@@ -100,14 +100,30 @@ export class Broker {
     }
     if (payload.length < 2 || payload.readUInt16BE(0) === this.nodeId) return;
     const room = channel.slice(this.keys.channel('').length);
-    let batch: Batch;
+    let msgs: Delivered[];
     try {
-      batch = packr.unpack(payload.subarray(2)) as Batch;
+      msgs = unpackMessages(room, payload.subarray(2));
     } catch {
       this.log.warn({ room }, 'bus: malformed message batch ignored (the gap is filled from the store)');
       return;
     }
-    this.received += batch.length;
-    this.handler.onMessages(room, batch.map(([seq, id, at, from, json]) => ({ room, seq, id, at, from, json })));
+    this.received += msgs.length;
+    this.handler.onMessages(room, msgs);
   }
+}
+
+/** One room's messages as the bus carries them (after the 2-byte node id). */
+export function packMessages(list: Delivered[]): Buffer {
+  const batch: Batch = list.map((d) => [d.seq, d.id, d.at, d.from, d.json]);
+  return packr.pack(batch);
+}
+
+/**
+ * A room's messages as another node published them; throws on a malformed payload. The decoded
+ * strings can be slices of one string of the whole batch, and a hot window keeps each message's
+ * JSON and sender (and copies its id itself), so those are copied here (detached.ts).
+ */
+export function unpackMessages(room: string, payload: Uint8Array): Delivered[] {
+  const batch = packr.unpack(payload) as Batch;
+  return batch.map(([seq, id, at, from, json]) => ({ room, seq, id, at, from: detached(from), json: detached(json) }));
 }

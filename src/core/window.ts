@@ -2,6 +2,7 @@
 // history page need no disk.
 
 import { isRetraction, messageJson, type Delivered, type Message } from '../../workers/contract.ts';
+import { detached } from './detached.ts';
 import { entryBytes } from './window-entry.ts';
 
 /**
@@ -122,7 +123,8 @@ export class Window {
       i = this.n;
     } else i = this.slot(this.n);
     this.json[i] = d.json;
-    this.ids[i] = d.id;
+    // The id came in the actor's commit results, a slice of their batch's string (detached.ts).
+    this.ids[i] = detached(d.id);
     this.froms[i] = from;
     this.seqs[i] = d.seq;
     this.ats[i] = d.at;
