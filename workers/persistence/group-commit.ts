@@ -10,6 +10,7 @@ import type { ActorInit, SendResult } from '../contract.ts';
 import { DuplicateCidError, type CidHit, type MarkerWrite, type MessageStore, type Unstored } from '../stores/store.ts';
 import { BACKOFF_MIN_MS, type Backoff } from './backoff.ts';
 import type { Outbox } from './outbox.ts';
+import { KeyTable } from './key-table.ts';
 import { duplicate, notFound, stored, type Pending } from './pending.ts';
 import type { RoomCache } from './room-cache.ts';
 import type { Sequencing } from './sequencing.ts';
@@ -22,8 +23,8 @@ export const PACE_MIN_BATCH = 32;
 
 export class GroupCommit {
   private buffer: Pending[] = [];
-  /** The buffered and committing sends that carry a cid, by cidKey. */
-  private readonly inflight = new Map<string, Pending>();
+  /** The buffered and committing sends that carry a cid, by cidKey (not a Map: see key-table.ts). */
+  private readonly inflight = new KeyTable<Pending>();
   /** Duplicates of already-durable messages and refusals: answered with the next commit's results. */
   private readyDups: SendResult[] = [];
   /** Read-marker moves waiting for the next group commit. */
