@@ -119,9 +119,9 @@ export function packMessages(list: Delivered[]): Buffer {
 }
 
 /**
- * A room's messages as another node published them; throws on a malformed payload. The decoded
- * strings can be slices of one string of the whole batch, and a hot window keeps each message's
- * JSON and sender (and copies its id itself), so those are copied here (detached.ts).
+ * A room's messages as another node published them; throws on a malformed payload. Decoded
+ * strings can be slices of a string holding a stretch of the batch, and a hot window keeps each
+ * message's JSON and sender (and copies its id itself), so those are copied here (detached.ts).
  */
 export function unpackMessages(room: string, payload: Uint8Array): Delivered[] {
   const batch = packr.unpack(payload) as Batch;

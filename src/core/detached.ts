@@ -1,12 +1,14 @@
-// Strings kept for a long time that may come from a decoded batch, copied so they hold nothing
-// else alive.
+// Strings kept for a long time that come from a decoded batch, copied so they hold nothing else
+// alive. msgpackr's native extractor decodes a stretch of a batch holding several short strings as
+// one string, and a string of 13 characters or more read from it is a V8 slice of that string: kept,
+// it keeps the whole stretch alive (other messages, other rooms), memory no budget counts. Copied
+// where they are kept: a hot window's ids (Window.push: every id comes from a batch); another node's
+// messages (unpackMessages in src/cluster/broker.ts); a room's state from the actor (Room.install
+// and Room.setInfo in rooms.ts).
 
-/**
- * A flat copy of `s` that keeps no other string alive. A string decoded from a msgpackr batch (the
- * actor's commit results, another node's messages) can be a V8 slice of one string holding the
- * whole batch's text; kept in a hot window, such a slice would keep that whole string alive, memory
- * the window's byte budget does not count.
- */
+import type { RoomInfo } from '../../workers/contract.ts';
+
+/** A copy of `s` that keeps no other string alive. */
 export function detached(s: string): string {
   const n = s.length;
   // V8 copies a substring this short instead of slicing it.
@@ -16,6 +18,20 @@ export function detached(s: string): string {
     return String.fromCharCode(s.charCodeAt(0), s.charCodeAt(1), s.charCodeAt(2), s.charCodeAt(3), s.charCodeAt(4), s.charCodeAt(5), s.charCodeAt(6),
       s.charCodeAt(7), s.charCodeAt(8), s.charCodeAt(9), s.charCodeAt(10), s.charCodeAt(11), s.charCodeAt(12));
   }
-  // Exact for any string (JSON.stringify escapes lone surrogates), and the parser builds a new flat one.
-  return JSON.parse(JSON.stringify(s)) as string;
+  // Concatenating makes a new flat string of its own; the slice of it holds only that (its text, one
+  // character more, and a slice's header), exact for any text.
+  return (' ' + s).slice(1);
+}
+
+/** A room's info with every string of it a copy (detached). */
+export function detachedInfo(info: RoomInfo): RoomInfo {
+  return {
+    id: detached(info.id),
+    kind: info.kind,
+    name: info.name === null ? null : detached(info.name),
+    subject: info.subject === null ? null : detached(info.subject),
+    members: info.members === null ? null : info.members.map(detached),
+    epoch: detached(info.epoch),
+    createdAt: info.createdAt,
+  };
 }

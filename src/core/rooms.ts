@@ -3,6 +3,7 @@
 
 import type { Delivered, RoomEvt, RoomInfo, RoomState } from '../../workers/contract.ts';
 import { jsonTopic, msgpackTopic } from '../protocol/wire.ts';
+import { detached, detachedInfo } from './detached.ts';
 import { Window, WindowBudget } from './window.ts';
 
 export type RoomKind = RoomInfo['kind'];
@@ -54,7 +55,9 @@ export class Room<S extends RoomMember = RoomMember> {
     this.msgpackTopic = msgpackTopic(id);
   }
 
-  setInfo(info: RoomInfo): void {
+  /** The room's info, as the actor sent it (its strings kept as copies: detached.ts). */
+  setInfo(sent: RoomInfo): void {
+    const info = detachedInfo(sent);
     this.info = info;
     this.kind = info.kind;
     this.epoch = info.epoch;
@@ -65,8 +68,9 @@ export class Room<S extends RoomMember = RoomMember> {
     this.setInfo(s.info);
     this.lastSeq = s.lastSeq;
     this.complete = s.complete;
-    for (const d of s.recent) if (this.window.push(d)) this.complete = false;
-    for (const [user, seq] of s.reads) this.reads.set(user, seq);
+    // Decoded from the actor's batch: what is kept is copied (the window copies each id itself).
+    for (const d of s.recent) if (this.window.push({ room: d.room, seq: d.seq, id: d.id, at: d.at, from: detached(d.from), json: detached(d.json) })) this.complete = false;
+    for (const [user, seq] of s.reads) this.reads.set(detached(user), seq);
     this.ready = true;
   }
 
