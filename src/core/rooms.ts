@@ -69,7 +69,11 @@ export class Room<S extends RoomMember = RoomMember> {
     this.lastSeq = s.lastSeq;
     this.complete = s.complete;
     // Decoded from the actor's batch: what is kept is copied (the window copies each id itself).
-    for (const d of s.recent) if (this.window.push({ room: d.room, seq: d.seq, id: d.id, at: d.at, from: detached(d.from), json: detached(d.json) })) this.complete = false;
+    for (const d of s.recent) {
+      d.from = detached(d.from);
+      d.json = detached(d.json);
+      if (this.window.push(d)) this.complete = false;
+    }
     for (const [user, seq] of s.reads) this.reads.set(detached(user), seq);
     this.ready = true;
   }

@@ -123,7 +123,7 @@ export class Window {
       i = this.n;
     } else i = this.slot(this.n);
     this.json[i] = d.json;
-    // The id came in the actor's commit results, a slice of their batch's string (detached.ts).
+    // Every id comes from a decoded batch (commit results, the bus, a room's state): a copy (detached.ts).
     this.ids[i] = detached(d.id);
     this.froms[i] = from;
     this.seqs[i] = d.seq;

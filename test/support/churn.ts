@@ -49,14 +49,17 @@ if (kind === 'actor') {
   }
 } else {
   const table = new Map<string, Pending>();
+  let batch: Pending[] = [];
   gc();
   gc();
   for (let i = 0; i < n; i++) {
     const p = pending(i);
     table.set(p.key!, p);
-    if (i % 8 === 7) {
-      for (let j = i - 7; j <= i; j++) table.delete(cidKey(`user-${j % 2000}`, `c${j}`));
-      committed += 8;
+    batch.push(p);
+    if (batch.length === 8) {
+      for (const q of batch) table.delete(q.key!);
+      committed += batch.length;
+      batch = [];
     }
   }
 }
